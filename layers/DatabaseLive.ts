@@ -1,0 +1,105 @@
+/**
+ * The database: one SqlClient (@effect/sql-pg) over either the embedded PGlite or the Postgres
+ * that DATABASE_URL names. At start it creates pgvector when the server has it, then applies the
+ * migrations under an advisory lock so that processes starting together take turns.
+ */
+import { SqlClient } from "@effect/sql"
+import * as Migrator from "@effect/sql/Migrator"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Layer, Option, type Redacted } from "effect"
+import { readFileSync } from "node:fs"
+import type { ConnectionOptions } from "node:tls"
+import { AppConfig, type AppConfigShape } from "../src/config/AppConfig.ts"
+import { DatabaseInfo, migrationLockKey, migrationsTable } from "../src/database/Database.ts"
+import { migrations } from "../src/database/migrations/index.ts"
+import { PgliteClientLive } from "./PgliteLive.ts"
+
+const tlsOptions = (database: AppConfigShape["database"]): boolean | ConnectionOptions | undefined => {
+  switch (database.ssl) {
+    case "disable":
+      return undefined
+    case "require":
+      // Encrypted, but the server's certificate is not checked (libpq's sslmode=require).
+      return { rejectUnauthorized: false }
+    case "verify-full":
+      return Option.match(database.sslCaFile, {
+        onNone: () => ({ rejectUnauthorized: true }),
+        onSome: (file) => ({ rejectUnauthorized: true, ca: readFileSync(file, "utf8") })
+      })
+  }
+}
+
+const postgresClient = (url: Redacted.Redacted, database: AppConfigShape["database"]) =>
+  PgClient.layer({
+    url,
+    ssl: tlsOptions(database),
+    maxConnections: database.poolMax,
+    connectTimeout: database.connectTimeout,
+    idleTimeout: database.idleTimeout,
+    applicationName: "basalt"
+  })
+
+const runMigrations = Migrator.make({})
+
+/**
+ * Applies the migrations while holding a session advisory lock on a reserved connection: a
+ * second process starting at the same moment waits, then finds nothing left to apply.
+ */
+const migrateExclusively = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const lock = yield* sql.reserve
+  yield* Effect.acquireRelease(
+    lock.execute("SELECT pg_advisory_lock($1)", [migrationLockKey], undefined),
+    () => Effect.ignore(lock.execute("SELECT pg_advisory_unlock($1)", [migrationLockKey], undefined))
+  )
+  return yield* runMigrations({ loader: migrations, table: migrationsTable })
+}).pipe(Effect.scoped)
+
+const prepareDatabase = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const config = yield* AppConfig
+  const backend = Option.isSome(config.database.url) ? "postgres" as const : "pglite" as const
+
+  // Created outside the migrations: a server that gains pgvector later picks it up on restart.
+  yield* sql`
+    DO $$ BEGIN
+      IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector') THEN
+        CREATE EXTENSION IF NOT EXISTS vector;
+      END IF;
+    EXCEPTION WHEN insufficient_privilege THEN
+      RAISE NOTICE 'pgvector is available but this role may not create it';
+    END $$`
+
+  const applied = yield* migrateExclusively
+  const [state] = yield* sql<{ pgvector: boolean; instance_id: string }>`
+    SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector') AS pgvector,
+           (SELECT instance_id::text FROM basalt_instance) AS instance_id`
+  const pgvector = state?.pgvector === true
+
+  yield* Effect.logInfo("database ready").pipe(
+    Effect.annotateLogs({
+      backend,
+      instance_id: state?.instance_id,
+      migrations_applied: applied.map(([id, name]) => `${id}_${name}`).join(",")
+    })
+  )
+  if (!pgvector) {
+    yield* Effect.logWarning(
+      "pgvector is not installed in this database: Basalt runs in lexical-only mode " +
+        "(keyword search works; semantic search is unavailable and hybrid search falls back to keyword)"
+    )
+  }
+  return DatabaseInfo.of({ backend, pgvector })
+})
+
+const SqlClientLive = Layer.unwrapEffect(
+  Effect.map(AppConfig, (config) =>
+    Option.match(config.database.url, {
+      onNone: () => PgliteClientLive,
+      onSome: (url) => postgresClient(url, config.database)
+    }))
+)
+
+export const DatabaseLive = Layer.effect(DatabaseInfo, prepareDatabase).pipe(
+  Layer.provideMerge(SqlClientLive)
+)

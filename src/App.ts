@@ -1,0 +1,21 @@
+/** The whole server as one Layer: the API served over HTTP, on its database, with telemetry. */
+import { HttpApiBuilder } from "@effect/platform"
+import { Layer } from "effect"
+import { AppConfigLive } from "../layers/AppConfigLive.ts"
+import { DatabaseLive } from "../layers/DatabaseLive.ts"
+import { serveApi } from "../layers/HttpServerLive.ts"
+import { LoggerLive, TelemetryLive } from "../layers/TelemetryLive.ts"
+import { BasaltApi } from "./Api.ts"
+import { DocsHttpLive } from "./docs/DocsHttp.ts"
+import { HealthHttpLive } from "./health/HealthHttp.ts"
+import { ServerLifecycle } from "./http/ServerLifecycle.ts"
+
+const ApiLive = HttpApiBuilder.api(BasaltApi).pipe(Layer.provide([HealthHttpLive, DocsHttpLive]))
+
+export const AppLive = serveApi(BasaltApi, ApiLive).pipe(
+  Layer.provide(DatabaseLive),
+  Layer.provide(ServerLifecycle.Live),
+  Layer.provide(TelemetryLive),
+  Layer.provide(LoggerLive),
+  Layer.provide(AppConfigLive)
+)

@@ -1,0 +1,140 @@
+/**
+ * Every setting Basalt reads, from environment variables, validated once at start.
+ * `.env.example` and the README's configuration table list the same variables.
+ */
+import { Config, ConfigError, Context, Duration, Either, LogLevel, type Option, Redacted } from "effect"
+
+export type DatabaseSsl = "disable" | "require" | "verify-full"
+
+export interface AppConfigShape {
+  readonly port: number
+  readonly host: string
+  readonly dataDir: string
+  readonly logLevel: LogLevel.LogLevel
+  readonly corsOrigins: ReadonlyArray<string>
+  readonly bodyLimitBytes: number
+  readonly shutdownGrace: Duration.Duration
+  readonly database: {
+    readonly url: Option.Option<Redacted.Redacted>
+    readonly poolMax: number
+    readonly connectTimeout: Duration.Duration
+    readonly idleTimeout: Duration.Duration
+    readonly ssl: DatabaseSsl
+    readonly sslCaFile: Option.Option<string>
+  }
+  readonly telemetry: {
+    readonly otlpEndpoint: Option.Option<string>
+    readonly otlpHeaders: Redacted.Redacted<Record<string, string>>
+    readonly serviceName: string
+  }
+}
+
+export class AppConfig extends Context.Tag("basalt/AppConfig")<AppConfig, AppConfigShape>() {}
+
+const sizeUnits: Record<string, number> = { "": 1, b: 1, kb: 1024, kib: 1024, mb: 1024 ** 2, mib: 1024 ** 2 }
+
+/** `1048576`, `512kb`, `1mb`, `1MiB` → bytes. */
+export const parseByteSize = (text: string): Either.Either<number, string> => {
+  const match = /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(text)
+  const unit = sizeUnits[match?.[2]?.toLowerCase() ?? "?"]
+  if (match === null || unit === undefined) {
+    return Either.left(`expected a size such as 1048576, 512kb or 1mb, got "${text}"`)
+  }
+  const bytes = Number(match[1]) * unit
+  return bytes > 0 ? Either.right(bytes) : Either.left("must be greater than 0")
+}
+
+const byteSize = (name: string) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((text) =>
+      Either.mapLeft(parseByteSize(text), (message) => ConfigError.InvalidData([name], message))
+    )
+  )
+
+const positiveInt = (name: string) =>
+  Config.integer(name).pipe(Config.validate({ message: "must be a whole number greater than 0", validation: (n) => n > 0 }))
+
+const oneOf = <const A extends string>(name: string, values: ReadonlyArray<A>) =>
+  Config.string(name).pipe(
+    Config.validate({
+      message: `must be one of ${values.join(", ")}`,
+      validation: (value): value is A => (values as ReadonlyArray<string>).includes(value)
+    })
+  )
+
+const logLevels: Record<string, LogLevel.LogLevel> = {
+  trace: LogLevel.Trace,
+  debug: LogLevel.Debug,
+  info: LogLevel.Info,
+  warn: LogLevel.Warning,
+  warning: LogLevel.Warning,
+  error: LogLevel.Error,
+  fatal: LogLevel.Fatal,
+  none: LogLevel.None
+}
+
+const logLevel = (name: string) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((text) => {
+      const level = logLevels[text.trim().toLowerCase()]
+      return level === undefined
+        ? Either.left(ConfigError.InvalidData([name], `must be one of trace, debug, info, warn, error, fatal, none; got "${text}"`))
+        : Either.right(level)
+    })
+  )
+
+const list = (name: string) =>
+  Config.string(name).pipe(
+    Config.map((text) => text.split(",").map((item) => item.trim()).filter((item) => item !== ""))
+  )
+
+/** `key=value,key2=value2`, the OTLP exporters' header syntax. */
+const keyValues = (name: string) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((text) => {
+      const entries = text.split(",").map((item) => item.trim()).filter((item) => item !== "")
+      const pairs = entries.map((entry) => [entry.slice(0, entry.indexOf("=")).trim(), entry.slice(entry.indexOf("=") + 1).trim()] as const)
+      return pairs.some(([key]) => key === "")
+        ? Either.left(ConfigError.InvalidData([name], "expected key=value pairs separated by commas"))
+        : Either.right(Object.fromEntries(pairs))
+    })
+  )
+
+export const appConfig: Config.Config<AppConfigShape> = Config.all({
+  port: Config.integer("PORT").pipe(
+    Config.validate({ message: "must be a port number from 0 to 65535 (0 picks a free port)", validation: (n) => n >= 0 && n <= 65535 }),
+    Config.withDefault(8080)
+  ),
+  host: Config.string("HOST").pipe(Config.withDefault("0.0.0.0")),
+  dataDir: Config.string("BASALT_DATA_DIR").pipe(Config.withDefault("./data")),
+  logLevel: logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
+  corsOrigins: list("BASALT_CORS_ORIGINS").pipe(Config.withDefault([])),
+  bodyLimitBytes: byteSize("BASALT_BODY_LIMIT").pipe(Config.withDefault(1024 * 1024)),
+  shutdownGrace: Config.duration("BASALT_SHUTDOWN_GRACE").pipe(Config.withDefault(Duration.seconds(10))),
+  database: Config.all({
+    url: Config.option(Config.redacted("DATABASE_URL")),
+    poolMax: positiveInt("DATABASE_POOL_MAX").pipe(Config.withDefault(10)),
+    connectTimeout: Config.duration("DATABASE_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
+    idleTimeout: Config.duration("DATABASE_IDLE_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
+    ssl: oneOf("DATABASE_SSL", ["disable", "require", "verify-full"] as const).pipe(Config.withDefault("disable" as const)),
+    sslCaFile: Config.option(Config.string("DATABASE_SSL_CA_FILE"))
+  }),
+  telemetry: Config.all({
+    otlpEndpoint: Config.option(Config.string("OTEL_EXPORTER_OTLP_ENDPOINT")),
+    otlpHeaders: Config.redacted(keyValues("OTEL_EXPORTER_OTLP_HEADERS")).pipe(
+      Config.withDefault(Redacted.make<Record<string, string>>({}))
+    ),
+    serviceName: Config.string("OTEL_SERVICE_NAME").pipe(Config.withDefault("basalt"))
+  })
+})
+
+/** One line per bad variable: `PORT: Expected an integer value but received abc`. */
+export const describeConfigError = (error: ConfigError.ConfigError): string =>
+  ConfigError.reduceWithContext(error, undefined, {
+    andCase: (_, left: string, right: string) => `${left}; ${right}`,
+    orCase: (_, left: string, right: string) => `${left}; ${right}`,
+    invalidDataCase: (_, path, message) => `${path.join(".")}: ${message}`,
+    missingDataCase: (_, path, message) => `${path.join(".")}: ${message}`,
+    sourceUnavailableCase: (_, path, message) => `${path.join(".")}: ${message}`,
+    unsupportedCase: (_, path, message) => `${path.join(".")}: ${message}`
+  })

@@ -1,0 +1,44 @@
+import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import { Effect } from "effect"
+import { readFile } from "node:fs/promises"
+import { createRequire } from "node:module"
+import { parse } from "yaml"
+import { BasaltApi } from "../Api.ts"
+import type { DocsAsset } from "./DocsApi.ts"
+import { redocPage, swaggerUiPage } from "./DocsPages.ts"
+
+const contractFile = new URL("../../openapi.yaml", import.meta.url)
+
+const require = createRequire(import.meta.url)
+const assets: Record<DocsAsset, { readonly file: string; readonly contentType: string }> = {
+  "swagger-ui.css": { file: "swagger-ui-dist/swagger-ui.css", contentType: "text/css; charset=utf-8" },
+  "swagger-ui-bundle.js": { file: "swagger-ui-dist/swagger-ui-bundle.js", contentType: "text/javascript; charset=utf-8" },
+  "redoc.standalone.js": { file: "redoc/bundles/redoc.standalone.js", contentType: "text/javascript; charset=utf-8" }
+}
+
+export const DocsHttpLive = HttpApiBuilder.group(BasaltApi, "documentation", (handlers) =>
+  Effect.gen(function*() {
+    // The contract is served as shipped: the YAML byte for byte, the JSON parsed from it.
+    const yaml = yield* Effect.promise(() => readFile(contractFile, "utf8"))
+    const json = parse(yaml) as Record<string, unknown>
+    // Assets are read on first request, not at start: most servers never serve them.
+    const assetBodies = Object.fromEntries(
+      yield* Effect.forEach(Object.entries(assets), ([name, { file }]) =>
+        Effect.map(
+          Effect.cached(Effect.promise(() => readFile(require.resolve(file)))),
+          (body) => [name, body] as const
+        ))
+    ) as Record<DocsAsset, Effect.Effect<Buffer>>
+
+    return handlers
+      .handle("getOpenApiJson", () => Effect.succeed(json))
+      .handle("getOpenApiYaml", () => Effect.succeed(yaml))
+      .handle("getSwaggerUi", () => Effect.succeed(swaggerUiPage))
+      .handle("getRedoc", () => Effect.succeed(redocPage))
+      .handle("getDocsAsset", ({ path }) =>
+        Effect.map(assetBodies[path.asset], (body) =>
+          HttpServerResponse.uint8Array(body, {
+            contentType: assets[path.asset].contentType,
+            headers: { "cache-control": "public, max-age=86400" }
+          })))
+  }))

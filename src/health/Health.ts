@@ -1,0 +1,28 @@
+/** Liveness and readiness, as the contract names them. */
+import { Schema } from "effect"
+import { contractBody } from "../contract/Contract.ts"
+
+export const Health = contractBody("Health", Schema.Struct({ status: Schema.Literal("ok") }))
+
+export const DatabaseBackend = Schema.Literal("pglite", "postgres")
+export type DatabaseBackend = typeof DatabaseBackend.Type
+
+export const DatabaseStatus = contractBody(
+  "DatabaseStatus",
+  Schema.Struct({
+    backend: DatabaseBackend,
+    migration_version: Schema.Int.pipe(Schema.nonNegative()),
+    pgvector: Schema.Boolean,
+    latency_ms: Schema.Number.pipe(Schema.nonNegative())
+  })
+)
+
+export const Readiness = contractBody(
+  "Readiness",
+  Schema.Struct({
+    status: Schema.Literal("ready"),
+    database: DatabaseStatus,
+    search_mode: Schema.Literal("hybrid", "lexical_only")
+  })
+)
+export type Readiness = typeof Readiness.Type

@@ -1,0 +1,49 @@
+import { HttpApiBuilder } from "@effect/platform"
+import { Effect, Layer } from "effect"
+import { BasaltApi } from "../Api.ts"
+import { DatabaseInfo } from "../database/Database.ts"
+import { NotReady } from "../http/ApiError.ts"
+import { ServerLifecycle } from "../http/ServerLifecycle.ts"
+import { HealthRepo } from "./HealthRepo.ts"
+
+const readinessTimeout = "2 seconds"
+
+export const HealthHttpLive = HttpApiBuilder.group(BasaltApi, "operations", (handlers) =>
+  Effect.gen(function*() {
+    const repo = yield* HealthRepo
+    const database = yield* DatabaseInfo
+    const lifecycle = yield* ServerLifecycle
+
+    const notReady = (path: string, message: string) =>
+      new NotReady({ message: "The server is not ready", details: [{ path, message }] })
+
+    return handlers
+      .handle("getHealth", () => Effect.succeed({ status: "ok" as const }))
+      .handle("getReadiness", () =>
+        Effect.gen(function*() {
+          if (lifecycle.isDraining()) return yield* notReady("server", "The server is shutting down")
+          const started = performance.now()
+          const state = yield* repo.state.pipe(
+            Effect.timeoutFail({
+              duration: readinessTimeout,
+              onTimeout: () => notReady("database", `The database did not answer within ${readinessTimeout}`)
+            }),
+            Effect.catchTag("SqlError", (error) =>
+              Effect.zipRight(
+                Effect.logWarning("readiness check failed", error),
+                Effect.fail(notReady("database", "The database is unreachable"))
+              )),
+            Effect.catchTag("ParseError", Effect.die)
+          )
+          return {
+            status: "ready" as const,
+            database: {
+              backend: database.backend,
+              migration_version: state.migration_version,
+              pgvector: state.pgvector,
+              latency_ms: Math.round((performance.now() - started) * 100) / 100
+            },
+            search_mode: state.pgvector ? "hybrid" as const : "lexical_only" as const
+          }
+        }))
+  })).pipe(Layer.provide(HealthRepo.Default))

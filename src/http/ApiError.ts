@@ -1,0 +1,102 @@
+/**
+ * The one error shape of the API, and the domain errors that render into it.
+ *
+ * Each error is a `Schema.TaggedError` whose status is an HttpApiSchema annotation; the wire code
+ * is its tag in snake case (`ValidationFailed` → `validation_failed`). `ErrorResponse` renders them.
+ */
+import { HttpApiSchema } from "@effect/platform"
+import { Schema } from "effect"
+import { contractBody } from "../contract/Contract.ts"
+
+export const ErrorDetail = Schema.Struct({
+  path: Schema.String,
+  message: Schema.String
+})
+export type ErrorDetail = typeof ErrorDetail.Type
+
+/** The body of every failure, exactly `components.schemas.Error` of openapi.yaml. */
+export const ErrorBody = contractBody(
+  "Error",
+  Schema.Struct({
+    error: Schema.String,
+    message: Schema.String,
+    details: Schema.optional(Schema.Array(ErrorDetail)),
+    request_id: Schema.String
+  })
+)
+export type ErrorBody = typeof ErrorBody.Type
+
+const fields = {
+  message: Schema.String,
+  details: Schema.optional(Schema.Array(ErrorDetail))
+}
+
+export class MalformedJson extends Schema.TaggedError<MalformedJson>()(
+  "MalformedJson",
+  fields,
+  HttpApiSchema.annotations({ status: 400 })
+) {}
+
+export class NotFound extends Schema.TaggedError<NotFound>()(
+  "NotFound",
+  fields,
+  HttpApiSchema.annotations({ status: 404 })
+) {}
+
+export class MethodNotAllowed extends Schema.TaggedError<MethodNotAllowed>()(
+  "MethodNotAllowed",
+  { ...fields, allow: Schema.Array(Schema.String) },
+  HttpApiSchema.annotations({ status: 405 })
+) {}
+
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
+  "PayloadTooLarge",
+  fields,
+  HttpApiSchema.annotations({ status: 413 })
+) {}
+
+export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()(
+  "UnsupportedMediaType",
+  fields,
+  HttpApiSchema.annotations({ status: 415 })
+) {}
+
+export class ValidationFailed extends Schema.TaggedError<ValidationFailed>()(
+  "ValidationFailed",
+  fields,
+  HttpApiSchema.annotations({ status: 422 })
+) {}
+
+export class InternalError extends Schema.TaggedError<InternalError>()(
+  "InternalError",
+  fields,
+  HttpApiSchema.annotations({ status: 500 })
+) {}
+
+export class NotReady extends Schema.TaggedError<NotReady>()(
+  "NotReady",
+  fields,
+  HttpApiSchema.annotations({ status: 503 })
+) {}
+
+/** Every error class above; the renderer recognises a failure as an API error by these. */
+export const apiErrorClasses = [
+  MalformedJson,
+  NotFound,
+  MethodNotAllowed,
+  PayloadTooLarge,
+  UnsupportedMediaType,
+  ValidationFailed,
+  InternalError,
+  NotReady
+] as const
+
+export type ApiError = InstanceType<(typeof apiErrorClasses)[number]>
+
+export const isApiError = (u: unknown): u is ApiError => apiErrorClasses.some((cls) => u instanceof cls)
+
+/** `ValidationFailed` → `validation_failed`. */
+export const errorCode = (tag: string): string => tag.replace(/(?<!^)([A-Z])/g, "_$1").toLowerCase()
+
+export const errorStatus = (error: ApiError): number =>
+  HttpApiSchema.getStatusErrorAST((error.constructor as unknown as Schema.Schema.Any).ast)

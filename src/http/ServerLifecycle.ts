@@ -1,0 +1,32 @@
+/**
+ * In-flight requests and the draining flag: what graceful shutdown waits on, and what /ready
+ * reports while the server is going away.
+ */
+import { Context, Effect, Layer } from "effect"
+
+export class ServerLifecycle extends Context.Tag("basalt/ServerLifecycle")<ServerLifecycle, {
+  readonly isDraining: () => boolean
+  readonly startDraining: Effect.Effect<void>
+  readonly inFlight: () => number
+  /** Runs `effect` as one in-flight request. */
+  readonly track: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+}>() {
+  // Plain counters, not Refs: this sits on every request's path and only one fiber writes at a time.
+  static readonly Live = Layer.sync(ServerLifecycle, () => {
+    let draining = false
+    let inFlight = 0
+    return ServerLifecycle.of({
+      isDraining: () => draining,
+      startDraining: Effect.sync(() => {
+        draining = true
+      }),
+      inFlight: () => inFlight,
+      track: (effect) =>
+        Effect.acquireUseRelease(
+          Effect.sync(() => inFlight++),
+          () => effect,
+          () => Effect.sync(() => inFlight--)
+        )
+    })
+  })
+}

@@ -1,0 +1,130 @@
+/**
+ * Validates every HTTP response a test receives against openapi.yaml, independently of the
+ * server's own Schemas: the operation (by method and path), the status code, the content type,
+ * the body (ajv, JSON Schema 2020-12, the dialect of OpenAPI 3.1) and the required headers.
+ */
+import Ajv2020 from "ajv/dist/2020.js"
+import addFormats from "ajv-formats"
+import { readFileSync } from "node:fs"
+import { parse } from "yaml"
+
+type Json = Record<string, any>
+
+export const contract: Json = parse(readFileSync(new URL("../../openapi.yaml", import.meta.url), "utf8"))
+
+const ajv = new Ajv2020.default({ strict: false, allErrors: true })
+addFormats.default(ajv)
+ajv.addSchema(contract, "openapi")
+
+const deref = (node: Json): Json => {
+  let current = node
+  while (typeof current?.$ref === "string") {
+    current = current.$ref.slice(2).split("/").reduce(
+      (at: Json, key: string) => at?.[key.replace(/~1/g, "/").replace(/~0/g, "~")],
+      contract
+    )
+  }
+  return current
+}
+
+// Keys taken from a `$ref` are already escaped; others are escaped here.
+const pointer = (...keys: ReadonlyArray<string>) =>
+  `openapi#/${keys.map((key) => (/~[01]/.test(key) ? key : key.replace(/~/g, "~0").replace(/\//g, "~1"))).join("/")}`
+
+const validators = new Map<string, ReturnType<typeof ajv.compile>>()
+const compiled = (keys: ReadonlyArray<string>) => {
+  const ref = pointer(...keys)
+  const cached = validators.get(ref)
+  if (cached !== undefined) return cached
+  const validate = ajv.compile({ $ref: ref })
+  validators.set(ref, validate)
+  return validate
+}
+
+const templates = Object.keys(contract.paths).map((template) => ({
+  template,
+  pattern: new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{[^}]+\}/g, "[^/]+")}$`)
+}))
+
+export interface ReceivedResponse {
+  readonly status: number
+  readonly headers: Headers
+  readonly text: string
+}
+
+export class ContractViolation extends Error {}
+
+const fail = (where: string, message: string): never => {
+  throw new ContractViolation(`${where}: ${message}`)
+}
+
+const validateAgainst = (where: string, response: ReceivedResponse, declared: Json, schemaPointer: ReadonlyArray<string>) => {
+  for (const [name, headerNode] of Object.entries<Json>(declared.headers ?? {})) {
+    const header = deref(headerNode)
+    const value = response.headers.get(name)
+    if (value === null) {
+      if (header.required === true) fail(where, `required header ${name} is missing`)
+      continue
+    }
+    const headerKeys = typeof headerNode.$ref === "string" ? headerNode.$ref.slice(2).split("/") : [...schemaPointer, "headers", name]
+    const validate = compiled([...headerKeys, "schema"])
+    if (!validate(value)) fail(where, `header ${name}=${value}: ${ajv.errorsText(validate.errors)}`)
+  }
+  const content: Json | undefined = declared.content
+  const contentType = response.headers.get("content-type")?.split(";")[0]?.trim()
+  if (content === undefined) {
+    if (response.text !== "") fail(where, `declares no body but received ${response.text.slice(0, 80)}`)
+    return
+  }
+  if (contentType === undefined || content[contentType] === undefined) {
+    return fail(where, `content type ${contentType} is not one of ${Object.keys(content).join(", ")}`)
+  }
+  const body = contentType.endsWith("json") ? JSON.parse(response.text) : response.text
+  const validate = compiled([...schemaPointer, "content", contentType, "schema"])
+  if (!validate(body)) fail(where, `body ${response.text.slice(0, 200)}: ${ajv.errorsText(validate.errors)}`)
+}
+
+/** The pointer keys of a response object, following one `$ref` to components.responses. */
+const responseKeys = (keys: ReadonlyArray<string>): ReadonlyArray<string> => {
+  const node = keys.reduce((at: Json, key) => at?.[key], contract)
+  return typeof node?.$ref === "string" ? node.$ref.slice(2).split("/") : keys
+}
+
+/** Throws a ContractViolation unless `response` is one openapi.yaml allows for `method path`. */
+export const validateResponse = (method: string, url: string, response: ReceivedResponse): void => {
+  const path = new URL(url, "http://localhost").pathname
+  const where = `${method} ${path} → ${response.status}`
+  const matched = templates.find(({ pattern }) => pattern.test(path))
+  const operationMethod = method === "HEAD" ? "get" : method.toLowerCase()
+  const operation: Json | undefined = matched && contract.paths[matched.template][operationMethod]
+  if (method === "OPTIONS" && response.headers.has("access-control-allow-methods")) {
+    // A CORS preflight: answered by the CORS layer for any path, with no body.
+    if (response.status !== 204) fail(where, "a preflight must answer 204")
+    return
+  }
+  if (operation === undefined) {
+    const expected = matched === undefined ? 404 : 405
+    if (response.status !== expected) fail(where, `no operation serves this; expected ${expected}`)
+    return validateAgainst(where, response, contract.components.responses[expected === 404 ? "NotFound" : "MethodNotAllowed"], [
+      "components",
+      "responses",
+      expected === 404 ? "NotFound" : "MethodNotAllowed"
+    ])
+  }
+  const statusKey = String(response.status)
+  if (operation.responses[statusKey] === undefined) {
+    fail(where, `status not declared (declared: ${Object.keys(operation.responses).join(", ")})`)
+  }
+  const keys = responseKeys(["paths", matched!.template, operationMethod, "responses", statusKey])
+  const declared = deref(operation.responses[statusKey])
+  if (method === "HEAD") return validateAgainst(where, { ...response, text: "" }, { ...declared, content: undefined }, keys)
+  validateAgainst(where, response, declared, keys)
+}
+
+/** Validates a response against one of components.responses (for responses of test-only APIs). */
+export const validateComponentResponse = (name: string, response: ReceivedResponse): void =>
+  validateAgainst(`components.responses.${name}`, response, contract.components.responses[name], [
+    "components",
+    "responses",
+    name
+  ])

@@ -1,0 +1,66 @@
+/**
+ * Starts the real server in-process (the same Layers as `npm start`) on a free port, with its
+ * configuration given as environment variables, and a `request` that validates every response
+ * against openapi.yaml. With DATABASE_URL set (CI's Postgres run) the server uses that database;
+ * otherwise each server gets a fresh embedded PGlite in a temporary directory.
+ */
+import { HttpServer } from "@effect/platform"
+import { ConfigProvider, Effect, Layer, ManagedRuntime } from "effect"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { AppLive } from "../../src/App.ts"
+import { type ReceivedResponse, validateResponse } from "./contract.ts"
+
+export interface TestResponse extends ReceivedResponse {
+  readonly json: () => any
+}
+
+export interface TestServer {
+  readonly url: string
+  readonly dataDir: string
+  /** fetch, then validate the response against openapi.yaml (throws on a violation). */
+  readonly request: (path: string, init?: RequestInit) => Promise<TestResponse>
+  readonly stop: () => Promise<void>
+}
+
+export const receive = async (method: string, url: string, response: Response): Promise<TestResponse> => {
+  const text = await response.text()
+  const received = { status: response.status, headers: response.headers, text }
+  validateResponse(method, url, received)
+  return { ...received, json: () => JSON.parse(text) }
+}
+
+export const testEnv = (env: Record<string, string> = {}) => {
+  const dataDir = mkdtempSync(join(tmpdir(), "basalt-test-"))
+  const values: Record<string, string> = {
+    PORT: "0",
+    HOST: "127.0.0.1",
+    BASALT_DATA_DIR: dataDir,
+    LOG_LEVEL: process.env.LOG_LEVEL ?? "Warning",
+    ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}),
+    ...env
+  }
+  return { dataDir, values }
+}
+
+export const startServer = async (env: Record<string, string> = {}): Promise<TestServer> => {
+  const { dataDir, values } = testEnv(env)
+  const provider = Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(values))))
+  const runtime = ManagedRuntime.make(AppLive.pipe(Layer.provide(provider)))
+  const address = await runtime.runPromise(Effect.map(HttpServer.HttpServer, (server) => server.address))
+  if (address._tag !== "TcpAddress") throw new Error("expected a TCP address")
+  const url = `http://127.0.0.1:${address.port}`
+  return {
+    url,
+    dataDir,
+    request: async (path, init) => {
+      const method = init?.method ?? "GET"
+      return receive(method, path, await fetch(`${url}${path}`, init))
+    },
+    stop: async () => {
+      await runtime.dispose()
+      rmSync(dataDir, { recursive: true, force: true })
+    }
+  }
+}
