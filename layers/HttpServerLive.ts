@@ -8,7 +8,7 @@
 import { HttpApiBuilder, HttpServer, type HttpApi } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Layer, Schedule } from "effect"
-import { createServer, type Server } from "node:http"
+import { createServer, IncomingMessage, type Server } from "node:http"
 import { AppConfig } from "../src/config/AppConfig.ts"
 import { ErrorResponseLive } from "../src/http/ErrorResponse.ts"
 import { requestBodyLayer } from "../src/http/RequestBody.ts"
@@ -18,9 +18,24 @@ import { ServerLifecycle } from "../src/http/ServerLifecycle.ts"
 
 class NodeServer extends Context.Tag("basalt/NodeServer")<NodeServer, Server>() {}
 
+/**
+ * A request whose body read is abandoned (the body limit was hit) is paused instead of destroyed:
+ * destroying it would kill the socket before the 413 is written. The 413 carries
+ * `Connection: close`, so Node closes the connection once it is sent.
+ */
+class AbandonableIncomingMessage extends IncomingMessage {
+  override destroy(error?: Error): this {
+    if (error === undefined && !this.complete && !this.socket.destroyed) {
+      this.pause()
+      return this
+    }
+    return super.destroy(error)
+  }
+}
+
 const NodeServerLive = Layer.unwrapEffect(
   Effect.map(AppConfig, (config) => {
-    const server = createServer()
+    const server = createServer({ IncomingMessage: AbandonableIncomingMessage })
     return Layer.merge(
       NodeHttpServer.layer(() => server, { port: config.port, host: config.host }),
       Layer.succeed(NodeServer, server)

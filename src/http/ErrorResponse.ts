@@ -14,6 +14,7 @@ import {
   isApiError,
   MethodNotAllowed,
   NotFound,
+  PayloadTooLarge,
   ValidationFailed
 } from "./ApiError.ts"
 import { CurrentRequestId } from "./RequestId.ts"
@@ -30,7 +31,12 @@ export const errorResponse = (error: ApiError): Effect.Effect<HttpServerResponse
       },
       {
         status: errorStatus(error),
-        headers: error instanceof MethodNotAllowed ? { allow: error.allow.join(", ") } : {}
+        headers: error instanceof MethodNotAllowed
+          ? { allow: error.allow.join(", ") }
+          // The rest of an oversized body is never read, so the connection cannot be reused.
+          : error instanceof PayloadTooLarge
+          ? { connection: "close" }
+          : {}
       }
     ))
 

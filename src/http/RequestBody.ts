@@ -28,7 +28,11 @@ export const withBody = <S extends Schema.Schema<any, any, any>>(payload: S) =>
   endpoint: HttpApiEndpoint.HttpApiEndpoint<Name, Method, Path, UrlParams, never, Headers, Success, Error, R, RE>
 ) =>
   endpoint
-    .setPayload(payload as S & HttpApiEndpoint.HttpApiEndpoint.ValidatePayload<Method, S>)
+    // Report every problem at once, and refuse unknown fields rather than silently dropping them.
+    .setPayload(
+      payload.annotations({ parseOptions: { errors: "all", onExcessProperty: "error" } }) as S &
+        HttpApiEndpoint.HttpApiEndpoint.ValidatePayload<Method, S>
+    )
     .middleware(RequestBody)
     .addError(ValidationFailed)
 

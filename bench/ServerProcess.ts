@@ -1,0 +1,122 @@
+/** Starting, probing and stopping the servers bench/http.ts measures, each a child process. */
+import { spawn } from "node:child_process"
+import { closeSync, openSync, readFileSync } from "node:fs"
+import { createServer } from "node:net"
+import { setTimeout as sleep } from "node:timers/promises"
+
+export interface ProcessExit {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+}
+
+export interface ServerProcess {
+  readonly name: string
+  readonly baseUrl: string
+  readonly logFile: string
+  /** Settles once the process has exited (or failed to start). */
+  readonly exited: Promise<ProcessExit>
+  readonly hasExited: () => boolean
+  readonly kill: (signal: NodeJS.Signals) => void
+}
+
+/** A port free on 127.0.0.1 right now; the child that gets it binds it moments later. */
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const probe = createServer()
+    probe.once("error", reject)
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      probe.close(() => (port > 0 ? resolve(port) : reject(new Error("could not find a free port"))))
+    })
+  })
+
+export interface ServerProcessOptions {
+  readonly name: string
+  /** A TypeScript entry point, relative to `cwd`, run as `node --import tsx <script>`. */
+  readonly script: string
+  readonly cwd: string
+  readonly port: number
+  /** The child's whole environment: nothing is inherited, so no exporter endpoint or database URL leaks in. */
+  readonly env: Readonly<Record<string, string>>
+  /** Receives the child's stdout and stderr. */
+  readonly logFile: string
+}
+
+export const startServerProcess = (options: ServerProcessOptions): ServerProcess => {
+  const log = openSync(options.logFile, "a")
+  const child = spawn(process.execPath, ["--import", "tsx", options.script], {
+    cwd: options.cwd,
+    env: options.env,
+    stdio: ["ignore", log, log]
+  })
+  // The child holds its own copy of the descriptor.
+  closeSync(log)
+
+  let exit: ProcessExit | undefined
+  const exited = new Promise<ProcessExit>((resolve) => {
+    const settle = (code: number | null, signal: NodeJS.Signals | null) => {
+      exit ??= { code, signal }
+      resolve(exit)
+    }
+    child.once("exit", settle)
+    // A process that could not be spawned emits "error" and never "exit".
+    child.once("error", () => settle(null, null))
+  })
+
+  return {
+    name: options.name,
+    baseUrl: `http://127.0.0.1:${options.port}`,
+    logFile: options.logFile,
+    exited,
+    hasExited: () => exit !== undefined,
+    kill: (signal) => {
+      if (exit === undefined) child.kill(signal)
+    }
+  }
+}
+
+/** The last lines the process wrote, to explain a failure. */
+export const logTail = (server: ServerProcess, lines = 20): string => {
+  try {
+    return readFileSync(server.logFile, "utf8").trimEnd().split("\n").slice(-lines).join("\n")
+  } catch {
+    return "(no log)"
+  }
+}
+
+/** Polls GET `path` until it answers 2xx; fails early if the process exits first. */
+export const waitUntilAnswering = async (server: ServerProcess, path: string, timeoutMs: number): Promise<void> => {
+  const deadline = performance.now() + timeoutMs
+  while (performance.now() < deadline) {
+    if (server.hasExited()) {
+      const { code, signal } = await server.exited
+      throw new Error(`${server.name} exited (code ${code}, signal ${signal}) before answering:\n${logTail(server)}`)
+    }
+    try {
+      const response = await fetch(server.baseUrl + path, { signal: AbortSignal.timeout(1_000) })
+      // Read the body so the connection goes back to the pool.
+      await response.arrayBuffer()
+      if (response.ok) return
+    } catch {
+      // Not listening yet.
+    }
+    await sleep(200)
+  }
+  throw new Error(`${server.name} did not answer ${path} within ${timeoutMs} ms:\n${logTail(server)}`)
+}
+
+export interface StopOutcome extends ProcessExit {
+  /** True when the process ignored SIGTERM for the whole grace period and was killed. */
+  readonly forced: boolean
+}
+
+/** SIGTERM, then SIGKILL if the process is still running after `graceMs`. */
+export const stopServerProcess = async (server: ServerProcess, graceMs: number): Promise<StopOutcome> => {
+  server.kill("SIGTERM")
+  const timedOut = Symbol("timed out")
+  const first = await Promise.race([server.exited, sleep(graceMs, timedOut, { ref: false })])
+  if (first !== timedOut) return { ...first, forced: false }
+  server.kill("SIGKILL")
+  return { ...(await server.exited), forced: true }
+}

@@ -1,0 +1,237 @@
+/**
+ * What Basalt's HTTP stack costs: GET /health and GET /ready on a fresh Basalt, against a bare
+ * node:http server answering the same /health body, both started as child processes on
+ * 127.0.0.1 and loaded in turn by autocannon from this process (a warm-up run, then the
+ * measured run).
+ *
+ *   npm run bench:http
+ *   BENCH_CONNECTIONS=100 BENCH_DURATION=20 npm run bench:http
+ *
+ * Settings (environment):
+ *   BENCH_CONNECTIONS  concurrent connections (50)
+ *   BENCH_DURATION     seconds each measured run lasts (10)
+ *   BENCH_WARMUP       seconds each warm-up run lasts (3)
+ *   BENCH_LOG_LEVEL    Basalt's LOG_LEVEL (info, Basalt's default; `warn` drops the access log)
+ *
+ * Exits 1 if a run saw errors or non-2xx responses or Basalt did not exit 0 on SIGTERM,
+ * 2 if the servers could not be started or the run overran its time limit.
+ */
+import autocannon, { type Result } from "autocannon"
+import { mkdtempSync, rmSync } from "node:fs"
+import { availableParallelism, cpus, freemem, loadavg, release, tmpdir, totalmem } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import {
+  freePort,
+  logTail,
+  type ServerProcess,
+  startServerProcess,
+  stopServerProcess,
+  waitUntilAnswering
+} from "./ServerProcess.ts"
+
+const positiveNumber = (name: string, fallback: number, integer: boolean): number => {
+  const text = process.env[name]
+  if (text === undefined || text.trim() === "") return fallback
+  const value = Number(text)
+  if (!(value > 0) || (integer && !Number.isInteger(value))) {
+    process.stderr.write(`bench: ${name} must be a ${integer ? "whole " : ""}number greater than 0, got "${text}"\n`)
+    process.exit(2)
+  }
+  return value
+}
+
+const settings = {
+  connections: positiveNumber("BENCH_CONNECTIONS", 50, true),
+  durationSeconds: positiveNumber("BENCH_DURATION", 10, false),
+  warmupSeconds: positiveNumber("BENCH_WARMUP", 3, false),
+  basaltLogLevel: process.env["BENCH_LOG_LEVEL"]?.trim() || "info"
+}
+
+const repoRoot = fileURLToPath(new URL("..", import.meta.url))
+const startupTimeoutMs = 90_000
+// Basalt drains for up to BASALT_SHUTDOWN_GRACE (10 s by default) before it exits.
+const stopGraceMs = 20_000
+
+interface Target {
+  readonly label: string
+  readonly server: "bare" | "basalt"
+  readonly path: string
+}
+
+const baseline: Target = { label: "bare node:http /health", server: "bare", path: "/health" }
+const targets: ReadonlyArray<Target> = [
+  baseline,
+  { label: "Basalt GET /health", server: "basalt", path: "/health" },
+  { label: "Basalt GET /ready", server: "basalt", path: "/ready" }
+]
+
+interface Measurement {
+  readonly target: Target
+  readonly requestsPerSecond: number
+  readonly p50Ms: number
+  readonly p99Ms: number
+  readonly failures: number
+  readonly statusCodes: string
+}
+
+const measurementOf = (target: Target, result: Result): Measurement => ({
+  target,
+  requestsPerSecond: result.requests.mean,
+  p50Ms: result.latency.p50,
+  p99Ms: result.latency.p99,
+  failures: result.errors + result.non2xx,
+  statusCodes: Object.entries(result.statusCodeStats).map(([code, { count }]) => `${code}×${count}`).join(" ")
+})
+
+// The whole run's time limit: server start-up, every warm-up and measured run, and shutdown.
+const timeLimitMs = 2 * startupTimeoutMs +
+  targets.length * (settings.warmupSeconds + settings.durationSeconds + 15) * 1_000 +
+  stopGraceMs + 10_000
+
+const dataDir = mkdtempSync(join(tmpdir(), "basalt-bench-"))
+const running: Array<ServerProcess> = []
+
+/** For the paths that cannot wait for a graceful stop: a Ctrl-C, or the time limit. */
+const abandon = (reason: string, exitCode: number): never => {
+  process.stderr.write(`bench: ${reason}; killing the servers\n`)
+  for (const server of running) server.kill("SIGKILL")
+  rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 })
+  process.exit(exitCode)
+}
+
+const watchdog = setTimeout(() => abandon(`still running after ${timeLimitMs / 1_000} s`, 2), timeLimitMs)
+watchdog.unref()
+process.once("SIGINT", () => abandon("interrupted", 130))
+
+/** Read once, so the console and Markdown copies agree. */
+const describeMachine = (): ReadonlyArray<string> => {
+  const cores = cpus()
+  const gib = (bytes: number) => (bytes / 1024 ** 3).toFixed(1)
+  return [
+    `cpu:        ${cores.length} logical cores (${availableParallelism()} available), ${cores[0]?.model.trim() ?? "unknown model"}`,
+    `memory:     ${gib(totalmem())} GiB total, ${gib(freemem())} GiB free`,
+    `os:         ${process.platform} ${release()} ${process.arch}, load average ${loadavg().map((n) => n.toFixed(2)).join(" ")}`,
+    `node:       ${process.version}`,
+    `load:       autocannon, ${settings.connections} connections, no pipelining, ` +
+    `${settings.warmupSeconds} s warm-up + ${settings.durationSeconds} s measured per row, ` +
+    `in this process (it shares the cores with the server under load)`,
+    `Basalt:     LOG_LEVEL=${settings.basaltLogLevel}, PGlite in a fresh temp dir`
+  ]
+}
+
+const load = (url: string, seconds: number) =>
+  autocannon({ url, connections: settings.connections, duration: seconds, pipelining: 1 })
+
+const ratio = (value: number, base: number): string => (base > 0 ? `${(value / base).toFixed(2)}×` : "n/a")
+
+const columns = ["target", "req/s (mean)", "p50 ms", "p99 ms", "req/s vs bare", "p50 vs bare", "p99 vs bare"] as const
+
+const rowsOf = (measurements: ReadonlyArray<Measurement>, bare: Measurement): ReadonlyArray<ReadonlyArray<string>> =>
+  measurements.map((m) => [
+    m.target.label,
+    m.requestsPerSecond.toFixed(0),
+    m.p50Ms.toFixed(0),
+    m.p99Ms.toFixed(0),
+    ratio(m.requestsPerSecond, bare.requestsPerSecond),
+    ratio(m.p50Ms, bare.p50Ms),
+    ratio(m.p99Ms, bare.p99Ms)
+  ])
+
+const plainTable = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const all = [columns, ...rows]
+  const widths = columns.map((_, i) => Math.max(...all.map((row) => row[i]?.length ?? 0)))
+  const line = (row: ReadonlyArray<string>) =>
+    row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join("  ")
+  return [line(columns), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n")
+}
+
+const markdownTable = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const line = (row: ReadonlyArray<string>) => `| ${row.join(" | ")} |`
+  return [line(columns), `| --- |${" ---: |".repeat(columns.length - 1)}`, ...rows.map(line)].join("\n")
+}
+
+const main = async (): Promise<number> => {
+  const [barePort, basaltPort] = [await freePort(), await freePort()]
+  const bare = startServerProcess({
+    name: "bare node:http server",
+    script: "bench/BareServer.ts",
+    cwd: repoRoot,
+    port: barePort,
+    env: { PATH: process.env["PATH"] ?? "", HOST: "127.0.0.1", PORT: String(barePort) },
+    logFile: join(dataDir, "bare.log")
+  })
+  running.push(bare)
+  const basalt = startServerProcess({
+    name: "Basalt",
+    script: "src/main.ts",
+    cwd: repoRoot,
+    port: basaltPort,
+    env: {
+      PATH: process.env["PATH"] ?? "",
+      HOST: "127.0.0.1",
+      PORT: String(basaltPort),
+      BASALT_DATA_DIR: join(dataDir, "data"),
+      LOG_LEVEL: settings.basaltLogLevel
+    },
+    logFile: join(dataDir, "basalt.log")
+  })
+  running.push(basalt)
+
+  let exitCode = 0
+  try {
+    await Promise.all([waitUntilAnswering(bare, "/health", startupTimeoutMs), waitUntilAnswering(basalt, "/health", startupTimeoutMs)])
+    const machine = describeMachine()
+    console.log(["HTTP benchmark: Basalt vs bare node:http", "", ...machine, ""].join("\n"))
+
+    const measurements: Array<Measurement> = []
+    for (const target of targets) {
+      const url = (target.server === "bare" ? bare : basalt).baseUrl + target.path
+      process.stdout.write(`${target.label}: warm-up ${settings.warmupSeconds} s, measuring ${settings.durationSeconds} s... `)
+      await load(url, settings.warmupSeconds)
+      const measurement = measurementOf(target, await load(url, settings.durationSeconds))
+      measurements.push(measurement)
+      console.log(`${measurement.requestsPerSecond.toFixed(0)} req/s [${measurement.statusCodes || "no responses"}]`)
+      if (measurement.failures > 0) exitCode = 1
+    }
+
+    const bareMeasurement = measurements.find((m) => m.target === baseline)!
+    const rows = rowsOf(measurements, bareMeasurement)
+    console.log(`\n${plainTable(rows)}\n`)
+    console.log("Latency is autocannon's, in whole milliseconds; \"vs bare\" is Basalt's figure divided by the bare server's.")
+    for (const m of measurements.filter((m) => m.failures > 0)) {
+      console.log(`WARNING: ${m.target.label} had ${m.failures} errors or non-2xx responses (${m.statusCodes})`)
+    }
+    const health = measurements.find((m) => m.target.server === "basalt" && m.target.path === "/health")!
+    const healthRatio = health.requestsPerSecond / bareMeasurement.requestsPerSecond
+    console.log(
+      `Goal: Basalt /health at least 0.60× bare throughput: ${healthRatio >= 0.6 ? "met" : "NOT met"} (${healthRatio.toFixed(2)}×)`
+    )
+    console.log(`\nMarkdown, for the README:\n\n${machine.map((line) => `    ${line}`).join("\n")}\n\n${markdownTable(rows)}\n`)
+  } finally {
+    const [bareStop, basaltStop] = await Promise.all([stopServerProcess(bare, stopGraceMs), stopServerProcess(basalt, stopGraceMs)])
+    if (bareStop.forced) console.log("WARNING: the bare server ignored SIGTERM and was killed")
+    if (basaltStop.code === 0) {
+      console.log("Basalt stopped on SIGTERM with exit code 0.")
+    } else {
+      exitCode = 1
+      const how = basaltStop.forced ? `ignored SIGTERM for ${stopGraceMs / 1_000} s and was killed` : "stopped on SIGTERM"
+      console.log(`WARNING: Basalt ${how} with exit code ${basaltStop.code} (signal ${basaltStop.signal}); its last log lines:\n${logTail(basalt)}`)
+    }
+  }
+  return exitCode
+}
+
+main().then(
+  (exitCode) => {
+    rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 })
+    clearTimeout(watchdog)
+    process.exitCode = exitCode
+  },
+  (error: unknown) => {
+    process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`)
+    rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 })
+    clearTimeout(watchdog)
+    process.exitCode = 2
+  }
+)

@@ -1,0 +1,320 @@
+/**
+ * The server as a process, started exactly like `npm start`: graceful shutdown on SIGTERM and
+ * SIGINT, the BASALT_SHUTDOWN_GRACE bound, and refusing to start on bad configuration.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { createRequire } from "node:module"
+import { connect, createServer, type Socket } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, describe, expect, it } from "vitest"
+import { receive } from "./support/server.ts"
+
+const repoRoot = new URL("..", import.meta.url).pathname
+const bundlePath = "/docs/assets/swagger-ui-bundle.js"
+const bundle = readFileSync(createRequire(import.meta.url).resolve("swagger-ui-dist/swagger-ui-bundle.js"))
+
+/**
+ * How many copies of the bundle to ask for, pipelined on one connection, so that the server
+ * cannot hand its responses to the kernel while the client does not read: one 1.7 MB response
+ * fits in loopback socket buffers (the send buffer grows up to tcp_wmem's maximum, 4 MB by
+ * default), and the process could exit with the bytes still deliverable. Twice the maximum plus
+ * a margin leaves megabytes in the server process itself.
+ */
+const pipelinedCopies = (() => {
+  let sendBufferMax = 4 * 1024 * 1024
+  try {
+    sendBufferMax = Number(readFileSync("/proc/sys/net/ipv4/tcp_wmem", "utf8").trim().split(/\s+/)[2]) || sendBufferMax
+  } catch {
+    // Not Linux: keep the default.
+  }
+  return Math.ceil((2 * sendBufferMax + 4 * 1024 * 1024) / bundle.length)
+})()
+
+const startupDeadlineMs = 90_000
+const processTimeout = 150_000
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const probe = createServer()
+    probe.once("error", reject)
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address()
+      if (address === null || typeof address === "string") return reject(new Error("no TCP address"))
+      probe.close(() => resolve(address.port))
+    })
+  })
+
+interface ServerProcess {
+  readonly url: string
+  readonly port: number
+  readonly child: ChildProcess
+  readonly stdoutLines: () => ReadonlyArray<string>
+  readonly stderr: () => string
+  /**
+   * Resolves once the stdout lines so far satisfy `condition`; rejects if the process exits first
+   * or after `boundMs` (a bound against a hang, not a measurement).
+   */
+  readonly waitFor: (condition: (lines: ReadonlyArray<string>) => boolean, what: string, boundMs?: number) => Promise<void>
+  readonly exited: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
+}
+
+const running = new Set<ChildProcess>()
+const dataDirs = new Set<string>()
+
+afterAll(() => {
+  for (const child of running) child.kill("SIGKILL")
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true })
+})
+
+/** `npm start`'s command, with only the variables given (and DATABASE_URL when the run has one). */
+const startProcess = async (env: Record<string, string> = {}): Promise<ServerProcess> => {
+  const port = await freePort()
+  const dataDir = mkdtempSync(join(tmpdir(), "basalt-lifecycle-"))
+  dataDirs.add(dataDir)
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    cwd: repoRoot,
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? tmpdir(),
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      BASALT_DATA_DIR: dataDir,
+      ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}),
+      ...env
+    },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  running.add(child)
+  const lines: Array<string> = []
+  const waiters = new Set<() => void>()
+  let partial = ""
+  let stderr = ""
+  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+    const parts = (partial + chunk).split("\n")
+    partial = parts.pop() ?? ""
+    lines.push(...parts)
+    for (const wake of waiters) wake()
+  })
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk
+  })
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once("exit", (code, signal) => {
+      running.delete(child)
+      resolve({ code, signal })
+      for (const wake of waiters) wake()
+    })
+  })
+  const waitFor = (condition: (lines: ReadonlyArray<string>) => boolean, what: string, boundMs = 30_000) =>
+    new Promise<void>((resolve, reject) => {
+      const settle = (error?: Error) => {
+        waiters.delete(check)
+        clearTimeout(bound)
+        if (error === undefined) resolve()
+        else reject(error)
+      }
+      const check = () => {
+        if (condition(lines)) settle()
+        else if (child.exitCode !== null || child.signalCode !== null) {
+          settle(new Error(`the server exited before logging ${what}; stdout:\n${lines.join("\n")}\nstderr:\n${stderr}`))
+        }
+      }
+      const bound = setTimeout(() => settle(new Error(`the server did not log ${what} within ${boundMs} ms`)), boundMs)
+      waiters.add(check)
+      check()
+    })
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    child,
+    stdoutLines: () => lines,
+    stderr: () => stderr,
+    waitFor,
+    exited
+  }
+}
+
+const logEntries = (server: ServerProcess) =>
+  server.stdoutLines().filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as Record<string, unknown>)
+
+/** Polls GET /health (each answer validated) until it is 200; fails if the process exits. */
+const waitUntilHealthy = async (server: ServerProcess) => {
+  const deadline = Date.now() + startupDeadlineMs
+  while (Date.now() < deadline) {
+    if (server.child.exitCode !== null) {
+      throw new Error(`the server exited with ${server.child.exitCode} while starting:\n${server.stderr()}`)
+    }
+    const response = await fetch(`${server.url}/health`).then((answer) => receive("GET", "/health", answer), () => undefined)
+    if (response?.status === 200) return
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
+  throw new Error(`the server did not answer /health within ${startupDeadlineMs} ms:\n${server.stdoutLines().join("\n")}`)
+}
+
+/** Resolves with the exit, or rejects after `ms` (a bound against a hung process, not a measurement). */
+const exitWithin = (server: ServerProcess, ms: number, what: string) =>
+  Promise.race([
+    server.exited,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`the server did not exit within ${ms} ms after ${what}`)), ms).unref())
+  ])
+
+/**
+ * A raw connection that asks for the bundle `copies` times, pipelined, and does not read: the
+ * server handles every request and is left holding the responses it cannot write.
+ */
+const pausedPipelinedDownload = (server: ServerProcess, copies: number) => {
+  const socket: Socket = connect(server.port, "127.0.0.1")
+  socket.pause()
+  const chunks: Array<Buffer> = []
+  socket.on("data", (chunk: Buffer) => chunks.push(chunk))
+  const ended = new Promise<{ readonly error: Error | undefined }>((resolve) => {
+    let error: Error | undefined
+    socket.on("error", (cause) => {
+      error = cause
+    })
+    socket.on("close", () => resolve({ error }))
+  })
+  const request = `GET ${bundlePath} HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\n\r\n`
+  socket.write(request.repeat(copies))
+  return { socket, ended, received: () => Buffer.concat(chunks) }
+}
+
+/** Splits an HTTP/1.1 byte stream into responses (Content-Length framed), each validated. */
+const parseResponses = async (method: string, path: string, stream: Buffer) => {
+  const responses: Array<{ readonly status: number; readonly body: Buffer }> = []
+  let offset = 0
+  while (offset < stream.length) {
+    const headerEnd = stream.indexOf("\r\n\r\n", offset)
+    if (headerEnd === -1) throw new Error(`truncated response head at byte ${offset} of ${stream.length}`)
+    const [statusLine = "", ...headerLines] = stream.subarray(offset, headerEnd).toString("latin1").split("\r\n")
+    const status = Number(statusLine.split(" ")[1])
+    const headers = new Headers(headerLines.map((line) => {
+      const colon = line.indexOf(":")
+      return [line.slice(0, colon).trim(), line.slice(colon + 1).trim()] as [string, string]
+    }))
+    const length = Number(headers.get("content-length"))
+    if (!Number.isInteger(length)) throw new Error(`response ${responses.length + 1} has no Content-Length`)
+    const body = stream.subarray(headerEnd + 4, headerEnd + 4 + length)
+    if (body.length < length) {
+      throw new Error(`response ${responses.length + 1} is truncated: ${body.length} of ${length} body bytes`)
+    }
+    await receive(method, path, new Response(body, { status, headers }))
+    responses.push({ status, body })
+    offset = headerEnd + 4 + length
+  }
+  return responses
+}
+
+// Every request handled (and logged) before the signal: their responses are then in flight.
+const waitForBundleRequests = (server: ServerProcess, copies: number) =>
+  server.waitFor(
+    () => logEntries(server).filter((entry) => entry["message"] === `GET ${bundlePath} 200`).length >= copies,
+    `${copies} bundle requests`
+  )
+
+const isShutdownLine = (line: string) => line.includes("shutting down: waiting for")
+const isGraceOverLine = (line: string) => line.includes("shutdown grace period over")
+
+describe("graceful shutdown", () => {
+  it("on SIGTERM stops accepting, finishes the responses in flight, then exits 0", { timeout: processTimeout }, async () => {
+    const server = await startProcess({ BASALT_SHUTDOWN_GRACE: "60 seconds" })
+    try {
+      await waitUntilHealthy(server)
+      const download = pausedPipelinedDownload(server, pipelinedCopies)
+      await waitForBundleRequests(server, pipelinedCopies)
+
+      server.child.kill("SIGTERM")
+      await server.waitFor((lines) => lines.some(isShutdownLine), "the shutdown line")
+
+      // The listener is closed: a new connection is refused (a draining server that still
+      // accepted would answer /ready 503, which the validation below would report).
+      const attempt = await fetch(`${server.url}/ready`).then(
+        (response) => receive("GET", "/ready", response),
+        (error: unknown) => error
+      )
+      expect(attempt).toBeInstanceOf(TypeError)
+      expect((attempt as TypeError & { cause?: { code?: string } }).cause?.code).toBe("ECONNREFUSED")
+      // The client has read nothing yet, so the server must still be waiting for it.
+      expect(server.child.exitCode).toBe(null)
+
+      download.socket.resume()
+      const { error } = await download.ended
+      expect(error).toBeUndefined()
+      const responses = await parseResponses("GET", bundlePath, download.received())
+      expect(responses).toHaveLength(pipelinedCopies)
+      for (const response of responses) {
+        expect(response.status).toBe(200)
+        expect(response.body.length).toBe(bundle.length)
+        expect(response.body.equals(bundle)).toBe(true)
+      }
+
+      const exit = await exitWithin(server, 30_000, "its last response was read")
+      expect(exit).toEqual({ code: 0, signal: null })
+      // It exited because the drain finished, not because the grace period ran out.
+      expect(server.stdoutLines().some(isGraceOverLine)).toBe(false)
+      expect(server.stdoutLines().filter(isShutdownLine)).toHaveLength(1)
+    } finally {
+      server.child.kill("SIGKILL")
+    }
+  })
+
+  it("BASALT_SHUTDOWN_GRACE bounds the wait for a client that never reads", { timeout: processTimeout }, async () => {
+    const server = await startProcess({ BASALT_SHUTDOWN_GRACE: "1 second" })
+    try {
+      await waitUntilHealthy(server)
+      const download = pausedPipelinedDownload(server, pipelinedCopies)
+      await waitForBundleRequests(server, pipelinedCopies)
+
+      server.child.kill("SIGTERM")
+      const exit = await exitWithin(server, 20_000, "SIGTERM with a 1 second grace period")
+      expect(exit).toEqual({ code: 0, signal: null })
+      const lines = server.stdoutLines()
+      const shutdownAt = lines.findIndex(isShutdownLine)
+      const graceOverAt = lines.findIndex(isGraceOverLine)
+      expect(shutdownAt).toBeGreaterThanOrEqual(0)
+      expect(graceOverAt).toBeGreaterThan(shutdownAt)
+      expect(JSON.parse(lines[graceOverAt]!)).toMatchObject({ level: "warning" })
+
+      // The connection was cut: reading now yields less than was asked for.
+      download.socket.resume()
+      await download.ended
+      expect(download.received().length).toBeLessThan(pipelinedCopies * bundle.length)
+    } finally {
+      server.child.kill("SIGKILL")
+    }
+  })
+
+  it("on SIGINT shuts down the same way and exits 0", { timeout: processTimeout }, async () => {
+    const server = await startProcess()
+    try {
+      await waitUntilHealthy(server)
+      server.child.kill("SIGINT")
+      const exit = await exitWithin(server, 30_000, "SIGINT")
+      expect(exit).toEqual({ code: 0, signal: null })
+      expect(server.stdoutLines().filter(isShutdownLine)).toHaveLength(1)
+      expect(server.stdoutLines().some(isGraceOverLine)).toBe(false)
+      expect(server.stderr()).toBe("")
+    } finally {
+      server.child.kill("SIGKILL")
+    }
+  })
+})
+
+describe("startup configuration", () => {
+  it.each([
+    { variable: "PORT", value: "abc", problem: `Expected an integer value but received "abc"` },
+    { variable: "BASALT_BODY_LIMIT", value: "lots", problem: `expected a size such as 1048576, 512kb or 1mb, got "lots"` }
+  ])("$variable=$value stops the process with one line on stderr naming it", { timeout: processTimeout }, async ({ variable, value, problem }) => {
+    const server = await startProcess({ [variable]: value })
+    try {
+      const exit = await exitWithin(server, 60_000, "starting with a bad configuration")
+      expect(exit.code).not.toBe(0)
+      expect(exit.code).not.toBe(null)
+      expect(server.stderr()).toBe(`basalt: invalid configuration: ${variable}: ${problem}\n`)
+    } finally {
+      server.child.kill("SIGKILL")
+    }
+  })
+})

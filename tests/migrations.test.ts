@@ -1,0 +1,51 @@
+/**
+ * Migrations run at start, are idempotent, and are safe when several processes start together on
+ * one database (they take turns on an advisory lock). Needs a real Postgres: it runs in CI's
+ * Postgres pass (DATABASE_URL set), on a database of its own.
+ */
+import pg from "pg"
+import { describe, expect, it } from "vitest"
+import { startServer } from "./support/server.ts"
+
+const adminUrl = process.env.DATABASE_URL
+
+describe.runIf(adminUrl !== undefined)("migrations on Postgres", () => {
+  const withAdmin = async <A>(f: (client: pg.Client) => Promise<A>, database?: string): Promise<A> => {
+    const url = new URL(adminUrl!)
+    if (database !== undefined) url.pathname = `/${database}`
+    const client = new pg.Client({ connectionString: url.toString() })
+    await client.connect()
+    try {
+      return await f(client)
+    } finally {
+      await client.end()
+    }
+  }
+
+  it("applies each migration once when four servers start at the same moment, then again on restart", async () => {
+    const database = `basalt_migrations_${process.pid}_${Date.now()}`
+    await withAdmin((client) => client.query(`CREATE DATABASE ${database}`))
+    const url = new URL(adminUrl!)
+    url.pathname = `/${database}`
+    try {
+      const servers = await Promise.all(Array.from({ length: 4 }, () => startServer({ DATABASE_URL: url.toString() })))
+      for (const server of servers) {
+        const ready = await server.request("/ready")
+        expect(ready.json().database.migration_version).toBe(1)
+      }
+      await Promise.all(servers.map((server) => server.stop()))
+
+      const restarted = await startServer({ DATABASE_URL: url.toString() })
+      expect((await restarted.request("/ready")).status).toBe(200)
+      await restarted.stop()
+
+      const counts = await withAdmin(async (client) => ({
+        migrations: (await client.query("SELECT count(*)::int AS n FROM basalt_migrations")).rows[0].n,
+        instances: (await client.query("SELECT count(*)::int AS n FROM basalt_instance")).rows[0].n
+      }), database)
+      expect(counts).toEqual({ migrations: 1, instances: 1 })
+    } finally {
+      await withAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`))
+    }
+  })
+})

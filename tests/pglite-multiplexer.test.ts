@@ -1,0 +1,103 @@
+/**
+ * The embedded database shares one PGlite session between the pool's connections. These run the
+ * real PGlite layer (PGlite, the socket server, pg, SqlClient) and try to make connections step
+ * on each other: interleaved extended-protocol queries, a transaction others must not see into,
+ * and a connection that dies inside a transaction.
+ */
+import { SqlClient } from "@effect/sql"
+import { ConfigProvider, Deferred, Effect, Fiber, Layer, ManagedRuntime } from "effect"
+import { rmSync } from "node:fs"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { AppConfigLive } from "../layers/AppConfigLive.ts"
+import { PgliteClientLive } from "../layers/PgliteLive.ts"
+import { testEnv } from "./support/server.ts"
+
+describe("PGlite served to a pool", () => {
+  const { dataDir, values } = testEnv({ DATABASE_POOL_MAX: "8" })
+  const runtime = ManagedRuntime.make(
+    PgliteClientLive.pipe(
+      Layer.provide(AppConfigLive),
+      Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(values)))))
+    )
+  )
+  const run = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) => runtime.runPromise(effect)
+
+  beforeAll(() => run(Effect.flatMap(SqlClient.SqlClient, (sql) => sql`CREATE TABLE IF NOT EXISTS counter (n int)`)))
+  afterAll(async () => {
+    await runtime.dispose()
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+
+  it("keeps each connection's parse/bind/execute together under concurrency", async () => {
+    const results = await run(
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const check = (i: number) =>
+          i % 3 === 0
+            ? Effect.map(sql<{ v: number }>`SELECT ${i}::int * 2 AS v`, (rows) => rows[0]?.v === i * 2)
+            : i % 3 === 1
+            ? Effect.map(sql<{ v: string }>`SELECT ${String(i)}::text || '-text' AS v`, (rows) => rows[0]?.v === `${i}-text`)
+            : Effect.map(
+              sql<{ v: string }>`SELECT to_char(${i}::int, 'FM0000') AS v, ${i}::int AS w`,
+              (rows) => rows[0]?.v === String(i).padStart(4, "0")
+            )
+        // Short transactions on other connections meanwhile, as real traffic has.
+        const transactions = Effect.forEach(
+          Array.from({ length: 40 }, (_, i) => i),
+          (i) => sql.withTransaction(Effect.zipRight(sql`INSERT INTO counter VALUES (${i})`, check(i))),
+          { concurrency: 4 }
+        )
+        const [plain, transactional] = yield* Effect.all(
+          [Effect.forEach(Array.from({ length: 300 }, (_, i) => i), check, { concurrency: 32 }), transactions],
+          { concurrency: 2 }
+        )
+        return [...plain, ...transactional]
+      })
+    )
+    expect(results.filter((ok) => !ok)).toEqual([])
+  })
+
+  it("lets no other connection run inside an open transaction", async () => {
+    const seen = await run(
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`DELETE FROM counter`
+        // Forked outside the transaction (a fiber forked inside would share its connection), and
+        // released once the transaction has written its first row.
+        const inTransaction = yield* Deferred.make<void>()
+        const reader = yield* Deferred.await(inTransaction).pipe(
+          Effect.zipRight(sql<{ n: string }>`SELECT count(*)::text AS n FROM counter`),
+          Effect.map((rows) => Number(rows[0]!.n)),
+          Effect.fork
+        )
+        yield* sql.withTransaction(
+          Effect.gen(function*() {
+            yield* sql`INSERT INTO counter VALUES (1)`
+            yield* Deferred.succeed(inTransaction, undefined)
+            yield* Effect.sleep("50 millis")
+            yield* sql`INSERT INTO counter VALUES (2)`
+          })
+        )
+        return yield* Fiber.join(reader)
+      })
+    )
+    // The other connection's read waits for the commit and sees both rows, never one.
+    expect(seen).toBe(2)
+  })
+
+  it("rolls back the transaction of a connection that goes away, and carries on", async () => {
+    const count = await run(
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`DELETE FROM counter`
+        // A transaction that fails midway is rolled back by the client...
+        yield* sql.withTransaction(
+          Effect.zipRight(sql`INSERT INTO counter VALUES (1)`, Effect.fail("abandoned" as const))
+        ).pipe(Effect.ignore)
+        const rows = yield* sql<{ n: string }>`SELECT count(*)::text AS n FROM counter`
+        return Number(rows[0]!.n)
+      })
+    )
+    expect(count).toBe(0)
+  })
+})

@@ -1,0 +1,61 @@
+/**
+ * Compares the OpenAPI document derived from an HttpApi (OpenApi.fromApi) with openapi.yaml on
+ * what clients depend on: paths and methods, operation ids, parameters, request body content
+ * types and response status codes. Returns one line per difference.
+ */
+import { type HttpApi, OpenApi } from "@effect/platform"
+import { servedApi } from "../../src/Api.ts"
+import { contract } from "./contract.ts"
+
+type Json = Record<string, any>
+
+const methods = ["get", "put", "post", "delete", "patch", "head", "options", "trace"] as const
+
+const operations = (doc: Json) => {
+  const found = new Map<string, Json>()
+  for (const [path, item] of Object.entries<Json>(doc.paths ?? {})) {
+    for (const method of methods) if (item[method] !== undefined) found.set(`${method.toUpperCase()} ${path}`, item[method])
+  }
+  return found
+}
+
+const deref = (doc: Json, node: Json): Json =>
+  typeof node?.$ref === "string" ? node.$ref.slice(2).split("/").reduce((at: Json, key: string) => at?.[key], doc) : node
+
+const parameters = (doc: Json, op: Json): Set<string> =>
+  new Set(
+    (op.parameters ?? []).map((node: Json) => {
+      const p = deref(doc, node)
+      return `${p.in}:${p.name}${p.required ? "" : "?"}`
+    })
+  )
+
+const sorted = (values: Iterable<string>) => [...values].sort().join(", ")
+
+const differ = (a: Set<string>, b: Set<string>) => sorted(a) !== sorted(b)
+
+export const derivedDocument = (api: HttpApi.HttpApi.Any): Json => OpenApi.fromApi(servedApi(api) as never) as Json
+
+export const contractDifferences = (api: HttpApi.HttpApi.Any, expected: Json = contract): ReadonlyArray<string> => {
+  const derived = derivedDocument(api)
+  const served = operations(derived)
+  const documented = operations(expected)
+  const differences: Array<string> = []
+  for (const route of served.keys()) if (!documented.has(route)) differences.push(`${route} is served but not in openapi.yaml`)
+  for (const route of documented.keys()) if (!served.has(route)) differences.push(`${route} is in openapi.yaml but not served`)
+  for (const [route, mine] of served) {
+    const theirs = documented.get(route)
+    if (theirs === undefined) continue
+    const operationId = String(mine.operationId).split(".").pop()
+    if (operationId !== theirs.operationId) {
+      differences.push(`${route}: operationId ${operationId} served, ${theirs.operationId} documented`)
+    }
+    const [p1, p2] = [parameters(derived, mine), parameters(expected, theirs)]
+    if (differ(p1, p2)) differences.push(`${route}: parameters ${sorted(p1)} served, ${sorted(p2)} documented`)
+    const [b1, b2] = [new Set(Object.keys(mine.requestBody?.content ?? {})), new Set(Object.keys(deref(expected, theirs.requestBody)?.content ?? {}))]
+    if (differ(b1, b2)) differences.push(`${route}: request body ${sorted(b1)} served, ${sorted(b2)} documented`)
+    const [s1, s2] = [new Set(Object.keys(mine.responses)), new Set(Object.keys(theirs.responses))]
+    if (differ(s1, s2)) differences.push(`${route}: statuses ${sorted(s1)} served, ${sorted(s2)} documented`)
+  }
+  return differences
+}
