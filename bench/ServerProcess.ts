@@ -17,6 +17,8 @@ export interface ServerProcess {
   readonly exited: Promise<ProcessExit>
   readonly hasExited: () => boolean
   readonly kill: (signal: NodeJS.Signals) => void
+  /** CPU time (user + system) the process has used so far, in ms; undefined where /proc is missing. */
+  readonly cpuTimeMs: () => number | undefined
 }
 
 /** A port free on 127.0.0.1 right now; the child that gets it binds it moments later. */
@@ -72,7 +74,23 @@ export const startServerProcess = (options: ServerProcessOptions): ServerProcess
     hasExited: () => exit !== undefined,
     kill: (signal) => {
       if (exit === undefined) child.kill(signal)
-    }
+    },
+    cpuTimeMs: () => (child.pid === undefined ? undefined : procCpuTimeMs(child.pid))
+  }
+}
+
+// /proc/<pid>/stat counts CPU time in clock ticks, 100 a second on Linux (USER_HZ).
+const msPerTick = 10
+
+/** utime + stime of a Linux process; fields 14 and 15, counted after the parenthesised command name. */
+const procCpuTimeMs = (pid: number): number | undefined => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    const ticks = Number(fields[11]) + Number(fields[12])
+    return Number.isFinite(ticks) ? ticks * msPerTick : undefined
+  } catch {
+    return undefined
   }
 }
 

@@ -2,7 +2,9 @@
  * What Basalt's HTTP stack costs: GET /health and GET /ready on a fresh Basalt, against a bare
  * node:http server answering the same /health body, both started as child processes on
  * 127.0.0.1 and loaded in turn by autocannon from this process (a warm-up run, then the
- * measured run).
+ * measured run). Besides throughput and latency it reports the CPU time the server spent per
+ * request (Linux): on a shared or small machine, where the load generator competes with the
+ * server for cores, that figure moves far less from run to run than req/s does.
  *
  *   npm run bench:http
  *   BENCH_CONNECTIONS=100 BENCH_DURATION=20 npm run bench:http
@@ -71,15 +73,19 @@ interface Measurement {
   readonly requestsPerSecond: number
   readonly p50Ms: number
   readonly p99Ms: number
+  readonly serverCpuUsPerRequest: number | undefined
   readonly failures: number
   readonly statusCodes: string
 }
 
-const measurementOf = (target: Target, result: Result): Measurement => ({
+const measurementOf = (target: Target, result: Result, serverCpuMs: number | undefined): Measurement => ({
   target,
   requestsPerSecond: result.requests.mean,
   p50Ms: result.latency.p50,
   p99Ms: result.latency.p99,
+  serverCpuUsPerRequest: serverCpuMs === undefined || result.requests.total === 0
+    ? undefined
+    : (serverCpuMs * 1_000) / result.requests.total,
   failures: result.errors + result.non2xx,
   statusCodes: Object.entries(result.statusCodeStats).map(([code, { count }]) => `${code}×${count}`).join(" ")
 })
@@ -92,7 +98,7 @@ const timeLimitMs = 2 * startupTimeoutMs +
 const dataDir = mkdtempSync(join(tmpdir(), "basalt-bench-"))
 const running: Array<ServerProcess> = []
 
-/** For the paths that cannot wait for a graceful stop: a Ctrl-C, or the time limit. */
+/** For the paths that cannot wait for a graceful stop: a signal, or the time limit. */
 const abandon = (reason: string, exitCode: number): never => {
   process.stderr.write(`bench: ${reason}; killing the servers\n`)
   for (const server of running) server.kill("SIGKILL")
@@ -102,7 +108,9 @@ const abandon = (reason: string, exitCode: number): never => {
 
 const watchdog = setTimeout(() => abandon(`still running after ${timeLimitMs / 1_000} s`, 2), timeLimitMs)
 watchdog.unref()
+// Without these the servers would outlive an interrupted or killed run.
 process.once("SIGINT", () => abandon("interrupted", 130))
+process.once("SIGTERM", () => abandon("terminated", 143))
 
 /** Read once, so the console and Markdown copies agree. */
 const describeMachine = (): ReadonlyArray<string> => {
@@ -123,9 +131,20 @@ const describeMachine = (): ReadonlyArray<string> => {
 const load = (url: string, seconds: number) =>
   autocannon({ url, connections: settings.connections, duration: seconds, pipelining: 1 })
 
-const ratio = (value: number, base: number): string => (base > 0 ? `${(value / base).toFixed(2)}×` : "n/a")
+const ratio = (value: number | undefined, base: number | undefined): string =>
+  value !== undefined && base !== undefined && base > 0 ? `${(value / base).toFixed(2)}×` : "n/a"
 
-const columns = ["target", "req/s (mean)", "p50 ms", "p99 ms", "req/s vs bare", "p50 vs bare", "p99 vs bare"] as const
+const columns = [
+  "target",
+  "req/s (mean)",
+  "p50 ms",
+  "p99 ms",
+  "server CPU µs/req",
+  "req/s vs bare",
+  "p50 vs bare",
+  "p99 vs bare",
+  "CPU/req vs bare"
+] as const
 
 const rowsOf = (measurements: ReadonlyArray<Measurement>, bare: Measurement): ReadonlyArray<ReadonlyArray<string>> =>
   measurements.map((m) => [
@@ -133,9 +152,11 @@ const rowsOf = (measurements: ReadonlyArray<Measurement>, bare: Measurement): Re
     m.requestsPerSecond.toFixed(0),
     m.p50Ms.toFixed(0),
     m.p99Ms.toFixed(0),
+    m.serverCpuUsPerRequest?.toFixed(0) ?? "n/a",
     ratio(m.requestsPerSecond, bare.requestsPerSecond),
     ratio(m.p50Ms, bare.p50Ms),
-    ratio(m.p99Ms, bare.p99Ms)
+    ratio(m.p99Ms, bare.p99Ms),
+    ratio(m.serverCpuUsPerRequest, bare.serverCpuUsPerRequest)
   ])
 
 const plainTable = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
@@ -186,10 +207,15 @@ const main = async (): Promise<number> => {
 
     const measurements: Array<Measurement> = []
     for (const target of targets) {
-      const url = (target.server === "bare" ? bare : basalt).baseUrl + target.path
+      const server = target.server === "bare" ? bare : basalt
+      const url = server.baseUrl + target.path
       process.stdout.write(`${target.label}: warm-up ${settings.warmupSeconds} s, measuring ${settings.durationSeconds} s... `)
       await load(url, settings.warmupSeconds)
-      const measurement = measurementOf(target, await load(url, settings.durationSeconds))
+      const cpuBefore = server.cpuTimeMs()
+      const result = await load(url, settings.durationSeconds)
+      const cpuAfter = server.cpuTimeMs()
+      const serverCpuMs = cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore
+      const measurement = measurementOf(target, result, serverCpuMs)
       measurements.push(measurement)
       console.log(`${measurement.requestsPerSecond.toFixed(0)} req/s [${measurement.statusCodes || "no responses"}]`)
       if (measurement.failures > 0) exitCode = 1
@@ -198,7 +224,10 @@ const main = async (): Promise<number> => {
     const bareMeasurement = measurements.find((m) => m.target === baseline)!
     const rows = rowsOf(measurements, bareMeasurement)
     console.log(`\n${plainTable(rows)}\n`)
-    console.log("Latency is autocannon's, in whole milliseconds; \"vs bare\" is Basalt's figure divided by the bare server's.")
+    console.log(
+      "Latency is autocannon's, in whole milliseconds. Server CPU is the server process's user + system time\n" +
+        "during the measured run over the requests it completed. \"vs bare\" is Basalt's figure over the bare server's."
+    )
     for (const m of measurements.filter((m) => m.failures > 0)) {
       console.log(`WARNING: ${m.target.label} had ${m.failures} errors or non-2xx responses (${m.statusCodes})`)
     }

@@ -8,7 +8,8 @@
 import { HttpApiBuilder, HttpServer, type HttpApi } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Layer, Schedule } from "effect"
-import { createServer, IncomingMessage, type Server } from "node:http"
+import { createServer, IncomingMessage, type Server, type ServerResponse } from "node:http"
+import { Server as NetServer, type Socket } from "node:net"
 import { AppConfig } from "../src/config/AppConfig.ts"
 import { ErrorResponseLive } from "../src/http/ErrorResponse.ts"
 import { requestBodyLayer } from "../src/http/RequestBody.ts"
@@ -16,7 +17,34 @@ import { RouteTable } from "../src/http/RouteTable.ts"
 import { serverMiddleware } from "../src/http/ServerMiddleware.ts"
 import { ServerLifecycle } from "../src/http/ServerLifecycle.ts"
 
-class NodeServer extends Context.Tag("basalt/NodeServer")<NodeServer, Server>() {}
+class NodeServer extends Context.Tag("basalt/NodeServer")<NodeServer, {
+  readonly server: Server
+  /** Each open connection, with how many of its requests' responses are not yet written out. */
+  readonly connections: ReadonlyMap<Socket, number>
+}>() {}
+
+/**
+ * Counts, per connection, the requests whose response has not been written out yet: a response
+ * counts from its request until Node has handed its last byte to the socket ("close" after
+ * "finish"), which is later than the handler returning it when the body is large and the client
+ * slow.
+ */
+const trackConnections = (server: Server): ReadonlyMap<Socket, number> => {
+  const unwritten = new Map<Socket, number>()
+  server.on("connection", (socket: Socket) => {
+    unwritten.set(socket, 0)
+    socket.once("close", () => unwritten.delete(socket))
+  })
+  server.on("request", (request: IncomingMessage, response: ServerResponse) => {
+    const socket = request.socket
+    unwritten.set(socket, (unwritten.get(socket) ?? 0) + 1)
+    response.once("close", () => {
+      const count = unwritten.get(socket)
+      if (count !== undefined) unwritten.set(socket, count - 1)
+    })
+  })
+  return unwritten
+}
 
 /**
  * A request whose body read is abandoned (the body limit was hit) is paused instead of destroyed:
@@ -38,25 +66,39 @@ const NodeServerLive = Layer.unwrapEffect(
     const server = createServer({ IncomingMessage: AbandonableIncomingMessage })
     return Layer.merge(
       NodeHttpServer.layer(() => server, { port: config.port, host: config.host }),
-      Layer.succeed(NodeServer, server)
+      Layer.succeed(NodeServer, { server, connections: trackConnections(server) })
     )
   })
 )
 
 const drain = Effect.gen(function*() {
-  const server = yield* NodeServer
+  const { server, connections } = yield* NodeServer
   const lifecycle = yield* ServerLifecycle
   const { shutdownGrace } = yield* AppConfig
+  // Requests received whose responses are not fully written: the handlers still running (the
+  // lifecycle's count) and the responses Node still holds.
+  const inFlight = () => Math.max(lifecycle.inFlight(), [...connections.values()].reduce((sum, n) => sum + n, 0))
   yield* lifecycle.startDraining
-  // Stop accepting; Node also closes the idle keep-alive connections.
-  server.close()
-  yield* Effect.logInfo(`shutting down: waiting for ${lifecycle.inFlight()} in-flight request(s)`)
-  const finished = yield* Effect.sync(lifecycle.inFlight).pipe(
-    Effect.repeat({ schedule: Schedule.spaced("10 millis"), until: (n) => n === 0 }),
+  // Stop accepting, and learn when the last connection has closed. Not http.Server#close: since
+  // Node 19 it also destroys the connections it deems idle, which include one whose response has
+  // ended but is not yet written out (a large body to a slow reader), cutting that response.
+  let connectionsClosed = false
+  NetServer.prototype.close.call(server, () => {
+    connectionsClosed = true
+  })
+  yield* Effect.logInfo(`shutting down: waiting for ${inFlight()} in-flight request(s)`)
+  const finished = yield* Effect.sync(() => {
+    // Each connection closes once it carries nothing unwritten (idle keep-alive ones at once).
+    for (const [socket, unwritten] of connections) if (unwritten === 0) socket.destroy()
+    return lifecycle.inFlight() === 0 && connectionsClosed
+  }).pipe(
+    Effect.repeat({ schedule: Schedule.spaced("10 millis"), until: (done) => done }),
+    // Finalizers run uninterruptibly, and a timeout cannot stop an uninterruptible wait.
+    Effect.interruptible,
     Effect.timeoutOption(shutdownGrace)
   )
   if (finished._tag === "None") {
-    yield* Effect.logWarning(`shutdown grace period over: cutting ${lifecycle.inFlight()} request(s)`)
+    yield* Effect.logWarning(`shutdown grace period over: cutting ${inFlight()} request(s)`)
   }
   server.closeAllConnections()
 })
@@ -76,18 +118,18 @@ const announce = Effect.gen(function*() {
 export const serveApi = <A extends HttpApi.HttpApi.Any, E, R>(api: A, apiLive: Layer.Layer<HttpApi.Api, E, R>) => {
   const routes = RouteTable.fromApi(api)
   // The server middleware wraps the app before it is served: middleware handed to serve() would
-  // only see responses already written.
+  // only see responses already written. The server starts listening only once the app is built:
+  // a request accepted before serve() attaches the handler would be emitted to no one and hang.
   const serving = Layer.unwrapEffect(
     Effect.gen(function*() {
       const config = yield* AppConfig
       const app = yield* HttpApiBuilder.httpApp
-      return HttpServer.serve(serverMiddleware(config)(app))
+      return HttpServer.serve(serverMiddleware(config)(app)).pipe(Layer.provideMerge(NodeServerLive))
     })
   ).pipe(
     Layer.provide(apiLive),
     Layer.provide([ErrorResponseLive, requestBodyLayer(api)]),
-    Layer.provide([routes, HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer]),
-    Layer.provideMerge(NodeServerLive)
+    Layer.provide([routes, HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer])
   )
   return Layer.scopedDiscard(Effect.zipRight(announce, Effect.addFinalizer(() => drain))).pipe(
     Layer.provideMerge(serving)

@@ -2,7 +2,7 @@
  * Every setting Basalt reads, from environment variables, validated once at start.
  * `.env.example` and the README's configuration table list the same variables.
  */
-import { Config, ConfigError, Context, Duration, Either, LogLevel, type Option, Redacted } from "effect"
+import { Config, ConfigError, Context, Duration, Either, LogLevel, Option, Redacted } from "effect"
 
 export type DatabaseSsl = "disable" | "require" | "verify-full"
 
@@ -47,7 +47,7 @@ export const parseByteSize = (text: string): Either.Either<number, string> => {
 const byteSize = (name: string) =>
   Config.string(name).pipe(
     Config.mapOrFail((text) =>
-      Either.mapLeft(parseByteSize(text), (message) => ConfigError.InvalidData([name], message))
+      Either.mapLeft(parseByteSize(text), (message) => ConfigError.InvalidData([], message))
     )
   )
 
@@ -78,10 +78,14 @@ const logLevel = (name: string) =>
     Config.mapOrFail((text) => {
       const level = logLevels[text.trim().toLowerCase()]
       return level === undefined
-        ? Either.left(ConfigError.InvalidData([name], `must be one of trace, debug, info, warn, error, fatal, none; got "${text}"`))
+        ? Either.left(ConfigError.InvalidData([], `must be one of trace, debug, info, warn, error, fatal, none; got "${text}"`))
         : Either.right(level)
     })
   )
+
+/** Unset and empty are the same: `.env` files and orchestrators often write `NAME=`. */
+const optional = <A>(config: Config.Config<A>, isEmpty: (a: A) => boolean) =>
+  Config.option(config).pipe(Config.map(Option.filter((a) => !isEmpty(a))))
 
 const list = (name: string) =>
   Config.string(name).pipe(
@@ -95,7 +99,7 @@ const keyValues = (name: string) =>
       const entries = text.split(",").map((item) => item.trim()).filter((item) => item !== "")
       const pairs = entries.map((entry) => [entry.slice(0, entry.indexOf("=")).trim(), entry.slice(entry.indexOf("=") + 1).trim()] as const)
       return pairs.some(([key]) => key === "")
-        ? Either.left(ConfigError.InvalidData([name], "expected key=value pairs separated by commas"))
+        ? Either.left(ConfigError.InvalidData([], "expected key=value pairs separated by commas"))
         : Either.right(Object.fromEntries(pairs))
     })
   )
@@ -112,16 +116,26 @@ export const appConfig: Config.Config<AppConfigShape> = Config.all({
   bodyLimitBytes: byteSize("BASALT_BODY_LIMIT").pipe(Config.withDefault(1024 * 1024)),
   shutdownGrace: Config.duration("BASALT_SHUTDOWN_GRACE").pipe(Config.withDefault(Duration.seconds(10))),
   database: Config.all({
-    url: Config.option(Config.redacted("DATABASE_URL")),
+    url: optional(Config.redacted("DATABASE_URL"), (url) => Redacted.value(url).trim() === ""),
     poolMax: positiveInt("DATABASE_POOL_MAX").pipe(Config.withDefault(10)),
     connectTimeout: Config.duration("DATABASE_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
     idleTimeout: Config.duration("DATABASE_IDLE_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
     ssl: oneOf("DATABASE_SSL", ["disable", "require", "verify-full"] as const).pipe(Config.withDefault("disable" as const)),
-    sslCaFile: Config.option(Config.string("DATABASE_SSL_CA_FILE"))
+    sslCaFile: optional(Config.string("DATABASE_SSL_CA_FILE"), (file) => file.trim() === "")
   }),
   telemetry: Config.all({
-    otlpEndpoint: Config.option(Config.string("OTEL_EXPORTER_OTLP_ENDPOINT")),
-    otlpHeaders: Config.redacted(keyValues("OTEL_EXPORTER_OTLP_HEADERS")).pipe(
+    otlpEndpoint: optional(
+      Config.string("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(
+        Config.validate({
+          message: "must be an http(s) URL such as http://localhost:4318",
+          validation: (url) => url.trim() === "" || /^https?:\/\/\S+$/.test(url)
+        })
+      ),
+      (url) => url.trim() === ""
+    ),
+    // Wrapped after parsing: the parse error names no value, and Config.redacted would hide the error too.
+    otlpHeaders: keyValues("OTEL_EXPORTER_OTLP_HEADERS").pipe(
+      Config.map(Redacted.make),
       Config.withDefault(Redacted.make<Record<string, string>>({}))
     ),
     serviceName: Config.string("OTEL_SERVICE_NAME").pipe(Config.withDefault("basalt"))

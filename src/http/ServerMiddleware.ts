@@ -47,7 +47,7 @@ const observe = <E, R>(
       MetricLabel.make("http.response.status_code", String(response.status))
     ]
     yield* Metric.increment(Metric.taggedWithLabels(httpRequests, labels))
-    yield* Metric.update(Metric.taggedWithLabels(httpDuration, labels), elapsed)
+    yield* Metric.update(Metric.taggedWithLabels(httpDuration, labels), elapsed / 1000)
     yield* Effect.logInfo(`${request.method} ${path} ${response.status}`).pipe(
       Effect.annotateLogs({ duration_ms: Math.round(elapsed * 100) / 100, route })
     )

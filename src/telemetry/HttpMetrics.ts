@@ -1,4 +1,7 @@
-/** Request count and latency, exported over OTLP with the traces when telemetry is on. */
+/**
+ * Request count and latency, exported over OTLP with the traces when telemetry is on. Names and
+ * units follow OpenTelemetry's HTTP semantic conventions (durations in seconds).
+ */
 import { Metric, MetricBoundaries } from "effect"
 
 export const httpRequests = Metric.counter("http.server.requests", {
@@ -6,8 +9,9 @@ export const httpRequests = Metric.counter("http.server.requests", {
   incremental: true
 })
 
+// OpenTelemetry's recommended boundaries for http.server.request.duration.
 export const httpDuration = Metric.histogram(
   "http.server.request.duration",
-  MetricBoundaries.exponential({ start: 0.5, factor: 2, count: 14 }),
-  "HTTP request latency in milliseconds, by method, route and status code"
+  MetricBoundaries.fromIterable([0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]),
+  "Duration of HTTP server requests, in seconds, by method, route and status code"
 )

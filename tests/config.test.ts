@@ -1,0 +1,105 @@
+/** Configuration: defaults, validation with one clear line per bad variable, secrets kept secret. */
+import { ConfigProvider, Duration, Effect, Either, LogLevel, Option, Redacted } from "effect"
+import { describe, expect, it } from "vitest"
+import { appConfig, describeConfigError, parseByteSize } from "../src/config/AppConfig.ts"
+
+const load = (env: Record<string, string>) =>
+  Effect.runSync(
+    Effect.either(Effect.withConfigProvider(appConfig, ConfigProvider.fromMap(new Map(Object.entries(env)))))
+  )
+
+const errorOf = (env: Record<string, string>) => {
+  const result = load(env)
+  if (Either.isRight(result)) throw new Error("expected the configuration to be refused")
+  return describeConfigError(result.left)
+}
+
+describe("configuration", () => {
+  it("has working defaults with nothing set", () => {
+    const config = Either.getOrThrow(load({}))
+    expect(config.port).toBe(8080)
+    expect(config.host).toBe("0.0.0.0")
+    expect(config.dataDir).toBe("./data")
+    expect(config.logLevel).toBe(LogLevel.Info)
+    expect(config.corsOrigins).toEqual([])
+    expect(config.bodyLimitBytes).toBe(1024 * 1024)
+    expect(Duration.toMillis(config.shutdownGrace)).toBe(10_000)
+    expect(Option.isNone(config.database.url)).toBe(true)
+    expect(config.database.poolMax).toBe(10)
+    expect(config.database.ssl).toBe("disable")
+    expect(Option.isNone(config.telemetry.otlpEndpoint)).toBe(true)
+    expect(config.telemetry.serviceName).toBe("basalt")
+  })
+
+  it("reads every variable", () => {
+    const config = Either.getOrThrow(
+      load({
+        PORT: "9090",
+        HOST: "127.0.0.1",
+        LOG_LEVEL: "WARN",
+        BASALT_CORS_ORIGINS: "https://a.example, https://b.example ,",
+        BASALT_BODY_LIMIT: "512kb",
+        BASALT_SHUTDOWN_GRACE: "3 seconds",
+        DATABASE_URL: "postgres://u:p@db:5432/basalt",
+        DATABASE_POOL_MAX: "25",
+        DATABASE_SSL: "verify-full",
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318",
+        OTEL_EXPORTER_OTLP_HEADERS: "authorization=Bearer xyz, x-tenant=7"
+      })
+    )
+    expect(config.port).toBe(9090)
+    expect(config.logLevel).toBe(LogLevel.Warning)
+    expect(config.corsOrigins).toEqual(["https://a.example", "https://b.example"])
+    expect(config.bodyLimitBytes).toBe(512 * 1024)
+    expect(Duration.toMillis(config.shutdownGrace)).toBe(3000)
+    expect(config.database.poolMax).toBe(25)
+    expect(config.database.ssl).toBe("verify-full")
+    expect(Option.getOrThrow(config.telemetry.otlpEndpoint)).toBe("http://collector:4318")
+    expect(Redacted.value(config.telemetry.otlpHeaders)).toEqual({ authorization: "Bearer xyz", "x-tenant": "7" })
+  })
+
+  it("treats an empty optional variable as unset", () => {
+    const config = Either.getOrThrow(load({ DATABASE_URL: "", OTEL_EXPORTER_OTLP_ENDPOINT: " ", DATABASE_SSL_CA_FILE: "" }))
+    expect(Option.isNone(config.database.url)).toBe(true)
+    expect(Option.isNone(config.telemetry.otlpEndpoint)).toBe(true)
+    expect(Option.isNone(config.database.sslCaFile)).toBe(true)
+  })
+
+  it.each([
+    [{ PORT: "abc" }, /^PORT: /],
+    [{ PORT: "70000" }, /^PORT: must be a port number/],
+    [{ LOG_LEVEL: "loud" }, /^LOG_LEVEL: must be one of/],
+    [{ BASALT_BODY_LIMIT: "lots" }, /^BASALT_BODY_LIMIT: expected a size/],
+    [{ BASALT_SHUTDOWN_GRACE: "soon" }, /^BASALT_SHUTDOWN_GRACE: /],
+    [{ DATABASE_POOL_MAX: "0" }, /^DATABASE_POOL_MAX: must be a whole number greater than 0/],
+    [{ DATABASE_SSL: "maybe" }, /^DATABASE_SSL: must be one of disable, require, verify-full/],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" }, /^OTEL_EXPORTER_OTLP_ENDPOINT: must be an http\(s\) URL/],
+    [{ OTEL_EXPORTER_OTLP_HEADERS: "=x" }, /^OTEL_EXPORTER_OTLP_HEADERS: expected key=value pairs/]
+  ])("refuses %o with one line naming the variable", (env, message) => {
+    const line = errorOf(env)
+    expect(line).toMatch(message)
+    expect(line).not.toContain("\n")
+  })
+
+  it("names every bad variable when several are wrong", () => {
+    const line = errorOf({ PORT: "abc", DATABASE_SSL: "maybe" })
+    expect(line).toMatch(/PORT: .*; DATABASE_SSL: /)
+  })
+
+  it("never shows secrets when the configuration is printed or logged", () => {
+    const config = Either.getOrThrow(
+      load({ DATABASE_URL: "postgres://u:hunter2@db/basalt", OTEL_EXPORTER_OTLP_HEADERS: "authorization=Bearer tok3n" })
+    )
+    const printed = `${JSON.stringify(config)} ${String(config.database.url)} ${String(config.telemetry.otlpHeaders)}`
+    expect(printed).not.toMatch(/hunter2|tok3n/)
+  })
+
+  it.each([
+    ["1048576", 1048576],
+    ["512kb", 524288],
+    ["1MiB", 1048576],
+    ["2 mb", 2097152]
+  ])("parses the size %s", (text, bytes) => {
+    expect(parseByteSize(text)).toEqual(Either.right(bytes))
+  })
+})
