@@ -1,6 +1,7 @@
 /**
  * What Basalt's HTTP stack costs: GET /health and GET /ready on a fresh Basalt, against a bare
- * node:http server answering the same /health body, both started as child processes on
+ * node:http server answering the same /health body and the smallest server on the same Effect
+ * platform stack (the framework's floor), all started as child processes on
  * 127.0.0.1 and loaded in turn by autocannon from this process (a warm-up run, then the
  * measured run). Besides throughput and latency it reports the CPU time the server spent per
  * request (Linux): on a shared or small machine, where the load generator competes with the
@@ -57,13 +58,14 @@ const stopGraceMs = 20_000
 
 interface Target {
   readonly label: string
-  readonly server: "bare" | "basalt"
+  readonly server: "bare" | "effect" | "basalt"
   readonly path: string
 }
 
 const baseline: Target = { label: "bare node:http /health", server: "bare", path: "/health" }
 const targets: ReadonlyArray<Target> = [
   baseline,
+  { label: "minimal Effect platform server /health", server: "effect", path: "/health" },
   { label: "Basalt GET /health", server: "basalt", path: "/health" },
   { label: "Basalt GET /ready", server: "basalt", path: "/ready" }
 ]
@@ -173,7 +175,7 @@ const markdownTable = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
 }
 
 const main = async (): Promise<number> => {
-  const [barePort, basaltPort] = [await freePort(), await freePort()]
+  const [barePort, effectPort, basaltPort] = [await freePort(), await freePort(), await freePort()]
   const bare = startServerProcess({
     name: "bare node:http server",
     script: "bench/BareServer.ts",
@@ -183,6 +185,15 @@ const main = async (): Promise<number> => {
     logFile: join(dataDir, "bare.log")
   })
   running.push(bare)
+  const effect = startServerProcess({
+    name: "minimal Effect platform server",
+    script: "bench/EffectFloorServer.ts",
+    cwd: repoRoot,
+    port: effectPort,
+    env: { PATH: process.env["PATH"] ?? "", HOST: "127.0.0.1", PORT: String(effectPort) },
+    logFile: join(dataDir, "effect.log")
+  })
+  running.push(effect)
   const basalt = startServerProcess({
     name: "Basalt",
     script: "src/main.ts",
@@ -201,13 +212,13 @@ const main = async (): Promise<number> => {
 
   let exitCode = 0
   try {
-    await Promise.all([waitUntilAnswering(bare, "/health", startupTimeoutMs), waitUntilAnswering(basalt, "/health", startupTimeoutMs)])
+    await Promise.all([bare, effect, basalt].map((server) => waitUntilAnswering(server, "/health", startupTimeoutMs)))
     const machine = describeMachine()
     console.log(["HTTP benchmark: Basalt vs bare node:http", "", ...machine, ""].join("\n"))
 
     const measurements: Array<Measurement> = []
     for (const target of targets) {
-      const server = target.server === "bare" ? bare : basalt
+      const server = { bare, effect, basalt }[target.server]
       const url = server.baseUrl + target.path
       process.stdout.write(`${target.label}: warm-up ${settings.warmupSeconds} s, measuring ${settings.durationSeconds} s... `)
       await load(url, settings.warmupSeconds)
@@ -233,19 +244,22 @@ const main = async (): Promise<number> => {
     }
     const health = measurements.find((m) => m.target.server === "basalt" && m.target.path === "/health")!
     const healthRatio = health.requestsPerSecond / bareMeasurement.requestsPerSecond
+    const floor = measurements.find((m) => m.target.server === "effect")!
     console.log(
-      `Goal: Basalt /health at least 0.60× bare throughput: ${healthRatio >= 0.6 ? "met" : "NOT met"} (${healthRatio.toFixed(2)}×)`
+      `Goal: Basalt /health at least 0.60× bare throughput: ${healthRatio >= 0.6 ? "met" : "NOT met"} (${healthRatio.toFixed(2)}×); ` +
+        `the minimal Effect platform server reaches ${(floor.requestsPerSecond / bareMeasurement.requestsPerSecond).toFixed(2)}×, ` +
+        `Basalt ${(health.requestsPerSecond / floor.requestsPerSecond).toFixed(2)}× of that`
     )
     console.log(`\nMarkdown, for the README:\n\n${machine.map((line) => `    ${line}`).join("\n")}\n\n${markdownTable(rows)}\n`)
   } finally {
-    const [bareStop, basaltStop] = await Promise.all([stopServerProcess(bare, stopGraceMs), stopServerProcess(basalt, stopGraceMs)])
-    if (bareStop.forced) console.log("WARNING: the bare server ignored SIGTERM and was killed")
-    if (basaltStop.code === 0) {
+    const [bareStop, , basaltStop] = await Promise.all([bare, effect, basalt].map((server) => stopServerProcess(server, stopGraceMs)))
+    if (bareStop!.forced) console.log("WARNING: the bare server ignored SIGTERM and was killed")
+    if (basaltStop!.code === 0) {
       console.log("Basalt stopped on SIGTERM with exit code 0.")
     } else {
       exitCode = 1
-      const how = basaltStop.forced ? `ignored SIGTERM for ${stopGraceMs / 1_000} s and was killed` : "stopped on SIGTERM"
-      console.log(`WARNING: Basalt ${how} with exit code ${basaltStop.code} (signal ${basaltStop.signal}); its last log lines:\n${logTail(basalt)}`)
+      const how = basaltStop!.forced ? `ignored SIGTERM for ${stopGraceMs / 1_000} s and was killed` : "stopped on SIGTERM"
+      console.log(`WARNING: Basalt ${how} with exit code ${basaltStop!.code} (signal ${basaltStop!.signal}); its last log lines:\n${logTail(basalt)}`)
     }
   }
   return exitCode

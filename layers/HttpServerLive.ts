@@ -5,7 +5,7 @@
  * BASALT_SHUTDOWN_GRACE to finish, then remaining connections are cut and the layers below
  * (database, telemetry) close in turn.
  */
-import { HttpApiBuilder, HttpServer, type HttpApi } from "@effect/platform"
+import { HttpApiBuilder, HttpMiddleware, HttpServer, type HttpApi } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Layer, Schedule } from "effect"
 import { createServer, IncomingMessage, type Server, type ServerResponse } from "node:http"
@@ -124,7 +124,12 @@ export const serveApi = <A extends HttpApi.HttpApi.Any, E, R>(api: A, apiLive: L
     Effect.gen(function*() {
       const config = yield* AppConfig
       const app = yield* HttpApiBuilder.httpApp
-      return HttpServer.serve(serverMiddleware(config)(app)).pipe(Layer.provideMerge(NodeServerLive))
+      return HttpServer.serve(serverMiddleware(config)(app)).pipe(
+        // Liveness probes arrive every few seconds from every orchestrator: as spans they would
+        // only bury the traces that matter. They are still counted and logged.
+        HttpMiddleware.withTracerDisabledForUrls(["/health"]),
+        Layer.provideMerge(NodeServerLive)
+      )
     })
   ).pipe(
     Layer.provide(apiLive),

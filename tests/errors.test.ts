@@ -178,7 +178,12 @@ describe("errors of the body guard and unexpected failures (probe API on the pro
     const body = expectError(response, 500, "InternalError", "internal_error")
     expect(response.text).not.toMatch(/secret|\/srv|\.ts|Error:|at /)
     expect(body.request_id).toBe("probe-defect-1")
-    const line = logs.map((l) => JSON.parse(l)).find((l) => l.request_id === "probe-defect-1" && l.level === "error")
+    // Log lines leave in batches, one event-loop turn after they are written.
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const line = logs
+      .flatMap((chunk) => chunk.trimEnd().split("\n"))
+      .map((l) => JSON.parse(l))
+      .find((l) => l.request_id === "probe-defect-1" && l.level === "error")
     expect(line?.error).toMatch(/secret internal detail/)
     expect(line?.trace_id).toMatch(/^[0-9a-f]{32}$/)
   })

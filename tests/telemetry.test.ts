@@ -120,8 +120,9 @@ const captureLogLines = () => {
   const lines: Array<string> = []
   const write = process.stdout.write
   process.stdout.write = ((chunk: unknown, ...rest: Array<unknown>) => {
+    // The logger writes whole lines, several at a time when they come together.
     if (typeof chunk === "string" && chunk.startsWith("{") && chunk.endsWith("\n")) {
-      lines.push(chunk.trimEnd())
+      lines.push(...chunk.trimEnd().split("\n"))
       return true
     }
     return (write as (...args: Array<unknown>) => boolean).call(process.stdout, chunk, ...rest)

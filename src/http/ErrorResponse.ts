@@ -18,7 +18,7 @@ import {
   ValidationFailed
 } from "./ApiError.ts"
 import { CurrentRequestId } from "./RequestId.ts"
-import { RouteTable } from "./RouteTable.ts"
+import { pathOf, RouteTable } from "./RouteTable.ts"
 
 export const errorResponse = (error: ApiError): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
   Effect.map(FiberRef.get(CurrentRequestId), (requestId) =>
@@ -68,7 +68,7 @@ export const apiErrorFromCause = (
     if (error instanceof HttpApiError.HttpApiDecodeError) return Option.some(fromDecodeError(error))
     if (error instanceof HttpServerError.RouteNotFound) {
       const request = yield* HttpServerRequest.HttpServerRequest
-      const path = new URL(request.url, "http://localhost").pathname
+      const path = pathOf(request.url)
       const allow = (yield* RouteTable).allowedMethods(path)
       return Option.some(
         allow.length === 0

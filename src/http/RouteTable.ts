@@ -5,6 +5,12 @@
 import { HttpApi } from "@effect/platform"
 import { Context, Layer } from "effect"
 
+/** The path of a request target (`/a/b?x=1` → `/a/b`): Node gives the target as sent. */
+export const pathOf = (url: string): string => {
+  const query = url.indexOf("?")
+  return query === -1 ? url : url.slice(0, query)
+}
+
 interface Route {
   readonly template: string
   readonly pattern: RegExp

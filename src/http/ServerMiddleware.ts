@@ -11,14 +11,45 @@ import {
   HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
-import { Effect, Metric, MetricLabel, Option } from "effect"
+import { Context, Effect, Metric, MetricLabel, Option, Tracer } from "effect"
 import { AppConfig, type AppConfigShape } from "../config/AppConfig.ts"
 import { httpDuration, httpRequests } from "../telemetry/HttpMetrics.ts"
 import { compression } from "./Compression.ts"
 import { renderCause } from "./ErrorResponse.ts"
 import { CurrentRequestId, RequestIdHeader, requestIdFrom } from "./RequestId.ts"
-import { RouteTable } from "./RouteTable.ts"
+import { pathOf, RouteTable } from "./RouteTable.ts"
 import { ServerLifecycle } from "./ServerLifecycle.ts"
+
+/**
+ * The request metrics tagged with method, route and status. Tagging builds and hashes a new
+ * metric key, so each combination is built once; routes are templates and Node only parses known
+ * methods, so the combinations are few.
+ */
+const requestMetrics = new Map<string, { readonly count: Metric.Metric.Counter<number>; readonly duration: typeof httpDuration }>()
+const metricsFor = (method: string, route: string, status: number) => {
+  const key = `${method} ${route} ${status}`
+  let metrics = requestMetrics.get(key)
+  if (metrics === undefined) {
+    const labels = [
+      MetricLabel.make("http.request.method", method),
+      MetricLabel.make("http.route", route),
+      MetricLabel.make("http.response.status_code", String(status))
+    ]
+    metrics = { count: Metric.taggedWithLabels(httpRequests, labels), duration: Metric.taggedWithLabels(httpDuration, labels) }
+    requestMetrics.set(key, metrics)
+  }
+  return metrics
+}
+
+/**
+ * Sets an attribute on the request's server span, if it has one. Not Effect.annotateCurrentSpan:
+ * on an untraced request (/health) that builds and throws away an exception every time.
+ */
+const annotateServerSpan = (key: string, value: string) =>
+  Effect.map(Effect.context<never>(), (context) => {
+    const span = Context.getOption(context, Tracer.ParentSpan)
+    if (Option.isSome(span) && span.value._tag === "Span") span.value.attribute(key, value)
+  })
 
 const observe = <E, R>(
   app: HttpApp.Default<E, R>,
@@ -30,9 +61,9 @@ const observe = <E, R>(
     const lifecycle = yield* ServerLifecycle
     const routes = yield* RouteTable
     const { bodyLimitBytes } = yield* AppConfig
-    const path = new URL(request.url, "http://localhost").pathname
+    const path = pathOf(request.url)
     const route = routes.match(request.method, path) ?? "unmatched"
-    yield* Effect.annotateCurrentSpan("http.request.id", requestId)
+    yield* annotateServerSpan("http.request.id", requestId)
 
     const response = yield* app.pipe(
       Effect.catchAllCause(renderCause),
@@ -41,13 +72,9 @@ const observe = <E, R>(
     )
 
     const elapsed = performance.now() - started
-    const labels = [
-      MetricLabel.make("http.request.method", request.method),
-      MetricLabel.make("http.route", route),
-      MetricLabel.make("http.response.status_code", String(response.status))
-    ]
-    yield* Metric.increment(Metric.taggedWithLabels(httpRequests, labels))
-    yield* Metric.update(Metric.taggedWithLabels(httpDuration, labels), elapsed / 1000)
+    const metrics = metricsFor(request.method, route, response.status)
+    yield* Metric.increment(metrics.count)
+    yield* Metric.update(metrics.duration, elapsed / 1000)
     yield* Effect.logInfo(`${request.method} ${path} ${response.status}`).pipe(
       Effect.annotateLogs({ duration_ms: Math.round(elapsed * 100) / 100, route })
     )

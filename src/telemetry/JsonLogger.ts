@@ -3,6 +3,33 @@
  * and the trace and span ids of the span the line was written in, so logs and traces join up.
  */
 import { Cause, Context, FiberRef, FiberRefs, HashMap, Logger, Option, Tracer } from "effect"
+import { writeSync } from "node:fs"
+
+/**
+ * Lines written in one turn of the event loop leave in one write: under load that is one system
+ * call for many requests instead of one each. What is pending when the process exits is written
+ * synchronously, so nothing logged before a clean exit is lost.
+ */
+let pending = ""
+let flushScheduled = false
+const flush = () => {
+  flushScheduled = false
+  if (pending === "") return
+  const out = pending
+  pending = ""
+  process.stdout.write(out)
+}
+process.once("exit", () => {
+  if (pending !== "") writeSync(1, pending)
+})
+const writeLine = (line: string) => {
+  pending += `${line}\n`
+  if (pending.length > 65_536) flush()
+  else if (!flushScheduled) {
+    flushScheduled = true
+    setImmediate(flush)
+  }
+}
 
 const text = (message: unknown): unknown => {
   const parts = Array.isArray(message) ? message : [message]
@@ -22,5 +49,5 @@ export const jsonLogger = Logger.make(({ annotations, cause, context, date, logL
     entry["span_id"] = span.value.spanId
   }
   if (!Cause.isEmpty(cause)) entry["error"] = Cause.pretty(cause, { renderErrorCause: true })
-  process.stdout.write(`${JSON.stringify(entry)}\n`)
+  writeLine(JSON.stringify(entry))
 })
