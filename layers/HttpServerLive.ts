@@ -21,7 +21,31 @@ class NodeServer extends Context.Tag("basalt/NodeServer")<NodeServer, {
   readonly server: Server
   /** Each open connection, with how many of its requests' responses are not yet written out. */
   readonly connections: ReadonlyMap<Socket, number>
+  /** Hands the requests that arrived before the app was attached to it; later ones go straight. */
+  readonly releaseEarlyRequests: () => void
 }>() {}
+
+/**
+ * The server listens a moment before the app's request handler is attached (the platform starts
+ * listening, then serves). A request in that gap would be emitted to no one and hang, so it is
+ * held here and handed to the app once it is attached.
+ */
+export const holdEarlyRequests = (server: Server): (() => void) => {
+  const held: Array<readonly [IncomingMessage, ServerResponse]> = []
+  let attached = false
+  const hold = (request: IncomingMessage, response: ServerResponse) => {
+    if (!attached) held.push([request, response])
+  }
+  server.on("request", hold)
+  const ownListeners = new Set(server.listeners("request"))
+  return () => {
+    attached = true
+    const appListeners = server.listeners("request").filter((listener) => !ownListeners.has(listener))
+    for (const [request, response] of held.splice(0)) {
+      for (const listener of appListeners) listener.call(server, request, response)
+    }
+  }
+}
 
 /**
  * Counts, per connection, the requests whose response has not been written out yet: a response
@@ -64,9 +88,11 @@ class AbandonableIncomingMessage extends IncomingMessage {
 const NodeServerLive = Layer.unwrapEffect(
   Effect.map(AppConfig, (config) => {
     const server = createServer({ IncomingMessage: AbandonableIncomingMessage })
+    const connections = trackConnections(server)
+    const releaseEarlyRequests = holdEarlyRequests(server)
     return Layer.merge(
       NodeHttpServer.layer(() => server, { port: config.port, host: config.host }),
-      Layer.succeed(NodeServer, { server, connections: trackConnections(server) })
+      Layer.succeed(NodeServer, { server, connections, releaseEarlyRequests })
     )
   })
 )
@@ -104,6 +130,8 @@ const drain = Effect.gen(function*() {
 })
 
 const announce = Effect.gen(function*() {
+  const { releaseEarlyRequests } = yield* NodeServer
+  releaseEarlyRequests()
   const address = (yield* HttpServer.HttpServer).address
   if (address._tag === "TcpAddress") {
     const host = address.hostname === "0.0.0.0" || address.hostname === "::" ? "localhost" : address.hostname
@@ -118,8 +146,8 @@ const announce = Effect.gen(function*() {
 export const serveApi = <A extends HttpApi.HttpApi.Any, E, R>(api: A, apiLive: Layer.Layer<HttpApi.Api, E, R>) => {
   const routes = RouteTable.fromApi(api)
   // The server middleware wraps the app before it is served: middleware handed to serve() would
-  // only see responses already written. The server starts listening only once the app is built:
-  // a request accepted before serve() attaches the handler would be emitted to no one and hang.
+  // only see responses already written. The server starts listening only once the app is built,
+  // and the requests of the moment between listening and serving are held (holdEarlyRequests).
   const serving = Layer.unwrapEffect(
     Effect.gen(function*() {
       const config = yield* AppConfig

@@ -549,7 +549,9 @@ export interface operations {
                     readonly [name: string]: unknown;
                 };
                 content: {
+                    /** @example /*! For license information please see swagger-ui-bundle.js.LICENSE.txt *\/ */
                     readonly "text/javascript": string;
+                    /** @example .swagger-ui{color:#3b4151} */
                     readonly "text/css": string;
                 };
             };
