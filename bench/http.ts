@@ -175,40 +175,26 @@ const markdownTable = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
 }
 
 const main = async (): Promise<number> => {
-  const [barePort, effectPort, basaltPort] = [await freePort(), await freePort(), await freePort()]
-  const bare = startServerProcess({
-    name: "bare node:http server",
-    script: "bench/BareServer.ts",
-    cwd: repoRoot,
-    port: barePort,
-    env: { PATH: process.env["PATH"] ?? "", HOST: "127.0.0.1", PORT: String(barePort) },
-    logFile: join(dataDir, "bare.log")
+  /** Starts one server on a free loopback port, with only the environment it is given. */
+  const start = async (name: string, script: string, logName: string, env: Record<string, string> = {}) => {
+    const port = await freePort()
+    const server = startServerProcess({
+      name,
+      script,
+      cwd: repoRoot,
+      port,
+      env: { PATH: process.env["PATH"] ?? "", HOST: "127.0.0.1", PORT: String(port), ...env },
+      logFile: join(dataDir, logName)
+    })
+    running.push(server)
+    return server
+  }
+  const bare = await start("bare node:http server", "bench/BareServer.ts", "bare.log")
+  const effect = await start("minimal Effect platform server", "bench/EffectFloorServer.ts", "effect.log")
+  const basalt = await start("Basalt", "src/main.ts", "basalt.log", {
+    BASALT_DATA_DIR: join(dataDir, "data"),
+    LOG_LEVEL: settings.basaltLogLevel
   })
-  running.push(bare)
-  const effect = startServerProcess({
-    name: "minimal Effect platform server",
-    script: "bench/EffectFloorServer.ts",
-    cwd: repoRoot,
-    port: effectPort,
-    env: { PATH: process.env["PATH"] ?? "", HOST: "127.0.0.1", PORT: String(effectPort) },
-    logFile: join(dataDir, "effect.log")
-  })
-  running.push(effect)
-  const basalt = startServerProcess({
-    name: "Basalt",
-    script: "src/main.ts",
-    cwd: repoRoot,
-    port: basaltPort,
-    env: {
-      PATH: process.env["PATH"] ?? "",
-      HOST: "127.0.0.1",
-      PORT: String(basaltPort),
-      BASALT_DATA_DIR: join(dataDir, "data"),
-      LOG_LEVEL: settings.basaltLogLevel
-    },
-    logFile: join(dataDir, "basalt.log")
-  })
-  running.push(basalt)
 
   let exitCode = 0
   try {
