@@ -48,6 +48,7 @@ const freePort = () =>
 
 interface ServerProcess {
   readonly url: string
+  readonly dataDir: string
   readonly port: number
   readonly child: ChildProcess
   readonly stdoutLines: () => ReadonlyArray<string>
@@ -71,7 +72,7 @@ afterAll(() => {
 /** `npm start`'s command, with only the variables given (and DATABASE_URL when the run has one). */
 const startProcess = async (env: Record<string, string> = {}): Promise<ServerProcess> => {
   const port = await freePort()
-  const dataDir = mkdtempSync(join(tmpdir(), "basalt-lifecycle-"))
+  const dataDir = env["BASALT_DATA_DIR"] ?? mkdtempSync(join(tmpdir(), "basalt-lifecycle-"))
   dataDirs.add(dataDir)
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
     cwd: repoRoot,
@@ -127,6 +128,7 @@ const startProcess = async (env: Record<string, string> = {}): Promise<ServerPro
     })
   return {
     url: `http://127.0.0.1:${port}`,
+    dataDir,
     port,
     child,
     stdoutLines: () => lines,
@@ -332,5 +334,27 @@ describe("startup configuration", () => {
     } finally {
       server.child.kill("SIGKILL")
     }
+  })
+})
+
+describe("restart", () => {
+  it("reopens the same database after a clean stop: the data is there, no migration runs twice", { timeout: processTimeout }, async () => {
+    const databaseReady = (server: ServerProcess) => logEntries(server).find((entry) => entry["message"] === "database ready")
+    const first = await startProcess()
+    await waitUntilHealthy(first)
+    const firstStart = databaseReady(first)
+    expect(firstStart?.["instance_id"]).toMatch(/^[0-9a-f-]{36}$/)
+    first.child.kill("SIGTERM")
+    expect(await exitWithin(first, 30_000, "SIGTERM")).toEqual({ code: 0, signal: null })
+
+    const second = await startProcess({ BASALT_DATA_DIR: first.dataDir })
+    await waitUntilHealthy(second)
+    const secondStart = databaseReady(second)
+    expect(secondStart?.["instance_id"]).toBe(firstStart?.["instance_id"])
+    expect(secondStart?.["migrations_applied"]).toBe("")
+    const ready = await receive("GET", "/ready", await fetch(`${second.url}/ready`))
+    expect(ready.json().database.migration_version).toBe(1)
+    second.child.kill("SIGTERM")
+    expect(await exitWithin(second, 30_000, "SIGTERM")).toEqual({ code: 0, signal: null })
   })
 })
