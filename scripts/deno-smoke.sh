@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of Basalt under Deno 2: starts the server with `deno task start` (deno.json),
-# checks GET /health and GET /ready, then stops it with SIGTERM and expects exit code 0. Uses the pinned Deno from node_modules (the `deno` npm package), a free loopback port
-# and a fresh data directory. With DATABASE_URL set the server uses that Postgres, which has no
+# checks GET /health and GET /ready, then stops it with SIGTERM and expects exit code 0. Uses
+# the pinned Deno from node_modules (the `deno` npm package), a free loopback port and a fresh
+# data directory. With DATABASE_URL set the server uses that Postgres, which has no
 # pgvector in CI; otherwise the embedded PGlite, which has it.
 #
 #   scripts/deno-smoke.sh            exit status 0 and a PASS line, or non-zero and a FAIL line
