@@ -5,12 +5,22 @@ import { AppConfigLive } from "../layers/AppConfigLive.ts"
 import { DatabaseLive } from "../layers/DatabaseLive.ts"
 import { serveApi } from "../layers/HttpServerLive.ts"
 import { LoggerLive, TelemetryLive } from "../layers/TelemetryLive.ts"
+import { AccessTokens } from "./accounts/AccessTokens.ts"
+import { AuthHttpLive, UsersHttpLive } from "./accounts/AccountsHttp.ts"
+import { Authentication } from "./accounts/Authentication.ts"
+import { PasswordHasher } from "./accounts/PasswordHasher.ts"
 import { BasaltApi } from "./Api.ts"
 import { DocsHttpLive } from "./docs/DocsHttp.ts"
 import { HealthHttpLive } from "./health/HealthHttp.ts"
 import { ServerLifecycle } from "./http/ServerLifecycle.ts"
 
-const ApiLive = HttpApiBuilder.api(BasaltApi).pipe(Layer.provide([HealthHttpLive, DocsHttpLive]))
+const AccountsLive = Layer.mergeAll(AccessTokens.Live, PasswordHasher.Live)
+
+const ApiLive = HttpApiBuilder.api(BasaltApi).pipe(
+  Layer.provide([HealthHttpLive, DocsHttpLive, AuthHttpLive, UsersHttpLive]),
+  Layer.provide(Authentication.Live),
+  Layer.provide(AccountsLive)
+)
 
 export const AppLive = serveApi(BasaltApi, ApiLive).pipe(
   Layer.provide(DatabaseLive),

@@ -103,3 +103,21 @@ describe("configuration", () => {
     expect(parseByteSize(text)).toEqual(Either.right(bytes))
   })
 })
+
+describe("configuration of accounts", () => {
+  it("refuses a short BASALT_JWT_SECRET without showing it", () => {
+    const line = errorOf({ BASALT_JWT_SECRET: "tooshort" })
+    expect(line).toMatch(/^BASALT_JWT_SECRET: must be at least 32 characters/)
+    expect(line).not.toContain("tooshort")
+  })
+
+  it("reads the accounts settings, with sign-up closed by default", () => {
+    const defaults = Either.getOrThrow(load({}))
+    expect(defaults.auth.allowSignup).toBe(false)
+    expect(Duration.toMinutes(defaults.auth.accessTokenTtl)).toBe(15)
+    const set = Either.getOrThrow(load({ BASALT_ALLOW_SIGNUP: "true", BASALT_ACCESS_TOKEN_TTL: "5 minutes", BASALT_JWT_SECRET: "k".repeat(32) }))
+    expect(set.auth.allowSignup).toBe(true)
+    expect(Duration.toMinutes(set.auth.accessTokenTtl)).toBe(5)
+    expect(Option.map(set.auth.jwtSecret, Redacted.value)).toEqual(Option.some("k".repeat(32)))
+  })
+})

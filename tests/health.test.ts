@@ -1,5 +1,6 @@
 import pg from "pg"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { latestMigrationId } from "../src/database/migrations/index.ts"
 import { startServer, type TestServer } from "./support/server.ts"
 
 const onPostgres = process.env.DATABASE_URL !== undefined
@@ -23,7 +24,7 @@ describe("health and readiness", () => {
     const body = response.json()
     expect(body.status).toBe("ready")
     expect(body.database.backend).toBe(onPostgres ? "postgres" : "pglite")
-    expect(body.database.migration_version).toBe(1)
+    expect(body.database.migration_version).toBe(latestMigrationId)
     // PGlite ships pgvector; the CI Postgres 15 has none, so it proves the lexical-only path.
     expect(body.database.pgvector).toBe(!onPostgres)
     expect(body.search_mode).toBe(onPostgres ? "lexical_only" : "hybrid")

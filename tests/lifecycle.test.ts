@@ -9,6 +9,7 @@ import { connect, createServer, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
+import { latestMigrationId } from "../src/database/migrations/index.ts"
 import { receive } from "./support/server.ts"
 
 const repoRoot = new URL("..", import.meta.url).pathname
@@ -353,7 +354,7 @@ describe("restart", () => {
     expect(secondStart?.["instance_id"]).toBe(firstStart?.["instance_id"])
     expect(secondStart?.["migrations_applied"]).toBe("")
     const ready = await receive("GET", "/ready", await fetch(`${second.url}/ready`))
-    expect(ready.json().database.migration_version).toBe(1)
+    expect(ready.json().database.migration_version).toBe(latestMigrationId)
     second.child.kill("SIGTERM")
     expect(await exitWithin(second, 30_000, "SIGTERM")).toEqual({ code: 0, signal: null })
   })

@@ -22,6 +22,13 @@ export interface AppConfigShape {
     readonly ssl: DatabaseSsl
     readonly sslCaFile: Option.Option<string>
   }
+  readonly auth: {
+    /** HS256 key for access tokens; None: one generated once and kept in the database. */
+    readonly jwtSecret: Option.Option<Redacted.Redacted>
+    readonly accessTokenTtl: Duration.Duration
+    readonly refreshTokenTtl: Duration.Duration
+    readonly allowSignup: boolean
+  }
   readonly telemetry: {
     readonly otlpEndpoint: Option.Option<string>
     readonly otlpHeaders: Redacted.Redacted<Record<string, string>>
@@ -122,6 +129,22 @@ export const appConfig: Config.Config<AppConfigShape> = Config.all({
     idleTimeout: Config.duration("DATABASE_IDLE_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
     ssl: oneOf("DATABASE_SSL", ["disable", "require", "verify-full"] as const).pipe(Config.withDefault("disable" as const)),
     sslCaFile: optional(Config.string("DATABASE_SSL_CA_FILE"), (file) => file.trim() === "")
+  }),
+  auth: Config.all({
+    // Validated as text, then wrapped: the message names no value.
+    jwtSecret: optional(
+      Config.string("BASALT_JWT_SECRET").pipe(
+        Config.validate({
+          message: "must be at least 32 characters (a shorter HS256 key can be guessed)",
+          validation: (secret) => secret.trim() === "" || secret.length >= 32
+        }),
+        Config.map(Redacted.make)
+      ),
+      (secret) => Redacted.value(secret).trim() === ""
+    ),
+    accessTokenTtl: Config.duration("BASALT_ACCESS_TOKEN_TTL").pipe(Config.withDefault(Duration.minutes(15))),
+    refreshTokenTtl: Config.duration("BASALT_REFRESH_TOKEN_TTL").pipe(Config.withDefault(Duration.days(30))),
+    allowSignup: Config.boolean("BASALT_ALLOW_SIGNUP").pipe(Config.withDefault(false))
   }),
   telemetry: Config.all({
     otlpEndpoint: optional(

@@ -8,7 +8,7 @@
  * tsc error. Each also annotates the Schema with what it was checked against, so the contract
  * test can prove that no endpoint skipped the check.
  */
-import { HttpApiEndpoint } from "@effect/platform"
+import { HttpApiEndpoint, HttpApiSchema } from "@effect/platform"
 import type { Schema } from "effect"
 import type { components, operations, paths } from "./openapi.gen.ts"
 
@@ -66,6 +66,12 @@ export const contractResponse = <
   contentType: ContentType,
   schema: S & Matches<Schema.Schema.Encoded<S>, ResponseContent<Op, Status>[ContentType], `${Op} ${Status}`>
 ): S => annotate(schema, `${op} ${status} ${contentType}`)
+
+/** A response of one operation that has no body (204): the contract must declare none. */
+export const contractEmpty = <Op extends OperationId, Status extends keyof Responses<Op> & number>(
+  op: Op,
+  status: Status & (Responses<Op>[Status] extends { readonly content?: never } ? unknown : { readonly contractMismatch: `${Op} ${Status} has a body in openapi.yaml` })
+) => annotate(HttpApiSchema.Empty(status), `${op} ${status} (no body)`)
 
 /** The request body of one operation. */
 export const contractPayload = <

@@ -131,6 +131,106 @@ export interface paths {
         readonly patch?: never;
         readonly trace?: never;
     };
+    readonly "/api/v1/auth/register": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly get?: never;
+        readonly put?: never;
+        /**
+         * Create an account
+         * @description The first account of an empty system becomes an admin. After that, self sign-up is open only
+         *     when the server allows it (BASALT_ALLOW_SIGNUP); otherwise 403. Emails are trimmed and
+         *     lower-cased, and unique.
+         */
+        readonly post: operations["register"];
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
+    readonly "/api/v1/auth/login": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly get?: never;
+        readonly put?: never;
+        /**
+         * Log in with email and password
+         * @description An unknown email and a wrong password get the same 401, in the same time.
+         */
+        readonly post: operations["login"];
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
+    readonly "/api/v1/auth/refresh": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly get?: never;
+        readonly put?: never;
+        /**
+         * Exchange a refresh token for new tokens
+         * @description The refresh token is rotated: the one presented stops working. Presenting a refresh token
+         *     that was already rotated revokes the whole session (it has been stolen or replayed).
+         */
+        readonly post: operations["refreshSession"];
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
+    readonly "/api/v1/auth/logout": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly get?: never;
+        readonly put?: never;
+        /**
+         * End the current session
+         * @description Revokes the session of the access token; its refresh token stops working.
+         */
+        readonly post: operations["logout"];
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
+    readonly "/api/v1/users/me": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        /** The caller's account */
+        readonly get: operations["getCurrentUser"];
+        readonly put?: never;
+        readonly post?: never;
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -181,6 +281,45 @@ export interface components {
         };
         /** @enum {string} */
         readonly DocsAsset: "swagger-ui.css" | "swagger-ui-bundle.js" | "redoc.standalone.js";
+        /** Format: email */
+        readonly Email: string;
+        /**
+         * @description `admin`: everything; `curator`: manages shared content; `basic`: uses it.
+         * @enum {string}
+         */
+        readonly Role: "admin" | "curator" | "basic";
+        readonly User: {
+            /** Format: uuid */
+            readonly id: string;
+            readonly email: components["schemas"]["Email"];
+            readonly display_name: string;
+            readonly role: components["schemas"]["Role"];
+            readonly active: boolean;
+            /** Format: date-time */
+            readonly created_at: string;
+        };
+        readonly RegisterRequest: {
+            readonly email: components["schemas"]["Email"];
+            readonly password: string;
+            readonly display_name: string;
+        };
+        readonly LoginRequest: {
+            readonly email: string;
+            readonly password: string;
+        };
+        readonly RefreshRequest: {
+            readonly refresh_token: string;
+        };
+        readonly TokenPair: {
+            /** @description A JWT for `Authorization Bearer`, valid for `expires_in` seconds. */
+            readonly access_token: string;
+            /** @constant */
+            readonly token_type: "Bearer";
+            readonly expires_in: number;
+            /** @description Opaque; for POST /api/v1/auth/refresh, once. */
+            readonly refresh_token: string;
+            readonly user: components["schemas"]["User"];
+        };
     };
     responses: {
         /** @description The request body is not well-formed (for example, malformed JSON). */
@@ -292,6 +431,65 @@ export interface components {
                  *           "message": "Expected \"swagger-ui.css\" | \"swagger-ui-bundle.js\" | \"redoc.standalone.js\""
                  *         }
                  *       ],
+                 *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
+                 *     }
+                 */
+                readonly "application/json": components["schemas"]["Error"];
+            };
+        };
+        /**
+         * @description No valid credentials: none sent, a malformed, expired or revoked token, or a wrong email or
+         *     password. `WWW-Authenticate` names the scheme.
+         */
+        readonly Unauthorized: {
+            headers: {
+                readonly "X-Request-ID": components["headers"]["RequestId"];
+                readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                /** @description The authentication scheme to use, per RFC 6750. */
+                readonly "WWW-Authenticate": string;
+                readonly [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": "unauthorized",
+                 *       "message": "A valid access token is required",
+                 *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
+                 *     }
+                 */
+                readonly "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description The caller may not do this. */
+        readonly Forbidden: {
+            headers: {
+                readonly "X-Request-ID": components["headers"]["RequestId"];
+                readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                readonly [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": "forbidden",
+                 *       "message": "Self sign-up is disabled; ask an administrator for an account",
+                 *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
+                 *     }
+                 */
+                readonly "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description The request conflicts with existing data. */
+        readonly Conflict: {
+            headers: {
+                readonly "X-Request-ID": components["headers"]["RequestId"];
+                readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                readonly [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": "conflict",
+                 *       "message": "An account with this email already exists",
                  *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
                  *     }
                  */
@@ -556,6 +754,172 @@ export interface operations {
                 };
             };
             readonly 422: components["responses"]["ValidationFailed"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly register: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody: {
+            readonly content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com",
+                 *       "password": "correct horse battery",
+                 *       "display_name": "Ada"
+                 *     }
+                 */
+                readonly "application/json": components["schemas"]["RegisterRequest"];
+            };
+        };
+        readonly responses: {
+            /** @description The account was created. */
+            readonly 201: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0b9f5f4e-4a51-4c1a-9a59-3f2f1d7b6c11",
+                     *       "email": "ada@example.com",
+                     *       "display_name": "Ada",
+                     *       "role": "admin",
+                     *       "active": true,
+                     *       "created_at": "2026-11-21T10:00:00.000Z"
+                     *     }
+                     */
+                    readonly "application/json": components["schemas"]["User"];
+                };
+            };
+            readonly 400: components["responses"]["BadRequest"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 409: components["responses"]["Conflict"];
+            readonly 413: components["responses"]["PayloadTooLarge"];
+            readonly 415: components["responses"]["UnsupportedMediaType"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly login: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody: {
+            readonly content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com",
+                 *       "password": "correct horse battery"
+                 *     }
+                 */
+                readonly "application/json": components["schemas"]["LoginRequest"];
+            };
+        };
+        readonly responses: {
+            /** @description Logged in; a new session. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["TokenPair"];
+                };
+            };
+            readonly 400: components["responses"]["BadRequest"];
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 413: components["responses"]["PayloadTooLarge"];
+            readonly 415: components["responses"]["UnsupportedMediaType"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly refreshSession: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody: {
+            readonly content: {
+                readonly "application/json": components["schemas"]["RefreshRequest"];
+            };
+        };
+        readonly responses: {
+            /** @description New tokens for the same session. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["TokenPair"];
+                };
+            };
+            readonly 400: components["responses"]["BadRequest"];
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 413: components["responses"]["PayloadTooLarge"];
+            readonly 415: components["responses"]["UnsupportedMediaType"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly logout: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description The session is ended. */
+            readonly 204: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content?: never;
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly getCurrentUser: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description The account of the access token. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["User"];
+                };
+            };
+            readonly 401: components["responses"]["Unauthorized"];
             readonly 500: components["responses"]["InternalError"];
         };
     };

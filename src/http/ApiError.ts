@@ -37,6 +37,18 @@ export class MalformedJson extends Schema.TaggedError<MalformedJson>()(
   HttpApiSchema.annotations({ status: 400 })
 ) {}
 
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
+  "Unauthorized",
+  fields,
+  HttpApiSchema.annotations({ status: 401 })
+) {}
+
+export class Forbidden extends Schema.TaggedError<Forbidden>()(
+  "Forbidden",
+  fields,
+  HttpApiSchema.annotations({ status: 403 })
+) {}
+
 export class NotFound extends Schema.TaggedError<NotFound>()(
   "NotFound",
   fields,
@@ -47,6 +59,12 @@ export class MethodNotAllowed extends Schema.TaggedError<MethodNotAllowed>()(
   "MethodNotAllowed",
   { ...fields, allow: Schema.Array(Schema.String) },
   HttpApiSchema.annotations({ status: 405 })
+) {}
+
+export class Conflict extends Schema.TaggedError<Conflict>()(
+  "Conflict",
+  fields,
+  HttpApiSchema.annotations({ status: 409 })
 ) {}
 
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
@@ -82,8 +100,11 @@ export class NotReady extends Schema.TaggedError<NotReady>()(
 /** Every error class above; the renderer recognises a failure as an API error by these. */
 export const apiErrorClasses = [
   MalformedJson,
+  Unauthorized,
+  Forbidden,
   NotFound,
   MethodNotAllowed,
+  Conflict,
   PayloadTooLarge,
   UnsupportedMediaType,
   ValidationFailed,

@@ -15,6 +15,7 @@ import {
   MethodNotAllowed,
   NotFound,
   PayloadTooLarge,
+  Unauthorized,
   ValidationFailed
 } from "./ApiError.ts"
 import { CurrentRequestId } from "./RequestId.ts"
@@ -33,6 +34,8 @@ export const errorResponse = (error: ApiError): Effect.Effect<HttpServerResponse
         status: errorStatus(error),
         headers: error instanceof MethodNotAllowed
           ? { allow: error.allow.join(", ") }
+          : error instanceof Unauthorized
+          ? { "www-authenticate": 'Bearer realm="basalt"' }
           // The rest of an oversized body is never read, so the connection cannot be reused.
           : error instanceof PayloadTooLarge
           ? { connection: "close" }

@@ -7,6 +7,7 @@
 import { HttpServer } from "@effect/platform"
 import { ConfigProvider, Effect, Layer, ManagedRuntime } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
+import pg from "pg"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { AppLive } from "../../src/App.ts"
@@ -44,8 +45,34 @@ export const testEnv = (env: Record<string, string> = {}) => {
   return { dataDir, values }
 }
 
-export const startServer = async (env: Record<string, string> = {}): Promise<TestServer> => {
-  const { dataDir, values } = testEnv(env)
+let databases = 0
+
+/** On a Postgres run, a database of its own for a test that needs an empty one; dropped on stop. */
+const freshPostgresDatabase = async () => {
+  const admin = new URL(process.env.DATABASE_URL!)
+  const name = `basalt_test_${process.pid}_${++databases}_${Date.now()}`
+  const run = async (text: string) => {
+    const client = new pg.Client({ connectionString: admin.toString() })
+    await client.connect()
+    try {
+      await client.query(text)
+    } finally {
+      await client.end()
+    }
+  }
+  await run(`CREATE DATABASE ${name}`)
+  const url = new URL(admin)
+  url.pathname = `/${name}`
+  return { url: url.toString(), drop: () => run(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) }
+}
+
+export const startServer = async (
+  env: Record<string, string> = {},
+  options: { readonly emptyDatabase?: boolean } = {}
+): Promise<TestServer> => {
+  // PGlite is fresh for every server already; on Postgres the run's database is shared.
+  const database = options.emptyDatabase && process.env.DATABASE_URL ? await freshPostgresDatabase() : undefined
+  const { dataDir, values } = testEnv(database ? { ...env, DATABASE_URL: database.url } : env)
   const provider = Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(values))))
   const runtime = ManagedRuntime.make(AppLive.pipe(Layer.provide(provider)))
   const address = await runtime.runPromise(Effect.map(HttpServer.HttpServer, (server) => server.address))
@@ -60,6 +87,7 @@ export const startServer = async (env: Record<string, string> = {}): Promise<Tes
     },
     stop: async () => {
       await runtime.dispose()
+      await database?.drop()
       rmSync(dataDir, { recursive: true, force: true })
     }
   }

@@ -4,7 +4,14 @@
  */
 import * as Migrator from "@effect/sql/Migrator"
 import instance from "./0001_instance.ts"
+import accounts from "./0002_accounts.ts"
 
-export const migrations = Migrator.fromRecord({
-  "0001_instance": instance
-})
+const all = {
+  "0001_instance": instance,
+  "0002_accounts": accounts
+}
+
+export const migrations = Migrator.fromRecord(all)
+
+/** The id of the newest migration: what /ready reports once all are applied. */
+export const latestMigrationId = Math.max(...Object.keys(all).map((key) => Number.parseInt(key, 10)))

@@ -1,0 +1,73 @@
+/**
+ * Access tokens: JWTs (HS256) naming the user and the session, valid for
+ * BASALT_ACCESS_TOKEN_TTL. The key is BASALT_JWT_SECRET, or else one generated on first start and
+ * kept in the database, so every process on that database signs and checks with the same key.
+ */
+import { SqlClient } from "@effect/sql"
+import { Context, Duration, Effect, Layer, Option, Redacted } from "effect"
+import { jwtVerify, SignJWT } from "jose"
+import { randomBytes } from "node:crypto"
+import { AppConfig } from "../config/AppConfig.ts"
+
+const issuer = "basalt"
+const audience = "basalt"
+
+export interface AccessClaims {
+  readonly userId: string
+  readonly sessionId: string
+}
+
+export class AccessTokens extends Context.Tag("basalt/AccessTokens")<AccessTokens, {
+  readonly ttlSeconds: number
+  readonly issue: (claims: AccessClaims) => Effect.Effect<string>
+  /** The claims of a valid token; None for anything else (malformed, expired, forged, alg none). */
+  readonly verify: (token: string) => Effect.Effect<Option.Option<AccessClaims>>
+}>() {
+  static readonly Live = Layer.effect(
+    AccessTokens,
+    Effect.gen(function*() {
+      const config = yield* AppConfig
+      const sql = yield* SqlClient.SqlClient
+      const secret = yield* Option.match(config.auth.jwtSecret, {
+        onSome: (secret) => Effect.succeed(Redacted.value(secret)),
+        onNone: () =>
+          Effect.gen(function*() {
+            // The first process to start writes it; the others read the same row.
+            yield* sql`
+              INSERT INTO basalt_secrets (name, value)
+              VALUES ('access_token_hs256', ${randomBytes(32).toString("base64url")})
+              ON CONFLICT (name) DO NOTHING`
+            const rows = yield* sql<{ value: string }>`SELECT value FROM basalt_secrets WHERE name = 'access_token_hs256'`
+            return rows[0]!.value
+          })
+      }).pipe(Effect.orDie)
+      const key = new TextEncoder().encode(secret)
+      const ttlSeconds = Math.round(Duration.toSeconds(config.auth.accessTokenTtl))
+      return AccessTokens.of({
+        ttlSeconds,
+        issue: ({ sessionId, userId }) =>
+          Effect.promise(() =>
+            new SignJWT({ sid: sessionId })
+              .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+              .setSubject(userId)
+              .setIssuer(issuer)
+              .setAudience(audience)
+              .setIssuedAt()
+              .setExpirationTime(`${ttlSeconds}s`)
+              .sign(key)
+          ),
+        verify: (token) =>
+          Effect.promise(() =>
+            jwtVerify(token, key, { algorithms: ["HS256"], issuer, audience }).then(
+              ({ payload }) =>
+                typeof payload.sub === "string" && typeof payload["sid"] === "string"
+                  ? Option.some({ userId: payload.sub, sessionId: payload["sid"] })
+                  : Option.none(),
+              // Every rejection is the same to the caller: not a valid token.
+              () => Option.none()
+            )
+          )
+      })
+    })
+  )
+}

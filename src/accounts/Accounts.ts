@@ -1,0 +1,62 @@
+/** Accounts as the contract names them. */
+import { Schema } from "effect"
+import { contractBody } from "../contract/Contract.ts"
+
+export const Role = contractBody("Role", Schema.Literal("admin", "curator", "basic"))
+export type Role = typeof Role.Type
+
+/** Trimmed and lower-cased on the way in, so that one person has one account. */
+export const Email = contractBody(
+  "Email",
+  Schema.compose(Schema.Trim, Schema.Lowercase).pipe(
+    Schema.maxLength(254),
+    Schema.pattern(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, { message: () => "Expected an email address" })
+  )
+)
+
+export const User = contractBody(
+  "User",
+  Schema.Struct({
+    id: Schema.UUID,
+    email: Schema.String,
+    display_name: Schema.String,
+    role: Role,
+    active: Schema.Boolean,
+    created_at: Schema.Date
+  })
+)
+export type User = typeof User.Type
+
+export const RegisterRequest = contractBody(
+  "RegisterRequest",
+  Schema.Struct({
+    email: Email,
+    password: Schema.String.pipe(Schema.minLength(8), Schema.maxLength(128)),
+    display_name: Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(100))
+  })
+)
+
+export const LoginRequest = contractBody(
+  "LoginRequest",
+  Schema.Struct({
+    email: Schema.String.pipe(Schema.maxLength(254)),
+    password: Schema.String.pipe(Schema.maxLength(128))
+  })
+)
+
+export const RefreshRequest = contractBody(
+  "RefreshRequest",
+  Schema.Struct({ refresh_token: Schema.String.pipe(Schema.maxLength(256)) })
+)
+
+export const TokenPair = contractBody(
+  "TokenPair",
+  Schema.Struct({
+    access_token: Schema.String,
+    token_type: Schema.Literal("Bearer"),
+    expires_in: Schema.Int.pipe(Schema.positive()),
+    refresh_token: Schema.String,
+    user: User
+  })
+)
+export type TokenPair = typeof TokenPair.Type

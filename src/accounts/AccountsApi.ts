@@ -1,0 +1,44 @@
+import { HttpApiGroup, OpenApi } from "@effect/platform"
+import { contractEmpty, contractPayload, contractResponse, operation } from "../contract/Contract.ts"
+import { Conflict, Forbidden, Unauthorized } from "../http/ApiError.ts"
+import { withBody } from "../http/RequestBody.ts"
+import { LoginRequest, RefreshRequest, RegisterRequest, TokenPair, User } from "./Accounts.ts"
+import { Authentication } from "./Authentication.ts"
+
+export class AuthApi extends HttpApiGroup.make("auth")
+  .add(
+    operation("register").post("/api/v1/auth/register").pipe(
+      withBody(contractPayload("register", "application/json", RegisterRequest))
+    )
+      .addSuccess(contractResponse("register", 201, "application/json", User), { status: 201 })
+      .addError(Forbidden)
+      .addError(Conflict)
+  )
+  .add(
+    operation("login").post("/api/v1/auth/login").pipe(withBody(contractPayload("login", "application/json", LoginRequest)))
+      .addSuccess(contractResponse("login", 200, "application/json", TokenPair))
+      .addError(Unauthorized)
+  )
+  .add(
+    operation("refreshSession").post("/api/v1/auth/refresh").pipe(
+      withBody(contractPayload("refreshSession", "application/json", RefreshRequest))
+    )
+      .addSuccess(contractResponse("refreshSession", 200, "application/json", TokenPair))
+      .addError(Unauthorized)
+  )
+  .add(
+    operation("logout").post("/api/v1/auth/logout")
+      .addSuccess(contractEmpty("logout", 204))
+      .middleware(Authentication)
+  )
+  .annotate(OpenApi.Title, "auth")
+{}
+
+export class UsersApi extends HttpApiGroup.make("users")
+  .add(
+    operation("getCurrentUser").get("/api/v1/users/me")
+      .addSuccess(contractResponse("getCurrentUser", 200, "application/json", User))
+  )
+  .middleware(Authentication)
+  .annotate(OpenApi.Title, "users")
+{}

@@ -1,0 +1,39 @@
+/**
+ * Who the caller is: a bearer access token, checked against its signature, its expiry, and the
+ * database (the session must be live and the user active, so logout and deactivation take effect
+ * at once). Declared once per group of routes; handlers receive the CurrentUser.
+ */
+import { HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
+import { Context, Effect, Layer, Option, Redacted } from "effect"
+import { Unauthorized } from "../http/ApiError.ts"
+import { AccessTokens } from "./AccessTokens.ts"
+import { type SessionUser, SessionsRepo } from "./SessionsRepo.ts"
+
+export class CurrentUser extends Context.Tag("basalt/CurrentUser")<CurrentUser, SessionUser>() {}
+
+export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("basalt/Authentication", {
+  failure: Unauthorized,
+  provides: CurrentUser,
+  security: { bearerJwt: HttpApiSecurity.bearer }
+}) {
+  static readonly Live = Layer.effect(
+    Authentication,
+    Effect.gen(function*() {
+      const tokens = yield* AccessTokens
+      const sessions = yield* SessionsRepo
+      const refused = (message: string) => new Unauthorized({ message })
+      return Authentication.of({
+        bearerJwt: (token) =>
+          Effect.gen(function*() {
+            const value = Redacted.value(token)
+            if (value === "") return yield* refused("A valid access token is required")
+            const claims = yield* tokens.verify(value)
+            if (Option.isNone(claims)) return yield* refused("The access token is invalid or expired")
+            const user = yield* Effect.orDie(sessions.activeUser(claims.value.sessionId, claims.value.userId))
+            if (user === undefined) return yield* refused("The session has ended or the account is deactivated")
+            return user
+          })
+      })
+    })
+  ).pipe(Layer.provide(SessionsRepo.Default))
+}

@@ -1,0 +1,92 @@
+/**
+ * SQL for sessions. Refresh tokens are stored only as SHA-256 hashes: they are long random
+ * strings, so a fast hash suffices, and a leaked table gives no usable token.
+ */
+import { SqlClient } from "@effect/sql"
+import { Duration, Effect } from "effect"
+import { createHash, randomBytes } from "node:crypto"
+import type { Role, User } from "./Accounts.ts"
+
+export const newRefreshToken = () => `bsr_${randomBytes(32).toString("base64url")}`
+
+const hashOf = (token: string) => createHash("sha256").update(token).digest("base64url")
+
+export interface SessionUser extends User {
+  readonly session_id: string
+}
+
+interface SessionUserRow {
+  readonly session_id: string
+  readonly id: string
+  readonly email: string
+  readonly display_name: string
+  readonly role: Role
+  readonly active: boolean
+  readonly created_at: Date
+}
+
+/** What a refresh token turned out to be. */
+export type RefreshOutcome =
+  | { readonly _tag: "Rotated"; readonly user: SessionUser }
+  | { readonly _tag: "Replayed" }
+  | { readonly _tag: "Invalid" }
+
+export class SessionsRepo extends Effect.Service<SessionsRepo>()("basalt/SessionsRepo", {
+  effect: Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+
+    const create = (userId: string, refreshToken: string, ttl: Duration.Duration) =>
+      Effect.map(
+        sql<{ id: string }>`
+          INSERT INTO sessions (user_id, refresh_token_hash, expires_at)
+          VALUES (${userId}, ${hashOf(refreshToken)}, now() + ${`${Duration.toMillis(ttl)} milliseconds`}::interval)
+          RETURNING id`,
+        (rows) => rows[0]!.id
+      )
+
+    /** The active user of a live session, if both are. */
+    const activeUser = (sessionId: string, userId: string) =>
+      Effect.map(
+        sql<SessionUserRow>`
+          SELECT s.id AS session_id, u.id, u.email, u.display_name, u.role, u.active, u.created_at
+          FROM sessions s JOIN users u ON u.id = s.user_id
+          WHERE s.id = ${sessionId} AND u.id = ${userId}
+            AND s.revoked_at IS NULL AND s.expires_at > now() AND u.active`,
+        (rows): SessionUser | undefined => rows[0]
+      )
+
+    /**
+     * Swaps `presented` for `next`. A token already swapped away is a replay: its session is
+     * revoked (committed, whatever the caller does next).
+     */
+    const rotate = (presented: string, next: string) =>
+      sql.withTransaction(
+        Effect.gen(function*() {
+          const presentedHash = hashOf(presented)
+          const [current] = yield* sql<SessionUserRow & { live: boolean }>`
+            SELECT s.id AS session_id, u.id, u.email, u.display_name, u.role, u.active, u.created_at,
+                   (s.revoked_at IS NULL AND s.expires_at > now() AND u.active) AS live
+            FROM sessions s JOIN users u ON u.id = s.user_id
+            WHERE s.refresh_token_hash = ${presentedHash}
+            FOR UPDATE OF s`
+          if (current === undefined) {
+            const revoked = yield* sql`
+              UPDATE sessions SET revoked_at = coalesce(revoked_at, now())
+              WHERE id = (SELECT session_id FROM rotated_refresh_tokens WHERE token_hash = ${presentedHash})
+              RETURNING id`
+            return { _tag: revoked.length > 0 ? "Replayed" : "Invalid" } as RefreshOutcome
+          }
+          if (!current.live) return { _tag: "Invalid" } as RefreshOutcome
+          yield* sql`UPDATE sessions SET refresh_token_hash = ${hashOf(next)} WHERE id = ${current.session_id}`
+          yield* sql`INSERT INTO rotated_refresh_tokens (token_hash, session_id) VALUES (${presentedHash}, ${current.session_id})`
+          const { live: _, ...user } = current
+          return { _tag: "Rotated", user } as RefreshOutcome
+        })
+      )
+
+    const revoke = (sessionId: string) =>
+      Effect.asVoid(sql`UPDATE sessions SET revoked_at = coalesce(revoked_at, now()) WHERE id = ${sessionId}`)
+
+    return { create, activeUser, rotate, revoke } as const
+  })
+}) {}
