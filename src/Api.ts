@@ -1,7 +1,7 @@
 /** The whole HTTP API: every group, and the errors any operation can answer. */
 import { HttpApi, HttpApiError, OpenApi } from "@effect/platform"
 import { Schema, SchemaAST } from "effect"
-import { AuthApi, UsersApi } from "./accounts/AccountsApi.ts"
+import { AdminApi, AuthApi, UsersApi } from "./accounts/AccountsApi.ts"
 import { DocsApi } from "./docs/DocsApi.ts"
 import { HealthApi } from "./health/HealthApi.ts"
 import { InternalError } from "./http/ApiError.ts"
@@ -11,6 +11,7 @@ export class BasaltApi extends HttpApi.make("basalt")
   .add(DocsApi)
   .add(AuthApi)
   .add(UsersApi)
+  .add(AdminApi)
   .addError(InternalError)
   .annotate(OpenApi.Title, "Basalt API")
 {}

@@ -6,8 +6,8 @@ import { DatabaseLive } from "../layers/DatabaseLive.ts"
 import { serveApi } from "../layers/HttpServerLive.ts"
 import { LoggerLive, TelemetryLive } from "../layers/TelemetryLive.ts"
 import { AccessTokens } from "./accounts/AccessTokens.ts"
-import { AuthHttpLive, UsersHttpLive } from "./accounts/AccountsHttp.ts"
-import { Authentication } from "./accounts/Authentication.ts"
+import { AdminHttpLive, AuthHttpLive, UsersHttpLive } from "./accounts/AccountsHttp.ts"
+import { AdminAuthentication, Authentication } from "./accounts/Authentication.ts"
 import { PasswordHasher } from "./accounts/PasswordHasher.ts"
 import { BasaltApi } from "./Api.ts"
 import { DocsHttpLive } from "./docs/DocsHttp.ts"
@@ -17,8 +17,8 @@ import { ServerLifecycle } from "./http/ServerLifecycle.ts"
 const AccountsLive = Layer.mergeAll(AccessTokens.Live, PasswordHasher.Live)
 
 const ApiLive = HttpApiBuilder.api(BasaltApi).pipe(
-  Layer.provide([HealthHttpLive, DocsHttpLive, AuthHttpLive, UsersHttpLive]),
-  Layer.provide(Authentication.Live),
+  Layer.provide([HealthHttpLive, DocsHttpLive, AuthHttpLive, UsersHttpLive, AdminHttpLive]),
+  Layer.provide([Authentication.Live, AdminAuthentication.Live]),
   Layer.provide(AccountsLive)
 )
 

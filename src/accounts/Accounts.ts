@@ -60,3 +60,28 @@ export const TokenPair = contractBody(
   })
 )
 export type TokenPair = typeof TokenPair.Type
+
+export const UserPage = contractBody(
+  "UserPage",
+  Schema.Struct({ items: Schema.Array(User), next_cursor: Schema.NullOr(Schema.String) })
+)
+
+export const UpdateCurrentUserRequest = contractBody(
+  "UpdateCurrentUserRequest",
+  Schema.Struct({ display_name: Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(100)) })
+)
+
+export const UpdateUserRequest = contractBody(
+  "UpdateUserRequest",
+  Schema.Struct({ role: Schema.optional(Role), active: Schema.optional(Schema.Boolean) }).pipe(
+    Schema.filter((change) => change.role !== undefined || change.active !== undefined, {
+      message: () => "Give a role, active, or both"
+    })
+  )
+)
+
+export const UserListQuery = Schema.Struct({
+  email: Schema.optional(Schema.String.pipe(Schema.maxLength(254))),
+  limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 100))),
+  cursor: Schema.optional(Schema.String.pipe(Schema.maxLength(200)))
+})

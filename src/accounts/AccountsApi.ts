@@ -1,9 +1,27 @@
 import { HttpApiGroup, OpenApi } from "@effect/platform"
-import { contractEmpty, contractPayload, contractResponse, operation } from "../contract/Contract.ts"
-import { Conflict, Forbidden, Unauthorized } from "../http/ApiError.ts"
+import { Schema } from "effect"
+import {
+  contractEmpty,
+  contractPath,
+  contractPayload,
+  contractQuery,
+  contractResponse,
+  operation
+} from "../contract/Contract.ts"
+import { Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed } from "../http/ApiError.ts"
 import { withBody } from "../http/RequestBody.ts"
-import { LoginRequest, RefreshRequest, RegisterRequest, TokenPair, User } from "./Accounts.ts"
-import { Authentication } from "./Authentication.ts"
+import {
+  LoginRequest,
+  RefreshRequest,
+  RegisterRequest,
+  TokenPair,
+  UpdateCurrentUserRequest,
+  UpdateUserRequest,
+  User,
+  UserListQuery,
+  UserPage
+} from "./Accounts.ts"
+import { AdminAuthentication, Authentication } from "./Authentication.ts"
 
 export class AuthApi extends HttpApiGroup.make("auth")
   .add(
@@ -39,6 +57,31 @@ export class UsersApi extends HttpApiGroup.make("users")
     operation("getCurrentUser").get("/api/v1/users/me")
       .addSuccess(contractResponse("getCurrentUser", 200, "application/json", User))
   )
+  .add(
+    operation("updateCurrentUser").patch("/api/v1/users/me").pipe(
+      withBody(contractPayload("updateCurrentUser", "application/json", UpdateCurrentUserRequest))
+    )
+      .addSuccess(contractResponse("updateCurrentUser", 200, "application/json", User))
+  )
   .middleware(Authentication)
   .annotate(OpenApi.Title, "users")
+{}
+
+export class AdminApi extends HttpApiGroup.make("admin")
+  .add(
+    operation("listUsers").get("/api/v1/admin/users")
+      .setUrlParams(contractQuery("listUsers", UserListQuery))
+      .addSuccess(contractResponse("listUsers", 200, "application/json", UserPage))
+      .addError(ValidationFailed)
+  )
+  .add(
+    operation("updateUser").patch("/api/v1/admin/users/:user_id")
+      .setPath(contractPath("updateUser", Schema.Struct({ user_id: Schema.UUID })))
+      .pipe(withBody(contractPayload("updateUser", "application/json", UpdateUserRequest)))
+      .addSuccess(contractResponse("updateUser", 200, "application/json", User))
+      .addError(NotFound)
+      .addError(Conflict)
+  )
+  .middleware(AdminAuthentication)
+  .annotate(OpenApi.Title, "admin")
 {}

@@ -1,8 +1,8 @@
 import { HttpApiBuilder } from "@effect/platform"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Layer, Redacted, Schema } from "effect"
 import { BasaltApi } from "../Api.ts"
 import { AppConfig } from "../config/AppConfig.ts"
-import { Conflict, Forbidden, Unauthorized } from "../http/ApiError.ts"
+import { Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed } from "../http/ApiError.ts"
 import type { TokenPair, User } from "./Accounts.ts"
 import { AccessTokens } from "./AccessTokens.ts"
 import { CurrentUser } from "./Authentication.ts"
@@ -82,4 +82,53 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
   })).pipe(Layer.provide([UsersRepo.Default, SessionsRepo.Default]))
 
 export const UsersHttpLive = HttpApiBuilder.group(BasaltApi, "users", (handlers) =>
-  handlers.handle("getCurrentUser", () => Effect.map(CurrentUser, publicUser)))
+  Effect.gen(function*() {
+    const users = yield* UsersRepo
+    return handlers
+      .handle("getCurrentUser", () => Effect.map(CurrentUser, publicUser))
+      .handle("updateCurrentUser", ({ payload }) =>
+        Effect.flatMap(CurrentUser, (user) => Effect.orDie(users.setDisplayName(user.id, payload.display_name))))
+  })).pipe(Layer.provide(UsersRepo.Default))
+
+/** Page cursors: the sort key of the last item of the page, opaque to clients. */
+const Cursor = Schema.parseJson(Schema.Struct({ createdAt: Schema.String, id: Schema.UUID }))
+const encodeCursor = (position: typeof Cursor.Type) => Buffer.from(Schema.encodeSync(Cursor)(position)).toString("base64url")
+const decodeCursor = (cursor: string) =>
+  Schema.decodeUnknown(Cursor)(Buffer.from(cursor, "base64url").toString("utf8")).pipe(
+    Effect.mapError(() =>
+      new ValidationFailed({
+        message: "The request does not match the schema",
+        details: [{ path: "cursor", message: "Not a cursor this server issued" }]
+      })
+    )
+  )
+
+export const AdminHttpLive = HttpApiBuilder.group(BasaltApi, "admin", (handlers) =>
+  Effect.gen(function*() {
+    const users = yield* UsersRepo
+    return handlers
+      .handle("listUsers", ({ urlParams }) =>
+        Effect.gen(function*() {
+          const limit = urlParams.limit ?? 50
+          const after = urlParams.cursor === undefined ? undefined : yield* decodeCursor(urlParams.cursor)
+          const rows = yield* Effect.orDie(users.list({ emailContains: urlParams.email, limit, after }))
+          const page = rows.slice(0, limit)
+          const last = page[page.length - 1]
+          return {
+            items: page.map(publicUser),
+            next_cursor: rows.length > limit && last !== undefined
+              ? encodeCursor({ createdAt: last.created_at_exact, id: last.id })
+              : null
+          }
+        }))
+      .handle("updateUser", ({ path, payload }) =>
+        Effect.gen(function*() {
+          const user = yield* users.update(
+            path.user_id,
+            payload,
+            () => new Conflict({ message: "This would leave no active admin" })
+          ).pipe(Effect.catchTag("SqlError", Effect.die))
+          if (user === undefined) return yield* new NotFound({ message: "No such account" })
+          return publicUser(user)
+        }))
+  })).pipe(Layer.provide(UsersRepo.Default))

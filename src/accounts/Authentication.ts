@@ -4,13 +4,32 @@
  * at once). Declared once per group of routes; handlers receive the CurrentUser.
  */
 import { HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
-import { Context, Effect, Layer, Option, Redacted } from "effect"
-import { Unauthorized } from "../http/ApiError.ts"
+import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Forbidden, Unauthorized } from "../http/ApiError.ts"
 import { AccessTokens } from "./AccessTokens.ts"
 import { type SessionUser, SessionsRepo } from "./SessionsRepo.ts"
 
 export class CurrentUser extends Context.Tag("basalt/CurrentUser")<CurrentUser, SessionUser>() {}
 
+const refused = (message: string) => new Unauthorized({ message })
+
+/** The user behind a bearer access token, or why there is none. */
+const authenticate = Effect.gen(function*() {
+  const tokens = yield* AccessTokens
+  const sessions = yield* SessionsRepo
+  return (token: Redacted.Redacted) =>
+    Effect.gen(function*() {
+      const value = Redacted.value(token)
+      if (value === "") return yield* refused("A valid access token is required")
+      const claims = yield* tokens.verify(value)
+      if (Option.isNone(claims)) return yield* refused("The access token is invalid or expired")
+      const user = yield* Effect.orDie(sessions.activeUser(claims.value.sessionId, claims.value.userId))
+      if (user === undefined) return yield* refused("The session has ended or the account is deactivated")
+      return user
+    })
+})
+
+/** Any signed-in account. */
 export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("basalt/Authentication", {
   failure: Unauthorized,
   provides: CurrentUser,
@@ -18,22 +37,26 @@ export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("bas
 }) {
   static readonly Live = Layer.effect(
     Authentication,
-    Effect.gen(function*() {
-      const tokens = yield* AccessTokens
-      const sessions = yield* SessionsRepo
-      const refused = (message: string) => new Unauthorized({ message })
-      return Authentication.of({
+    Effect.map(authenticate, (bearerJwt) => Authentication.of({ bearerJwt }))
+  ).pipe(Layer.provide(SessionsRepo.Default))
+}
+
+/** A signed-in admin: others get 403. */
+export class AdminAuthentication extends HttpApiMiddleware.Tag<AdminAuthentication>()("basalt/AdminAuthentication", {
+  failure: Schema.Union(Unauthorized, Forbidden),
+  provides: CurrentUser,
+  security: { bearerJwt: HttpApiSecurity.bearer }
+}) {
+  static readonly Live = Layer.effect(
+    AdminAuthentication,
+    Effect.map(authenticate, (signedIn) =>
+      AdminAuthentication.of({
         bearerJwt: (token) =>
-          Effect.gen(function*() {
-            const value = Redacted.value(token)
-            if (value === "") return yield* refused("A valid access token is required")
-            const claims = yield* tokens.verify(value)
-            if (Option.isNone(claims)) return yield* refused("The access token is invalid or expired")
-            const user = yield* Effect.orDie(sessions.activeUser(claims.value.sessionId, claims.value.userId))
-            if (user === undefined) return yield* refused("The session has ended or the account is deactivated")
-            return user
-          })
-      })
-    })
+          Effect.filterOrFail(
+            signedIn(token),
+            (user) => user.role === "admin",
+            () => new Forbidden({ message: "This needs the admin role" })
+          )
+      }))
   ).pipe(Layer.provide(SessionsRepo.Default))
 }

@@ -54,6 +54,53 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("basalt/UsersRepo", {
         })
       )
 
-    return { findByEmail, register } as const
+    const setDisplayName = (id: string, displayName: string) =>
+      Effect.map(
+        sql<UserRow>`UPDATE users SET display_name = ${displayName}, updated_at = now() WHERE id = ${id} RETURNING ${columns}`,
+        (rows): User => rows[0]!
+      )
+
+    /** A page of accounts, newest first, after `after` (the last one of the previous page). */
+    const list = (filter: {
+      readonly emailContains: string | undefined
+      readonly limit: number
+      readonly after: { readonly createdAt: string; readonly id: string } | undefined
+    }) =>
+      sql<UserRow & { created_at_exact: string }>`
+        SELECT ${columns}, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at_exact
+        FROM users
+        WHERE ${filter.emailContains === undefined ? sql`true` : sql`position(${filter.emailContains.toLowerCase()} in email) > 0`}
+          AND ${filter.after === undefined ? sql`true` : sql`(created_at, id) < (${filter.after.createdAt}::timestamptz, ${filter.after.id}::uuid)`}
+        ORDER BY created_at DESC, id DESC
+        LIMIT ${filter.limit + 1}`
+
+    /**
+     * Changes role and/or active. Refuses (with `lastAdmin`) a change that would leave no active
+     * admin, under the registration lock so two such changes cannot both pass.
+     */
+    const update = <E>(
+      id: string,
+      change: { readonly role?: Role | undefined; readonly active?: boolean | undefined },
+      lastAdmin: () => E
+    ) =>
+      sql.withTransaction(
+        Effect.gen(function*() {
+          yield* sql`SELECT pg_advisory_xact_lock(${registrationLockKey})`
+          const [user] = yield* sql<UserRow>`
+            UPDATE users SET
+              role = coalesce(${change.role ?? null}, role),
+              active = coalesce(${change.active ?? null}, active),
+              updated_at = now()
+            WHERE id = ${id}
+            RETURNING ${columns}`
+          if (user === undefined) return undefined
+          const [{ admins }] = (yield* sql<{ admins: string }>`
+            SELECT count(*)::text AS admins FROM users WHERE role = 'admin' AND active`) as [{ admins: string }]
+          if (Number(admins) === 0) return yield* Effect.fail(lastAdmin())
+          return user as User
+        })
+      )
+
+    return { findByEmail, register, setDisplayName, list, update } as const
   })
 }) {}

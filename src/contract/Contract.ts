@@ -90,10 +90,13 @@ export const contractPath = <Op extends OperationId, S extends Schema.Schema.Any
   schema: S & Matches<Schema.Schema.Encoded<S>, Params<Op, "path">, `${Op} path parameters`>
 ): S => annotate(schema, `${op} path`)
 
-/** The query parameters of one operation. */
+// On the wire every query value is text: a Schema decodes `limit=20` from a string.
+type QueryOnTheWire<T> = { readonly [K in keyof T]: T[K] extends number | boolean | undefined ? string : T[K] }
+
+/** The query parameters of one operation (numbers and booleans arrive as strings). */
 export const contractQuery = <Op extends OperationId, S extends Schema.Schema.Any>(
   op: Op,
-  schema: S & Matches<Schema.Schema.Encoded<S>, Params<Op, "query">, `${Op} query parameters`>
+  schema: S & Matches<Schema.Schema.Encoded<S>, QueryOnTheWire<Params<Op, "query">>, `${Op} query parameters`>
 ): S => annotate(schema, `${op} query`)
 
 /** `/documents/:id` → `/documents/{id}`, as openapi.yaml writes paths. */

@@ -1,0 +1,126 @@
+/**
+ * Every protected operation of openapi.yaml (not a hand-written list) against every way of
+ * failing to be allowed: each gets its 401 (with WWW-Authenticate) or 403, never a 2xx. An
+ * operation is protected when its `security` names a scheme; admin operations carry the tag
+ * `admin`.
+ */
+import { SignJWT, UnsecuredJWT } from "jose"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { contract } from "./support/contract.ts"
+import { startServer, type TestServer } from "./support/server.ts"
+
+const secret = "matrix-secret-of-at-least-thirty-two-chars"
+const key = new TextEncoder().encode(secret)
+
+type Json = Record<string, any>
+
+const protectedOperations = Object.entries<Json>(contract.paths).flatMap(([path, item]) =>
+  (["get", "post", "put", "patch", "delete"] as const)
+    .filter((method) => item[method]?.security?.some((requirement: Json) => Object.keys(requirement).length > 0))
+    .map((method) => ({
+      id: String(item[method].operationId),
+      method: method.toUpperCase(),
+      // Any well-formed value: authorization is decided before the resource is looked up.
+      path: path.replace(/\{[^}]+\}/g, "00000000-0000-4000-8000-000000000000"),
+      hasBody: item[method].requestBody !== undefined,
+      adminOnly: (item[method].tags ?? []).includes("admin")
+    }))
+)
+
+const json = (body: unknown): RequestInit => ({
+  method: "POST",
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify(body)
+})
+
+describe("authorization matrix", () => {
+  let server: TestServer
+  const tokens: Record<string, string> = {}
+  // A fresh session per use: the matrix includes logout, which ends the session it is called with.
+  let basicSession: () => Promise<string>
+
+  beforeAll(async () => {
+    server = await startServer({ BASALT_JWT_SECRET: secret, BASALT_ALLOW_SIGNUP: "true" }, { emptyDatabase: true })
+    const login = async (name: string) => {
+      const response = await server.request("/api/v1/auth/login", json({ email: `${name}@example.com`, password: `${name} password long` }))
+      return response.json() as { access_token: string; user: { id: string } }
+    }
+    const signUp = async (name: string) => {
+      const registered = await server.request(
+        "/api/v1/auth/register",
+        json({ email: `${name}@example.com`, password: `${name} password long`, display_name: name })
+      )
+      expect(registered.status).toBe(201)
+      return login(name)
+    }
+    const admin = await signUp("admin")
+    const basic = await signUp("basic")
+    const deactivated = await signUp("deactivated")
+    const deactivate = await server.request(`/api/v1/admin/users/${deactivated.user.id}`, {
+      method: "PATCH",
+      headers: { "content-type": "application/json", authorization: `Bearer ${admin.access_token}` },
+      body: JSON.stringify({ active: false })
+    })
+    expect(deactivate.status).toBe(200)
+    const [, payload] = basic.access_token.split(".")
+    const claims = JSON.parse(Buffer.from(payload!, "base64url").toString()) as { sub: string; sid: string }
+    const sign = (signingKey: Uint8Array, expires: number | string) =>
+      new SignJWT({ sid: claims.sid })
+        .setProtectedHeader({ alg: "HS256" })
+        .setSubject(claims.sub)
+        .setIssuer("basalt")
+        .setAudience("basalt")
+        .setExpirationTime(expires)
+        .sign(signingKey)
+    tokens["malformed token"] = "not-a-jwt"
+    tokens["expired token"] = await sign(key, Math.floor(Date.now() / 1000) - 60)
+    tokens["token signed by another key"] = await sign(new TextEncoder().encode("y".repeat(40)), "5m")
+    tokens["alg none"] = new UnsecuredJWT({ sid: claims.sid })
+      .setSubject(claims.sub)
+      .setIssuer("basalt")
+      .setAudience("basalt")
+      .setExpirationTime("5m")
+      .encode()
+    tokens["token of a deactivated user"] = deactivated.access_token
+    basicSession = () => login("basic").then((session) => session.access_token)
+  })
+  afterAll(() => server.stop())
+
+  it("covers the protected operations of the contract", () => {
+    expect(protectedOperations.map((op) => op.id)).toEqual(
+      expect.arrayContaining(["logout", "getCurrentUser", "updateCurrentUser", "listUsers", "updateUser"])
+    )
+  })
+
+  const cases = [
+    "no credentials",
+    "malformed token",
+    "expired token",
+    "token signed by another key",
+    "alg none",
+    "token of a deactivated user",
+    "basic role"
+  ] as const
+
+  describe.each(protectedOperations)("$method $path ($id)", (op) => {
+    it.each(cases)("%s", async (credentials) => {
+      const headers: Record<string, string> = op.hasBody ? { "content-type": "application/json" } : {}
+      const token = credentials === "basic role" ? await basicSession() : tokens[credentials]
+      if (token !== undefined) headers["authorization"] = `Bearer ${token}`
+      const response = await server.request(op.path, {
+        method: op.method,
+        headers,
+        ...(op.hasBody ? { body: "{}" } : {})
+      })
+      if (credentials === "basic role") {
+        // A basic user may use what is not admin-only: only the answer for admin routes is fixed.
+        if (!op.adminOnly) return expect(response.status).not.toBe(401)
+        expect(response.status).toBe(403)
+        return
+      }
+      expect(response.status).toBe(401)
+      expect(response.headers.get("www-authenticate")).toMatch(/^Bearer /)
+      expect(response.json().error).toBe("unauthorized")
+    })
+  })
+})
