@@ -1,7 +1,7 @@
 /** The whole HTTP API: every group, and the errors any operation can answer. */
 import { HttpApi, HttpApiError, OpenApi } from "@effect/platform"
 import { Schema, SchemaAST } from "effect"
-import { AdminApi, AuthApi, UsersApi } from "./accounts/AccountsApi.ts"
+import { AdminApi, ApiKeysApi, AuthApi, UsersApi } from "./accounts/AccountsApi.ts"
 import { DocsApi } from "./docs/DocsApi.ts"
 import { HealthApi } from "./health/HealthApi.ts"
 import { InternalError } from "./http/ApiError.ts"
@@ -12,6 +12,7 @@ export class BasaltApi extends HttpApi.make("basalt")
   .add(AuthApi)
   .add(UsersApi)
   .add(AdminApi)
+  .add(ApiKeysApi)
   .addError(InternalError)
   .annotate(OpenApi.Title, "Basalt API")
 {}

@@ -6,7 +6,7 @@ import { DatabaseLive } from "../layers/DatabaseLive.ts"
 import { serveApi } from "../layers/HttpServerLive.ts"
 import { LoggerLive, TelemetryLive } from "../layers/TelemetryLive.ts"
 import { AccessTokens } from "./accounts/AccessTokens.ts"
-import { AdminHttpLive, AuthHttpLive, UsersHttpLive } from "./accounts/AccountsHttp.ts"
+import { AdminHttpLive, ApiKeysHttpLive, AuthHttpLive, UsersHttpLive } from "./accounts/AccountsHttp.ts"
 import { AdminAuthentication, Authentication } from "./accounts/Authentication.ts"
 import { PasswordHasher } from "./accounts/PasswordHasher.ts"
 import { BasaltApi } from "./Api.ts"
@@ -17,7 +17,7 @@ import { ServerLifecycle } from "./http/ServerLifecycle.ts"
 const AccountsLive = Layer.mergeAll(AccessTokens.Live, PasswordHasher.Live)
 
 const ApiLive = HttpApiBuilder.api(BasaltApi).pipe(
-  Layer.provide([HealthHttpLive, DocsHttpLive, AuthHttpLive, UsersHttpLive, AdminHttpLive]),
+  Layer.provide([HealthHttpLive, DocsHttpLive, AuthHttpLive, UsersHttpLive, AdminHttpLive, ApiKeysHttpLive]),
   Layer.provide([Authentication.Live, AdminAuthentication.Live]),
   Layer.provide(AccountsLive)
 )

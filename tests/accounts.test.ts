@@ -147,6 +147,43 @@ describe("accounts, sign-up closed (the default)", () => {
     expect((await server.request("/api/v1/users/me", bearer(other.access_token))).status).toBe(200)
   })
 
+  describe("the OAuth2 password grant (form-encoded)", () => {
+    const form = (fields: Record<string, string>): RequestInit => ({
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(fields).toString()
+    })
+
+    it("issues tokens that work, marked not to be cached, ignoring fields it does not use", async () => {
+      const response = await server.request(
+        "/api/v1/auth/token",
+        form({ grant_type: "password", username: "ada@example.com", password, scope: "", client_id: "swagger" })
+      )
+      expect(response.status).toBe(200)
+      expect(response.headers.get("cache-control")).toBe("no-store")
+      const token = response.json()
+      expect(token.token_type).toBe("bearer")
+      expect((await server.request("/api/v1/users/me", bearer(token.access_token))).json().email).toBe("ada@example.com")
+    })
+
+    it("answers wrong credentials with 400 invalid_grant, another grant with 400 unsupported_grant_type", async () => {
+      const wrong = await server.request("/api/v1/auth/token", form({ grant_type: "password", username: "ada@example.com", password: "nope nope" }))
+      expect(wrong.status).toBe(400)
+      expect(wrong.json().error).toBe("invalid_grant")
+      const other = await server.request("/api/v1/auth/token", form({ grant_type: "client_credentials", username: "x", password: "y" }))
+      expect(other.status).toBe(400)
+      expect(other.json().error).toBe("unsupported_grant_type")
+    })
+
+    it("takes only a form: JSON is 415, a missing field 422", async () => {
+      const asJson = await server.request("/api/v1/auth/token", json({ grant_type: "password", username: "ada@example.com", password }))
+      expect(asJson.status).toBe(415)
+      const missing = await server.request("/api/v1/auth/token", form({ grant_type: "password", username: "ada@example.com" }))
+      expect(missing.status).toBe(422)
+      expect(missing.json().details[0].path).toBe("password")
+    })
+  })
+
   it("refuses an unknown refresh token with 401", async () => {
     const response = await server.request("/api/v1/auth/refresh", json({ refresh_token: "bsr_unknown" }))
     expect(response.status).toBe(401)

@@ -38,6 +38,7 @@ describe("authorization matrix", () => {
   const tokens: Record<string, string> = {}
   // A fresh session per use: the matrix includes logout, which ends the session it is called with.
   let basicSession: () => Promise<string>
+  let basicKey: string
 
   beforeAll(async () => {
     server = await startServer({ BASALT_JWT_SECRET: secret, BASALT_ALLOW_SIGNUP: "true" }, { emptyDatabase: true })
@@ -83,12 +84,41 @@ describe("authorization matrix", () => {
       .encode()
     tokens["token of a deactivated user"] = deactivated.access_token
     basicSession = () => login("basic").then((session) => session.access_token)
+    const created = await server.request("/api/v1/api-keys", {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${admin.access_token}` },
+      body: JSON.stringify({ name: "to revoke" })
+    })
+    const { key: revokedKey, secret: apiKey } = created.json()
+    const revoked = await server.request(`/api/v1/api-keys/${revokedKey.id}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${admin.access_token}` }
+    })
+    expect(revoked.status).toBe(204)
+    tokens["revoked API key"] = apiKey
+    tokens["unknown API key"] = "bsk_not-a-key-this-server-issued"
+    // An API key limited to the basic role, made by an admin: it must not act above it.
+    const limited = await server.request("/api/v1/api-keys", {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${admin.access_token}` },
+      body: JSON.stringify({ name: "basic only", role: "basic" })
+    })
+    basicKey = limited.json().secret
   })
   afterAll(() => server.stop())
 
   it("covers the protected operations of the contract", () => {
     expect(protectedOperations.map((op) => op.id)).toEqual(
-      expect.arrayContaining(["logout", "getCurrentUser", "updateCurrentUser", "listUsers", "updateUser"])
+      expect.arrayContaining([
+        "logout",
+        "getCurrentUser",
+        "updateCurrentUser",
+        "listUsers",
+        "updateUser",
+        "createApiKey",
+        "listApiKeys",
+        "revokeApiKey"
+      ])
     )
   })
 
@@ -99,20 +129,27 @@ describe("authorization matrix", () => {
     "token signed by another key",
     "alg none",
     "token of a deactivated user",
-    "basic role"
+    "revoked API key",
+    "unknown API key",
+    "basic role",
+    "basic-role API key of an admin"
   ] as const
 
   describe.each(protectedOperations)("$method $path ($id)", (op) => {
     it.each(cases)("%s", async (credentials) => {
       const headers: Record<string, string> = op.hasBody ? { "content-type": "application/json" } : {}
-      const token = credentials === "basic role" ? await basicSession() : tokens[credentials]
+      const token = credentials === "basic role"
+        ? await basicSession()
+        : credentials === "basic-role API key of an admin"
+        ? basicKey
+        : tokens[credentials]
       if (token !== undefined) headers["authorization"] = `Bearer ${token}`
       const response = await server.request(op.path, {
         method: op.method,
         headers,
         ...(op.hasBody ? { body: "{}" } : {})
       })
-      if (credentials === "basic role") {
+      if (credentials === "basic role" || credentials === "basic-role API key of an admin") {
         // A basic user may use what is not admin-only: only the answer for admin routes is fixed.
         if (!op.adminOnly) return expect(response.status).not.toBe(401)
         expect(response.status).toBe(403)

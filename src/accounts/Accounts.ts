@@ -85,3 +85,55 @@ export const UserListQuery = Schema.Struct({
   limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 100))),
   cursor: Schema.optional(Schema.String.pipe(Schema.maxLength(200)))
 })
+
+/** Roles from least to most: a key may not be given more than its creator has. */
+export const roleRank: Record<Role, number> = { basic: 0, curator: 1, admin: 2 }
+
+export const ApiKey = contractBody(
+  "ApiKey",
+  Schema.Struct({
+    id: Schema.UUID,
+    name: Schema.String,
+    prefix: Schema.String,
+    role: Role,
+    expires_at: Schema.NullOr(Schema.Date),
+    last_used_at: Schema.NullOr(Schema.Date),
+    created_at: Schema.Date
+  })
+)
+export type ApiKey = typeof ApiKey.Type
+
+export const CreatedApiKey = contractBody("CreatedApiKey", Schema.Struct({ key: ApiKey, secret: Schema.String }))
+
+export const ApiKeyList = contractBody("ApiKeyList", Schema.Struct({ items: Schema.Array(ApiKey) }))
+
+export const CreateApiKeyRequest = contractBody(
+  "CreateApiKeyRequest",
+  Schema.Struct({
+    name: Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(100)),
+    role: Schema.optional(Role),
+    expires_at: Schema.optional(Schema.Date)
+  })
+)
+
+export const TokenRequest = contractBody(
+  "TokenRequest",
+  Schema.Struct({
+    grant_type: Schema.String,
+    username: Schema.String.pipe(Schema.maxLength(254)),
+    password: Schema.String.pipe(Schema.maxLength(128)),
+    scope: Schema.optional(Schema.String),
+    client_id: Schema.optional(Schema.String),
+    client_secret: Schema.optional(Schema.String)
+  })
+)
+
+export const OAuthToken = contractBody(
+  "OAuthToken",
+  Schema.Struct({
+    access_token: Schema.String,
+    token_type: Schema.Literal("bearer"),
+    expires_in: Schema.Int.pipe(Schema.positive()),
+    refresh_token: Schema.String
+  })
+)

@@ -1,4 +1,4 @@
-import { HttpApiGroup, OpenApi } from "@effect/platform"
+import { HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import {
   contractEmpty,
@@ -8,13 +8,26 @@ import {
   contractResponse,
   operation
 } from "../contract/Contract.ts"
-import { Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed } from "../http/ApiError.ts"
+import {
+  Conflict,
+  Forbidden,
+  InvalidGrant,
+  NotFound,
+  Unauthorized,
+  UnsupportedGrantType,
+  ValidationFailed
+} from "../http/ApiError.ts"
 import { withBody } from "../http/RequestBody.ts"
 import {
+  ApiKeyList,
+  CreateApiKeyRequest,
+  CreatedApiKey,
   LoginRequest,
+  OAuthToken,
   RefreshRequest,
   RegisterRequest,
   TokenPair,
+  TokenRequest,
   UpdateCurrentUserRequest,
   UpdateUserRequest,
   User,
@@ -36,6 +49,21 @@ export class AuthApi extends HttpApiGroup.make("auth")
     operation("login").post("/api/v1/auth/login").pipe(withBody(contractPayload("login", "application/json", LoginRequest)))
       .addSuccess(contractResponse("login", 200, "application/json", TokenPair))
       .addError(Unauthorized)
+  )
+  .add(
+    operation("issueToken").post("/api/v1/auth/token").pipe(
+      withBody(
+        contractPayload(
+          "issueToken",
+          "application/x-www-form-urlencoded",
+          TokenRequest.pipe(HttpApiSchema.withEncoding({ kind: "UrlParams" }))
+        ),
+        { unknownFields: "ignore" }
+      )
+    )
+      .addSuccess(contractResponse("issueToken", 200, "application/json", OAuthToken))
+      .addError(InvalidGrant)
+      .addError(UnsupportedGrantType)
   )
   .add(
     operation("refreshSession").post("/api/v1/auth/refresh").pipe(
@@ -84,4 +112,28 @@ export class AdminApi extends HttpApiGroup.make("admin")
   )
   .middleware(AdminAuthentication)
   .annotate(OpenApi.Title, "admin")
+{}
+
+export class ApiKeysApi extends HttpApiGroup.make("api-keys")
+  .add(
+    operation("createApiKey").post("/api/v1/api-keys").pipe(
+      withBody(contractPayload("createApiKey", "application/json", CreateApiKeyRequest))
+    )
+      .addSuccess(contractResponse("createApiKey", 201, "application/json", CreatedApiKey), { status: 201 })
+      .addError(Forbidden)
+      .addError(ValidationFailed)
+  )
+  .add(
+    operation("listApiKeys").get("/api/v1/api-keys")
+      .addSuccess(contractResponse("listApiKeys", 200, "application/json", ApiKeyList))
+  )
+  .add(
+    operation("revokeApiKey").del("/api/v1/api-keys/:key_id")
+      .setPath(contractPath("revokeApiKey", Schema.Struct({ key_id: Schema.UUID })))
+      .addSuccess(contractEmpty("revokeApiKey", 204))
+      .addError(NotFound)
+      .addError(ValidationFailed)
+  )
+  .middleware(Authentication)
+  .annotate(OpenApi.Title, "api-keys")
 {}

@@ -1,13 +1,22 @@
-import { HttpApiBuilder } from "@effect/platform"
+import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect, Layer, Redacted, Schema } from "effect"
 import { BasaltApi } from "../Api.ts"
 import { AppConfig } from "../config/AppConfig.ts"
-import { Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed } from "../http/ApiError.ts"
-import type { TokenPair, User } from "./Accounts.ts"
+import {
+  Conflict,
+  Forbidden,
+  InvalidGrant,
+  NotFound,
+  Unauthorized,
+  UnsupportedGrantType,
+  ValidationFailed
+} from "../http/ApiError.ts"
+import { roleRank, type TokenPair, type User } from "./Accounts.ts"
 import { AccessTokens } from "./AccessTokens.ts"
 import { CurrentUser } from "./Authentication.ts"
 import { PasswordHasher } from "./PasswordHasher.ts"
-import { newRefreshToken, type SessionUser, SessionsRepo } from "./SessionsRepo.ts"
+import { ApiKeysRepo, newApiKeySecret } from "./ApiKeysRepo.ts"
+import { newRefreshToken, SessionsRepo } from "./SessionsRepo.ts"
 import { UsersRepo } from "./UsersRepo.ts"
 
 const publicUser = ({ active, created_at, display_name, email, id, role }: User): User => ({
@@ -38,6 +47,17 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
         user: publicUser(user)
       }))
 
+    /** A new session for the account with these credentials. */
+    const signIn = (email: string, password: string) =>
+      Effect.gen(function*() {
+        const user = yield* Effect.orDie(users.findByEmail(email.trim().toLowerCase()))
+        const matches = yield* hasher.verifyOrWaste(user?.password_hash ?? undefined, Redacted.make(password))
+        if (user === undefined || !matches || !user.active) return yield* wrongCredentials
+        const refreshToken = newRefreshToken()
+        const sessionId = yield* Effect.orDie(sessions.create(user.id, refreshToken, config.auth.refreshTokenTtl))
+        return yield* tokenPair(user, sessionId, refreshToken)
+      })
+
     return handlers
       .handle("register", ({ payload }) =>
         Effect.gen(function*() {
@@ -53,14 +73,24 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
           ).pipe(Effect.catchTag("SqlError", Effect.die))
           return publicUser(user)
         }))
-      .handle("login", ({ payload }) =>
+      .handle("login", ({ payload }) => signIn(payload.email, payload.password))
+      .handle("issueToken", ({ payload }) =>
         Effect.gen(function*() {
-          const user = yield* Effect.orDie(users.findByEmail(payload.email.trim().toLowerCase()))
-          const matches = yield* hasher.verifyOrWaste(user?.password_hash ?? undefined, Redacted.make(payload.password))
-          if (user === undefined || !matches || !user.active) return yield* wrongCredentials
-          const refreshToken = newRefreshToken()
-          const sessionId = yield* Effect.orDie(sessions.create(user.id, refreshToken, config.auth.refreshTokenTtl))
-          return yield* tokenPair(user, sessionId, refreshToken)
+          if (payload.grant_type !== "password") {
+            return yield* new UnsupportedGrantType({ message: `Only the password grant is supported, not ${payload.grant_type}` })
+          }
+          const issued = yield* signIn(payload.username, payload.password).pipe(
+            Effect.mapError(() => new InvalidGrant({ message: "Incorrect email or password" }))
+          )
+          return HttpServerResponse.unsafeJson(
+            {
+              access_token: issued.access_token,
+              token_type: "bearer",
+              expires_in: issued.expires_in,
+              refresh_token: issued.refresh_token
+            },
+            { headers: { "cache-control": "no-store" } }
+          )
         }))
       .handle("refreshSession", ({ payload }) =>
         Effect.gen(function*() {
@@ -77,8 +107,10 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
               return yield* new Unauthorized({ message: "The refresh token is invalid or expired" })
           }
         }))
+      // With an API key there is no session to end.
       .handle("logout", () =>
-        Effect.flatMap(CurrentUser, (user: SessionUser) => Effect.orDie(sessions.revoke(user.session_id))))
+        Effect.flatMap(CurrentUser, (caller) =>
+          caller.session_id === null ? Effect.void : Effect.orDie(sessions.revoke(caller.session_id))))
   })).pipe(Layer.provide([UsersRepo.Default, SessionsRepo.Default]))
 
 export const UsersHttpLive = HttpApiBuilder.group(BasaltApi, "users", (handlers) =>
@@ -132,3 +164,34 @@ export const AdminHttpLive = HttpApiBuilder.group(BasaltApi, "admin", (handlers)
           return publicUser(user)
         }))
   })).pipe(Layer.provide(UsersRepo.Default))
+
+export const ApiKeysHttpLive = HttpApiBuilder.group(BasaltApi, "api-keys", (handlers) =>
+  Effect.gen(function*() {
+    const apiKeys = yield* ApiKeysRepo
+    return handlers
+      .handle("createApiKey", ({ payload }) =>
+        Effect.gen(function*() {
+          const caller = yield* CurrentUser
+          const role = payload.role ?? caller.role
+          if (roleRank[role] > roleRank[caller.role]) {
+            return yield* new Forbidden({ message: `A key cannot have more than your own role (${caller.role})` })
+          }
+          if (payload.expires_at !== undefined && payload.expires_at.getTime() <= Date.now()) {
+            return yield* new ValidationFailed({
+              message: "The request does not match the schema",
+              details: [{ path: "expires_at", message: "Must be in the future" }]
+            })
+          }
+          const secret = newApiKeySecret()
+          const key = yield* Effect.orDie(apiKeys.create(caller.id, { name: payload.name, role, expiresAt: payload.expires_at }, secret))
+          return { key, secret }
+        }))
+      .handle("listApiKeys", () =>
+        Effect.flatMap(CurrentUser, (caller) => Effect.map(Effect.orDie(apiKeys.list(caller.id)), (items) => ({ items }))))
+      .handle("revokeApiKey", ({ path }) =>
+        Effect.gen(function*() {
+          const caller = yield* CurrentUser
+          const revoked = yield* Effect.orDie(apiKeys.revoke(caller.id, path.key_id))
+          if (!revoked) return yield* new NotFound({ message: "No such API key" })
+        }))
+  })).pipe(Layer.provide(ApiKeysRepo.Default))

@@ -7,20 +7,30 @@ import { HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
 import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { Forbidden, Unauthorized } from "../http/ApiError.ts"
 import { AccessTokens } from "./AccessTokens.ts"
-import { type SessionUser, SessionsRepo } from "./SessionsRepo.ts"
+import { ApiKeysRepo, apiKeyPrefix } from "./ApiKeysRepo.ts"
+import { type Caller, SessionsRepo } from "./SessionsRepo.ts"
 
-export class CurrentUser extends Context.Tag("basalt/CurrentUser")<CurrentUser, SessionUser>() {}
+export class CurrentUser extends Context.Tag("basalt/CurrentUser")<CurrentUser, Caller>() {}
 
 const refused = (message: string) => new Unauthorized({ message })
 
-/** The user behind a bearer access token, or why there is none. */
+/**
+ * The caller behind a bearer credential, or why there is none. Both schemes arrive as
+ * `Authorization: Bearer`; API keys are told apart by their prefix.
+ */
 const authenticate = Effect.gen(function*() {
   const tokens = yield* AccessTokens
   const sessions = yield* SessionsRepo
-  return (token: Redacted.Redacted) =>
+  const apiKeys = yield* ApiKeysRepo
+  return (token: Redacted.Redacted): Effect.Effect<Caller, Unauthorized> =>
     Effect.gen(function*() {
       const value = Redacted.value(token)
-      if (value === "") return yield* refused("A valid access token is required")
+      if (value === "") return yield* refused("A valid access token or API key is required")
+      if (value.startsWith(apiKeyPrefix)) {
+        const caller = yield* Effect.orDie(apiKeys.caller(value))
+        if (caller === undefined) return yield* refused("The API key is invalid, expired or revoked")
+        return caller
+      }
       const claims = yield* tokens.verify(value)
       if (Option.isNone(claims)) return yield* refused("The access token is invalid or expired")
       const user = yield* Effect.orDie(sessions.activeUser(claims.value.sessionId, claims.value.userId))
@@ -33,30 +43,30 @@ const authenticate = Effect.gen(function*() {
 export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("basalt/Authentication", {
   failure: Unauthorized,
   provides: CurrentUser,
-  security: { bearerJwt: HttpApiSecurity.bearer }
+  security: { bearerJwt: HttpApiSecurity.bearer, apiKey: HttpApiSecurity.bearer }
 }) {
   static readonly Live = Layer.effect(
     Authentication,
-    Effect.map(authenticate, (bearerJwt) => Authentication.of({ bearerJwt }))
-  ).pipe(Layer.provide(SessionsRepo.Default))
+    Effect.map(authenticate, (bearer) => Authentication.of({ bearerJwt: bearer, apiKey: bearer }))
+  ).pipe(Layer.provide([SessionsRepo.Default, ApiKeysRepo.Default]))
 }
 
 /** A signed-in admin: others get 403. */
 export class AdminAuthentication extends HttpApiMiddleware.Tag<AdminAuthentication>()("basalt/AdminAuthentication", {
   failure: Schema.Union(Unauthorized, Forbidden),
   provides: CurrentUser,
-  security: { bearerJwt: HttpApiSecurity.bearer }
+  security: { bearerJwt: HttpApiSecurity.bearer, apiKey: HttpApiSecurity.bearer }
 }) {
   static readonly Live = Layer.effect(
     AdminAuthentication,
-    Effect.map(authenticate, (signedIn) =>
-      AdminAuthentication.of({
-        bearerJwt: (token) =>
-          Effect.filterOrFail(
-            signedIn(token),
-            (user) => user.role === "admin",
-            () => new Forbidden({ message: "This needs the admin role" })
-          )
-      }))
-  ).pipe(Layer.provide(SessionsRepo.Default))
+    Effect.map(authenticate, (signedIn) => {
+      const admin = (token: Redacted.Redacted) =>
+        Effect.filterOrFail(
+          signedIn(token),
+          (user) => user.role === "admin",
+          () => new Forbidden({ message: "This needs the admin role" })
+        )
+      return AdminAuthentication.of({ bearerJwt: admin, apiKey: admin })
+    })
+  ).pipe(Layer.provide([SessionsRepo.Default, ApiKeysRepo.Default]))
 }

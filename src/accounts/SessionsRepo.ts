@@ -11,7 +11,12 @@ export const newRefreshToken = () => `bsr_${randomBytes(32).toString("base64url"
 
 const hashOf = (token: string) => createHash("sha256").update(token).digest("base64url")
 
-export interface SessionUser extends User {
+/** Who is calling: an account, and the session it signed in with (none for an API key). */
+export interface Caller extends User {
+  readonly session_id: string | null
+}
+
+export interface SessionUser extends Caller {
   readonly session_id: string
 }
 

@@ -173,6 +173,28 @@ export interface paths {
         readonly patch?: never;
         readonly trace?: never;
     };
+    readonly "/api/v1/auth/token": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly get?: never;
+        readonly put?: never;
+        /**
+         * OAuth2 password grant
+         * @description RFC 6749's resource owner password grant, form-encoded, as OAuth2 tools send it. A wrong
+         *     email or password is 400 `invalid_grant`; a grant type other than `password` is 400
+         *     `unsupported_grant_type`.
+         */
+        readonly post: operations["issueToken"];
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
     readonly "/api/v1/auth/refresh": {
         readonly parameters: {
             readonly query?: never;
@@ -273,6 +295,50 @@ export interface paths {
         readonly patch: operations["updateUser"];
         readonly trace?: never;
     };
+    readonly "/api/v1/api-keys": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        /**
+         * The caller's API keys
+         * @description Revoked keys are not listed. Secrets are never shown again.
+         */
+        readonly get: operations["listApiKeys"];
+        readonly put?: never;
+        /**
+         * Create an API key
+         * @description The secret is in this response only; Basalt keeps just a hash of it.
+         */
+        readonly post: operations["createApiKey"];
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
+    readonly "/api/v1/api-keys/{key_id}": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly get?: never;
+        readonly put?: never;
+        readonly post?: never;
+        /**
+         * Revoke one of the caller's API keys
+         * @description The key stops working at once. Another user's key, or a revoked one, is 404.
+         */
+        readonly delete: operations["revokeApiKey"];
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -352,6 +418,61 @@ export interface components {
             readonly role?: components["schemas"]["Role"];
             readonly active?: boolean;
         };
+        readonly ApiKey: {
+            /** Format: uuid */
+            readonly id: string;
+            readonly name: string;
+            /** @description The start of the secret (`bsk_` and 8 characters), to recognise the key by. */
+            readonly prefix: string;
+            readonly role: components["schemas"]["Role"];
+            /** Format: date-time */
+            readonly expires_at: string | null;
+            /**
+             * Format: date-time
+             * @description When the key was last used, to the minute.
+             */
+            readonly last_used_at: string | null;
+            /** Format: date-time */
+            readonly created_at: string;
+        };
+        readonly CreatedApiKey: {
+            readonly key: components["schemas"]["ApiKey"];
+            /** @description The key itself; shown once. */
+            readonly secret: string;
+        };
+        readonly ApiKeyList: {
+            readonly items: readonly components["schemas"]["ApiKey"][];
+        };
+        readonly CreateApiKeyRequest: {
+            readonly name: string;
+            /** @description At most the creator's role; default the creator's role. */
+            readonly role?: components["schemas"]["Role"];
+            /**
+             * Format: date-time
+             * @description When the key stops working; none by default.
+             */
+            readonly expires_at?: string;
+        };
+        readonly TokenRequest: {
+            /** @description `password` */
+            readonly grant_type: string;
+            /** @description The account's email. */
+            readonly username: string;
+            readonly password: string;
+            /** @description Ignored; Basalt has no scopes. */
+            readonly scope?: string;
+            /** @description Ignored. */
+            readonly client_id?: string;
+            /** @description Ignored. */
+            readonly client_secret?: string;
+        };
+        readonly OAuthToken: {
+            readonly access_token: string;
+            /** @constant */
+            readonly token_type: "bearer";
+            readonly expires_in: number;
+            readonly refresh_token: string;
+        };
         readonly RegisterRequest: {
             readonly email: components["schemas"]["Email"];
             readonly password: string;
@@ -376,7 +497,10 @@ export interface components {
         };
     };
     responses: {
-        /** @description The request body is not well-formed (for example, malformed JSON). */
+        /**
+         * @description The request body is not well-formed (for example, malformed JSON), or, at the OAuth2 token
+         *     endpoint, the grant failed (`invalid_grant`, `unsupported_grant_type`).
+         */
         readonly BadRequest: {
             headers: {
                 readonly "X-Request-ID": components["headers"]["RequestId"];
@@ -899,6 +1023,46 @@ export interface operations {
             readonly 500: components["responses"]["InternalError"];
         };
     };
+    readonly issueToken: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody: {
+            readonly content: {
+                /**
+                 * @example {
+                 *       "grant_type": "password",
+                 *       "username": "ada@example.com",
+                 *       "password": "correct horse battery"
+                 *     }
+                 */
+                readonly "application/x-www-form-urlencoded": components["schemas"]["TokenRequest"];
+            };
+        };
+        readonly responses: {
+            /** @description Logged in; a new session. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    /** @description Tokens are never cached (RFC 6749 section 5.1). */
+                    readonly "Cache-Control": "no-store";
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["OAuthToken"];
+                };
+            };
+            readonly 400: components["responses"]["BadRequest"];
+            readonly 413: components["responses"]["PayloadTooLarge"];
+            readonly 415: components["responses"]["UnsupportedMediaType"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
     readonly refreshSession: {
         readonly parameters: {
             readonly query?: never;
@@ -1083,6 +1247,96 @@ export interface operations {
             readonly 409: components["responses"]["Conflict"];
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly listApiKeys: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description The keys. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiKeyList"];
+                };
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly createApiKey: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody: {
+            readonly content: {
+                /**
+                 * @example {
+                 *       "name": "nightly sync",
+                 *       "role": "basic",
+                 *       "expires_at": "2027-01-01T00:00:00.000Z"
+                 *     }
+                 */
+                readonly "application/json": components["schemas"]["CreateApiKeyRequest"];
+            };
+        };
+        readonly responses: {
+            /** @description The key, with its secret. */
+            readonly 201: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["CreatedApiKey"];
+                };
+            };
+            readonly 400: components["responses"]["BadRequest"];
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 413: components["responses"]["PayloadTooLarge"];
+            readonly 415: components["responses"]["UnsupportedMediaType"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly revokeApiKey: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly key_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description Revoked. */
+            readonly 204: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content?: never;
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 404: components["responses"]["NotFound"];
             readonly 422: components["responses"]["ValidationFailed"];
             readonly 500: components["responses"]["InternalError"];
         };

@@ -37,6 +37,20 @@ export class MalformedJson extends Schema.TaggedError<MalformedJson>()(
   HttpApiSchema.annotations({ status: 400 })
 ) {}
 
+/** OAuth2 token endpoint: the credentials of a password grant are wrong (RFC 6749 5.2). */
+export class InvalidGrant extends Schema.TaggedError<InvalidGrant>()(
+  "InvalidGrant",
+  fields,
+  HttpApiSchema.annotations({ status: 400 })
+) {}
+
+/** OAuth2 token endpoint: a grant type other than `password` (RFC 6749 5.2). */
+export class UnsupportedGrantType extends Schema.TaggedError<UnsupportedGrantType>()(
+  "UnsupportedGrantType",
+  fields,
+  HttpApiSchema.annotations({ status: 400 })
+) {}
+
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
   "Unauthorized",
   fields,
@@ -100,6 +114,8 @@ export class NotReady extends Schema.TaggedError<NotReady>()(
 /** Every error class above; the renderer recognises a failure as an API error by these. */
 export const apiErrorClasses = [
   MalformedJson,
+  InvalidGrant,
+  UnsupportedGrantType,
   Unauthorized,
   Forbidden,
   NotFound,

@@ -23,14 +23,20 @@ export class RequestBody extends HttpApiMiddleware.Tag<RequestBody>()("basalt/Re
  * An endpoint that takes a body: the payload Schema, the guard, and the statuses they add
  * (400, 413, 415 from the guard; 422 when the body breaks the Schema).
  */
-export const withBody = <S extends Schema.Schema<any, any, any>>(payload: S) =>
+export const withBody = <S extends Schema.Schema<any, any, any>>(
+  payload: S,
+  // OAuth2 tools send fields a server may not know; elsewhere an unknown field is a mistake.
+  options: { readonly unknownFields: "refuse" | "ignore" } = { unknownFields: "refuse" }
+) =>
 <Name extends string, Method extends "POST" | "PUT" | "PATCH", Path, UrlParams, Headers, Success, Error, R, RE>(
   endpoint: HttpApiEndpoint.HttpApiEndpoint<Name, Method, Path, UrlParams, never, Headers, Success, Error, R, RE>
 ) =>
   endpoint
     // Report every problem at once, and refuse unknown fields rather than silently dropping them.
     .setPayload(
-      payload.annotations({ parseOptions: { errors: "all", onExcessProperty: "error" } }) as S &
+      payload.annotations({
+        parseOptions: { errors: "all", onExcessProperty: options.unknownFields === "refuse" ? "error" : "ignore" }
+      }) as S &
         HttpApiEndpoint.HttpApiEndpoint.ValidatePayload<Method, S>
     )
     .middleware(RequestBody)
@@ -68,9 +74,11 @@ export const requestBodyLayer = (api: HttpApi.HttpApi.Any) =>
             message: `Content-Type ${type === "" ? "(none)" : type} is not accepted here; send ${types.join(" or ")}`
           })
         }
-        if (type !== "application/json") return
+        if (type === "multipart/form-data") return
+        // Read here, under the limit, for every text body: the framework's own read reuses it.
         const text = yield* Effect.mapError(request.text, (error) =>
           isOverLimit(error) ? tooLarge(limit) : new MalformedJson({ message: "The request body could not be read" }))
+        if (type !== "application/json") return
         yield* Effect.try({
           try: () => JSON.parse(text),
           catch: (error) =>

@@ -19,6 +19,8 @@ export interface TestResponse extends ReceivedResponse {
 
 export interface TestServer {
   readonly url: string
+  /** The Postgres database of this server, when it has one of its own (`emptyDatabase`). */
+  readonly databaseUrl: string | undefined
   readonly dataDir: string
   /** fetch, then validate the response against openapi.yaml (throws on a violation). */
   readonly request: (path: string, init?: RequestInit) => Promise<TestResponse>
@@ -80,6 +82,7 @@ export const startServer = async (
   const url = `http://127.0.0.1:${address.port}`
   return {
     url,
+    databaseUrl: database?.url,
     dataDir,
     request: async (path, init) => {
       const method = init?.method ?? "GET"

@@ -5,10 +5,12 @@
 import * as Migrator from "@effect/sql/Migrator"
 import instance from "./0001_instance.ts"
 import accounts from "./0002_accounts.ts"
+import apiKeys from "./0003_api_keys.ts"
 
 const all = {
   "0001_instance": instance,
-  "0002_accounts": accounts
+  "0002_accounts": accounts,
+  "0003_api_keys": apiKeys
 }
 
 export const migrations = Migrator.fromRecord(all)
