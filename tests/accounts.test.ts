@@ -184,6 +184,24 @@ describe("accounts, sign-up closed (the default)", () => {
     })
   })
 
+  it("changes the password: the old one stops working and other sessions end, this one stays", async () => {
+    const other = await login()
+    const current = await login()
+    const change = (body: unknown) =>
+      server.request("/api/v1/users/me/password", {
+        ...json(body),
+        headers: { "content-type": "application/json", authorization: `Bearer ${current.access_token}` }
+      })
+    expect((await change({ current_password: "not it at all", new_password: "a brand new passphrase" })).status).toBe(403)
+    expect((await change({ current_password: password, new_password: "a brand new passphrase" })).status).toBe(204)
+    expect((await server.request("/api/v1/users/me", bearer(current.access_token))).status).toBe(200)
+    expect((await server.request("/api/v1/users/me", bearer(other.access_token))).status).toBe(401)
+    expect((await server.request("/api/v1/auth/refresh", json({ refresh_token: other.refresh_token }))).status).toBe(401)
+    expect((await server.request("/api/v1/auth/login", json({ email: "ada@example.com", password }))).status).toBe(401)
+    // Put it back for the other tests of this server.
+    expect((await change({ current_password: "a brand new passphrase", new_password: password })).status).toBe(204)
+  })
+
   it("refuses an unknown refresh token with 401", async () => {
     const response = await server.request("/api/v1/auth/refresh", json({ refresh_token: "bsr_unknown" }))
     expect(response.status).toBe(401)

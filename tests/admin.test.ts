@@ -103,6 +103,21 @@ describe("administration of accounts", () => {
     expect(notUuid.status).toBe(422)
   })
 
+  it("creates accounts with any role, refusing a taken email with 409", async () => {
+    const created = await server.request(
+      "/api/v1/admin/users",
+      json("POST", { email: "Erin@Example.com", password: "erin password long", display_name: "Erin", role: "curator" }, admin.access_token)
+    )
+    expect(created.status).toBe(201)
+    expect(created.json()).toMatchObject({ email: "erin@example.com", role: "curator" })
+    expect((await login("erin")).user.id).toBe(created.json().id)
+    const again = await server.request(
+      "/api/v1/admin/users",
+      json("POST", { email: "erin@example.com", password: "another long one", display_name: "E", role: "basic" }, admin.access_token)
+    )
+    expect(again.status).toBe(409)
+  })
+
   it("lets a user change their own display name", async () => {
     const dave = await login("dave")
     const changed = await server.request("/api/v1/users/me", json("PATCH", { display_name: "  David " }, dave.access_token))

@@ -115,6 +115,8 @@ describe("authorization matrix", () => {
         "updateCurrentUser",
         "listUsers",
         "updateUser",
+        "createUser",
+        "changePassword",
         "createApiKey",
         "listApiKeys",
         "revokeApiKey"

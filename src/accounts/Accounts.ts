@@ -27,13 +27,26 @@ export const User = contractBody(
 )
 export type User = typeof User.Type
 
+const Password = Schema.String.pipe(Schema.minLength(8), Schema.maxLength(128))
+const DisplayName = Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(100))
+
 export const RegisterRequest = contractBody(
   "RegisterRequest",
   Schema.Struct({
     email: Email,
-    password: Schema.String.pipe(Schema.minLength(8), Schema.maxLength(128)),
-    display_name: Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(100))
+    password: Password,
+    display_name: DisplayName
   })
+)
+
+export const CreateUserRequest = contractBody(
+  "CreateUserRequest",
+  Schema.Struct({ email: Email, password: Password, display_name: DisplayName, role: Role })
+)
+
+export const ChangePasswordRequest = contractBody(
+  "ChangePasswordRequest",
+  Schema.Struct({ current_password: Schema.String.pipe(Schema.maxLength(128)), new_password: Password })
 )
 
 export const LoginRequest = contractBody(
@@ -68,7 +81,7 @@ export const UserPage = contractBody(
 
 export const UpdateCurrentUserRequest = contractBody(
   "UpdateCurrentUserRequest",
-  Schema.Struct({ display_name: Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(100)) })
+  Schema.Struct({ display_name: DisplayName })
 )
 
 export const UpdateUserRequest = contractBody(

@@ -20,7 +20,9 @@ import {
 import { withBody } from "../http/RequestBody.ts"
 import {
   ApiKeyList,
+  ChangePasswordRequest,
   CreateApiKeyRequest,
+  CreateUserRequest,
   CreatedApiKey,
   LoginRequest,
   OAuthToken,
@@ -91,6 +93,13 @@ export class UsersApi extends HttpApiGroup.make("users")
     )
       .addSuccess(contractResponse("updateCurrentUser", 200, "application/json", User))
   )
+  .add(
+    operation("changePassword").post("/api/v1/users/me/password").pipe(
+      withBody(contractPayload("changePassword", "application/json", ChangePasswordRequest))
+    )
+      .addSuccess(contractEmpty("changePassword", 204))
+      .addError(Forbidden)
+  )
   .middleware(Authentication)
   .annotate(OpenApi.Title, "users")
 {}
@@ -101,6 +110,13 @@ export class AdminApi extends HttpApiGroup.make("admin")
       .setUrlParams(contractQuery("listUsers", UserListQuery))
       .addSuccess(contractResponse("listUsers", 200, "application/json", UserPage))
       .addError(ValidationFailed)
+  )
+  .add(
+    operation("createUser").post("/api/v1/admin/users").pipe(
+      withBody(contractPayload("createUser", "application/json", CreateUserRequest))
+    )
+      .addSuccess(contractResponse("createUser", 201, "application/json", User), { status: 201 })
+      .addError(Conflict)
   )
   .add(
     operation("updateUser").patch("/api/v1/admin/users/:user_id")

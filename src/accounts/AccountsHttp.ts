@@ -116,11 +116,23 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
 export const UsersHttpLive = HttpApiBuilder.group(BasaltApi, "users", (handlers) =>
   Effect.gen(function*() {
     const users = yield* UsersRepo
+    const sessions = yield* SessionsRepo
+    const hasher = yield* PasswordHasher
     return handlers
+      .handle("changePassword", ({ payload }) =>
+        Effect.gen(function*() {
+          const caller = yield* CurrentUser
+          const current = yield* Effect.orDie(users.passwordHashOf(caller.id))
+          const matches = yield* hasher.verifyOrWaste(current, Redacted.make(payload.current_password))
+          if (!matches) return yield* new Forbidden({ message: "The current password is wrong" })
+          const next = yield* hasher.hash(Redacted.make(payload.new_password))
+          yield* Effect.orDie(users.setPasswordHash(caller.id, next))
+          yield* Effect.orDie(sessions.revokeOthers(caller.id, caller.session_id))
+        }))
       .handle("getCurrentUser", () => Effect.map(CurrentUser, publicUser))
       .handle("updateCurrentUser", ({ payload }) =>
         Effect.flatMap(CurrentUser, (user) => Effect.orDie(users.setDisplayName(user.id, payload.display_name))))
-  })).pipe(Layer.provide(UsersRepo.Default))
+  })).pipe(Layer.provide([UsersRepo.Default, SessionsRepo.Default]))
 
 /** Page cursors: the sort key of the last item of the page, opaque to clients. */
 const Cursor = Schema.parseJson(Schema.Struct({ createdAt: Schema.String, id: Schema.UUID }))
@@ -138,7 +150,18 @@ const decodeCursor = (cursor: string) =>
 export const AdminHttpLive = HttpApiBuilder.group(BasaltApi, "admin", (handlers) =>
   Effect.gen(function*() {
     const users = yield* UsersRepo
+    const hasher = yield* PasswordHasher
     return handlers
+      .handle("createUser", ({ payload }) =>
+        Effect.gen(function*() {
+          const passwordHash = yield* hasher.hash(Redacted.make(payload.password))
+          const user = yield* users.register(
+            { email: payload.email, passwordHash, displayName: payload.display_name, role: payload.role },
+            ({ emailTaken }) =>
+              emailTaken ? Effect.fail(new Conflict({ message: "An account with this email already exists" })) : Effect.void
+          ).pipe(Effect.catchTag("SqlError", Effect.die))
+          return publicUser(user)
+        }))
       .handle("listUsers", ({ urlParams }) =>
         Effect.gen(function*() {
           const limit = urlParams.limit ?? 50

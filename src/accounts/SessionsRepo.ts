@@ -92,6 +92,12 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("basalt/Session
     const revoke = (sessionId: string) =>
       Effect.asVoid(sql`UPDATE sessions SET revoked_at = coalesce(revoked_at, now()) WHERE id = ${sessionId}`)
 
-    return { create, activeUser, rotate, revoke } as const
+    /** Ends every session of `userId` except `keep`. */
+    const revokeOthers = (userId: string, keep: string | null) =>
+      Effect.asVoid(sql`
+        UPDATE sessions SET revoked_at = now()
+        WHERE user_id = ${userId} AND revoked_at IS NULL AND (${keep}::uuid IS NULL OR id <> ${keep}::uuid)`)
+
+    return { create, activeUser, rotate, revoke, revokeOthers } as const
   })
 }) {}

@@ -35,7 +35,13 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("basalt/UsersRepo", {
      * exist and whether the email is taken, under a lock, and may refuse.
      */
     const register = <E>(
-      account: { readonly email: string; readonly passwordHash: string; readonly displayName: string },
+      account: {
+        readonly email: string
+        readonly passwordHash: string
+        readonly displayName: string
+        /** Default: admin for the first account, basic after. */
+        readonly role?: Role
+      },
       decide: (state: { readonly firstAccount: boolean; readonly emailTaken: boolean }) => Effect.Effect<void, E>
     ) =>
       sql.withTransaction(
@@ -48,7 +54,8 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("basalt/UsersRepo", {
           yield* decide({ firstAccount, emailTaken: state!.email_taken })
           const [user] = yield* sql<UserRow>`
             INSERT INTO users (email, password_hash, display_name, role)
-            VALUES (${account.email}, ${account.passwordHash}, ${account.displayName}, ${firstAccount ? "admin" : "basic"})
+            VALUES (${account.email}, ${account.passwordHash}, ${account.displayName},
+                    ${account.role ?? (firstAccount ? "admin" : "basic")})
             RETURNING ${columns}`
           return user as User
         })
@@ -59,6 +66,12 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("basalt/UsersRepo", {
         sql<UserRow>`UPDATE users SET display_name = ${displayName}, updated_at = now() WHERE id = ${id} RETURNING ${columns}`,
         (rows): User => rows[0]!
       )
+
+    const passwordHashOf = (id: string) =>
+      Effect.map(sql<{ password_hash: string | null }>`SELECT password_hash FROM users WHERE id = ${id}`, (rows) => rows[0]?.password_hash ?? undefined)
+
+    const setPasswordHash = (id: string, passwordHash: string) =>
+      Effect.asVoid(sql`UPDATE users SET password_hash = ${passwordHash}, updated_at = now() WHERE id = ${id}`)
 
     /** A page of accounts, newest first, after `after` (the last one of the previous page). */
     const list = (filter: {
@@ -101,6 +114,6 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("basalt/UsersRepo", {
         })
       )
 
-    return { findByEmail, register, setDisplayName, list, update } as const
+    return { findByEmail, register, setDisplayName, passwordHashOf, setPasswordHash, list, update } as const
   })
 }) {}

@@ -254,6 +254,26 @@ export interface paths {
         readonly patch: operations["updateCurrentUser"];
         readonly trace?: never;
     };
+    readonly "/api/v1/users/me/password": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly get?: never;
+        readonly put?: never;
+        /**
+         * Change the caller's password
+         * @description Ends every other session of the account; the caller's own stays.
+         */
+        readonly post: operations["changePassword"];
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
     readonly "/api/v1/admin/users": {
         readonly parameters: {
             readonly query?: never;
@@ -267,7 +287,11 @@ export interface paths {
          */
         readonly get: operations["listUsers"];
         readonly put?: never;
-        readonly post?: never;
+        /**
+         * Create an account
+         * @description Admins can always create accounts, whether or not self sign-up is open.
+         */
+        readonly post: operations["createUser"];
         readonly delete?: never;
         readonly options?: never;
         readonly head?: never;
@@ -472,6 +496,16 @@ export interface components {
             readonly token_type: "bearer";
             readonly expires_in: number;
             readonly refresh_token: string;
+        };
+        readonly ChangePasswordRequest: {
+            readonly current_password: string;
+            readonly new_password: string;
+        };
+        readonly CreateUserRequest: {
+            readonly email: components["schemas"]["Email"];
+            readonly password: string;
+            readonly display_name: string;
+            readonly role: components["schemas"]["Role"];
         };
         readonly RegisterRequest: {
             readonly email: components["schemas"]["Email"];
@@ -1178,6 +1212,37 @@ export interface operations {
             readonly 500: components["responses"]["InternalError"];
         };
     };
+    readonly changePassword: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody: {
+            readonly content: {
+                readonly "application/json": components["schemas"]["ChangePasswordRequest"];
+            };
+        };
+        readonly responses: {
+            /** @description Changed. */
+            readonly 204: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content?: never;
+            };
+            readonly 400: components["responses"]["BadRequest"];
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 413: components["responses"]["PayloadTooLarge"];
+            readonly 415: components["responses"]["UnsupportedMediaType"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
     readonly listUsers: {
         readonly parameters: {
             readonly query?: {
@@ -1205,6 +1270,48 @@ export interface operations {
             };
             readonly 401: components["responses"]["Unauthorized"];
             readonly 403: components["responses"]["Forbidden"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly createUser: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody: {
+            readonly content: {
+                /**
+                 * @example {
+                 *       "email": "bob@example.com",
+                 *       "password": "a long passphrase",
+                 *       "display_name": "Bob",
+                 *       "role": "curator"
+                 *     }
+                 */
+                readonly "application/json": components["schemas"]["CreateUserRequest"];
+            };
+        };
+        readonly responses: {
+            /** @description The account was created. */
+            readonly 201: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["User"];
+                };
+            };
+            readonly 400: components["responses"]["BadRequest"];
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 409: components["responses"]["Conflict"];
+            readonly 413: components["responses"]["PayloadTooLarge"];
+            readonly 415: components["responses"]["UnsupportedMediaType"];
             readonly 422: components["responses"]["ValidationFailed"];
             readonly 500: components["responses"]["InternalError"];
         };
