@@ -117,6 +117,7 @@ describe("authorization matrix", () => {
         "updateUser",
         "createUser",
         "changePassword",
+        "listAuditEvents",
         "createApiKey",
         "listApiKeys",
         "revokeApiKey"

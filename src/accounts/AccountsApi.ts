@@ -1,5 +1,6 @@
 import { HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
+import { AuditPage, AuditQuery } from "../audit/Audit.ts"
 import {
   contractEmpty,
   contractPath,
@@ -109,6 +110,12 @@ export class AdminApi extends HttpApiGroup.make("admin")
     operation("listUsers").get("/api/v1/admin/users")
       .setUrlParams(contractQuery("listUsers", UserListQuery))
       .addSuccess(contractResponse("listUsers", 200, "application/json", UserPage))
+      .addError(ValidationFailed)
+  )
+  .add(
+    operation("listAuditEvents").get("/api/v1/admin/audit")
+      .setUrlParams(contractQuery("listAuditEvents", AuditQuery))
+      .addSuccess(contractResponse("listAuditEvents", 200, "application/json", AuditPage))
       .addError(ValidationFailed)
   )
   .add(

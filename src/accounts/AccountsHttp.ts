@@ -1,6 +1,7 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect, Layer, Redacted, Schema } from "effect"
 import { BasaltApi } from "../Api.ts"
+import { AuditRepo } from "../audit/AuditRepo.ts"
 import { AppConfig } from "../config/AppConfig.ts"
 import {
   Conflict,
@@ -37,6 +38,7 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
     const sessions = yield* SessionsRepo
     const hasher = yield* PasswordHasher
     const tokens = yield* AccessTokens
+    const audit = yield* AuditRepo
 
     const tokenPair = (user: User, sessionId: string, refreshToken: string): Effect.Effect<TokenPair> =>
       Effect.map(tokens.issue({ userId: user.id, sessionId }), (accessToken) => ({
@@ -50,11 +52,16 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
     /** A new session for the account with these credentials. */
     const signIn = (email: string, password: string) =>
       Effect.gen(function*() {
-        const user = yield* Effect.orDie(users.findByEmail(email.trim().toLowerCase()))
+        const normalized = email.trim().toLowerCase()
+        const user = yield* Effect.orDie(users.findByEmail(normalized))
         const matches = yield* hasher.verifyOrWaste(user?.password_hash ?? undefined, Redacted.make(password))
-        if (user === undefined || !matches || !user.active) return yield* wrongCredentials
+        if (user === undefined || !matches || !user.active) {
+          yield* audit.record({ action: "sign_in_failed", actorId: null, subjectId: user?.id ?? null, details: { email: normalized } })
+          return yield* wrongCredentials
+        }
         const refreshToken = newRefreshToken()
         const sessionId = yield* Effect.orDie(sessions.create(user.id, refreshToken, config.auth.refreshTokenTtl))
+        yield* audit.record({ action: "sign_in_succeeded", actorId: user.id, subjectId: user.id })
         return yield* tokenPair(user, sessionId, refreshToken)
       })
 
@@ -71,6 +78,7 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
                 ? Effect.fail(new Conflict({ message: "An account with this email already exists" }))
                 : Effect.void
           ).pipe(Effect.catchTag("SqlError", Effect.die))
+          yield* audit.record({ action: "user_created", actorId: user.id, subjectId: user.id, details: { role: user.role } })
           return publicUser(user)
         }))
       .handle("login", ({ payload }) => signIn(payload.email, payload.password))
@@ -111,13 +119,14 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
       .handle("logout", () =>
         Effect.flatMap(CurrentUser, (caller) =>
           caller.session_id === null ? Effect.void : Effect.orDie(sessions.revoke(caller.session_id))))
-  })).pipe(Layer.provide([UsersRepo.Default, SessionsRepo.Default]))
+  })).pipe(Layer.provide([UsersRepo.Default, SessionsRepo.Default, AuditRepo.Default]))
 
 export const UsersHttpLive = HttpApiBuilder.group(BasaltApi, "users", (handlers) =>
   Effect.gen(function*() {
     const users = yield* UsersRepo
     const sessions = yield* SessionsRepo
     const hasher = yield* PasswordHasher
+    const audit = yield* AuditRepo
     return handlers
       .handle("changePassword", ({ payload }) =>
         Effect.gen(function*() {
@@ -128,30 +137,57 @@ export const UsersHttpLive = HttpApiBuilder.group(BasaltApi, "users", (handlers)
           const next = yield* hasher.hash(Redacted.make(payload.new_password))
           yield* Effect.orDie(users.setPasswordHash(caller.id, next))
           yield* Effect.orDie(sessions.revokeOthers(caller.id, caller.session_id))
+          yield* audit.record({ action: "password_changed", actorId: caller.id, subjectId: caller.id })
         }))
       .handle("getCurrentUser", () => Effect.map(CurrentUser, publicUser))
       .handle("updateCurrentUser", ({ payload }) =>
         Effect.flatMap(CurrentUser, (user) => Effect.orDie(users.setDisplayName(user.id, payload.display_name))))
-  })).pipe(Layer.provide([UsersRepo.Default, SessionsRepo.Default]))
+  })).pipe(Layer.provide([UsersRepo.Default, SessionsRepo.Default, AuditRepo.Default]))
 
 /** Page cursors: the sort key of the last item of the page, opaque to clients. */
 const Cursor = Schema.parseJson(Schema.Struct({ createdAt: Schema.String, id: Schema.UUID }))
 const encodeCursor = (position: typeof Cursor.Type) => Buffer.from(Schema.encodeSync(Cursor)(position)).toString("base64url")
+const invalidCursor = () =>
+  new ValidationFailed({
+    message: "The request does not match the schema",
+    details: [{ path: "cursor", message: "Not a cursor this server issued" }]
+  })
+
+const decodeAuditCursor = (cursor: string) => {
+  const id = Buffer.from(cursor, "base64url").toString("utf8")
+  return /^[0-9]{1,19}$/.test(id) ? Effect.succeed(id) : Effect.fail(invalidCursor())
+}
+
 const decodeCursor = (cursor: string) =>
   Schema.decodeUnknown(Cursor)(Buffer.from(cursor, "base64url").toString("utf8")).pipe(
-    Effect.mapError(() =>
-      new ValidationFailed({
-        message: "The request does not match the schema",
-        details: [{ path: "cursor", message: "Not a cursor this server issued" }]
-      })
-    )
+    Effect.mapError(invalidCursor)
   )
 
 export const AdminHttpLive = HttpApiBuilder.group(BasaltApi, "admin", (handlers) =>
   Effect.gen(function*() {
     const users = yield* UsersRepo
     const hasher = yield* PasswordHasher
+    const audit = yield* AuditRepo
     return handlers
+      .handle("listAuditEvents", ({ urlParams }) =>
+        Effect.gen(function*() {
+          const limit = urlParams.limit ?? 50
+          const beforeId = urlParams.cursor === undefined ? undefined : yield* decodeAuditCursor(urlParams.cursor)
+          const rows = yield* Effect.orDie(audit.list({
+            action: urlParams.action,
+            actorId: urlParams.actor_id,
+            since: urlParams.since,
+            until: urlParams.until,
+            beforeId,
+            limit
+          }))
+          const page = rows.slice(0, limit)
+          const last = page[page.length - 1]
+          return {
+            items: page,
+            next_cursor: rows.length > limit && last !== undefined ? Buffer.from(last.id).toString("base64url") : null
+          }
+        }))
       .handle("createUser", ({ payload }) =>
         Effect.gen(function*() {
           const passwordHash = yield* hasher.hash(Redacted.make(payload.password))
@@ -160,6 +196,8 @@ export const AdminHttpLive = HttpApiBuilder.group(BasaltApi, "admin", (handlers)
             ({ emailTaken }) =>
               emailTaken ? Effect.fail(new Conflict({ message: "An account with this email already exists" })) : Effect.void
           ).pipe(Effect.catchTag("SqlError", Effect.die))
+          const caller = yield* CurrentUser
+          yield* audit.record({ action: "user_created", actorId: caller.id, subjectId: user.id, details: { role: user.role } })
           return publicUser(user)
         }))
       .handle("listUsers", ({ urlParams }) =>
@@ -184,13 +222,19 @@ export const AdminHttpLive = HttpApiBuilder.group(BasaltApi, "admin", (handlers)
             () => new Conflict({ message: "This would leave no active admin" })
           ).pipe(Effect.catchTag("SqlError", Effect.die))
           if (user === undefined) return yield* new NotFound({ message: "No such account" })
+          const caller = yield* CurrentUser
+          const record = (action: "role_changed" | "user_deactivated" | "user_reactivated", details?: Record<string, unknown>) =>
+            audit.record({ action, actorId: caller.id, subjectId: user.id, ...(details ? { details } : {}) })
+          if (user.role !== user.previous_role) yield* record("role_changed", { from: user.previous_role, to: user.role })
+          if (user.active !== user.previous_active) yield* record(user.active ? "user_reactivated" : "user_deactivated")
           return publicUser(user)
         }))
-  })).pipe(Layer.provide(UsersRepo.Default))
+  })).pipe(Layer.provide([UsersRepo.Default, AuditRepo.Default]))
 
 export const ApiKeysHttpLive = HttpApiBuilder.group(BasaltApi, "api-keys", (handlers) =>
   Effect.gen(function*() {
     const apiKeys = yield* ApiKeysRepo
+    const audit = yield* AuditRepo
     return handlers
       .handle("createApiKey", ({ payload }) =>
         Effect.gen(function*() {
@@ -207,6 +251,7 @@ export const ApiKeysHttpLive = HttpApiBuilder.group(BasaltApi, "api-keys", (hand
           }
           const secret = newApiKeySecret()
           const key = yield* Effect.orDie(apiKeys.create(caller.id, { name: payload.name, role, expiresAt: payload.expires_at }, secret))
+          yield* audit.record({ action: "api_key_created", actorId: caller.id, subjectId: key.id, details: { name: key.name, role } })
           return { key, secret }
         }))
       .handle("listApiKeys", () =>
@@ -216,5 +261,6 @@ export const ApiKeysHttpLive = HttpApiBuilder.group(BasaltApi, "api-keys", (hand
           const caller = yield* CurrentUser
           const revoked = yield* Effect.orDie(apiKeys.revoke(caller.id, path.key_id))
           if (!revoked) return yield* new NotFound({ message: "No such API key" })
+          yield* audit.record({ action: "api_key_revoked", actorId: caller.id, subjectId: path.key_id })
         }))
-  })).pipe(Layer.provide(ApiKeysRepo.Default))
+  })).pipe(Layer.provide([ApiKeysRepo.Default, AuditRepo.Default]))

@@ -99,18 +99,20 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("basalt/UsersRepo", {
       sql.withTransaction(
         Effect.gen(function*() {
           yield* sql`SELECT pg_advisory_xact_lock(${registrationLockKey})`
-          const [user] = yield* sql<UserRow>`
+          const [user] = yield* sql<UserRow & { previous_role: Role; previous_active: boolean }>`
+            WITH before AS (SELECT id, role, active FROM users WHERE id = ${id} FOR UPDATE)
             UPDATE users SET
-              role = coalesce(${change.role ?? null}, role),
-              active = coalesce(${change.active ?? null}, active),
+              role = coalesce(${change.role ?? null}, users.role),
+              active = coalesce(${change.active ?? null}, users.active),
               updated_at = now()
-            WHERE id = ${id}
-            RETURNING ${columns}`
+            FROM before WHERE users.id = before.id
+            RETURNING users.id, users.email, users.display_name, users.role, users.active, users.created_at,
+                      before.role AS previous_role, before.active AS previous_active`
           if (user === undefined) return undefined
           const [{ admins }] = (yield* sql<{ admins: string }>`
             SELECT count(*)::text AS admins FROM users WHERE role = 'admin' AND active`) as [{ admins: string }]
           if (Number(admins) === 0) return yield* Effect.fail(lastAdmin())
-          return user as User
+          return user
         })
       )
 

@@ -298,6 +298,28 @@ export interface paths {
         readonly patch?: never;
         readonly trace?: never;
     };
+    readonly "/api/v1/admin/audit": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        /**
+         * The audit log
+         * @description Sign-ins (successful and failed), account creation, role changes, deactivations and
+         *     reactivations, password changes, API key creation and revocation. Newest first, a page
+         *     at a time.
+         */
+        readonly get: operations["listAuditEvents"];
+        readonly put?: never;
+        readonly post?: never;
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
     readonly "/api/v1/admin/users/{user_id}": {
         readonly parameters: {
             readonly query?: never;
@@ -496,6 +518,34 @@ export interface components {
             readonly token_type: "bearer";
             readonly expires_in: number;
             readonly refresh_token: string;
+        };
+        /** @enum {string} */
+        readonly AuditAction: "sign_in_succeeded" | "sign_in_failed" | "user_created" | "role_changed" | "user_deactivated" | "user_reactivated" | "password_changed" | "api_key_created" | "api_key_revoked";
+        readonly AuditEvent: {
+            /** @description Increasing; newer events have larger ids. */
+            readonly id: string;
+            /** Format: date-time */
+            readonly at: string;
+            readonly action: components["schemas"]["AuditAction"];
+            /**
+             * Format: uuid
+             * @description The account that acted; null for a failed sign-in.
+             */
+            readonly actor_id: string | null;
+            /**
+             * Format: uuid
+             * @description The account or API key acted on.
+             */
+            readonly subject_id: string | null;
+            readonly client_ip: string | null;
+            /** @description What changed, such as the old and new role, or the email of a failed sign-in. */
+            readonly details: {
+                readonly [key: string]: unknown;
+            };
+        };
+        readonly AuditPage: {
+            readonly items: readonly components["schemas"]["AuditEvent"][];
+            readonly next_cursor: string | null;
         };
         readonly ChangePasswordRequest: {
             readonly current_password: string;
@@ -1312,6 +1362,39 @@ export interface operations {
             readonly 409: components["responses"]["Conflict"];
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly listAuditEvents: {
+        readonly parameters: {
+            readonly query?: {
+                readonly action?: components["schemas"]["AuditAction"];
+                readonly actor_id?: string;
+                readonly since?: string;
+                readonly until?: string;
+                readonly limit?: number;
+                readonly cursor?: string;
+            };
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description A page of events. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
             readonly 422: components["responses"]["ValidationFailed"];
             readonly 500: components["responses"]["InternalError"];
         };

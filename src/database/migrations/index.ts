@@ -6,11 +6,13 @@ import * as Migrator from "@effect/sql/Migrator"
 import instance from "./0001_instance.ts"
 import accounts from "./0002_accounts.ts"
 import apiKeys from "./0003_api_keys.ts"
+import audit from "./0004_audit.ts"
 
 const all = {
   "0001_instance": instance,
   "0002_accounts": accounts,
-  "0003_api_keys": apiKeys
+  "0003_api_keys": apiKeys,
+  "0004_audit": audit
 }
 
 export const migrations = Migrator.fromRecord(all)

@@ -1,0 +1,46 @@
+/** The audit log as the contract names it. */
+import { Schema } from "effect"
+import { contractBody } from "../contract/Contract.ts"
+
+export const AuditAction = contractBody(
+  "AuditAction",
+  Schema.Literal(
+    "sign_in_succeeded",
+    "sign_in_failed",
+    "user_created",
+    "role_changed",
+    "user_deactivated",
+    "user_reactivated",
+    "password_changed",
+    "api_key_created",
+    "api_key_revoked"
+  )
+)
+export type AuditAction = typeof AuditAction.Type
+
+export const AuditEvent = contractBody(
+  "AuditEvent",
+  Schema.Struct({
+    id: Schema.String,
+    at: Schema.Date,
+    action: AuditAction,
+    actor_id: Schema.NullOr(Schema.String),
+    subject_id: Schema.NullOr(Schema.String),
+    client_ip: Schema.NullOr(Schema.String),
+    details: Schema.Record({ key: Schema.String, value: Schema.Unknown })
+  })
+)
+
+export const AuditPage = contractBody(
+  "AuditPage",
+  Schema.Struct({ items: Schema.Array(AuditEvent), next_cursor: Schema.NullOr(Schema.String) })
+)
+
+export const AuditQuery = Schema.Struct({
+  action: Schema.optional(AuditAction),
+  actor_id: Schema.optional(Schema.UUID),
+  since: Schema.optional(Schema.Date),
+  until: Schema.optional(Schema.Date),
+  limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 100))),
+  cursor: Schema.optional(Schema.String.pipe(Schema.maxLength(200)))
+})
