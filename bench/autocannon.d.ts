@@ -8,6 +8,8 @@ declare module "autocannon" {
     readonly pipelining?: number
     /** Seconds before a request counts as timed out. */
     readonly timeout?: number
+    /** Sent with every request. */
+    readonly headers?: Record<string, string>
   }
 
   /** Percentiles of a histogram, as autocannon reports them (p2_5 is the 2.5th percentile). */

@@ -16,6 +16,9 @@
  *   BENCH_WARMUP       seconds each warm-up run lasts (3)
  *   BENCH_LOG_LEVEL    Basalt's LOG_LEVEL (info, Basalt's default; `warn` drops the access log)
  *
+ * GET /api/v1/users/me is measured with an access token and with an API key of an account the
+ * script creates on the fresh Basalt first (issue: at least half of /health's throughput).
+ *
  * Exits 1 if a run saw errors or non-2xx responses or Basalt did not exit 0 on SIGTERM,
  * 2 if the servers could not be started or the run overran its time limit.
  */
@@ -60,6 +63,8 @@ interface Target {
   readonly label: string
   readonly server: "bare" | "effect" | "basalt"
   readonly path: string
+  /** Which credential to send, made on the fresh Basalt before measuring. */
+  readonly credential?: "jwt" | "apiKey"
 }
 
 const baseline: Target = { label: "bare node:http /health", server: "bare", path: "/health" }
@@ -67,7 +72,9 @@ const targets: ReadonlyArray<Target> = [
   baseline,
   { label: "minimal Effect platform server /health", server: "effect", path: "/health" },
   { label: "Basalt GET /health", server: "basalt", path: "/health" },
-  { label: "Basalt GET /ready", server: "basalt", path: "/ready" }
+  { label: "Basalt GET /ready", server: "basalt", path: "/ready" },
+  { label: "Basalt GET /api/v1/users/me (JWT)", server: "basalt", path: "/api/v1/users/me", credential: "jwt" },
+  { label: "Basalt GET /api/v1/users/me (API key)", server: "basalt", path: "/api/v1/users/me", credential: "apiKey" }
 ]
 
 interface Measurement {
@@ -130,8 +137,26 @@ const describeMachine = (): ReadonlyArray<string> => {
   ]
 }
 
-const load = (url: string, seconds: number) =>
-  autocannon({ url, connections: settings.connections, duration: seconds, pipelining: 1 })
+const load = (url: string, seconds: number, headers: Record<string, string> = {}) =>
+  autocannon({ url, connections: settings.connections, duration: seconds, pipelining: 1, headers })
+
+/** The first account of the fresh Basalt (an admin), signed in, and an API key of it. */
+const credentialsOn = async (baseUrl: string): Promise<Record<"jwt" | "apiKey", string>> => {
+  const post = async (path: string, body: unknown, token?: string) => {
+    const response = await fetch(baseUrl + path, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(body)
+    })
+    if (!response.ok) throw new Error(`POST ${path} answered ${response.status}: ${await response.text()}`)
+    return response.json() as Promise<Record<string, any>>
+  }
+  const account = { email: "bench@example.com", password: "bench password long" }
+  await post("/api/v1/auth/register", { ...account, display_name: "Bench" })
+  const { access_token } = await post("/api/v1/auth/login", account)
+  const { secret } = await post("/api/v1/api-keys", { name: "bench" }, access_token)
+  return { jwt: access_token, apiKey: secret }
+}
 
 const ratio = (value: number | undefined, base: number | undefined): string =>
   value !== undefined && base !== undefined && base > 0 ? `${(value / base).toFixed(2)}×` : "n/a"
@@ -203,13 +228,17 @@ const main = async (): Promise<number> => {
     console.log(["HTTP benchmark: Basalt vs bare node:http", "", ...machine, ""].join("\n"))
 
     const measurements: Array<Measurement> = []
+    const credentials = await credentialsOn(basalt.baseUrl)
     for (const target of targets) {
       const server = { bare, effect, basalt }[target.server]
       const url = server.baseUrl + target.path
+      const headers: Record<string, string> = target.credential === undefined
+        ? {}
+        : { authorization: `Bearer ${credentials[target.credential]}` }
       process.stdout.write(`${target.label}: warm-up ${settings.warmupSeconds} s, measuring ${settings.durationSeconds} s... `)
-      await load(url, settings.warmupSeconds)
+      await load(url, settings.warmupSeconds, headers)
       const cpuBefore = server.cpuTimeMs()
-      const result = await load(url, settings.durationSeconds)
+      const result = await load(url, settings.durationSeconds, headers)
       const cpuAfter = server.cpuTimeMs()
       const serverCpuMs = cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore
       const measurement = measurementOf(target, result, serverCpuMs)

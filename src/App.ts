@@ -8,13 +8,14 @@ import { LoggerLive, TelemetryLive } from "../layers/TelemetryLive.ts"
 import { AccessTokens } from "./accounts/AccessTokens.ts"
 import { AdminHttpLive, ApiKeysHttpLive, AuthHttpLive, UsersHttpLive } from "./accounts/AccountsHttp.ts"
 import { AdminAuthentication, Authentication } from "./accounts/Authentication.ts"
+import { CallerCache } from "./accounts/CallerCache.ts"
 import { PasswordHasher } from "./accounts/PasswordHasher.ts"
 import { BasaltApi } from "./Api.ts"
 import { DocsHttpLive } from "./docs/DocsHttp.ts"
 import { HealthHttpLive } from "./health/HealthHttp.ts"
 import { ServerLifecycle } from "./http/ServerLifecycle.ts"
 
-const AccountsLive = Layer.mergeAll(AccessTokens.Live, PasswordHasher.Live)
+const AccountsLive = Layer.mergeAll(AccessTokens.Live, PasswordHasher.Live, CallerCache.Live)
 
 const ApiLive = HttpApiBuilder.api(BasaltApi).pipe(
   Layer.provide([HealthHttpLive, DocsHttpLive, AuthHttpLive, UsersHttpLive, AdminHttpLive, ApiKeysHttpLive]),

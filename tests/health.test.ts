@@ -1,7 +1,6 @@
-import pg from "pg"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { latestMigrationId } from "../src/database/migrations/index.ts"
-import { startServer, type TestServer } from "./support/server.ts"
+import { postgresAdminQuery, startServer, type TestServer } from "./support/server.ts"
 
 const onPostgres = process.env.DATABASE_URL !== undefined
 
@@ -39,25 +38,12 @@ describe("health and readiness", () => {
 
 describe.runIf(onPostgres)("readiness when the database goes away (Postgres)", () => {
   it("answers 503 in the error shape, naming the database, while /health stays 200", async () => {
-    const admin = new URL(process.env.DATABASE_URL!)
-    const database = `basalt_ready_${process.pid}_${Date.now()}`
-    const adminQuery = async (text: string) => {
-      const client = new pg.Client({ connectionString: admin.toString() })
-      await client.connect()
-      try {
-        await client.query(text)
-      } finally {
-        await client.end()
-      }
-    }
-    await adminQuery(`CREATE DATABASE ${database}`)
-    const url = new URL(admin)
-    url.pathname = `/${database}`
-    const server = await startServer({ DATABASE_URL: url.toString() })
+    const server = await startServer({}, { emptyDatabase: true })
     try {
       expect((await server.request("/ready")).status).toBe(200)
       // Cuts the pool's connections and removes the database under the running server.
-      await adminQuery(`DROP DATABASE ${database} WITH (FORCE)`)
+      const database = new URL(server.databaseUrl!).pathname.slice(1)
+      await postgresAdminQuery(`DROP DATABASE ${database} WITH (FORCE)`)
       const response = await server.request("/ready")
       expect(response.status).toBe(503)
       expect(response.json()).toMatchObject({ error: "not_ready", details: [{ path: "database" }] })
@@ -65,7 +51,6 @@ describe.runIf(onPostgres)("readiness when the database goes away (Postgres)", (
       expect((await server.request("/health")).status).toBe(200)
     } finally {
       await server.stop()
-      await adminQuery(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
     }
   })
 })

@@ -15,11 +15,13 @@ const audience = "basalt"
 export interface AccessClaims {
   readonly userId: string
   readonly sessionId: string
+  /** When the token expires, in milliseconds since the epoch. */
+  readonly expiresAtMs: number
 }
 
 export class AccessTokens extends Context.Tag("basalt/AccessTokens")<AccessTokens, {
   readonly ttlSeconds: number
-  readonly issue: (claims: AccessClaims) => Effect.Effect<string>
+  readonly issue: (claims: Omit<AccessClaims, "expiresAtMs">) => Effect.Effect<string>
   /** The claims of a valid token; None for anything else (malformed, expired, forged, alg none). */
   readonly verify: (token: string) => Effect.Effect<Option.Option<AccessClaims>>
 }>() {
@@ -60,8 +62,8 @@ export class AccessTokens extends Context.Tag("basalt/AccessTokens")<AccessToken
           Effect.promise(() =>
             jwtVerify(token, key, { algorithms: ["HS256"], issuer, audience }).then(
               ({ payload }) =>
-                typeof payload.sub === "string" && typeof payload["sid"] === "string"
-                  ? Option.some({ userId: payload.sub, sessionId: payload["sid"] })
+                typeof payload.sub === "string" && typeof payload["sid"] === "string" && typeof payload.exp === "number"
+                  ? Option.some({ userId: payload.sub, sessionId: payload["sid"], expiresAtMs: payload.exp * 1000 })
                   : Option.none(),
               // Every rejection is the same to the caller: not a valid token.
               () => Option.none()

@@ -15,6 +15,7 @@ import {
 import { roleRank, type TokenPair, type User } from "./Accounts.ts"
 import { AccessTokens } from "./AccessTokens.ts"
 import { CurrentUser } from "./Authentication.ts"
+import { CallerCache } from "./CallerCache.ts"
 import { PasswordHasher } from "./PasswordHasher.ts"
 import { ApiKeysRepo, newApiKeySecret } from "./ApiKeysRepo.ts"
 import { newRefreshToken, SessionsRepo } from "./SessionsRepo.ts"
@@ -39,6 +40,7 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
     const hasher = yield* PasswordHasher
     const tokens = yield* AccessTokens
     const audit = yield* AuditRepo
+    const callers = yield* CallerCache
 
     const tokenPair = (user: User, sessionId: string, refreshToken: string): Effect.Effect<TokenPair> =>
       Effect.map(tokens.issue({ userId: user.id, sessionId }), (accessToken) => ({
@@ -108,6 +110,7 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
             case "Rotated":
               return yield* tokenPair(outcome.user, outcome.user.session_id, next)
             case "Replayed":
+              yield* callers.invalidateAll
               return yield* new Unauthorized({
                 message: "This refresh token was already used; the session has been revoked"
               })
@@ -118,7 +121,9 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
       // With an API key there is no session to end.
       .handle("logout", () =>
         Effect.flatMap(CurrentUser, (caller) =>
-          caller.session_id === null ? Effect.void : Effect.orDie(sessions.revoke(caller.session_id))))
+          caller.session_id === null
+            ? Effect.void
+            : Effect.zipRight(Effect.orDie(sessions.revoke(caller.session_id)), callers.invalidateAll)))
   })).pipe(Layer.provide([UsersRepo.Default, SessionsRepo.Default, AuditRepo.Default]))
 
 export const UsersHttpLive = HttpApiBuilder.group(BasaltApi, "users", (handlers) =>
@@ -127,6 +132,7 @@ export const UsersHttpLive = HttpApiBuilder.group(BasaltApi, "users", (handlers)
     const sessions = yield* SessionsRepo
     const hasher = yield* PasswordHasher
     const audit = yield* AuditRepo
+    const callers = yield* CallerCache
     return handlers
       .handle("changePassword", ({ payload }) =>
         Effect.gen(function*() {
@@ -137,6 +143,7 @@ export const UsersHttpLive = HttpApiBuilder.group(BasaltApi, "users", (handlers)
           const next = yield* hasher.hash(Redacted.make(payload.new_password))
           yield* Effect.orDie(users.setPasswordHash(caller.id, next))
           yield* Effect.orDie(sessions.revokeOthers(caller.id, caller.session_id))
+          yield* callers.invalidateAll
           yield* audit.record({ action: "password_changed", actorId: caller.id, subjectId: caller.id })
         }))
       .handle("getCurrentUser", () => Effect.map(CurrentUser, publicUser))
@@ -168,6 +175,7 @@ export const AdminHttpLive = HttpApiBuilder.group(BasaltApi, "admin", (handlers)
     const users = yield* UsersRepo
     const hasher = yield* PasswordHasher
     const audit = yield* AuditRepo
+    const callers = yield* CallerCache
     return handlers
       .handle("listAuditEvents", ({ urlParams }) =>
         Effect.gen(function*() {
@@ -222,6 +230,7 @@ export const AdminHttpLive = HttpApiBuilder.group(BasaltApi, "admin", (handlers)
             () => new Conflict({ message: "This would leave no active admin" })
           ).pipe(Effect.catchTag("SqlError", Effect.die))
           if (user === undefined) return yield* new NotFound({ message: "No such account" })
+          yield* callers.invalidateAll
           const caller = yield* CurrentUser
           const record = (action: "role_changed" | "user_deactivated" | "user_reactivated", details?: Record<string, unknown>) =>
             audit.record({ action, actorId: caller.id, subjectId: user.id, ...(details ? { details } : {}) })
@@ -235,6 +244,7 @@ export const ApiKeysHttpLive = HttpApiBuilder.group(BasaltApi, "api-keys", (hand
   Effect.gen(function*() {
     const apiKeys = yield* ApiKeysRepo
     const audit = yield* AuditRepo
+    const callers = yield* CallerCache
     return handlers
       .handle("createApiKey", ({ payload }) =>
         Effect.gen(function*() {
@@ -261,6 +271,7 @@ export const ApiKeysHttpLive = HttpApiBuilder.group(BasaltApi, "api-keys", (hand
           const caller = yield* CurrentUser
           const revoked = yield* Effect.orDie(apiKeys.revoke(caller.id, path.key_id))
           if (!revoked) return yield* new NotFound({ message: "No such API key" })
+          yield* callers.invalidateAll
           yield* audit.record({ action: "api_key_revoked", actorId: caller.id, subjectId: path.key_id })
         }))
   })).pipe(Layer.provide([ApiKeysRepo.Default, AuditRepo.Default]))

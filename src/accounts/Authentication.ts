@@ -1,13 +1,14 @@
 /**
  * Who the caller is: a bearer access token, checked against its signature, its expiry, and the
- * database (the session must be live and the user active, so logout and deactivation take effect
- * at once). Declared once per group of routes; handlers receive the CurrentUser.
+ * database (the session must be live and the user active; see CallerCache for how soon a change
+ * takes effect). Declared once per group of routes; handlers receive the CurrentUser.
  */
 import { HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
 import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { Forbidden, Unauthorized } from "../http/ApiError.ts"
 import { AccessTokens } from "./AccessTokens.ts"
 import { ApiKeysRepo, apiKeyPrefix } from "./ApiKeysRepo.ts"
+import { CallerCache } from "./CallerCache.ts"
 import { type Caller, SessionsRepo } from "./SessionsRepo.ts"
 
 export class CurrentUser extends Context.Tag("basalt/CurrentUser")<CurrentUser, Caller>() {}
@@ -22,20 +23,33 @@ const authenticate = Effect.gen(function*() {
   const tokens = yield* AccessTokens
   const sessions = yield* SessionsRepo
   const apiKeys = yield* ApiKeysRepo
+  const cache = yield* CallerCache
+  // A token is remembered with its caller, so a busy client neither re-verifies nor re-reads it.
+  const callerOfAccessToken = (token: string) =>
+    Effect.gen(function*() {
+      const claims = yield* tokens.verify(token)
+      if (Option.isNone(claims)) return undefined
+      const { expiresAtMs, sessionId, userId } = claims.value
+      const caller = yield* sessions.activeUser(sessionId, userId)
+      return caller === undefined ? undefined : { caller, notAfterMs: expiresAtMs }
+    })
+  const callerOfApiKey = (secret: string) =>
+    Effect.map(apiKeys.caller(secret), (caller) => (caller === undefined ? undefined : { caller }))
+
   return (token: Redacted.Redacted): Effect.Effect<Caller, Unauthorized> =>
     Effect.gen(function*() {
       const value = Redacted.value(token)
       if (value === "") return yield* refused("A valid access token or API key is required")
       if (value.startsWith(apiKeyPrefix)) {
-        const caller = yield* Effect.orDie(apiKeys.caller(value))
+        const caller = yield* Effect.orDie(cache.get(`key:${value}`, callerOfApiKey(value)))
         if (caller === undefined) return yield* refused("The API key is invalid, expired or revoked")
         return caller
       }
-      const claims = yield* tokens.verify(value)
-      if (Option.isNone(claims)) return yield* refused("The access token is invalid or expired")
-      const user = yield* Effect.orDie(sessions.activeUser(claims.value.sessionId, claims.value.userId))
-      if (user === undefined) return yield* refused("The session has ended or the account is deactivated")
-      return user
+      const caller = yield* Effect.orDie(cache.get(`jwt:${value}`, callerOfAccessToken(value)))
+      if (caller === undefined) {
+        return yield* refused("The access token is invalid or expired, its session has ended, or the account is deactivated")
+      }
+      return caller
     })
 })
 

@@ -5,7 +5,8 @@
 import { SqlClient } from "@effect/sql"
 import { Duration, Effect } from "effect"
 import { createHash, randomBytes } from "node:crypto"
-import type { Role, User } from "./Accounts.ts"
+import type { User } from "./Accounts.ts"
+import type { UserRow } from "./UsersRepo.ts"
 
 export const newRefreshToken = () => `bsr_${randomBytes(32).toString("base64url")}`
 
@@ -20,14 +21,8 @@ export interface SessionUser extends Caller {
   readonly session_id: string
 }
 
-interface SessionUserRow {
+interface SessionUserRow extends UserRow {
   readonly session_id: string
-  readonly id: string
-  readonly email: string
-  readonly display_name: string
-  readonly role: Role
-  readonly active: boolean
-  readonly created_at: Date
 }
 
 /** What a refresh token turned out to be. */

@@ -3,7 +3,7 @@ import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import type { Role, User } from "./Accounts.ts"
 
-interface UserRow {
+export interface UserRow {
   readonly id: string
   readonly email: string
   readonly display_name: string

@@ -49,23 +49,24 @@ export const testEnv = (env: Record<string, string> = {}) => {
 
 let databases = 0
 
+/** Runs one statement on the Postgres of this test run (DATABASE_URL), as its owner. */
+export const postgresAdminQuery = async (text: string) => {
+  const client = new pg.Client({ connectionString: process.env.DATABASE_URL })
+  await client.connect()
+  try {
+    await client.query(text)
+  } finally {
+    await client.end()
+  }
+}
+
 /** On a Postgres run, a database of its own for a test that needs an empty one; dropped on stop. */
 const freshPostgresDatabase = async () => {
-  const admin = new URL(process.env.DATABASE_URL!)
   const name = `basalt_test_${process.pid}_${++databases}_${Date.now()}`
-  const run = async (text: string) => {
-    const client = new pg.Client({ connectionString: admin.toString() })
-    await client.connect()
-    try {
-      await client.query(text)
-    } finally {
-      await client.end()
-    }
-  }
-  await run(`CREATE DATABASE ${name}`)
-  const url = new URL(admin)
+  await postgresAdminQuery(`CREATE DATABASE ${name}`)
+  const url = new URL(process.env.DATABASE_URL!)
   url.pathname = `/${name}`
-  return { url: url.toString(), drop: () => run(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) }
+  return { url: url.toString(), drop: () => postgresAdminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) }
 }
 
 export const startServer = async (
