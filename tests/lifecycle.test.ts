@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { createRequire } from "node:module"
-import { connect, createServer, type Socket } from "node:net"
+import { connect, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
@@ -36,17 +36,6 @@ const pipelinedCopies = (() => {
 const startupDeadlineMs = 90_000
 const processTimeout = 150_000
 
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const probe = createServer()
-    probe.once("error", reject)
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address()
-      if (address === null || typeof address === "string") return reject(new Error("no TCP address"))
-      probe.close(() => resolve(address.port))
-    })
-  })
-
 interface ServerProcess {
   readonly url: string
   readonly dataDir: string
@@ -72,7 +61,6 @@ afterAll(() => {
 
 /** `npm start`'s command, with only the variables given (and DATABASE_URL when the run has one). */
 const startProcess = async (env: Record<string, string> = {}): Promise<ServerProcess> => {
-  const port = await freePort()
   const dataDir = env["BASALT_DATA_DIR"] ?? mkdtempSync(join(tmpdir(), "basalt-lifecycle-"))
   dataDirs.add(dataDir)
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
@@ -80,7 +68,9 @@ const startProcess = async (env: Record<string, string> = {}): Promise<ServerPro
     env: {
       PATH: process.env.PATH ?? "",
       HOME: process.env.HOME ?? tmpdir(),
-      PORT: String(port),
+      // A port the server picks and logs: a port chosen here could be taken by another test's
+      // server in between, which would then answer for this one.
+      PORT: "0",
       HOST: "127.0.0.1",
       BASALT_DATA_DIR: dataDir,
       ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}),
@@ -127,10 +117,21 @@ const startProcess = async (env: Record<string, string> = {}): Promise<ServerPro
       waiters.add(check)
       check()
     })
+  const listeningPort = () => {
+    for (const line of lines) {
+      const match = /"Basalt listening on http:\/\/[^:]+:(\d+)/.exec(line)
+      if (match !== null) return Number(match[1])
+    }
+    throw new Error("the server has not said where it listens yet")
+  }
   return {
-    url: `http://127.0.0.1:${port}`,
+    get url() {
+      return `http://127.0.0.1:${listeningPort()}`
+    },
     dataDir,
-    port,
+    get port() {
+      return listeningPort()
+    },
     child,
     stdoutLines: () => lines,
     stderr: () => stderr,
@@ -142,8 +143,9 @@ const startProcess = async (env: Record<string, string> = {}): Promise<ServerPro
 const logEntries = (server: ServerProcess) =>
   server.stdoutLines().filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as Record<string, unknown>)
 
-/** Polls GET /health (each answer validated) until it is 200; fails if the process exits. */
+/** Waits for the server to say where it listens, then polls GET /health until it is 200. */
 const waitUntilHealthy = async (server: ServerProcess) => {
+  await server.waitFor((lines) => lines.some((line) => line.includes('"Basalt listening on')), "where it listens", startupDeadlineMs)
   const deadline = Date.now() + startupDeadlineMs
   while (Date.now() < deadline) {
     if (server.child.exitCode !== null) {
