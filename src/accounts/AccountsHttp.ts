@@ -154,6 +154,24 @@ export const UsersHttpLive = HttpApiBuilder.group(BasaltApi, "users", (handlers)
 /** Page cursors: the sort key of the last item of the page, opaque to clients. */
 const Cursor = Schema.parseJson(Schema.Struct({ createdAt: Schema.String, id: Schema.UUID }))
 const encodeCursor = (position: typeof Cursor.Type) => Buffer.from(Schema.encodeSync(Cursor)(position)).toString("base64url")
+/**
+ * A page from `limit + 1` rows: the extra row only says there is more, and the cursor points
+ * after the page's last item.
+ */
+const pageOf = <Row, Item>(
+  rows: ReadonlyArray<Row>,
+  limit: number,
+  item: (row: Row) => Item,
+  cursorAfter: (last: Row) => string
+) => {
+  const page = rows.slice(0, limit)
+  const last = page[page.length - 1]
+  return {
+    items: page.map(item),
+    next_cursor: rows.length > limit && last !== undefined ? cursorAfter(last) : null
+  }
+}
+
 const invalidCursor = () =>
   new ValidationFailed({
     message: "The request does not match the schema",
@@ -189,12 +207,7 @@ export const AdminHttpLive = HttpApiBuilder.group(BasaltApi, "admin", (handlers)
             beforeId,
             limit
           }))
-          const page = rows.slice(0, limit)
-          const last = page[page.length - 1]
-          return {
-            items: page,
-            next_cursor: rows.length > limit && last !== undefined ? Buffer.from(last.id).toString("base64url") : null
-          }
+          return pageOf(rows, limit, (event) => event, (last) => Buffer.from(last.id).toString("base64url"))
         }))
       .handle("createUser", ({ payload }) =>
         Effect.gen(function*() {
@@ -213,14 +226,7 @@ export const AdminHttpLive = HttpApiBuilder.group(BasaltApi, "admin", (handlers)
           const limit = urlParams.limit ?? 50
           const after = urlParams.cursor === undefined ? undefined : yield* decodeCursor(urlParams.cursor)
           const rows = yield* Effect.orDie(users.list({ emailContains: urlParams.email, limit, after }))
-          const page = rows.slice(0, limit)
-          const last = page[page.length - 1]
-          return {
-            items: page.map(publicUser),
-            next_cursor: rows.length > limit && last !== undefined
-              ? encodeCursor({ createdAt: last.created_at_exact, id: last.id })
-              : null
-          }
+          return pageOf(rows, limit, publicUser, (last) => encodeCursor({ createdAt: last.created_at_exact, id: last.id }))
         }))
       .handle("updateUser", ({ path, payload }) =>
         Effect.gen(function*() {
