@@ -39,6 +39,8 @@ describe("authorization matrix", () => {
   // A fresh session per use: the matrix includes logout, which ends the session it is called with.
   let basicSession: () => Promise<string>
   let basicKey: string
+  const cookies: Record<string, string> = {}
+  let adminBrowser: { cookie: string; csrf: string }
 
   beforeAll(async () => {
     server = await startServer({ BASALT_JWT_SECRET: secret, BASALT_ALLOW_SIGNUP: "true" }, { emptyDatabase: true })
@@ -104,6 +106,23 @@ describe("authorization matrix", () => {
       body: JSON.stringify({ name: "basic only", role: "basic" })
     })
     basicKey = limited.json().secret
+    const browserLogin = async (name: string) => {
+      const response = await server.request(
+        "/api/v1/auth/login",
+        json({ email: `${name}@example.com`, password: `${name} password long`, session_cookie: true })
+      )
+      const line = response.headers.getSetCookie().find((cookie) => cookie.startsWith("basalt_session="))!
+      return { cookie: line.split(";")[0]!, csrf: response.json().csrf_token as string }
+    }
+    adminBrowser = await browserLogin("admin")
+    const loggedOut = await browserLogin("basic")
+    const logout = await server.request("/api/v1/auth/logout", {
+      method: "POST",
+      headers: { cookie: loggedOut.cookie, "x-csrf-token": loggedOut.csrf }
+    })
+    expect(logout.status).toBe(204)
+    cookies["session cookie of a logged-out session"] = loggedOut.cookie
+    cookies["forged session cookie"] = "basalt_session=bsc_forged-by-the-caller"
   })
   afterAll(() => server.stop())
 
@@ -135,7 +154,10 @@ describe("authorization matrix", () => {
     "revoked API key",
     "unknown API key",
     "basic role",
-    "basic-role API key of an admin"
+    "basic-role API key of an admin",
+    "forged session cookie",
+    "session cookie of a logged-out session",
+    "admin's session cookie without the CSRF header"
   ] as const
 
   describe.each(protectedOperations)("$method $path ($id)", (op) => {
@@ -147,6 +169,8 @@ describe("authorization matrix", () => {
         ? basicKey
         : tokens[credentials]
       if (token !== undefined) headers["authorization"] = `Bearer ${token}`
+      const cookie = credentials === "admin's session cookie without the CSRF header" ? adminBrowser.cookie : cookies[credentials]
+      if (cookie !== undefined) headers["cookie"] = cookie
       const response = await server.request(op.path, {
         method: op.method,
         headers,
@@ -156,6 +180,13 @@ describe("authorization matrix", () => {
         // A basic user may use what is not admin-only: only the answer for admin routes is fixed.
         if (!op.adminOnly) return expect(response.status).not.toBe(401)
         expect(response.status).toBe(403)
+        return
+      }
+      if (credentials === "admin's session cookie without the CSRF header") {
+        // Reading needs no CSRF token; anything that changes state does.
+        if (op.method === "GET") return expect(response.status).toBe(200)
+        expect(response.status).toBe(403)
+        expect(response.json().message).toMatch(/x-csrf-token/)
         return
       }
       expect(response.status).toBe(401)

@@ -53,7 +53,8 @@ export const LoginRequest = contractBody(
   "LoginRequest",
   Schema.Struct({
     email: Schema.String.pipe(Schema.maxLength(254)),
-    password: Schema.String.pipe(Schema.maxLength(128))
+    password: Schema.String.pipe(Schema.maxLength(128)),
+    session_cookie: Schema.optional(Schema.Boolean)
   })
 )
 
@@ -73,6 +74,16 @@ export const TokenPair = contractBody(
   })
 )
 export type TokenPair = typeof TokenPair.Type
+
+/** A login that asked for the session cookie: no token reaches the page's scripts. */
+export const BrowserSession = contractBody(
+  "BrowserSession",
+  Schema.Struct({
+    csrf_token: Schema.String,
+    expires_at: Schema.Date,
+    user: User
+  })
+)
 
 export const UserPage = contractBody(
   "UserPage",

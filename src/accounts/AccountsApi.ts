@@ -21,6 +21,7 @@ import {
 import { withBody } from "../http/RequestBody.ts"
 import {
   ApiKeyList,
+  BrowserSession,
   ChangePasswordRequest,
   CreateApiKeyRequest,
   CreateUserRequest,
@@ -50,7 +51,7 @@ export class AuthApi extends HttpApiGroup.make("auth")
   )
   .add(
     operation("login").post("/api/v1/auth/login").pipe(withBody(contractPayload("login", "application/json", LoginRequest)))
-      .addSuccess(contractResponse("login", 200, "application/json", TokenPair))
+      .addSuccess(contractResponse("login", 200, "application/json", Schema.Union(TokenPair, BrowserSession)))
       .addError(Unauthorized)
   )
   .add(

@@ -1,4 +1,4 @@
-import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import { HttpApiBuilder, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Layer, Redacted, Schema } from "effect"
 import { BasaltApi } from "../Api.ts"
 import { AuditRepo } from "../audit/AuditRepo.ts"
@@ -12,25 +12,18 @@ import {
   UnsupportedGrantType,
   ValidationFailed
 } from "../http/ApiError.ts"
-import { roleRank, type TokenPair, type User } from "./Accounts.ts"
-import { AccessTokens } from "./AccessTokens.ts"
+import { roleRank } from "./Accounts.ts"
+import { sessionCookieName, withoutSessionCookies } from "./BrowserSession.ts"
 import { CurrentUser } from "./Authentication.ts"
 import { CallerCache } from "./CallerCache.ts"
 import { PasswordHasher } from "./PasswordHasher.ts"
 import { ApiKeysRepo, newApiKeySecret } from "./ApiKeysRepo.ts"
 import { newRefreshToken, SessionsRepo } from "./SessionsRepo.ts"
+import { publicUser, SignIn } from "./SignIn.ts"
 import { UsersRepo } from "./UsersRepo.ts"
 
-const publicUser = ({ active, created_at, display_name, email, id, role }: User): User => ({
-  id,
-  email,
-  display_name,
-  role,
-  active,
-  created_at
-})
-
-const wrongCredentials = new Unauthorized({ message: "Incorrect email or password" })
+// Tokens and session secrets are never cached (RFC 6749 section 5.1).
+const noStore = { headers: { "cache-control": "no-store" } }
 
 export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =>
   Effect.gen(function*() {
@@ -38,34 +31,9 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
     const users = yield* UsersRepo
     const sessions = yield* SessionsRepo
     const hasher = yield* PasswordHasher
-    const tokens = yield* AccessTokens
     const audit = yield* AuditRepo
     const callers = yield* CallerCache
-
-    const tokenPair = (user: User, sessionId: string, refreshToken: string): Effect.Effect<TokenPair> =>
-      Effect.map(tokens.issue({ userId: user.id, sessionId }), (accessToken) => ({
-        access_token: accessToken,
-        token_type: "Bearer" as const,
-        expires_in: tokens.ttlSeconds,
-        refresh_token: refreshToken,
-        user: publicUser(user)
-      }))
-
-    /** A new session for the account with these credentials. */
-    const signIn = (email: string, password: string) =>
-      Effect.gen(function*() {
-        const normalized = email.trim().toLowerCase()
-        const user = yield* Effect.orDie(users.findByEmail(normalized))
-        const matches = yield* hasher.verifyOrWaste(user?.password_hash ?? undefined, Redacted.make(password))
-        if (user === undefined || !matches || !user.active) {
-          yield* audit.record({ action: "sign_in_failed", actorId: null, subjectId: user?.id ?? null, details: { email: normalized } })
-          return yield* wrongCredentials
-        }
-        const refreshToken = newRefreshToken()
-        const sessionId = yield* Effect.orDie(sessions.create(user.id, refreshToken, config.auth.refreshTokenTtl))
-        yield* audit.record({ action: "sign_in_succeeded", actorId: user.id, subjectId: user.id })
-        return yield* tokenPair(user, sessionId, refreshToken)
-      })
+    const signIn = yield* SignIn
 
     return handlers
       .handle("register", ({ payload }) =>
@@ -83,15 +51,20 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
           yield* audit.record({ action: "user_created", actorId: user.id, subjectId: user.id, details: { role: user.role } })
           return publicUser(user)
         }))
-      .handle("login", ({ payload }) => signIn(payload.email, payload.password))
+      .handle("login", ({ payload }) =>
+        Effect.flatMap(signIn.checkPassword(payload.email, payload.password), (user) =>
+          payload.session_cookie === true
+            ? signIn.withCookie(user, "password", (session) => HttpServerResponse.unsafeJson(session, noStore))
+            : Effect.map(signIn.withTokens(user, "password"), (tokens) => HttpServerResponse.unsafeJson(tokens, noStore))))
       .handle("issueToken", ({ payload }) =>
         Effect.gen(function*() {
           if (payload.grant_type !== "password") {
             return yield* new UnsupportedGrantType({ message: `Only the password grant is supported, not ${payload.grant_type}` })
           }
-          const issued = yield* signIn(payload.username, payload.password).pipe(
+          const user = yield* signIn.checkPassword(payload.username, payload.password).pipe(
             Effect.mapError(() => new InvalidGrant({ message: "Incorrect email or password" }))
           )
+          const issued = yield* signIn.withTokens(user, "password_grant")
           return HttpServerResponse.unsafeJson(
             {
               access_token: issued.access_token,
@@ -99,7 +72,7 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
               expires_in: issued.expires_in,
               refresh_token: issued.refresh_token
             },
-            { headers: { "cache-control": "no-store" } }
+            noStore
           )
         }))
       .handle("refreshSession", ({ payload }) =>
@@ -108,7 +81,7 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
           const outcome = yield* Effect.orDie(sessions.rotate(payload.refresh_token, next))
           switch (outcome._tag) {
             case "Rotated":
-              return yield* tokenPair(outcome.user, outcome.user.session_id, next)
+              return yield* signIn.tokenPair(outcome.user, outcome.user.session_id, next)
             case "Replayed":
               yield* callers.invalidateAll
               return yield* new Unauthorized({
@@ -118,13 +91,19 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
               return yield* new Unauthorized({ message: "The refresh token is invalid or expired" })
           }
         }))
-      // With an API key there is no session to end.
+      // With an API key there is no session to end. A browser also forgets its session cookies.
       .handle("logout", () =>
-        Effect.flatMap(CurrentUser, (caller) =>
-          caller.session_id === null
-            ? Effect.void
-            : Effect.zipRight(Effect.orDie(sessions.revoke(caller.session_id)), callers.invalidateAll)))
-  })).pipe(Layer.provide([UsersRepo.Default, SessionsRepo.Default, AuditRepo.Default]))
+        Effect.gen(function*() {
+          const caller = yield* CurrentUser
+          if (caller.session_id !== null) {
+            yield* Effect.orDie(sessions.revoke(caller.session_id))
+            yield* callers.invalidateAll
+          }
+          const request = yield* HttpServerRequest.HttpServerRequest
+          const ended = HttpServerResponse.empty({ status: 204 })
+          return request.cookies[sessionCookieName] === undefined ? ended : withoutSessionCookies(ended)
+        }))
+  })).pipe(Layer.provide([SignIn.Default, UsersRepo.Default, SessionsRepo.Default, AuditRepo.Default]))
 
 export const UsersHttpLive = HttpApiBuilder.group(BasaltApi, "users", (handlers) =>
   Effect.gen(function*() {

@@ -1,13 +1,15 @@
 /**
- * Who the caller is: a bearer access token, checked against its signature, its expiry, and the
- * database (the session must be live and the user active; see CallerCache for how soon a change
- * takes effect). Declared once per group of routes; handlers receive the CurrentUser.
+ * Who the caller is: a bearer access token or API key, or else the browser session cookie;
+ * checked against its signature, its expiry, and the database (the session must be live and the
+ * user active; see CallerCache for how soon a change takes effect). Declared once per group of
+ * routes; handlers receive the CurrentUser.
  */
-import { HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
-import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { HttpApiMiddleware, HttpApiSecurity, HttpServerRequest } from "@effect/platform"
+import { Context, Effect, type Exit, Layer, Option, Schema } from "effect"
 import { Forbidden, Unauthorized } from "../http/ApiError.ts"
 import { AccessTokens } from "./AccessTokens.ts"
 import { ApiKeysRepo, apiKeyPrefix } from "./ApiKeysRepo.ts"
+import { csrfHeaderName, csrfTokenMatches, needsCsrfToken, sessionCookieName } from "./BrowserSession.ts"
 import { CallerCache } from "./CallerCache.ts"
 import { type Caller, SessionsRepo } from "./SessionsRepo.ts"
 
@@ -15,16 +17,20 @@ export class CurrentUser extends Context.Tag("basalt/CurrentUser")<CurrentUser, 
 
 const refused = (message: string) => new Unauthorized({ message })
 
+const bearerToken = /^Bearer[ \t]+(\S+)[ \t]*$/i
+
 /**
- * The caller behind a bearer credential, or why there is none. Both schemes arrive as
- * `Authorization: Bearer`; API keys are told apart by their prefix.
+ * The caller of a request, or why there is none. A request with an Authorization header is
+ * judged by it alone (a stale cookie must not rescue a bad token); otherwise by the session
+ * cookie, which needs the CSRF header for unsafe methods. API keys and access tokens both
+ * arrive as `Bearer` and are told apart by the key prefix.
  */
 const authenticate = Effect.gen(function*() {
   const tokens = yield* AccessTokens
   const sessions = yield* SessionsRepo
   const apiKeys = yield* ApiKeysRepo
   const cache = yield* CallerCache
-  // A token is remembered with its caller, so a busy client neither re-verifies nor re-reads it.
+  // A credential is remembered with its caller, so a busy client neither re-verifies nor re-reads it.
   const callerOfAccessToken = (token: string) =>
     Effect.gen(function*() {
       const claims = yield* tokens.verify(token)
@@ -35,33 +41,75 @@ const authenticate = Effect.gen(function*() {
     })
   const callerOfApiKey = (secret: string) =>
     Effect.map(apiKeys.caller(secret), (caller) => (caller === undefined ? undefined : { caller }))
+  const callerOfCookie = (cookieToken: string) =>
+    Effect.map(sessions.activeUserByCookie(cookieToken), (caller) => (caller === undefined ? undefined : { caller }))
 
-  return (token: Redacted.Redacted): Effect.Effect<Caller, Unauthorized> =>
+  const byBearer = (authorization: string) =>
     Effect.gen(function*() {
-      const value = Redacted.value(token)
-      if (value === "") return yield* refused("A valid access token or API key is required")
-      if (value.startsWith(apiKeyPrefix)) {
-        const caller = yield* Effect.orDie(cache.get(`key:${value}`, callerOfApiKey(value)))
+      const token = bearerToken.exec(authorization)?.[1]
+      if (token === undefined) return yield* refused("The Authorization header must be `Bearer <access token or API key>`")
+      if (token.startsWith(apiKeyPrefix)) {
+        const caller = yield* Effect.orDie(cache.get(`key:${token}`, callerOfApiKey(token)))
         if (caller === undefined) return yield* refused("The API key is invalid, expired or revoked")
         return caller
       }
-      const caller = yield* Effect.orDie(cache.get(`jwt:${value}`, callerOfAccessToken(value)))
+      const caller = yield* Effect.orDie(cache.get(`jwt:${token}`, callerOfAccessToken(token)))
       if (caller === undefined) {
         return yield* refused("The access token is invalid or expired, its session has ended, or the account is deactivated")
       }
       return caller
     })
+
+  const byCookie = (request: HttpServerRequest.HttpServerRequest, cookieToken: string) =>
+    Effect.gen(function*() {
+      const caller = yield* Effect.orDie(cache.get(`cookie:${cookieToken}`, callerOfCookie(cookieToken)))
+      if (caller === undefined) return yield* refused("The session cookie is invalid or its session has ended")
+      if (needsCsrfToken(request.method) && !csrfTokenMatches(cookieToken, request.headers[csrfHeaderName])) {
+        return yield* new Forbidden({
+          message: `A request authenticated by the session cookie needs the ${csrfHeaderName} header given at sign-in`
+        })
+      }
+      return caller
+    })
+
+  const callerOf = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<Caller, Unauthorized | Forbidden> => {
+    const authorization = request.headers.authorization
+    if (authorization !== undefined) return byBearer(authorization)
+    const cookieToken = request.cookies[sessionCookieName]
+    if (cookieToken !== undefined && cookieToken !== "") return byCookie(request, cookieToken)
+    return Effect.fail(refused("A valid access token, API key or session cookie is required"))
+  }
+
+  // The framework tries each security scheme in turn until one succeeds; the answer depends on the
+  // request alone, so it is worked out once per request and given to every scheme.
+  const outcomes = new WeakMap<object, Exit.Exit<Caller, Unauthorized | Forbidden>>()
+  return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const known = outcomes.get(request)
+    if (known !== undefined) return known
+    return Effect.tap(Effect.exit(callerOf(request)), (exit) => Effect.sync(() => outcomes.set(request, exit))).pipe(
+      Effect.flatten
+    )
+  })
 })
+
+const security = {
+  bearerJwt: HttpApiSecurity.bearer,
+  apiKey: HttpApiSecurity.bearer,
+  cookieSession: HttpApiSecurity.apiKey({ in: "cookie", key: sessionCookieName })
+}
 
 /** Any signed-in account. */
 export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("basalt/Authentication", {
-  failure: Unauthorized,
+  failure: Schema.Union(Unauthorized, Forbidden),
   provides: CurrentUser,
-  security: { bearerJwt: HttpApiSecurity.bearer, apiKey: HttpApiSecurity.bearer }
+  security
 }) {
   static readonly Live = Layer.effect(
     Authentication,
-    Effect.map(authenticate, (bearer) => Authentication.of({ bearerJwt: bearer, apiKey: bearer }))
+    Effect.map(authenticate, (caller) => {
+      const signedIn = () => caller
+      return Authentication.of({ bearerJwt: signedIn, apiKey: signedIn, cookieSession: signedIn })
+    })
   ).pipe(Layer.provide([SessionsRepo.Default, ApiKeysRepo.Default]))
 }
 
@@ -69,18 +117,14 @@ export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("bas
 export class AdminAuthentication extends HttpApiMiddleware.Tag<AdminAuthentication>()("basalt/AdminAuthentication", {
   failure: Schema.Union(Unauthorized, Forbidden),
   provides: CurrentUser,
-  security: { bearerJwt: HttpApiSecurity.bearer, apiKey: HttpApiSecurity.bearer }
+  security
 }) {
   static readonly Live = Layer.effect(
     AdminAuthentication,
-    Effect.map(authenticate, (signedIn) => {
-      const admin = (token: Redacted.Redacted) =>
-        Effect.filterOrFail(
-          signedIn(token),
-          (user) => user.role === "admin",
-          () => new Forbidden({ message: "This needs the admin role" })
-        )
-      return AdminAuthentication.of({ bearerJwt: admin, apiKey: admin })
+    Effect.map(authenticate, (caller) => {
+      const admin = () =>
+        Effect.filterOrFail(caller, (user) => user.role === "admin", () => new Forbidden({ message: "This needs the admin role" }))
+      return AdminAuthentication.of({ bearerJwt: admin, apiKey: admin, cookieSession: admin })
     })
   ).pipe(Layer.provide([SessionsRepo.Default, ApiKeysRepo.Default]))
 }

@@ -35,11 +35,13 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("basalt/Session
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
 
-    const create = (userId: string, refreshToken: string, ttl: Duration.Duration) =>
+    /** A new session; with `cookieToken`, also reachable by the browser session cookie. */
+    const create = (userId: string, refreshToken: string, ttl: Duration.Duration, cookieToken?: string) =>
       Effect.map(
         sql<{ id: string }>`
-          INSERT INTO sessions (user_id, refresh_token_hash, expires_at)
-          VALUES (${userId}, ${hashOf(refreshToken)}, now() + ${`${Duration.toMillis(ttl)} milliseconds`}::interval)
+          INSERT INTO sessions (user_id, refresh_token_hash, cookie_token_hash, expires_at)
+          VALUES (${userId}, ${hashOf(refreshToken)}, ${cookieToken === undefined ? null : hashOf(cookieToken)},
+                  now() + ${`${Duration.toMillis(ttl)} milliseconds`}::interval)
           RETURNING id`,
         (rows) => rows[0]!.id
       )
@@ -51,6 +53,17 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("basalt/Session
           SELECT s.id AS session_id, u.id, u.email, u.display_name, u.role, u.active, u.created_at
           FROM sessions s JOIN users u ON u.id = s.user_id
           WHERE s.id = ${sessionId} AND u.id = ${userId}
+            AND s.revoked_at IS NULL AND s.expires_at > now() AND u.active`,
+        (rows): SessionUser | undefined => rows[0]
+      )
+
+    /** The active user of the live session this browser cookie belongs to, if both are. */
+    const activeUserByCookie = (cookieToken: string) =>
+      Effect.map(
+        sql<SessionUserRow>`
+          SELECT s.id AS session_id, u.id, u.email, u.display_name, u.role, u.active, u.created_at
+          FROM sessions s JOIN users u ON u.id = s.user_id
+          WHERE s.cookie_token_hash = ${hashOf(cookieToken)}
             AND s.revoked_at IS NULL AND s.expires_at > now() AND u.active`,
         (rows): SessionUser | undefined => rows[0]
       )
@@ -93,6 +106,6 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("basalt/Session
         UPDATE sessions SET revoked_at = now()
         WHERE user_id = ${userId} AND revoked_at IS NULL AND (${keep}::uuid IS NULL OR id <> ${keep}::uuid)`)
 
-    return { create, activeUser, rotate, revoke, revokeOthers } as const
+    return { create, activeUser, activeUserByCookie, rotate, revoke, revokeOthers } as const
   })
 }) {}

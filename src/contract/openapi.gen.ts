@@ -227,7 +227,8 @@ export interface paths {
         readonly put?: never;
         /**
          * End the current session
-         * @description Revokes the session of the access token; its refresh token stops working.
+         * @description Revokes the session of the access token or session cookie; its refresh token stops
+         *     working, and a browser is told to forget the session cookies.
          */
         readonly post: operations["logout"];
         readonly delete?: never;
@@ -565,6 +566,24 @@ export interface components {
         readonly LoginRequest: {
             readonly email: string;
             readonly password: string;
+            /**
+             * @description For browser frontends: answer with the session cookie (HttpOnly, Secure,
+             *     SameSite=Lax) and a CSRF token instead of tokens in the body.
+             */
+            readonly session_cookie?: boolean;
+        };
+        readonly BrowserSession: {
+            /**
+             * @description Send it as the `X-CSRF-Token` header with every POST, PATCH, PUT and DELETE that the
+             *     cookie authenticates. Also set as the `basalt_csrf` cookie, readable by scripts.
+             */
+            readonly csrf_token: string;
+            /**
+             * Format: date-time
+             * @description When the session ends unless logout or a password change ends it sooner.
+             */
+            readonly expires_at: string;
+            readonly user: components["schemas"]["User"];
         };
         readonly RefreshRequest: {
             readonly refresh_token: string;
@@ -1088,15 +1107,22 @@ export interface operations {
             };
         };
         readonly responses: {
-            /** @description Logged in; a new session. */
+            /**
+             * @description Logged in; a new session. With `session_cookie: true` the answer is a `BrowserSession`
+             *     and the `basalt_session` (HttpOnly) and `basalt_csrf` cookies; otherwise a `TokenPair`.
+             */
             readonly 200: {
                 headers: {
                     readonly "X-Request-ID": components["headers"]["RequestId"];
                     readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    /** @description Tokens and session secrets are never cached. */
+                    readonly "Cache-Control": "no-store";
+                    /** @description With `session_cookie` only, the session and CSRF cookies. */
+                    readonly "Set-Cookie"?: string;
                     readonly [name: string]: unknown;
                 };
                 content: {
-                    readonly "application/json": components["schemas"]["TokenPair"];
+                    readonly "application/json": components["schemas"]["TokenPair"] | components["schemas"]["BrowserSession"];
                 };
             };
             readonly 400: components["responses"]["BadRequest"];
@@ -1193,11 +1219,14 @@ export interface operations {
                 headers: {
                     readonly "X-Request-ID": components["headers"]["RequestId"];
                     readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    /** @description When the session cookie was sent, its expiry. */
+                    readonly "Set-Cookie"?: string;
                     readonly [name: string]: unknown;
                 };
                 content?: never;
             };
             readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
             readonly 500: components["responses"]["InternalError"];
         };
     };
@@ -1222,6 +1251,7 @@ export interface operations {
                 };
             };
             readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
             readonly 500: components["responses"]["InternalError"];
         };
     };
@@ -1256,6 +1286,7 @@ export interface operations {
             };
             readonly 400: components["responses"]["BadRequest"];
             readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
             readonly 422: components["responses"]["ValidationFailed"];
@@ -1462,6 +1493,7 @@ export interface operations {
                 };
             };
             readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
             readonly 500: components["responses"]["InternalError"];
         };
     };
@@ -1526,6 +1558,7 @@ export interface operations {
                 content?: never;
             };
             readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
             readonly 404: components["responses"]["NotFound"];
             readonly 422: components["responses"]["ValidationFailed"];
             readonly 500: components["responses"]["InternalError"];

@@ -7,12 +7,14 @@ import instance from "./0001_instance.ts"
 import accounts from "./0002_accounts.ts"
 import apiKeys from "./0003_api_keys.ts"
 import audit from "./0004_audit.ts"
+import browserSessions from "./0005_browser_sessions.ts"
 
 const all = {
   "0001_instance": instance,
   "0002_accounts": accounts,
   "0003_api_keys": apiKeys,
-  "0004_audit": audit
+  "0004_audit": audit,
+  "0005_browser_sessions": browserSessions
 }
 
 export const migrations = Migrator.fromRecord(all)
