@@ -2,6 +2,7 @@
 import { HttpApi, HttpApiError, OpenApi } from "@effect/platform"
 import { Schema, SchemaAST } from "effect"
 import { AdminApi, ApiKeysApi, AuthApi, UsersApi } from "./accounts/AccountsApi.ts"
+import { SingleSignOnApi } from "./accounts/SingleSignOnApi.ts"
 import { DocsApi } from "./docs/DocsApi.ts"
 import { HealthApi } from "./health/HealthApi.ts"
 import { InternalError } from "./http/ApiError.ts"
@@ -10,6 +11,7 @@ export class BasaltApi extends HttpApi.make("basalt")
   .add(HealthApi)
   .add(DocsApi)
   .add(AuthApi)
+  .add(SingleSignOnApi)
   .add(UsersApi)
   .add(AdminApi)
   .add(ApiKeysApi)

@@ -3,6 +3,7 @@ import { HttpApiBuilder } from "@effect/platform"
 import { Layer } from "effect"
 import { AppConfigLive } from "../layers/AppConfigLive.ts"
 import { DatabaseLive } from "../layers/DatabaseLive.ts"
+import { OidcProviderLive } from "../layers/OidcProviderLive.ts"
 import { serveApi } from "../layers/HttpServerLive.ts"
 import { LoggerLive, TelemetryLive } from "../layers/TelemetryLive.ts"
 import { AccessTokens } from "./accounts/AccessTokens.ts"
@@ -10,15 +11,16 @@ import { AdminHttpLive, ApiKeysHttpLive, AuthHttpLive, UsersHttpLive } from "./a
 import { AdminAuthentication, Authentication } from "./accounts/Authentication.ts"
 import { CallerCache } from "./accounts/CallerCache.ts"
 import { PasswordHasher } from "./accounts/PasswordHasher.ts"
+import { SingleSignOnHttpLive } from "./accounts/SingleSignOnHttp.ts"
 import { BasaltApi } from "./Api.ts"
 import { DocsHttpLive } from "./docs/DocsHttp.ts"
 import { HealthHttpLive } from "./health/HealthHttp.ts"
 import { ServerLifecycle } from "./http/ServerLifecycle.ts"
 
-const AccountsLive = Layer.mergeAll(AccessTokens.Live, PasswordHasher.Live, CallerCache.Live)
+const AccountsLive = Layer.mergeAll(AccessTokens.Live, PasswordHasher.Live, CallerCache.Live, OidcProviderLive)
 
 const ApiLive = HttpApiBuilder.api(BasaltApi).pipe(
-  Layer.provide([HealthHttpLive, DocsHttpLive, AuthHttpLive, UsersHttpLive, AdminHttpLive, ApiKeysHttpLive]),
+  Layer.provide([HealthHttpLive, DocsHttpLive, AuthHttpLive, SingleSignOnHttpLive, UsersHttpLive, AdminHttpLive, ApiKeysHttpLive]),
   Layer.provide([Authentication.Live, AdminAuthentication.Live]),
   Layer.provide(AccountsLive)
 )

@@ -121,3 +121,33 @@ describe("configuration of accounts", () => {
     expect(Option.map(set.auth.jwtSecret, Redacted.value)).toEqual(Option.some("k".repeat(32)))
   })
 })
+
+describe("configuration of single sign-on", () => {
+  const complete = {
+    BASALT_OIDC_ISSUER: "https://login.example.com/",
+    BASALT_OIDC_CLIENT_ID: "basalt",
+    BASALT_OIDC_CLIENT_SECRET: "the-client-secret",
+    BASALT_OIDC_REDIRECT_URL: "https://basalt.example.com/api/v1/auth/oidc/callback"
+  }
+
+  it("is off without an issuer, even if other OIDC variables are set", () => {
+    const config = Either.getOrThrow(load({ BASALT_OIDC_CLIENT_ID: "x" }))
+    expect(Option.isNone(config.auth.oidc)).toBe(true)
+  })
+
+  it("reads the provider, keeping the issuer exactly as given and the secret redacted", () => {
+    const config = Either.getOrThrow(load({ ...complete, BASALT_OIDC_ALLOWED_DOMAINS: "Corp.example, @lab.example" }))
+    const oidc = Option.getOrThrow(config.auth.oidc)
+    expect(oidc.issuer).toBe("https://login.example.com/")
+    expect(oidc.allowedDomains).toEqual(["corp.example", "lab.example"])
+    expect(oidc.scopes).toBe("openid email profile")
+    expect(String(oidc.clientSecret)).not.toContain("the-client-secret")
+  })
+
+  it("names every missing or bad setting once an issuer is set", () => {
+    const line = errorOf({ BASALT_OIDC_ISSUER: "ftp://login.example.com", BASALT_OIDC_SCOPES: "email" })
+    for (const name of ["BASALT_OIDC_ISSUER", "BASALT_OIDC_CLIENT_ID", "BASALT_OIDC_CLIENT_SECRET", "BASALT_OIDC_REDIRECT_URL", "BASALT_OIDC_SCOPES"]) {
+      expect(line).toContain(name)
+    }
+  })
+})

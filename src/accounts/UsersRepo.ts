@@ -37,7 +37,8 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("basalt/UsersRepo", {
     const register = <E>(
       account: {
         readonly email: string
-        readonly passwordHash: string
+        /** None for an account that signs in only through single sign-on. */
+        readonly passwordHash: string | null
         readonly displayName: string
         /** Default: admin for the first account, basic after. */
         readonly role?: Role

@@ -28,12 +28,26 @@ export interface AppConfigShape {
     readonly accessTokenTtl: Duration.Duration
     readonly refreshTokenTtl: Duration.Duration
     readonly allowSignup: boolean
+    /** Single sign-on with an OpenID Connect provider; None when BASALT_OIDC_ISSUER is unset. */
+    readonly oidc: Option.Option<OidcConfig>
   }
   readonly telemetry: {
     readonly otlpEndpoint: Option.Option<string>
     readonly otlpHeaders: Redacted.Redacted<Record<string, string>>
     readonly serviceName: string
   }
+}
+
+export interface OidcConfig {
+  /** The issuer identifier; discovery is read from `<issuer>/.well-known/openid-configuration`. */
+  readonly issuer: string
+  readonly clientId: string
+  readonly clientSecret: Redacted.Redacted
+  /** This server's callback as the provider knows it (behind a proxy it cannot be guessed). */
+  readonly redirectUrl: string
+  /** Lower-cased email domains allowed to sign in; empty: any domain. */
+  readonly allowedDomains: ReadonlyArray<string>
+  readonly scopes: string
 }
 
 export class AppConfig extends Context.Tag("basalt/AppConfig")<AppConfig, AppConfigShape>() {}
@@ -111,6 +125,43 @@ const keyValues = (name: string) =>
     })
   )
 
+const isHttpUrl = (url: string) => URL.canParse(url) && /^https?:$/.test(new URL(url).protocol)
+
+const optionalText = (name: string) => optional(Config.string(name), (text) => text.trim() === "")
+
+/** Nothing is required unless an issuer is set; then the client's settings are. */
+const oidcConfig: Config.Config<Option.Option<OidcConfig>> = Config.all({
+  issuer: optionalText("BASALT_OIDC_ISSUER"),
+  clientId: optionalText("BASALT_OIDC_CLIENT_ID"),
+  clientSecret: optionalText("BASALT_OIDC_CLIENT_SECRET"),
+  redirectUrl: optionalText("BASALT_OIDC_REDIRECT_URL"),
+  allowedDomains: list("BASALT_OIDC_ALLOWED_DOMAINS").pipe(Config.withDefault([])),
+  scopes: Config.string("BASALT_OIDC_SCOPES").pipe(Config.withDefault("openid email profile"))
+}).pipe(
+  Config.mapOrFail(({ allowedDomains, clientId, clientSecret, issuer, redirectUrl, scopes }) => {
+    if (Option.isNone(issuer)) return Either.right(Option.none())
+    const problems: Array<ConfigError.ConfigError> = []
+    const invalid = (name: string, message: string) => problems.push(ConfigError.InvalidData([name], message))
+    if (!isHttpUrl(issuer.value)) invalid("BASALT_OIDC_ISSUER", "must be an http(s) URL")
+    if (Option.isNone(clientId)) invalid("BASALT_OIDC_CLIENT_ID", "is required when BASALT_OIDC_ISSUER is set")
+    if (Option.isNone(clientSecret)) invalid("BASALT_OIDC_CLIENT_SECRET", "is required when BASALT_OIDC_ISSUER is set")
+    if (Option.isNone(redirectUrl)) invalid("BASALT_OIDC_REDIRECT_URL", "is required when BASALT_OIDC_ISSUER is set")
+    else if (!isHttpUrl(redirectUrl.value)) invalid("BASALT_OIDC_REDIRECT_URL", "must be an http(s) URL")
+    if (!scopes.split(/\s+/).includes("openid")) invalid("BASALT_OIDC_SCOPES", "must include openid")
+    if (problems.length > 0 || Option.isNone(clientId) || Option.isNone(clientSecret) || Option.isNone(redirectUrl)) {
+      return Either.left(problems.reduce((all, problem) => ConfigError.And(all, problem)))
+    }
+    return Either.right(Option.some({
+      issuer: issuer.value,
+      clientId: clientId.value,
+      clientSecret: Redacted.make(clientSecret.value),
+      redirectUrl: redirectUrl.value,
+      allowedDomains: allowedDomains.map((domain) => domain.toLowerCase().replace(/^@/, "")),
+      scopes
+    }))
+  })
+)
+
 export const appConfig: Config.Config<AppConfigShape> = Config.all({
   port: Config.integer("PORT").pipe(
     Config.validate({ message: "must be a port number from 0 to 65535 (0 picks a free port)", validation: (n) => n >= 0 && n <= 65535 }),
@@ -144,7 +195,8 @@ export const appConfig: Config.Config<AppConfigShape> = Config.all({
     ),
     accessTokenTtl: Config.duration("BASALT_ACCESS_TOKEN_TTL").pipe(Config.withDefault(Duration.minutes(15))),
     refreshTokenTtl: Config.duration("BASALT_REFRESH_TOKEN_TTL").pipe(Config.withDefault(Duration.days(30))),
-    allowSignup: Config.boolean("BASALT_ALLOW_SIGNUP").pipe(Config.withDefault(false))
+    allowSignup: Config.boolean("BASALT_ALLOW_SIGNUP").pipe(Config.withDefault(false)),
+    oidc: oidcConfig
   }),
   telemetry: Config.all({
     otlpEndpoint: optional(

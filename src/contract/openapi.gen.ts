@@ -195,6 +195,52 @@ export interface paths {
         readonly patch?: never;
         readonly trace?: never;
     };
+    readonly "/api/v1/auth/oidc/authorize": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        /**
+         * Start single sign-on
+         * @description Redirects the browser to the configured OpenID Connect provider (authorization code flow
+         *     with PKCE, state and nonce). The sign-in is bound to this browser by the
+         *     `basalt_oidc_state` cookie. 404 when single sign-on is not configured.
+         */
+        readonly get: operations["startOidcSignIn"];
+        readonly put?: never;
+        readonly post?: never;
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
+    readonly "/api/v1/auth/oidc/callback": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        /**
+         * Finish single sign-on
+         * @description Where the provider sends the browser back. The state must be this browser's and unused,
+         *     the code is exchanged with the PKCE verifier, and the ID token's signature, issuer,
+         *     audience, expiry and nonce are checked. The account is the one linked to the provider's
+         *     subject, else the one with the same (verified) email, else a new basic account. The
+         *     answer starts a browser session (see `BrowserSession`) and redirects to `return_to`.
+         */
+        readonly get: operations["completeOidcSignIn"];
+        readonly put?: never;
+        readonly post?: never;
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
     readonly "/api/v1/auth/refresh": {
         readonly parameters: {
             readonly query?: never;
@@ -600,6 +646,24 @@ export interface components {
         };
     };
     responses: {
+        /** @description A service this one depends on (the identity provider) is unreachable or answered nonsense. */
+        readonly BadGateway: {
+            headers: {
+                readonly "X-Request-ID": components["headers"]["RequestId"];
+                readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                readonly [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": "bad_gateway",
+                 *       "message": "The identity provider could not be reached: discovery failed",
+                 *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
+                 *     }
+                 */
+                readonly "application/json": components["schemas"]["Error"];
+            };
+        };
         /**
          * @description The request body is not well-formed (for example, malformed JSON), or, at the OAuth2 token
          *     endpoint, the grant failed (`invalid_grant`, `unsupported_grant_type`).
@@ -1171,6 +1235,72 @@ export interface operations {
             readonly 415: components["responses"]["UnsupportedMediaType"];
             readonly 422: components["responses"]["ValidationFailed"];
             readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly startOidcSignIn: {
+        readonly parameters: {
+            readonly query?: {
+                /** @description Where to send the browser after signing in; a path on this site (default `/`). */
+                readonly return_to?: string;
+            };
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description To the provider's authorization endpoint. */
+            readonly 302: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    /** @description The provider's authorization URL. */
+                    readonly Location: string;
+                    /** @description The `basalt_oidc_state` cookie (HttpOnly, Secure, SameSite=Lax, ten minutes). */
+                    readonly "Set-Cookie": string;
+                    readonly [name: string]: unknown;
+                };
+                content?: never;
+            };
+            readonly 404: components["responses"]["NotFound"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 500: components["responses"]["InternalError"];
+            readonly 502: components["responses"]["BadGateway"];
+        };
+    };
+    readonly completeOidcSignIn: {
+        readonly parameters: {
+            readonly query?: {
+                readonly code?: string;
+                readonly state?: string;
+                /** @description Set by the provider when it refused the sign-in. */
+                readonly error?: string;
+                readonly error_description?: string;
+            };
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description Signed in; to `return_to`, with the session cookies set. */
+            readonly 303: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly Location: string;
+                    /** @description The `basalt_session` and `basalt_csrf` cookies; the state cookie expired. */
+                    readonly "Set-Cookie": string;
+                    readonly [name: string]: unknown;
+                };
+                content?: never;
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 500: components["responses"]["InternalError"];
+            readonly 502: components["responses"]["BadGateway"];
         };
     };
     readonly refreshSession: {

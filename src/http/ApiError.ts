@@ -105,6 +105,13 @@ export class InternalError extends Schema.TaggedError<InternalError>()(
   HttpApiSchema.annotations({ status: 500 })
 ) {}
 
+/** A service Basalt depends on (an identity provider, say) failed or answered nonsense. */
+export class BadGateway extends Schema.TaggedError<BadGateway>()(
+  "BadGateway",
+  fields,
+  HttpApiSchema.annotations({ status: 502 })
+) {}
+
 export class NotReady extends Schema.TaggedError<NotReady>()(
   "NotReady",
   fields,
@@ -125,6 +132,7 @@ export const apiErrorClasses = [
   UnsupportedMediaType,
   ValidationFailed,
   InternalError,
+  BadGateway,
   NotReady
 ] as const
 

@@ -8,13 +8,16 @@ import accounts from "./0002_accounts.ts"
 import apiKeys from "./0003_api_keys.ts"
 import audit from "./0004_audit.ts"
 import browserSessions from "./0005_browser_sessions.ts"
+import singleSignOn from "./0007_single_sign_on.ts"
 
 const all = {
   "0001_instance": instance,
   "0002_accounts": accounts,
   "0003_api_keys": apiKeys,
   "0004_audit": audit,
-  "0005_browser_sessions": browserSessions
+  "0005_browser_sessions": browserSessions,
+  // 0006 is the rate limits' (landing from another branch); ids need not be contiguous.
+  "0007_single_sign_on": singleSignOn
 }
 
 export const migrations = Migrator.fromRecord(all)
