@@ -1,11 +1,13 @@
 /**
  * Who the caller is: a bearer access token, checked against its signature, its expiry, and the
  * database (the session must be live and the user active; see CallerCache for how soon a change
- * takes effect). Declared once per group of routes; handlers receive the CurrentUser.
+ * takes effect), then its rate limit (src/ratelimit/). Declared once per group of routes;
+ * handlers receive the CurrentUser.
  */
 import { HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
 import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
-import { Forbidden, Unauthorized } from "../http/ApiError.ts"
+import { Forbidden, RateLimited, Unauthorized } from "../http/ApiError.ts"
+import { principalRateLimit } from "../ratelimit/RateLimitHttp.ts"
 import { AccessTokens } from "./AccessTokens.ts"
 import { ApiKeysRepo, apiKeyPrefix } from "./ApiKeysRepo.ts"
 import { CallerCache } from "./CallerCache.ts"
@@ -36,7 +38,7 @@ const authenticate = Effect.gen(function*() {
   const callerOfApiKey = (secret: string) =>
     Effect.map(apiKeys.caller(secret), (caller) => (caller === undefined ? undefined : { caller }))
 
-  return (token: Redacted.Redacted): Effect.Effect<Caller, Unauthorized> =>
+  const identify = (token: Redacted.Redacted): Effect.Effect<Caller, Unauthorized> =>
     Effect.gen(function*() {
       const value = Redacted.value(token)
       if (value === "") return yield* refused("A valid access token or API key is required")
@@ -51,11 +53,15 @@ const authenticate = Effect.gen(function*() {
       }
       return caller
     })
+  // Once identified, the caller spends a token: each API key has a bucket, each user another.
+  const rateLimited = yield* principalRateLimit
+  return (token: Redacted.Redacted) =>
+    rateLimited(identify(token), (caller) => caller.api_key_id === undefined ? `user:${caller.id}` : `key:${caller.api_key_id}`)
 })
 
 /** Any signed-in account. */
 export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("basalt/Authentication", {
-  failure: Unauthorized,
+  failure: Schema.Union(Unauthorized, RateLimited),
   provides: CurrentUser,
   security: { bearerJwt: HttpApiSecurity.bearer, apiKey: HttpApiSecurity.bearer }
 }) {
@@ -67,7 +73,7 @@ export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("bas
 
 /** A signed-in admin: others get 403. */
 export class AdminAuthentication extends HttpApiMiddleware.Tag<AdminAuthentication>()("basalt/AdminAuthentication", {
-  failure: Schema.Union(Unauthorized, Forbidden),
+  failure: Schema.Union(Unauthorized, Forbidden, RateLimited),
   provides: CurrentUser,
   security: { bearerJwt: HttpApiSecurity.bearer, apiKey: HttpApiSecurity.bearer }
 }) {

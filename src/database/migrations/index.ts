@@ -1,21 +1,26 @@
 /**
  * Every migration, imported statically (no filesystem glob) so that Deno and bundlers see them.
- * Keys are `<id>_<name>`; ids only ever grow.
+ * Keys are `<id>_<name>`; ids only ever grow, and need not be consecutive.
  */
 import * as Migrator from "@effect/sql/Migrator"
 import instance from "./0001_instance.ts"
 import accounts from "./0002_accounts.ts"
 import apiKeys from "./0003_api_keys.ts"
 import audit from "./0004_audit.ts"
+import rateLimits from "./0006_rate_limits.ts"
 
 const all = {
   "0001_instance": instance,
   "0002_accounts": accounts,
   "0003_api_keys": apiKeys,
-  "0004_audit": audit
+  "0004_audit": audit,
+  "0006_rate_limits": rateLimits
 }
 
 export const migrations = Migrator.fromRecord(all)
 
 /** The id of the newest migration: what /ready reports once all are applied. */
 export const latestMigrationId = Math.max(...Object.keys(all).map((key) => Number.parseInt(key, 10)))
+
+/** How many migrations there are (ids may skip numbers). */
+export const migrationCount = Object.keys(all).length
