@@ -48,13 +48,23 @@ const listen = (db: PGlite) =>
       })
   )
 
-export const PgliteClientLive = Layer.unwrapScoped(
+/**
+ * PGlite in `dataDir`, served on a loopback port for the scope's lifetime. Any Postgres client
+ * may connect, from this process or another: the tests run several servers on one PGlite so.
+ */
+export const servePglite = (dataDir: string) =>
   Effect.gen(function*() {
-    const config = yield* AppConfig
-    const db = yield* openPglite(config.dataDir)
+    const db = yield* openPglite(dataDir)
     const { server } = yield* listen(db)
     const { port } = server.address() as AddressInfo
     yield* Effect.logDebug(`PGlite served on 127.0.0.1:${port}`)
+    return { port }
+  })
+
+export const PgliteClientLive = Layer.unwrapScoped(
+  Effect.gen(function*() {
+    const config = yield* AppConfig
+    const { port } = yield* servePglite(config.dataDir)
     return PgClient.layer({
       host: "127.0.0.1",
       port,

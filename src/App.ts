@@ -16,13 +16,15 @@ import { BasaltApi } from "./Api.ts"
 import { DocsHttpLive } from "./docs/DocsHttp.ts"
 import { HealthHttpLive } from "./health/HealthHttp.ts"
 import { ServerLifecycle } from "./http/ServerLifecycle.ts"
+import { RateLimiter } from "./ratelimit/RateLimiter.ts"
+import { AuthRateLimitLive } from "./ratelimit/RateLimitHttp.ts"
 
 const AccountsLive = Layer.mergeAll(AccessTokens.Live, PasswordHasher.Live, CallerCache.Live, OidcProviderLive)
 
 const ApiLive = HttpApiBuilder.api(BasaltApi).pipe(
   Layer.provide([HealthHttpLive, DocsHttpLive, AuthHttpLive, SingleSignOnHttpLive, UsersHttpLive, AdminHttpLive, ApiKeysHttpLive]),
-  Layer.provide([Authentication.Live, AdminAuthentication.Live]),
-  Layer.provide(AccountsLive)
+  Layer.provide([Authentication.Live, AdminAuthentication.Live, AuthRateLimitLive]),
+  Layer.provide([AccountsLive, RateLimiter.Live])
 )
 
 export const AppLive = serveApi(BasaltApi, ApiLive).pipe(

@@ -74,7 +74,12 @@ describe("configuration", () => {
     [{ DATABASE_POOL_MAX: "0" }, /^DATABASE_POOL_MAX: must be a whole number greater than 0/],
     [{ DATABASE_SSL: "maybe" }, /^DATABASE_SSL: must be one of disable, require, verify-full/],
     [{ OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" }, /^OTEL_EXPORTER_OTLP_ENDPOINT: must be an http\(s\) URL/],
-    [{ OTEL_EXPORTER_OTLP_HEADERS: "=x" }, /^OTEL_EXPORTER_OTLP_HEADERS: expected key=value pairs/]
+    [{ OTEL_EXPORTER_OTLP_HEADERS: "=x" }, /^OTEL_EXPORTER_OTLP_HEADERS: expected key=value pairs/],
+    [{ BASALT_RATE_LIMIT_AUTH: "lots" }, /^BASALT_RATE_LIMIT_AUTH: expected requests per window such as 10\/1m/],
+    [{ BASALT_RATE_LIMIT_AUTH: "10/1w" }, /^BASALT_RATE_LIMIT_AUTH: expected requests per window/],
+    [{ BASALT_RATE_LIMIT_PRINCIPAL: "0/1m" }, /^BASALT_RATE_LIMIT_PRINCIPAL: the number of requests must be from 1/],
+    [{ BASALT_RATE_LIMIT_PRINCIPAL: "10/0s" }, /^BASALT_RATE_LIMIT_PRINCIPAL: the window must be from 1 second to 7 days/],
+    [{ BASALT_TRUSTED_PROXIES: "10.0.0.0/8, 10.0.0.0/33" }, /^BASALT_TRUSTED_PROXIES: "10.0.0.0\/33" is not an IP address or range/]
   ])("refuses %o with one line naming the variable", (env, message) => {
     const line = errorOf(env)
     expect(line).toMatch(message)
@@ -101,6 +106,27 @@ describe("configuration", () => {
     ["2 mb", 2097152]
   ])("parses the size %s", (text, bytes) => {
     expect(parseByteSize(text)).toEqual(Either.right(bytes))
+  })
+})
+
+describe("configuration of rate limits", () => {
+  it("limits by default, with no trusted proxy", () => {
+    const config = Either.getOrThrow(load({}))
+    expect(config.rateLimits.auth).toEqual(Option.some({ quota: 10, windowSeconds: 60 }))
+    expect(config.rateLimits.principal).toEqual(Option.some({ quota: 600, windowSeconds: 60 }))
+    expect(config.trustedProxies).toEqual([])
+    // Empty is unset, as for every variable.
+    const empty = Either.getOrThrow(load({ BASALT_RATE_LIMIT_AUTH: "", BASALT_TRUSTED_PROXIES: "" }))
+    expect(empty.rateLimits.auth).toEqual(Option.some({ quota: 10, windowSeconds: 60 }))
+  })
+
+  it("reads the limits, off, and the trusted proxies", () => {
+    const config = Either.getOrThrow(
+      load({ BASALT_RATE_LIMIT_AUTH: "5/30s", BASALT_RATE_LIMIT_PRINCIPAL: "off", BASALT_TRUSTED_PROXIES: "10.0.0.0/8, ::1" })
+    )
+    expect(config.rateLimits.auth).toEqual(Option.some({ quota: 5, windowSeconds: 30 }))
+    expect(Option.isNone(config.rateLimits.principal)).toBe(true)
+    expect(config.trustedProxies.map((cidr) => [cidr.version, cidr.prefix])).toEqual([[4, 8], [6, 128]])
   })
 })
 

@@ -19,6 +19,7 @@ import {
   ValidationFailed
 } from "../http/ApiError.ts"
 import { withBody } from "../http/RequestBody.ts"
+import { AuthRateLimit } from "../ratelimit/RateLimitApi.ts"
 import {
   ApiKeyList,
   BrowserSession,
@@ -45,12 +46,14 @@ export class AuthApi extends HttpApiGroup.make("auth")
     operation("register").post("/api/v1/auth/register").pipe(
       withBody(contractPayload("register", "application/json", RegisterRequest))
     )
+      .middleware(AuthRateLimit)
       .addSuccess(contractResponse("register", 201, "application/json", User), { status: 201 })
       .addError(Forbidden)
       .addError(Conflict)
   )
   .add(
     operation("login").post("/api/v1/auth/login").pipe(withBody(contractPayload("login", "application/json", LoginRequest)))
+      .middleware(AuthRateLimit)
       .addSuccess(contractResponse("login", 200, "application/json", Schema.Union(TokenPair, BrowserSession)))
       .addError(Unauthorized)
   )
@@ -65,6 +68,7 @@ export class AuthApi extends HttpApiGroup.make("auth")
         { unknownFields: "ignore" }
       )
     )
+      .middleware(AuthRateLimit)
       .addSuccess(contractResponse("issueToken", 200, "application/json", OAuthToken))
       .addError(InvalidGrant)
       .addError(UnsupportedGrantType)
@@ -73,6 +77,7 @@ export class AuthApi extends HttpApiGroup.make("auth")
     operation("refreshSession").post("/api/v1/auth/refresh").pipe(
       withBody(contractPayload("refreshSession", "application/json", RefreshRequest))
     )
+      .middleware(AuthRateLimit)
       .addSuccess(contractResponse("refreshSession", 200, "application/json", TokenPair))
       .addError(Unauthorized)
   )

@@ -57,7 +57,7 @@ export class ApiKeysRepo extends Effect.Service<ApiKeysRepo>()("basalt/ApiKeysRe
               AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
             RETURNING id
           )
-          SELECT u.id, u.email, u.display_name, u.active, u.created_at,
+          SELECT u.id, u.email, u.display_name, u.active, u.created_at, k.id AS api_key_id,
                  CASE WHEN (CASE k.role WHEN 'admin' THEN 2 WHEN 'curator' THEN 1 ELSE 0 END)
                          < (CASE u.role WHEN 'admin' THEN 2 WHEN 'curator' THEN 1 ELSE 0 END)
                       THEN k.role ELSE u.role END AS role

@@ -1,12 +1,13 @@
 /**
  * Who the caller is: a bearer access token or API key, or else the browser session cookie;
  * checked against its signature, its expiry, and the database (the session must be live and the
- * user active; see CallerCache for how soon a change takes effect). Declared once per group of
- * routes; handlers receive the CurrentUser.
+ * user active; see CallerCache for how soon a change takes effect), then its rate limit
+ * (src/ratelimit/). Declared once per group of routes; handlers receive the CurrentUser.
  */
 import { HttpApiMiddleware, HttpApiSecurity, HttpServerRequest } from "@effect/platform"
 import { Context, Effect, type Exit, Layer, Option, Schema } from "effect"
-import { Forbidden, Unauthorized } from "../http/ApiError.ts"
+import { Forbidden, RateLimited, Unauthorized } from "../http/ApiError.ts"
+import { RateLimiter } from "../ratelimit/RateLimiter.ts"
 import { AccessTokens } from "./AccessTokens.ts"
 import { ApiKeysRepo, apiKeyPrefix } from "./ApiKeysRepo.ts"
 import { csrfHeaderName, csrfTokenMatches, needsCsrfToken, sessionCookieName } from "./BrowserSession.ts"
@@ -30,6 +31,7 @@ const authenticate = Effect.gen(function*() {
   const sessions = yield* SessionsRepo
   const apiKeys = yield* ApiKeysRepo
   const cache = yield* CallerCache
+  const limiter = yield* RateLimiter
   // A credential is remembered with its caller, so a busy client neither re-verifies nor re-reads it.
   const callerOfAccessToken = (token: string) =>
     Effect.gen(function*() {
@@ -72,7 +74,7 @@ const authenticate = Effect.gen(function*() {
       return caller
     })
 
-  const callerOf = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<Caller, Unauthorized | Forbidden> => {
+  const identify = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<Caller, Unauthorized | Forbidden> => {
     const authorization = request.headers.authorization
     if (authorization !== undefined) return byBearer(authorization)
     const cookieToken = request.cookies[sessionCookieName]
@@ -80,9 +82,15 @@ const authenticate = Effect.gen(function*() {
     return Effect.fail(refused("A valid access token, API key or session cookie is required"))
   }
 
+  // Once identified (an unidentified request costs no one a token), the caller spends a token:
+  // each API key has a bucket, each user another, shared by all its sessions.
+  const callerOf = (request: HttpServerRequest.HttpServerRequest) =>
+    Effect.tap(identify(request), (caller) =>
+      limiter.take("principal", caller.api_key_id === undefined ? `user:${caller.id}` : `key:${caller.api_key_id}`))
+
   // The framework tries each security scheme in turn until one succeeds; the answer depends on the
   // request alone, so it is worked out once per request and given to every scheme.
-  const outcomes = new WeakMap<object, Exit.Exit<Caller, Unauthorized | Forbidden>>()
+  const outcomes = new WeakMap<object, Exit.Exit<Caller, Unauthorized | Forbidden | RateLimited>>()
   return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     const known = outcomes.get(request)
     if (known !== undefined) return known
@@ -100,7 +108,7 @@ const security = {
 
 /** Any signed-in account. */
 export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("basalt/Authentication", {
-  failure: Schema.Union(Unauthorized, Forbidden),
+  failure: Schema.Union(Unauthorized, Forbidden, RateLimited),
   provides: CurrentUser,
   security
 }) {
@@ -115,7 +123,7 @@ export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("bas
 
 /** A signed-in admin: others get 403. */
 export class AdminAuthentication extends HttpApiMiddleware.Tag<AdminAuthentication>()("basalt/AdminAuthentication", {
-  failure: Schema.Union(Unauthorized, Forbidden),
+  failure: Schema.Union(Unauthorized, Forbidden, RateLimited),
   provides: CurrentUser,
   security
 }) {

@@ -15,6 +15,8 @@ const hashOf = (token: string) => createHash("sha256").update(token).digest("bas
 /** Who is calling: an account, and the session it signed in with (none for an API key). */
 export interface Caller extends User {
   readonly session_id: string | null
+  /** The API key it called with, if it did. */
+  readonly api_key_id?: string
 }
 
 export interface SessionUser extends Caller {

@@ -3,6 +3,7 @@ import { HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { contractEmpty, contractQuery, operation } from "../contract/Contract.ts"
 import { BadGateway, Forbidden, NotFound, Unauthorized, ValidationFailed } from "../http/ApiError.ts"
+import { AuthRateLimit } from "../ratelimit/RateLimitApi.ts"
 
 /** A path on this site: never `//host` or `/\host`, which browsers read as another site. */
 export const ReturnTo = Schema.String.pipe(
@@ -37,5 +38,7 @@ export class SingleSignOnApi extends HttpApiGroup.make("oidc")
       .addError(ValidationFailed)
       .addError(BadGateway)
   )
+  // Unauthenticated sign-in routes: limited per client address, like login.
+  .middleware(AuthRateLimit)
   .annotate(OpenApi.Title, "auth")
 {}

@@ -1,10 +1,12 @@
 /**
  * Writes and reads the audit log. `record` takes the client address from the request being
- * served, so handlers name only what happened.
+ * served (through trusted proxies, see ClientIp), so handlers name only what happened.
  */
 import { HttpServerRequest } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
 import { Effect, Option } from "effect"
+import { AppConfig } from "../config/AppConfig.ts"
+import { clientIpOf, formatIp } from "../http/ClientIp.ts"
 import type { AuditAction } from "./Audit.ts"
 
 export interface AuditEntry {
@@ -27,11 +29,13 @@ interface AuditRow {
 export class AuditRepo extends Effect.Service<AuditRepo>()("basalt/AuditRepo", {
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
+    const { trustedProxies } = yield* AppConfig
 
     const record = (entry: AuditEntry) =>
       Effect.gen(function*() {
         const request = yield* Effect.serviceOption(HttpServerRequest.HttpServerRequest)
-        const clientIp = Option.getOrNull(Option.flatMap(request, (r) => r.remoteAddress))
+        const client = Option.flatMapNullable(request, (r) => clientIpOf(r, trustedProxies))
+        const clientIp = Option.getOrNull(Option.map(client, formatIp))
         yield* sql`
           INSERT INTO audit_events (action, actor_id, subject_id, client_ip, details)
           VALUES (${entry.action}, ${entry.actorId}, ${entry.subjectId}, ${clientIp}, ${JSON.stringify(entry.details ?? {})}::jsonb)`

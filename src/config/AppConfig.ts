@@ -3,6 +3,8 @@
  * `.env.example` and the README's configuration table list the same variables.
  */
 import { Config, ConfigError, Context, Duration, Either, LogLevel, Option, Redacted } from "effect"
+import { type Cidr, parseTrustedProxies } from "../http/ClientIp.ts"
+import { parseRateLimit, type RateLimit } from "../ratelimit/RateLimitPolicy.ts"
 
 export type DatabaseSsl = "disable" | "require" | "verify-full"
 
@@ -14,6 +16,15 @@ export interface AppConfigShape {
   readonly corsOrigins: ReadonlyArray<string>
   readonly bodyLimitBytes: number
   readonly shutdownGrace: Duration.Duration
+  /** Proxies whose X-Forwarded-For is believed (see ClientIp). */
+  readonly trustedProxies: ReadonlyArray<Cidr>
+  /** None: that limit is off. */
+  readonly rateLimits: {
+    /** Per client address, on the sign-in routes (login, register, token, refresh). */
+    readonly auth: Option.Option<RateLimit>
+    /** Per user or API key, on every route that needs credentials. */
+    readonly principal: Option.Option<RateLimit>
+  }
   readonly database: {
     readonly url: Option.Option<Redacted.Redacted>
     readonly poolMax: number
@@ -65,12 +76,19 @@ export const parseByteSize = (text: string): Either.Either<number, string> => {
   return bytes > 0 ? Either.right(bytes) : Either.left("must be greater than 0")
 }
 
-const byteSize = (name: string) =>
+/** A variable read by a parser that explains itself: its message is the one line shown. */
+const parsed = <A>(name: string, parse: (text: string) => Either.Either<A, string>) =>
   Config.string(name).pipe(
-    Config.mapOrFail((text) =>
-      Either.mapLeft(parseByteSize(text), (message) => ConfigError.InvalidData([], message))
-    )
+    Config.mapOrFail((text) => Either.mapLeft(parse(text), (message) => ConfigError.InvalidData([], message)))
   )
+
+const byteSize = (name: string) => parsed(name, parseByteSize)
+
+/** A rate limit (`10/1m`), `off` (None), or the default when unset or empty. */
+const rateLimit = (name: string, fallback: RateLimit) =>
+  parsed(name, (text) =>
+    text.trim() === "" ? Either.right(Option.some(fallback)) : Either.map(parseRateLimit(text), Option.fromNullable)
+  ).pipe(Config.withDefault(Option.some(fallback)))
 
 const positiveInt = (name: string) =>
   Config.integer(name).pipe(Config.validate({ message: "must be a whole number greater than 0", validation: (n) => n > 0 }))
@@ -173,6 +191,11 @@ export const appConfig: Config.Config<AppConfigShape> = Config.all({
   corsOrigins: list("BASALT_CORS_ORIGINS").pipe(Config.withDefault([])),
   bodyLimitBytes: byteSize("BASALT_BODY_LIMIT").pipe(Config.withDefault(1024 * 1024)),
   shutdownGrace: Config.duration("BASALT_SHUTDOWN_GRACE").pipe(Config.withDefault(Duration.seconds(10))),
+  trustedProxies: parsed("BASALT_TRUSTED_PROXIES", parseTrustedProxies).pipe(Config.withDefault([])),
+  rateLimits: Config.all({
+    auth: rateLimit("BASALT_RATE_LIMIT_AUTH", { quota: 10, windowSeconds: 60 }),
+    principal: rateLimit("BASALT_RATE_LIMIT_PRINCIPAL", { quota: 600, windowSeconds: 60 })
+  }),
   database: Config.all({
     url: optional(Config.redacted("DATABASE_URL"), (url) => Redacted.value(url).trim() === ""),
     poolMax: positiveInt("DATABASE_POOL_MAX").pipe(Config.withDefault(10)),

@@ -99,6 +99,21 @@ export class ValidationFailed extends Schema.TaggedError<ValidationFailed>()(
   HttpApiSchema.annotations({ status: 422 })
 ) {}
 
+/**
+ * Over a rate limit (see src/ratelimit/). Carries what the renderer puts in `Retry-After`,
+ * `RateLimit` and `RateLimit-Policy`.
+ */
+export class RateLimited extends Schema.TaggedError<RateLimited>()(
+  "RateLimited",
+  {
+    ...fields,
+    retryAfterSeconds: Schema.Int,
+    rateLimit: Schema.String,
+    rateLimitPolicy: Schema.String
+  },
+  HttpApiSchema.annotations({ status: 429 })
+) {}
+
 export class InternalError extends Schema.TaggedError<InternalError>()(
   "InternalError",
   fields,
@@ -131,6 +146,7 @@ export const apiErrorClasses = [
   PayloadTooLarge,
   UnsupportedMediaType,
   ValidationFailed,
+  RateLimited,
   InternalError,
   BadGateway,
   NotReady

@@ -15,6 +15,7 @@ import {
   MethodNotAllowed,
   NotFound,
   PayloadTooLarge,
+  RateLimited,
   Unauthorized,
   ValidationFailed
 } from "./ApiError.ts"
@@ -39,6 +40,12 @@ export const errorResponse = (error: ApiError): Effect.Effect<HttpServerResponse
           // The rest of an oversized body is never read, so the connection cannot be reused.
           : error instanceof PayloadTooLarge
           ? { connection: "close" }
+          : error instanceof RateLimited
+          ? {
+            "retry-after": String(error.retryAfterSeconds),
+            ratelimit: error.rateLimit,
+            "ratelimit-policy": error.rateLimitPolicy
+          }
           : {}
       }
     ))

@@ -1,6 +1,6 @@
 /**
  * Every migration, imported statically (no filesystem glob) so that Deno and bundlers see them.
- * Keys are `<id>_<name>`; ids only ever grow.
+ * Keys are `<id>_<name>`; ids only ever grow, and need not be consecutive.
  */
 import * as Migrator from "@effect/sql/Migrator"
 import instance from "./0001_instance.ts"
@@ -8,6 +8,7 @@ import accounts from "./0002_accounts.ts"
 import apiKeys from "./0003_api_keys.ts"
 import audit from "./0004_audit.ts"
 import browserSessions from "./0005_browser_sessions.ts"
+import rateLimits from "./0006_rate_limits.ts"
 import singleSignOn from "./0007_single_sign_on.ts"
 
 const all = {
@@ -16,7 +17,7 @@ const all = {
   "0003_api_keys": apiKeys,
   "0004_audit": audit,
   "0005_browser_sessions": browserSessions,
-  // 0006 is the rate limits' (landing from another branch); ids need not be contiguous.
+  "0006_rate_limits": rateLimits,
   "0007_single_sign_on": singleSignOn
 }
 
@@ -24,3 +25,6 @@ export const migrations = Migrator.fromRecord(all)
 
 /** The id of the newest migration: what /ready reports once all are applied. */
 export const latestMigrationId = Math.max(...Object.keys(all).map((key) => Number.parseInt(key, 10)))
+
+/** How many migrations there are (ids may skip numbers). */
+export const migrationCount = Object.keys(all).length

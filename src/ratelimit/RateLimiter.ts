@@ -1,0 +1,95 @@
+/**
+ * The rate limits in force (BASALT_RATE_LIMIT_AUTH, BASALT_RATE_LIMIT_PRINCIPAL), over the
+ * buckets in the database. Whoever takes a token decides nothing about the response: a refusal
+ * is a RateLimited failure (429, rendered with Retry-After and the RateLimit headers), and a
+ * granted request's response, whatever it turns out to be, gets the RateLimit headers on its way
+ * out.
+ */
+import { HttpApp, HttpServerResponse } from "@effect/platform"
+import { Context, Duration, Effect, Layer, Option } from "effect"
+import { AppConfig } from "../config/AppConfig.ts"
+import type { Ip } from "../http/ClientIp.ts"
+import { formatIp } from "../http/ClientIp.ts"
+import { RateLimited } from "../http/ApiError.ts"
+import {
+  decide,
+  type PolicyName,
+  policyHeader,
+  type RateLimitPolicy,
+  rateLimitHeader,
+  refillPerSecond
+} from "./RateLimitPolicy.ts"
+import { RateLimitRepo } from "./RateLimitRepo.ts"
+
+/** How often each process deletes the buckets that have refilled. */
+const cleanupInterval = Duration.minutes(1)
+
+/**
+ * The bucket of a client address. An IPv6 client is counted by its /64: one host or site is
+ * routinely given a whole /64, so counting single addresses would hand it billions of buckets.
+ */
+export const addressBucket = (ip: Ip | undefined): string => {
+  if (ip === undefined) return "ip:unknown"
+  if (ip.version === 4) return `ip:${formatIp(ip)}`
+  return `ip:${formatIp({ version: 6, value: (ip.value >> 64n) << 64n })}/64`
+}
+
+const refusal = (policy: RateLimitPolicy, retryAfterSeconds: number) =>
+  policy.name === "auth"
+    ? `Too many sign-in requests from this address; try again in ${retryAfterSeconds} s`
+    : `Too many requests for this account or API key; try again in ${retryAfterSeconds} s`
+
+export class RateLimiter extends Context.Tag("basalt/RateLimiter")<RateLimiter, {
+  /**
+   * Takes one token from `bucket` under the `policy` limit: fails with RateLimited when there
+   * is none; otherwise the response will carry RateLimit and RateLimit-Policy. Does nothing
+   * when the limit is off.
+   */
+  readonly take: (policy: PolicyName, bucket: string) => Effect.Effect<void, RateLimited>
+}>() {
+  static readonly Live = Layer.scoped(
+    RateLimiter,
+    Effect.gen(function*() {
+      const config = yield* AppConfig
+      const repo = yield* RateLimitRepo
+      const policies: Record<PolicyName, Option.Option<RateLimitPolicy>> = {
+        auth: Option.map(config.rateLimits.auth, (limit) => ({ name: "auth", ...limit })),
+        principal: Option.map(config.rateLimits.principal, (limit) => ({ name: "principal", ...limit }))
+      }
+
+      if (Option.isSome(policies.auth) || Option.isSome(policies.principal)) {
+        yield* repo.deleteFull.pipe(
+          Effect.tap((deleted) => deleted > 0 ? Effect.logDebug(`deleted ${deleted} refilled rate-limit buckets`) : Effect.void),
+          Effect.catchAllCause((cause) => Effect.logWarning("could not delete refilled rate-limit buckets", cause)),
+          Effect.delay(cleanupInterval),
+          Effect.forever,
+          Effect.forkScoped
+        )
+      }
+
+      const takeUnder = (policy: RateLimitPolicy, bucket: string) =>
+        Effect.gen(function*() {
+          // A database failure is a 500 like any other: a limit that cannot be checked is not waived.
+          const state = yield* Effect.orDie(repo.take(`${policy.name}:${bucket}`, policy.quota, refillPerSecond(policy)))
+          const decision = decide(policy, state)
+          const headers = { ratelimit: rateLimitHeader(policy, decision), "ratelimit-policy": policyHeader(policy) }
+          if (!decision.granted) {
+            return yield* new RateLimited({
+              message: refusal(policy, decision.retryAfterSeconds),
+              retryAfterSeconds: decision.retryAfterSeconds,
+              rateLimit: headers.ratelimit,
+              rateLimitPolicy: headers["ratelimit-policy"]
+            })
+          }
+          yield* HttpApp.appendPreResponseHandler((_request, response) =>
+            Effect.succeed(HttpServerResponse.setHeaders(response, headers))
+          )
+        })
+
+      return RateLimiter.of({
+        take: (name, bucket) =>
+          Option.match(policies[name], { onNone: () => Effect.void, onSome: (policy) => takeUnder(policy, bucket) })
+      })
+    })
+  ).pipe(Layer.provide(RateLimitRepo.Default))
+}
