@@ -1,0 +1,345 @@
+/**
+ * Embeddings from any provider that speaks OpenAI's `POST /v1/embeddings`: OpenAI itself,
+ * Ollama, vLLM, Hugging Face TEI, LiteLLM and the like.
+ *
+ * Texts go in batches of `batchSize`, at most `concurrency` requests at a time (across every
+ * caller of this embedder), and come back in the order they went, whatever order the provider
+ * answers in. What cannot succeed by trying again (a refused key, an unknown model, an answer of
+ * the wrong shape) fails at once, with a reason that says what to fix; what may (429, 5xx, no
+ * connection, no answer within `requestTimeout`) is retried with exponential backoff and jitter,
+ * or after the Retry-After the provider asks for, up to `maxRetries` times.
+ *
+ * The API key goes in the Authorization header and nowhere else: it is never logged, and a
+ * provider's error message that quotes it is cleaned before it reaches a reason.
+ */
+import { HttpClient, HttpClientRequest } from "@effect/platform"
+import { Data, Duration, Effect, Either, ParseResult, Random, Redacted, Schema } from "effect"
+import { EmbeddingError, type EmbedderShape } from "./Embedder.ts"
+
+export interface OpenAiEmbedderOptions {
+  /**
+   * The API root, `/embeddings` is appended: https://api.openai.com/v1, http://localhost:11434/v1
+   * (Ollama), http://vllm:8000/v1, http://tei:8080/v1.
+   */
+  readonly baseUrl: string
+  readonly model: string
+  /**
+   * Sent as `dimensions` (for models that can shorten their vectors, such as text-embedding-3-*).
+   * Unset: nothing is sent and the model's own size is learnt from one request when the embedder
+   * is made.
+   */
+  readonly dimensions?: number
+  /** Sent as `Authorization: Bearer …`; local servers (Ollama, vLLM, TEI) usually need none. */
+  readonly apiKey?: Redacted.Redacted
+  /** Texts per request. Default 64. */
+  readonly batchSize?: number
+  /** Requests in flight at once, across every caller. Default 4. */
+  readonly concurrency?: number
+  /** How long one request may take, answer included. Default 60 seconds. */
+  readonly requestTimeout?: Duration.DurationInput
+  /** Further attempts after a transient failure. Default 4 (so 5 attempts in all). */
+  readonly maxRetries?: number
+  /** The first backoff; each retry doubles it, with jitter. Default 500 millis. */
+  readonly retryBaseDelay?: Duration.DurationInput
+  /** The longest wait between attempts, Retry-After included. Default 30 seconds. */
+  readonly retryMaxDelay?: Duration.DurationInput
+}
+
+/** One vector: checked with a plain loop, as a per-element schema costs ~30 ms for 64 × 1536 numbers. */
+const Vector = Schema.declare(
+  (input: unknown): input is ReadonlyArray<number> =>
+    Array.isArray(input) && input.length > 0 &&
+    input.every((value) => typeof value === "number" && Number.isFinite(value)),
+  { identifier: "Vector", message: () => "expected a non-empty array of finite numbers" }
+)
+
+/** The parts of OpenAI's answer that matter here; `object`, `model` and `usage` may vary or be absent. */
+const EmbeddingsResponse = Schema.Struct({
+  data: Schema.Array(Schema.Struct({ index: Schema.Int.pipe(Schema.nonNegative()), embedding: Vector })),
+  usage: Schema.optional(Schema.Struct({ prompt_tokens: Schema.optional(Schema.Number) }))
+})
+const decodeEmbeddingsResponse = Schema.decodeUnknownEither(EmbeddingsResponse)
+
+/** The failure of one attempt, before the retry policy decides what it becomes. */
+class AttemptFailed extends Data.TaggedError("AttemptFailed")<{
+  readonly transient: boolean
+  readonly reason: string
+  readonly retryAfterMs?: number
+}> {}
+
+const positiveInteger = (name: string, value: number) =>
+  Number.isInteger(value) && value >= 1
+    ? Effect.void
+    : Effect.fail(new EmbeddingError({ transient: false, reason: `${name} must be a whole number of at least 1, got ${value}` }))
+
+/** Seconds or an HTTP date, as RFC 9110 allows; undefined when absent or unreadable. */
+const retryAfterMs = (header: string | undefined, now: number): number | undefined => {
+  if (header === undefined || header.trim() === "") return undefined
+  const seconds = Number(header)
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000)
+  const date = Date.parse(header)
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now)
+}
+
+/** The provider's own words, from the error shapes of OpenAI, Ollama, vLLM and TEI. */
+const providerMessage = (body: string): string => {
+  let message = body
+  try {
+    const parsed: any = JSON.parse(body)
+    const candidate = parsed?.error?.message ?? parsed?.error ?? parsed?.message ?? parsed?.detail
+    // JSON with nothing readable in it says nothing.
+    message = typeof candidate === "string" ? candidate : ""
+  } catch {
+    // Not JSON: the text itself is the message.
+  }
+  message = message.replace(/\s+/g, " ").trim()
+  return message.length > 300 ? `${message.slice(0, 300)}…` : message
+}
+
+/** What failed underneath a transport error (ECONNREFUSED, ENOTFOUND, …), in a few words. */
+const describeCause = (cause: unknown): string => {
+  const parts: Array<string> = []
+  for (let current: any = cause, depth = 0; current !== undefined && current !== null && depth < 4; depth++) {
+    const part = typeof current?.code === "string" ? current.code : typeof current?.message === "string" ? current.message : undefined
+    if (part !== undefined && !parts.includes(part)) parts.push(part)
+    current = current?.cause
+  }
+  return parts.length > 0 ? parts.join(": ") : "connection failed"
+}
+
+/** The base URL without credentials or query, fit for an error message. */
+const describeUrl = (url: string): string => {
+  try {
+    const parsed = new URL(url)
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`
+  } catch {
+    return "(an invalid URL)"
+  }
+}
+
+/**
+ * The embedder over `options` (import this module as `OpenAiEmbedder`: `OpenAiEmbedder.make`).
+ * With no `dimensions` it asks the provider once for one vector to learn their size, and fails
+ * with the reason when it cannot.
+ */
+export const make = (
+  options: OpenAiEmbedderOptions
+): Effect.Effect<EmbedderShape, EmbeddingError, HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    const batchSize = options.batchSize ?? 64
+    const concurrency = options.concurrency ?? 4
+    const maxRetries = options.maxRetries ?? 4
+    yield* positiveInteger("batchSize", batchSize)
+    yield* positiveInteger("concurrency", concurrency)
+    if (options.dimensions !== undefined) yield* positiveInteger("dimensions", options.dimensions)
+    if (!Number.isInteger(maxRetries) || maxRetries < 0) {
+      return yield* new EmbeddingError({ transient: false, reason: `maxRetries must be a whole number, got ${maxRetries}` })
+    }
+    const endpoint = `${options.baseUrl.replace(/\/+$/, "")}/embeddings`
+    if (!URL.canParse(endpoint)) {
+      return yield* new EmbeddingError({
+        transient: false,
+        reason: "the embeddings base URL is not a URL: expected one such as https://api.openai.com/v1"
+      })
+    }
+    const where = describeUrl(endpoint)
+    const timeout = Duration.decode(options.requestTimeout ?? "60 seconds")
+    const baseDelayMs = Duration.toMillis(options.retryBaseDelay ?? "500 millis")
+    const maxDelayMs = Duration.toMillis(options.retryMaxDelay ?? "30 seconds")
+    const model = options.model
+    const secret = options.apiKey === undefined ? undefined : Redacted.value(options.apiKey)
+    // A provider may quote the key back ("Incorrect API key provided: sk-…"): never pass it on.
+    const clean = (text: string) => (secret !== undefined && secret !== "" ? text.split(secret).join("[redacted]") : text)
+
+    const client = yield* HttpClient.HttpClient
+    const permits = yield* Effect.makeSemaphore(concurrency)
+
+    const refusal = (status: number, body: string): AttemptFailed => {
+      const said = clean(providerMessage(body))
+      const quoted = said === "" ? "" : ` (the provider said: ${said})`
+      const permanent = (reason: string) => new AttemptFailed({ transient: false, reason: reason + quoted })
+      switch (status) {
+        case 400:
+        case 422:
+          return permanent(
+            `the embeddings provider rejected the request (${status}): check the model name "${model}", the ` +
+              "dimensions setting (not every model accepts one) and that no text is longer than the model takes"
+          )
+        case 401:
+          return permanent(
+            options.apiKey === undefined
+              ? "the embeddings provider wants an API key (401): configure one"
+              : "the embeddings provider refused the API key (401): set a valid key"
+          )
+        case 403:
+          return permanent(
+            `the embeddings provider denied access (403): the API key may not use model "${model}", ` +
+              "or the account or project is not allowed to"
+          )
+        case 404:
+          return permanent(
+            `the embeddings provider has no such endpoint or model (404) at ${where}: check the base URL ` +
+              `(it usually ends in /v1) and the model name "${model}"`
+          )
+        case 413:
+          return permanent(`the embeddings provider found the request too large (413): lower the batch size (now ${batchSize})`)
+        default:
+          return permanent(`the embeddings provider answered ${status}, which this embedder does not expect`)
+      }
+    }
+
+    /** One request for one batch: the vectors in input order, or why not. */
+    const attempt = (texts: ReadonlyArray<string>, expectedDimensions: number | undefined) =>
+      Effect.gen(function*() {
+        const request = HttpClientRequest.post(endpoint).pipe(
+          HttpClientRequest.acceptJson,
+          HttpClientRequest.bodyUnsafeJson({
+            model,
+            // OpenAI refuses empty strings; a space embeds as "nothing" everywhere.
+            input: texts.map((text) => (text === "" ? " " : text)),
+            ...(options.dimensions === undefined ? {} : { dimensions: options.dimensions })
+          }),
+          options.apiKey === undefined ? (request) => request : HttpClientRequest.bearerToken(options.apiKey)
+        )
+        const response = yield* client.execute(request).pipe(
+          Effect.mapError((error) =>
+            new AttemptFailed({
+              transient: true,
+              reason: error._tag === "RequestError" && error.reason === "InvalidUrl"
+                ? `the embeddings URL ${where} is not valid`
+                : `could not reach the embeddings provider at ${where} (${clean(describeCause(error.cause))})`
+            })
+          )
+        )
+        const body = yield* response.text.pipe(
+          Effect.mapError((error) =>
+            new AttemptFailed({
+              transient: true,
+              reason: `the connection to the embeddings provider broke during its answer (${clean(describeCause(error.cause))})`
+            })
+          )
+        )
+        const status = response.status
+        if (status === 429 || status === 408 || status >= 500) {
+          if (status === 429 && /insufficient_quota/.test(body)) {
+            return yield* new AttemptFailed({
+              transient: false,
+              reason: "the embeddings provider says the account has run out of quota (429 insufficient_quota): add credit or raise the limit"
+            })
+          }
+          // Its words ("model is loading", "rate limit on tokens per min") say what is going on.
+          const said = clean(providerMessage(body))
+          const detail = said === "" ? `${status}` : `${status}: ${said}`
+          return yield* new AttemptFailed({
+            transient: true,
+            reason: status === 429
+              ? `the embeddings provider is rate limiting (${detail})`
+              : `the embeddings provider failed (${detail})`,
+            retryAfterMs: retryAfterMs(response.headers["retry-after"], Date.now())
+          })
+        }
+        if (status < 200 || status >= 300) return yield* refusal(status, body)
+
+        const malformed = (what: string) =>
+          new AttemptFailed({ transient: false, reason: `the embeddings provider's answer is not usable: ${what}` })
+        const json = yield* Effect.try({ try: () => JSON.parse(body) as unknown, catch: () => malformed("it is not JSON") })
+        const decoded = decodeEmbeddingsResponse(json)
+        if (Either.isLeft(decoded)) {
+          const [issue] = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
+          const where = issue === undefined || issue.path.length === 0 ? "" : `${issue.path.join(".")}: `
+          const what = (issue?.message ?? "").replace(/\s+/g, " ")
+          return yield* malformed(
+            `it does not have the shape of an embeddings response (${where}${what.length > 120 ? `${what.slice(0, 120)}…` : what})`
+          )
+        }
+        const data = decoded.right.data
+        if (data.length !== texts.length) {
+          return yield* malformed(`${data.length} embeddings came back for ${texts.length} texts`)
+        }
+        const vectors: Array<Float32Array | undefined> = new Array(texts.length)
+        for (const item of data) {
+          if (item.index >= texts.length || vectors[item.index] !== undefined) {
+            return yield* malformed(`the embedding indexes are not 0 to ${texts.length - 1}, each once`)
+          }
+          const dimensions = expectedDimensions ?? item.embedding.length
+          if (item.embedding.length !== dimensions) {
+            return yield* malformed(
+              `vectors of ${item.embedding.length} numbers came back where ${dimensions} were expected: check the ` +
+                `model "${model}" and the dimensions setting (vectors of another size cannot sit with the stored ones)`
+            )
+          }
+          vectors[item.index] = Float32Array.from(item.embedding)
+        }
+        return vectors as Array<Float32Array>
+      }).pipe(
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () =>
+            new AttemptFailed({
+              transient: true,
+              reason: `the embeddings provider did not answer within ${Duration.format(timeout)}`
+            })
+        }),
+        permits.withPermits(1),
+        Effect.withSpan("Embedder.request", { attributes: { "embedding.model": model, "embedding.texts": texts.length } })
+      )
+
+    /** A batch with retries; waits between attempts hold no permit, so other batches go ahead. */
+    const embedBatch = (texts: ReadonlyArray<string>, expectedDimensions: number | undefined) => {
+      const tryFrom = (attemptNumber: number): Effect.Effect<Array<Float32Array>, EmbeddingError> =>
+        attempt(texts, expectedDimensions).pipe(
+          Effect.catchAll((failure) => {
+            if (!failure.transient) return Effect.fail(new EmbeddingError({ transient: false, reason: failure.reason }))
+            if (attemptNumber > maxRetries) {
+              return Effect.fail(
+                new EmbeddingError({
+                  transient: true,
+                  reason: `${failure.reason}; gave up after ${attemptNumber} attempt${attemptNumber === 1 ? "" : "s"}`
+                })
+              )
+            }
+            if (failure.retryAfterMs !== undefined && failure.retryAfterMs > maxDelayMs) {
+              return Effect.fail(
+                new EmbeddingError({
+                  transient: true,
+                  reason: `${failure.reason} and asks to wait ${Math.ceil(failure.retryAfterMs / 1000)} s, longer than ` +
+                    `the ${Math.ceil(maxDelayMs / 1000)} s this embedder waits: try again later`
+                })
+              )
+            }
+            return Effect.gen(function*() {
+              // Exponential, then a random point in its upper half, so that retries spread out.
+              const backoff = Math.min(maxDelayMs, baseDelayMs * 2 ** (attemptNumber - 1))
+              const delay = failure.retryAfterMs ?? backoff * (0.5 + (yield* Random.next) / 2)
+              yield* Effect.logDebug("embeddings request failed, retrying").pipe(
+                Effect.annotateLogs({ reason: failure.reason, attempt: attemptNumber, delay_ms: Math.round(delay) })
+              )
+              yield* Effect.sleep(Duration.millis(delay))
+              return yield* tryFrom(attemptNumber + 1)
+            })
+          })
+        )
+      return tryFrom(1)
+    }
+
+    const dimensions = options.dimensions ??
+      (yield* embedBatch(["dimension probe"], undefined).pipe(
+        Effect.map((vectors) => vectors[0]!.length),
+        Effect.mapError((error) =>
+          new EmbeddingError({
+            transient: error.transient,
+            reason: `could not learn the size of model "${model}"'s vectors (set the dimensions to skip this): ${error.reason}`
+          })
+        )
+      ))
+
+    const embed = (texts: ReadonlyArray<string>) => {
+      const batches: Array<ReadonlyArray<string>> = []
+      for (let start = 0; start < texts.length; start += batchSize) batches.push(texts.slice(start, start + batchSize))
+      return Effect.forEach(batches, (batch) => embedBatch(batch, dimensions), { concurrency }).pipe(
+        Effect.map((results) => results.flat())
+      )
+    }
+
+    return { model, dimensions, embed } satisfies EmbedderShape
+  })
