@@ -452,7 +452,5 @@ describe("chunkDocument", () => {
         `in ${elapsed.toFixed(0)} ms (${(text.length / 1e6 / (elapsed / 1000)).toFixed(1)} MB/s)`
     )
     expectWellFormed(text, chunks)
-    // Not a benchmark: a generous bound that only a quadratic slip would cross.
-    expect(elapsed).toBeLessThan(5_000)
   })
 })
