@@ -88,3 +88,10 @@ deno_pid=""
 grep -q '"shutting down: waiting for' "$server_log" || fail "no shutdown line in the server log"
 
 echo "deno-smoke: PASS: deno task start ($("$deno_bin" --version | head -n 1)) served /health and /ready (pgvector $expected_pgvector) and exited 0 on SIGTERM"
+
+# Document extraction (PDF via unpdf, DOCX via mammoth) under the same Deno and deno.json.
+"$deno_bin" task smoke:extraction >"$work_dir/extraction.log" 2>&1 || {
+  cat "$work_dir/extraction.log" >&2
+  fail "document extraction under Deno failed"
+}
+echo "deno-smoke: PASS: document extraction (PDF, DOCX) under Deno"
