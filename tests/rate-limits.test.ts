@@ -529,6 +529,17 @@ describe("rate-limit buckets in the database", () => {
     for (const state of states) expect(state.tokens >= 0 && state.tokens <= 7).toBe(true)
   })
 
+  it("grants batches exactly what the bucket holds, however they are split", async () => {
+    const key = `test:${crypto.randomUUID()}`
+    const batches = [5, 1, 8, 3, 2, 6, 1, 4]
+    const states = await repo.runPromise(
+      Effect.flatMap(RateLimitRepo, (buckets) =>
+        Effect.all(batches.map((count) => buckets.takeMany(key, count, 11, 11 / 86400)), { concurrency: "unbounded" }))
+    )
+    expect(states.reduce((sum, state) => sum + state.granted, 0)).toBe(11)
+    states.forEach((state, i) => expect(state.granted).toBeLessThanOrEqual(batches[i]!))
+  })
+
   it("keeps one row per client address, and deletes the rows of the buckets that have refilled", async () => {
     const clients = Array.from({ length: 1000 }, () => newAddress())
     const answers: Array<number> = []
@@ -564,7 +575,7 @@ describe("rate-limit buckets in the database", () => {
     await withDatabase(database.url, (client) =>
       client.query(`
         INSERT INTO rate_limit_buckets (key, tokens, granted, updated_at, full_at)
-        SELECT 'test:backlog:' || n, 1, true, now() - interval '1 hour', now() - interval '1 minute'
+        SELECT 'test:backlog:' || n, 1, 1, now() - interval '1 hour', now() - interval '1 minute'
         FROM generate_series(1, 12000) AS n`))
     const deleted = await repo.runPromise(Effect.flatMap(RateLimitRepo, (buckets) => buckets.deleteFull))
     expect(deleted).toBeGreaterThanOrEqual(12000)

@@ -3,7 +3,7 @@
  * database cannot both spend the same token; the refill is measured on the database's clock, so
  * that processes whose clocks disagree still agree on it.
  */
-import { SqlClient } from "@effect/sql"
+import { SqlClient, type SqlError } from "@effect/sql"
 import { Effect } from "effect"
 import type { BucketState } from "./RateLimitPolicy.ts"
 
@@ -15,37 +15,46 @@ export class RateLimitRepo extends Effect.Service<RateLimitRepo>()("basalt/RateL
     const sql = yield* SqlClient.SqlClient
 
     /**
-     * Takes one token from bucket `key` (`quota` tokens, refilled at `perSecond`), if it has one.
-     * A new bucket starts full. Concurrent first requests on a new key are serialised by the
-     * primary key: one inserts, the others update the row it inserted. A statement that waited
-     * for the row lock read the clock before waiting, so the elapsed time is never taken below
-     * zero and the bucket's time never goes back. `granted` is stored because RETURNING sees only
-     * the new row.
+     * Takes up to `count` tokens from bucket `key` (`quota` tokens, refilled at `perSecond`): as
+     * many as it has whole, so that a batch of requests is granted exactly what one-by-one
+     * requests would be. A new bucket starts full. Concurrent first requests on a new key are
+     * serialised by the primary key: one inserts, the others update the row it inserted. A
+     * statement that waited for the row lock read the clock before waiting, so the elapsed time
+     * is never taken below zero and the bucket's time never goes back. `granted` is stored
+     * because RETURNING sees only the new row.
      */
-    const take = (key: string, quota: number, perSecond: number) =>
+    const takeMany = (key: string, count: number, quota: number, perSecond: number) =>
       Effect.map(
-        sql<BucketState>`
+        sql<{ readonly granted: number; readonly tokens: number }>`
           INSERT INTO rate_limit_buckets AS b (key, tokens, granted, updated_at, full_at)
-          SELECT ${key}, ${quota}::float8 - 1, true, clock.at, clock.at + interval '1 second' / ${perSecond}::float8
-          FROM (SELECT clock_timestamp() AS at) clock
+          SELECT ${key}, ${quota}::float8 - first.granted, first.granted, clock.at,
+                 clock.at + interval '1 second' * (first.granted / ${perSecond}::float8)
+          FROM (SELECT clock_timestamp() AS at) clock,
+               (SELECT least(${count}::int, floor(${quota}::float8)::int) AS granted) first
           ON CONFLICT (key) DO UPDATE SET (tokens, granted, updated_at, full_at) = (
             SELECT decision.remaining, decision.granted, decision.at,
                    decision.at + interval '1 second' * ((${quota}::float8 - decision.remaining) / ${perSecond}::float8)
             FROM (
-              SELECT refill.at, refill.tokens >= 1 AS granted,
-                     refill.tokens - CASE WHEN refill.tokens >= 1 THEN 1 ELSE 0 END AS remaining
+              SELECT granting.at, granting.granted, granting.tokens - granting.granted AS remaining
               FROM (
-                SELECT greatest(b.updated_at, excluded.updated_at) AS at,
-                       least(
-                         ${quota}::float8,
-                         b.tokens + greatest(0, extract(epoch FROM excluded.updated_at - b.updated_at)::float8) * ${perSecond}::float8
-                       ) AS tokens
-              ) refill
+                SELECT refill.at, refill.tokens, least(${count}::int, floor(refill.tokens)::int) AS granted
+                FROM (
+                  SELECT greatest(b.updated_at, excluded.updated_at) AS at,
+                         least(
+                           ${quota}::float8,
+                           b.tokens + greatest(0, extract(epoch FROM excluded.updated_at - b.updated_at)::float8) * ${perSecond}::float8
+                         ) AS tokens
+                ) refill
+              ) granting
             ) decision
           )
           RETURNING granted, tokens`,
         (rows) => rows[0]!
       )
+
+    /** Takes one token, if the bucket has one. */
+    const take = (key: string, quota: number, perSecond: number): Effect.Effect<BucketState, SqlError.SqlError> =>
+      Effect.map(takeMany(key, 1, quota, perSecond), ({ granted, tokens }) => ({ granted: granted > 0, tokens }))
 
     /**
      * Deletes the buckets that have refilled completely (no row is the same as a full bucket);
@@ -69,6 +78,6 @@ export class RateLimitRepo extends Effect.Service<RateLimitRepo>()("basalt/RateL
       }
     })
 
-    return { take, deleteFull } as const
+    return { take, takeMany, deleteFull } as const
   })
 }) {}

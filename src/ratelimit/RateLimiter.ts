@@ -6,12 +6,13 @@
  * out.
  */
 import { HttpApp, HttpServerResponse } from "@effect/platform"
-import { Context, Duration, Effect, Layer, Option } from "effect"
+import { Context, Duration, Effect, Exit, Layer, Option, Runtime } from "effect"
 import { AppConfig } from "../config/AppConfig.ts"
 import type { Ip } from "../http/ClientIp.ts"
 import { formatIp } from "../http/ClientIp.ts"
 import { RateLimited } from "../http/ApiError.ts"
 import {
+  type BucketState,
   decide,
   type PolicyName,
   policyHeader,
@@ -67,10 +68,47 @@ export class RateLimiter extends Context.Tag("basalt/RateLimiter")<RateLimiter, 
         )
       }
 
+      /**
+       * One token for each caller, with one statement per bucket at a time: callers arriving while
+       * their bucket's statement runs wait and are served together by the next one, which takes
+       * as many tokens as they are. A busy principal thus costs a statement per batch, not per
+       * request, and the database still grants exactly what it has. The first granted caller of a
+       * batch sees the most tokens left.
+       */
+      const runtime = yield* Effect.runtime<never>()
+      interface Batch {
+        readonly waiting: Array<(state: Exit.Exit<BucketState>) => void>
+        running: boolean
+      }
+      const batches = new Map<string, Batch>()
+      const serve = (key: string, batch: Batch, policy: RateLimitPolicy) => {
+        const callers = batch.waiting.splice(0)
+        batch.running = true
+        Runtime.runCallback(runtime)(
+          Effect.orDie(repo.takeMany(key, callers.length, policy.quota, refillPerSecond(policy))),
+          {
+            onExit: (exit) => {
+              callers.forEach((resume, i) => {
+                resume(Exit.map(exit, ({ granted, tokens }) => ({ granted: i < granted, tokens: tokens + Math.max(0, granted - 1 - i) })))
+              })
+              if (batch.waiting.length > 0) serve(key, batch, policy)
+              else batches.delete(key)
+            }
+          }
+        )
+      }
+      const takeOne = (policy: RateLimitPolicy, key: string) =>
+        Effect.async<BucketState>((resume) => {
+          const batch = batches.get(key) ?? { waiting: [], running: false }
+          batches.set(key, batch)
+          batch.waiting.push(resume)
+          if (!batch.running) serve(key, batch, policy)
+        })
+
       const takeUnder = (policy: RateLimitPolicy, bucket: string) =>
         Effect.gen(function*() {
           // A database failure is a 500 like any other: a limit that cannot be checked is not waived.
-          const state = yield* Effect.orDie(repo.take(`${policy.name}:${bucket}`, policy.quota, refillPerSecond(policy)))
+          const state = yield* takeOne(policy, `${policy.name}:${bucket}`)
           const decision = decide(policy, state)
           const headers = { ratelimit: rateLimitHeader(policy, decision), "ratelimit-policy": policyHeader(policy) }
           if (!decision.granted) {

@@ -14,7 +14,8 @@ export default Effect.gen(function*() {
     CREATE UNLOGGED TABLE rate_limit_buckets (
       key text PRIMARY KEY,
       tokens double precision NOT NULL,
-      granted boolean NOT NULL,
+      -- How many tokens the last statement granted (it may take several for a batch of requests).
+      granted integer NOT NULL,
       updated_at timestamptz NOT NULL,
       full_at timestamptz NOT NULL
     )`
