@@ -10,6 +10,7 @@ import audit from "./0004_audit.ts"
 import browserSessions from "./0005_browser_sessions.ts"
 import rateLimits from "./0006_rate_limits.ts"
 import singleSignOn from "./0007_single_sign_on.ts"
+import documents from "./0008_documents.ts"
 
 const all = {
   "0001_instance": instance,
@@ -18,7 +19,8 @@ const all = {
   "0004_audit": audit,
   "0005_browser_sessions": browserSessions,
   "0006_rate_limits": rateLimits,
-  "0007_single_sign_on": singleSignOn
+  "0007_single_sign_on": singleSignOn,
+  "0008_documents": documents
 }
 
 export const migrations = Migrator.fromRecord(all)
