@@ -11,6 +11,7 @@ import browserSessions from "./0005_browser_sessions.ts"
 import rateLimits from "./0006_rate_limits.ts"
 import singleSignOn from "./0007_single_sign_on.ts"
 import documents from "./0008_documents.ts"
+import chunkEmbeddings from "./0009_chunk_embeddings.ts"
 
 const all = {
   "0001_instance": instance,
@@ -20,7 +21,8 @@ const all = {
   "0005_browser_sessions": browserSessions,
   "0006_rate_limits": rateLimits,
   "0007_single_sign_on": singleSignOn,
-  "0008_documents": documents
+  "0008_documents": documents,
+  "0009_chunk_embeddings": chunkEmbeddings
 }
 
 export const migrations = Migrator.fromRecord(all)
