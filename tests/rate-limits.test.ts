@@ -537,7 +537,9 @@ describe("rate-limit buckets in the database", () => {
         Effect.all(batches.map((count) => buckets.takeMany(key, count, 11, 11 / 86400)), { concurrency: "unbounded" }))
     )
     expect(states.reduce((sum, state) => sum + state.granted, 0)).toBe(11)
-    states.forEach((state, i) => expect(state.granted).toBeLessThanOrEqual(batches[i]!))
+    states.forEach((state, i) => {
+      expect(state.granted).toBeLessThanOrEqual(batches[i]!)
+    })
   })
 
   it("keeps one row per client address, and deletes the rows of the buckets that have refilled", async () => {
