@@ -241,50 +241,38 @@ describe("single sign-on with OpenID Connect", () => {
     expect(replay.json().message).toMatch(/expired or was already completed/)
   })
 
-  it("refuses a tampered ID token (401) and starts no session", async () => {
+  const claimsOf = (idToken: string) => JSON.parse(Buffer.from(idToken.split(".")[1]!, "base64url").toString())
+
+  /** Through the provider as `account`, with the ID token of the code exchange rewritten. */
+  const signOnWithIdToken = async (account: string, rewrite: (idToken: string) => string | Promise<string>) => {
     const b = browser()
-    const callback = await throughProvider(b, "grace-sub")
-    provider.tamperNextIdToken((idToken) => {
-      const [header, payload, signature] = idToken.split(".")
-      const claims = JSON.parse(Buffer.from(payload!, "base64url").toString())
-      claims.sub = "ada-sub"
+    const callback = await throughProvider(b, account)
+    provider.tamperNextIdToken(rewrite)
+    return { b, response: await basalt(b, callback) }
+  }
+
+  it("refuses a tampered ID token (401) and starts no session", async () => {
+    const { b, response } = await signOnWithIdToken("grace-sub", (idToken) => {
+      const [header, , signature] = idToken.split(".")
+      const claims = { ...claimsOf(idToken), sub: "ada-sub" }
       return `${header}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.${signature}`
     })
-    const response = await basalt(b, callback)
     expect(response.status).toBe(401)
     expect(response.json().message).toMatch(/ID token is not valid/)
     expect(b.cookie(new URL(server.url).origin, "basalt_session")).toBeUndefined()
   })
 
-  it("refuses an ID token, signed with the provider's own key, whose nonce is another sign-in's (401)", async () => {
-    const b = browser()
-    const callback = await throughProvider(b, "grace-sub")
-    provider.tamperNextIdToken((idToken) => {
-      const claims = JSON.parse(Buffer.from(idToken.split(".")[1]!, "base64url").toString())
-      return provider.sign({ ...claims, nonce: "another-sign-in" })
-    })
-    const response = await basalt(b, callback)
+  it.each([
+    ["whose nonce is another sign-in's", { nonce: "another-sign-in" }, /nonce/],
+    ["issued to another client", { aud: "someone-else" }, /ID token is not valid/]
+  ])("refuses an ID token, signed with the provider's own key, %s (401)", async (_, change, message) => {
+    const { response } = await signOnWithIdToken("grace-sub", (idToken) => provider.sign({ ...claimsOf(idToken), ...change }))
     expect(response.status).toBe(401)
-    expect(response.json().message).toMatch(/nonce/)
-  })
-
-  it("refuses an ID token, signed with the provider's own key, issued to another client (401)", async () => {
-    const b = browser()
-    const callback = await throughProvider(b, "grace-sub")
-    provider.tamperNextIdToken((idToken) => {
-      const claims = JSON.parse(Buffer.from(idToken.split(".")[1]!, "base64url").toString())
-      return provider.sign({ ...claims, aud: "someone-else" })
-    })
-    const response = await basalt(b, callback)
-    expect(response.status).toBe(401)
-    expect(response.json().message).toMatch(/ID token is not valid/)
+    expect(response.json().message).toMatch(message)
   })
 
   it("accepts a token re-signed with the provider's key when nothing else changed (the checks above are not signature-only)", async () => {
-    const b = browser()
-    const callback = await throughProvider(b, "linus-sub")
-    provider.tamperNextIdToken((idToken) => provider.sign(JSON.parse(Buffer.from(idToken.split(".")[1]!, "base64url").toString())))
-    const response = await basalt(b, callback)
+    const { response } = await signOnWithIdToken("linus-sub", (idToken) => provider.sign(claimsOf(idToken)))
     expect(response.status).toBe(303)
   })
 
