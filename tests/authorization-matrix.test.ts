@@ -177,8 +177,8 @@ describe("authorization matrix", () => {
         ...(op.hasBody ? { body: "{}" } : {})
       })
       if (credentials === "basic role" || credentials === "basic-role API key of an admin") {
-        // A basic user may use what is not admin-only: only the answer for admin routes is fixed.
-        if (!op.adminOnly) return expect(response.status).not.toBe(401)
+        // A basic user may use what is not admin-only: let in (whatever the empty body then gets).
+        if (!op.adminOnly) return expect([401, 403, 500]).not.toContain(response.status)
         expect(response.status).toBe(403)
         return
       }
