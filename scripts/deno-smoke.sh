@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Smoke test of Basalt under Deno 2: starts the server with `deno task start` (deno.json),
 # checks GET /health and GET /ready, then stops it with SIGTERM and expects exit code 0. Uses
-# the pinned Deno from node_modules (the `deno` npm package), a free loopback port and a fresh
+# the pinned Deno from node_modules (the `deno` npm package), a loopback port it picks itself and a fresh
 # data directory. With DATABASE_URL set the server uses that Postgres, which has no
 # pgvector in CI; otherwise the embedded PGlite, which has it.
 #
@@ -43,12 +43,11 @@ trap cleanup EXIT
 "$deno_bin" --version | head -n 1 | grep -q '^deno 2\.' || fail "expected Deno 2, got: $("$deno_bin" --version | head -n 1)"
 
 
-port="$(node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => process.stdout.write(String(port))) })')"
-base_url="http://127.0.0.1:$port"
-
 # Exactly what the README says to run: `deno task start`. A fresh data directory; DATABASE_URL,
 # when set, passes through the environment. deno task forwards SIGTERM to the server it runs.
-PORT="$port" HOST=127.0.0.1 BASALT_DATA_DIR="$work_dir/data" \
+# PORT=0: the server picks a free port and its log line names it (a port picked here first could
+# be taken by another process before the server binds it).
+PORT=0 HOST=127.0.0.1 BASALT_DATA_DIR="$work_dir/data" \
   "$deno_bin" task start >"$server_log" 2>&1 &
 deno_pid=$!
 
@@ -61,6 +60,13 @@ http_get() {
 }
 
 deadline=$((SECONDS + startup_bound_seconds))
+base_url=""
+until [[ -n "$base_url" ]]; do
+  kill -0 "$deno_pid" 2>/dev/null || fail "Deno exited while starting"
+  ((SECONDS < deadline)) || fail "no 'Basalt listening on' line within ${startup_bound_seconds}s"
+  base_url="$(grep -o 'Basalt listening on http://127\.0\.0\.1:[0-9]*' "$server_log" | head -n 1 | sed 's/^Basalt listening on //')" || true
+  [[ -n "$base_url" ]] || sleep 0.5
+done
 until http_get /health && [[ "$http_status" == 200 ]]; do
   kill -0 "$deno_pid" 2>/dev/null || fail "Deno exited while starting"
   ((SECONDS < deadline)) || fail "GET /health did not answer 200 within ${startup_bound_seconds}s"
