@@ -74,7 +74,9 @@ export const uploadDocuments = (
     const persisted = yield* Multipart.toPersisted(Multipart.withLimitsStream(parts, {
       maxFileSize: Option.some(uploadLimitBytes),
       maxParts: Option.some(maxUploadFiles + 60),
-      maxFieldSize: 64 * 1024
+      maxFieldSize: 64 * 1024,
+      // Instead of BASALT_BODY_LIMIT, which the platform would otherwise apply to the whole body.
+      maxTotalSize: Option.some(uploadLimitBytes * maxUploadFiles + 1024 * 1024)
     })).pipe(Effect.catchAll(fromMultipartError(uploadLimitBytes)))
 
     const files: Array<Multipart.PersistedFile> = []
