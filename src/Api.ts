@@ -3,7 +3,9 @@ import { HttpApi, HttpApiError, OpenApi } from "@effect/platform"
 import { Schema, SchemaAST } from "effect"
 import { AdminApi, ApiKeysApi, AuthApi, UsersApi } from "./accounts/AccountsApi.ts"
 import { SingleSignOnApi } from "./accounts/SingleSignOnApi.ts"
+import { CollectionsApi } from "./collections/CollectionsApi.ts"
 import { DocsApi } from "./docs/DocsApi.ts"
+import { DocumentsApi } from "./documents/DocumentsApi.ts"
 import { HealthApi } from "./health/HealthApi.ts"
 import { InternalError } from "./http/ApiError.ts"
 
@@ -15,6 +17,8 @@ export class BasaltApi extends HttpApi.make("basalt")
   .add(UsersApi)
   .add(AdminApi)
   .add(ApiKeysApi)
+  .add(DocumentsApi)
+  .add(CollectionsApi)
   .addError(InternalError)
   .annotate(OpenApi.Title, "Basalt API")
 {}

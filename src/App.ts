@@ -13,9 +13,13 @@ import { CallerCache } from "./accounts/CallerCache.ts"
 import { PasswordHasher } from "./accounts/PasswordHasher.ts"
 import { SingleSignOnHttpLive } from "./accounts/SingleSignOnHttp.ts"
 import { BasaltApi } from "./Api.ts"
+import { CollectionsHttpLive } from "./collections/CollectionsHttp.ts"
 import { DocsHttpLive } from "./docs/DocsHttp.ts"
+import { DocumentsHttpLive } from "./documents/DocumentsHttp.ts"
 import { HealthHttpLive } from "./health/HealthHttp.ts"
 import { ServerLifecycle } from "./http/ServerLifecycle.ts"
+// Replaced by the real indexer (the @effect/cluster entity) when the indexing work is merged.
+import { DocumentIndexerPending } from "./indexing/DocumentIndexerPending.ts"
 import { RateLimiter } from "./ratelimit/RateLimiter.ts"
 import { AuthRateLimitLive } from "./ratelimit/RateLimitHttp.ts"
 
@@ -23,8 +27,9 @@ const AccountsLive = Layer.mergeAll(AccessTokens.Live, PasswordHasher.Live, Call
 
 const ApiLive = HttpApiBuilder.api(BasaltApi).pipe(
   Layer.provide([HealthHttpLive, DocsHttpLive, AuthHttpLive, SingleSignOnHttpLive, UsersHttpLive, AdminHttpLive, ApiKeysHttpLive]),
+  Layer.provide([DocumentsHttpLive, CollectionsHttpLive]),
   Layer.provide([Authentication.Live, AdminAuthentication.Live, AuthRateLimitLive]),
-  Layer.provide([AccountsLive, RateLimiter.Live])
+  Layer.provide([AccountsLive, RateLimiter.Live, DocumentIndexerPending])
 )
 
 export const AppLive = serveApi(BasaltApi, ApiLive).pipe(

@@ -7,7 +7,7 @@
 import { SignJWT, UnsecuredJWT } from "jose"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { contract } from "./support/contract.ts"
-import { startServer, type TestServer } from "./support/server.ts"
+import { receive, startServer, type TestServer } from "./support/server.ts"
 
 const secret = "matrix-secret-of-at-least-thirty-two-chars"
 const key = new TextEncoder().encode(secret)
@@ -23,6 +23,11 @@ const protectedOperations = Object.entries<Json>(contract.paths).flatMap(([path,
       // Any well-formed value: authorization is decided before the resource is looked up.
       path: path.replace(/\{[^}]+\}/g, "00000000-0000-4000-8000-000000000000"),
       hasBody: item[method].requestBody !== undefined,
+      bodyType: Object.keys(item[method].requestBody?.content ?? {})[0] as string | undefined,
+      // A stream that stays open (server-sent events): judged by its status and headers alone.
+      streams: item[method].responses?.["200"]?.content?.["text/event-stream"] !== undefined,
+      // Its path names a resource; here one that does not exist.
+      namesResource: /\{[^}]+\}/.test(path),
       adminOnly: (item[method].tags ?? []).includes("admin")
     }))
 )
@@ -32,6 +37,19 @@ const json = (body: unknown): RequestInit => ({
   headers: { "content-type": "application/json" },
   body: JSON.stringify(body)
 })
+
+/**
+ * The status and headers of an operation that streams, validated against the contract; the
+ * stream is then closed. An error is an ordinary response and is read whole.
+ */
+const streamOpening = async (server: TestServer, path: string, init: RequestInit) => {
+  const abort = new AbortController()
+  const response = await fetch(`${server.url}${path}`, { ...init, signal: abort.signal })
+  if (response.status !== 200) return receive(init.method ?? "GET", path, response)
+  expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/)
+  abort.abort()
+  return { status: response.status, headers: response.headers, text: "", json: () => undefined }
+}
 
 describe("authorization matrix", () => {
   let server: TestServer
@@ -139,7 +157,26 @@ describe("authorization matrix", () => {
         "listAuditEvents",
         "createApiKey",
         "listApiKeys",
-        "revokeApiKey"
+        "revokeApiKey",
+        "createDocument",
+        "createDocumentsBatch",
+        "uploadDocuments",
+        "listDocuments",
+        "documentEvents",
+        "getDocument",
+        "updateDocument",
+        "deleteDocument",
+        "listDocumentChunks",
+        "createCollection",
+        "listCollections",
+        "getCollection",
+        "updateCollection",
+        "deleteCollection",
+        "listCollectionMembers",
+        "setCollectionMember",
+        "removeCollectionMember",
+        "addCollectionDocument",
+        "removeCollectionDocument"
       ])
     )
   })
@@ -162,7 +199,9 @@ describe("authorization matrix", () => {
 
   describe.each(protectedOperations)("$method $path ($id)", (op) => {
     it.each(cases)("%s", async (credentials) => {
-      const headers: Record<string, string> = op.hasBody ? { "content-type": "application/json" } : {}
+      // A body of the operation's own type, so that the body check (415) cannot answer first.
+      const multipart = op.bodyType === "multipart/form-data"
+      const headers: Record<string, string> = op.hasBody && !multipart ? { "content-type": "application/json" } : {}
       const token = credentials === "basic role"
         ? await basicSession()
         : credentials === "basic-role API key of an admin"
@@ -171,11 +210,10 @@ describe("authorization matrix", () => {
       if (token !== undefined) headers["authorization"] = `Bearer ${token}`
       const cookie = credentials === "admin's session cookie without the CSRF header" ? adminBrowser.cookie : cookies[credentials]
       if (cookie !== undefined) headers["cookie"] = cookie
-      const response = await server.request(op.path, {
-        method: op.method,
-        headers,
-        ...(op.hasBody ? { body: "{}" } : {})
-      })
+      const form = new FormData()
+      form.append("files", new Blob(["a few words"], { type: "text/plain" }), "matrix.txt")
+      const init: RequestInit = { method: op.method, headers, ...(op.hasBody ? { body: multipart ? form : "{}" } : {}) }
+      const response = op.streams ? await streamOpening(server, op.path, init) : await server.request(op.path, init)
       if (credentials === "basic role" || credentials === "basic-role API key of an admin") {
         // A basic user may use what is not admin-only: let in (whatever the empty body then gets).
         if (!op.adminOnly) return expect([401, 403, 500]).not.toContain(response.status)
@@ -184,7 +222,7 @@ describe("authorization matrix", () => {
       }
       if (credentials === "admin's session cookie without the CSRF header") {
         // Reading needs no CSRF token; anything that changes state does.
-        if (op.method === "GET") return expect(response.status).toBe(200)
+        if (op.method === "GET") return expect(response.status).toBe(op.namesResource ? 404 : 200)
         expect(response.status).toBe(403)
         expect(response.json().message).toMatch(/x-csrf-token/)
         return
@@ -193,5 +231,113 @@ describe("authorization matrix", () => {
       expect(response.headers.get("www-authenticate")).toMatch(/^Bearer /)
       expect(response.json().error).toBe("unauthorized")
     })
+  })
+})
+
+/**
+ * Who sees which document, everywhere a document can be reached: another user's private
+ * document is 404 on every operation and absent from lists; a shared collection, being public,
+ * or being an admin makes it visible; an admin's API key limited to the basic role acts basic.
+ */
+describe("document visibility matrix", () => {
+  let server: TestServer
+  const tokens: Record<"admin" | "owner" | "other" | "member" | "curator" | "adminBasicKey", string> = {} as never
+  let privateId: string
+  let sharedId: string
+  let publicId: string
+  let othersCollection: string
+
+  const as = (who: keyof typeof tokens, method = "GET", body?: unknown): RequestInit => ({
+    method,
+    headers: { authorization: `Bearer ${tokens[who]}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) })
+  })
+  const listedIds = async (who: keyof typeof tokens) => {
+    const page = (await server.request("/api/v1/documents?limit=100", as(who))).json()
+    return { ids: page.items.map((d: { id: string }) => d.id) as Array<string>, total: page.total as number }
+  }
+
+  beforeAll(async () => {
+    server = await startServer({ BASALT_ALLOW_SIGNUP: "true" }, { emptyDatabase: true })
+    const ids: Record<string, string> = {}
+    for (const name of ["admin", "owner", "other", "member", "curator"] as const) {
+      await server.request("/api/v1/auth/register", json({ email: `${name}@example.com`, password: `${name} password long`, display_name: name }))
+      const session = (await server.request("/api/v1/auth/login", json({ email: `${name}@example.com`, password: `${name} password long` }))).json()
+      tokens[name] = session.access_token
+      ids[name] = session.user.id
+    }
+    expect((await server.request(`/api/v1/admin/users/${ids.curator}`, as("admin", "PATCH", { role: "curator" }))).status).toBe(200)
+    tokens.adminBasicKey = (await server.request("/api/v1/api-keys", as("admin", "POST", { name: "basic", role: "basic" }))).json().secret
+    const create = async (who: keyof typeof tokens, body: Record<string, unknown>) => {
+      const response = await server.request("/api/v1/documents", as(who, "POST", { content: "Some text", source: "api", ...body }))
+      expect(response.status).toBe(202)
+      return response.json().id as string
+    }
+    privateId = await create("owner", { title: "Private" })
+    const shared = (await server.request("/api/v1/collections", as("owner", "POST", { name: "Shared" }))).json()
+    expect((await server.request(`/api/v1/collections/${shared.id}/members/${ids.member}`, as("owner", "PUT", { role: "viewer" }))).status).toBe(200)
+    sharedId = await create("owner", { title: "Shared", collection_ids: [shared.id] })
+    publicId = await create("curator", { title: "Public", visibility: "public" })
+    othersCollection = (await server.request("/api/v1/collections", as("other", "POST", { name: "Other's" }))).json().id
+  })
+  afterAll(() => server.stop())
+
+  it.each([
+    ["GET", "", undefined],
+    ["GET", "/chunks", undefined],
+    ["PATCH", "", { tags: ["mine"] }],
+    ["DELETE", "", undefined]
+  ] as const)("another user's private document: %s %s is 404", async (method, suffix, body) => {
+    for (const who of ["other", "member", "curator", "adminBasicKey"] as const) {
+      const response = await server.request(`/api/v1/documents/${privateId}${suffix}`, as(who, method, body))
+      expect(response.status, who).toBe(404)
+    }
+  })
+
+  it("another user's private document cannot be added to a collection (404)", async () => {
+    const response = await server.request(`/api/v1/collections/${othersCollection}/documents/${privateId}`, as("other", "POST"))
+    expect(response.status).toBe(404)
+  })
+
+  it("lists hold exactly what each caller may see", async () => {
+    const expected: Record<string, Array<string>> = {
+      owner: [privateId, sharedId, publicId],
+      other: [publicId],
+      member: [sharedId, publicId],
+      curator: [publicId],
+      adminBasicKey: [publicId],
+      admin: [privateId, sharedId, publicId]
+    }
+    for (const [who, ids] of Object.entries(expected)) {
+      const listed = await listedIds(who as keyof typeof tokens)
+      expect(listed.ids.sort(), who).toEqual([...ids].sort())
+      expect(listed.total, who).toBe(ids.length)
+    }
+  })
+
+  it("a shared collection's members, everyone for a public document, and admins can read", async () => {
+    const readers: Array<[keyof typeof tokens, string]> = [
+      ["member", sharedId],
+      ["other", publicId],
+      ["adminBasicKey", publicId],
+      ["admin", privateId],
+      ["admin", sharedId]
+    ]
+    for (const [who, id] of readers) {
+      expect((await server.request(`/api/v1/documents/${id}`, as(who))).status, `${who} ${id}`).toBe(200)
+      expect((await server.request(`/api/v1/documents/${id}/chunks`, as(who))).status, `${who} ${id}`).toBe(200)
+    }
+    // Reading is not changing: a viewer of the collection, and anyone for a public document, get 403.
+    expect((await server.request(`/api/v1/documents/${sharedId}`, as("member", "PATCH", { tags: ["x"] }))).status).toBe(403)
+    expect((await server.request(`/api/v1/documents/${publicId}`, as("other", "DELETE"))).status).toBe(403)
+  })
+
+  it("an admin's API key limited to basic can do only what a basic user can", async () => {
+    const publish = { title: "Announcement", content: "Hello", source: "api", visibility: "public" }
+    expect((await server.request("/api/v1/documents", as("adminBasicKey", "POST", publish))).status).toBe(403)
+    expect((await server.request("/api/v1/documents", as("other", "POST", publish))).status).toBe(403)
+    expect((await server.request(`/api/v1/documents/${privateId}`, as("adminBasicKey", "PATCH", { tags: ["x"] }))).status).toBe(404)
+    expect((await server.request(`/api/v1/documents/${privateId}`, as("admin", "PATCH", { tags: ["checked"] }))).status).toBe(200)
+    expect((await server.request("/api/v1/documents", as("admin", "POST", publish))).status).toBe(202)
   })
 })

@@ -15,6 +15,8 @@ export interface AppConfigShape {
   readonly logLevel: LogLevel.LogLevel
   readonly corsOrigins: ReadonlyArray<string>
   readonly bodyLimitBytes: number
+  /** Per file of POST /api/v1/documents/upload (multipart bodies are exempt from bodyLimitBytes). */
+  readonly uploadLimitBytes: number
   readonly shutdownGrace: Duration.Duration
   /** Proxies whose X-Forwarded-For is believed (see ClientIp). */
   readonly trustedProxies: ReadonlyArray<Cidr>
@@ -190,6 +192,7 @@ export const appConfig: Config.Config<AppConfigShape> = Config.all({
   logLevel: logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
   corsOrigins: list("BASALT_CORS_ORIGINS").pipe(Config.withDefault([])),
   bodyLimitBytes: byteSize("BASALT_BODY_LIMIT").pipe(Config.withDefault(1024 * 1024)),
+  uploadLimitBytes: byteSize("BASALT_UPLOAD_LIMIT").pipe(Config.withDefault(25 * 1024 * 1024)),
   shutdownGrace: Config.duration("BASALT_SHUTDOWN_GRACE").pipe(Config.withDefault(Duration.seconds(10))),
   trustedProxies: parsed("BASALT_TRUSTED_PROXIES", parseTrustedProxies).pipe(Config.withDefault([])),
   rateLimits: Config.all({

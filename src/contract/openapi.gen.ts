@@ -432,6 +432,283 @@ export interface paths {
         readonly patch?: never;
         readonly trace?: never;
     };
+    readonly "/api/v1/documents": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        /**
+         * List the documents the caller may see
+         * @description Most recently updated first, a page at a time, with the total of all matching documents.
+         *     The caller sees their own documents, those in collections they are a member of, public
+         *     documents, and admins see all. An unknown query parameter is refused with 422.
+         */
+        readonly get: operations["listDocuments"];
+        readonly put?: never;
+        /**
+         * Add or update a document
+         * @description Answers 202 with the document, status `queued`: it is indexed in the background.
+         *     The same `(source, external_id)` from the same owner again updates that document: the
+         *     fields the request names replace the stored ones, the others keep their values. When the
+         *     title and content are unchanged (same `content_hash`), nothing is re-indexed and the answer
+         *     is 200. Collections must exist and be visible to the caller (404 otherwise) and the caller
+         *     must be an editor or owner of each (403). Only curators and admins may make a document public.
+         */
+        readonly post: operations["createDocument"];
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
+    readonly "/api/v1/documents/batch": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly get?: never;
+        readonly put?: never;
+        /**
+         * Add or update up to 100 documents
+         * @description Each item is handled like POST /api/v1/documents, on its own: one bad item does not fail the
+         *     others. The answer is 207 with one result per item, in order, each with the status that item
+         *     alone would have had and either the document or the error. An item that breaks the
+         *     CreateDocumentRequest schema gets its own 422 result (its `details` paths start at the item);
+         *     only a body that is not `{ "documents": [...] }` with 1 to 100 items fails as a whole.
+         */
+        readonly post: operations["createDocumentsBatch"];
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
+    readonly "/api/v1/documents/upload": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly get?: never;
+        readonly put?: never;
+        /**
+         * Upload files as documents
+         * @description One or more files (txt, md, html, pdf, docx, csv, json), each becoming one document queued for
+         *     indexing. The type is sniffed from the bytes, not taken from the name or the part's
+         *     Content-Type. Files are streamed to a temporary directory, never held whole in memory, and
+         *     removed once the request ends. A file over BASALT_UPLOAD_LIMIT: 413; a type that is not
+         *     supported: 415; a file its parser cannot read: 422 with the parser's reason. If any file fails,
+         *     no document is created.
+         */
+        readonly post: operations["uploadDocuments"];
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
+    readonly "/api/v1/documents/events": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        /**
+         * Status changes, as server-sent events
+         * @description A `text/event-stream` of the status changes of the documents the caller may see, from the
+         *     moment of connecting (or after `Last-Event-ID`, which browsers send when they reconnect).
+         *     Each event is
+         *     ```
+         *     id: <opaque position>
+         *     event: status
+         *     data: {"document_id": "...", "status": "embedding", "error": null, "chunk_count": 0, "revision": 1, "changed_at": "..."}
+         *     ```
+         *     The data is a DocumentStatusEvent. A comment line (`: keep-alive`) comes every 15 seconds
+         *     so that proxies keep the connection open. Delivery is at least once: after a reconnection a
+         *     change may come again. The stream ends when the server shuts down; reconnect then.
+         */
+        readonly get: operations["documentEvents"];
+        readonly put?: never;
+        readonly post?: never;
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
+    readonly "/api/v1/documents/{document_id}": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        /**
+         * One document: status, chunk count, error, timestamps
+         * @description A document the caller may not see is 404, exactly like one that does not exist.
+         */
+        readonly get: operations["getDocument"];
+        readonly put?: never;
+        readonly post?: never;
+        /**
+         * Delete a document and its chunks
+         * @description Who may change a document may delete it. A second DELETE is 404.
+         */
+        readonly delete: operations["deleteDocument"];
+        readonly options?: never;
+        readonly head?: never;
+        /**
+         * Change a document's metadata, tags, collections, visibility or title
+         * @description Metadata, tags, collections and visibility change at once, without re-indexing; a new title
+         *     re-indexes the document (it is carried with every chunk). Only the owner, an editor or owner of
+         *     one of its collections, or an admin may change a document (403); one the caller cannot see is
+         *     404.
+         */
+        readonly patch: operations["updateDocument"];
+        readonly trace?: never;
+    };
+    readonly "/api/v1/documents/{document_id}/chunks": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        /** A document's chunks, in order */
+        readonly get: operations["listDocumentChunks"];
+        readonly put?: never;
+        readonly post?: never;
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
+    readonly "/api/v1/collections": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        /**
+         * The collections the caller is a member of
+         * @description Newest first, a page at a time, with the total.
+         */
+        readonly get: operations["listCollections"];
+        readonly put?: never;
+        /**
+         * Create a collection
+         * @description The caller becomes its owner.
+         */
+        readonly post: operations["createCollection"];
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
+    readonly "/api/v1/collections/{collection_id}": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        /**
+         * One collection
+         * @description A collection the caller is not a member of is 404 (admins see all).
+         */
+        readonly get: operations["getCollection"];
+        readonly put?: never;
+        readonly post?: never;
+        /**
+         * Delete a collection
+         * @description Owners and admins. Its documents stay; they only leave the collection.
+         */
+        readonly delete: operations["deleteCollection"];
+        readonly options?: never;
+        readonly head?: never;
+        /**
+         * Rename or describe a collection
+         * @description Owners, editors and admins.
+         */
+        readonly patch: operations["updateCollection"];
+        readonly trace?: never;
+    };
+    readonly "/api/v1/collections/{collection_id}/members": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        /** A collection's members */
+        readonly get: operations["listCollectionMembers"];
+        readonly put?: never;
+        readonly post?: never;
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
+    readonly "/api/v1/collections/{collection_id}/members/{user_id}": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly get?: never;
+        /**
+         * Add a member or change a member's role
+         * @description Owners and admins only. A change that would leave the collection without an owner is 409;
+         *     an unknown or deactivated user is 404.
+         */
+        readonly put: operations["setCollectionMember"];
+        readonly post?: never;
+        /**
+         * Remove a member
+         * @description Owners and admins only. Removing the last owner is 409.
+         */
+        readonly delete: operations["removeCollectionMember"];
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
+    readonly "/api/v1/collections/{collection_id}/documents/{document_id}": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly get?: never;
+        readonly put?: never;
+        /**
+         * Add a document to a collection
+         * @description Needs editor or owner on the collection, and the right to change the document. Adding a
+         *     document that is already in the collection changes nothing.
+         */
+        readonly post: operations["addCollectionDocument"];
+        /**
+         * Remove a document from a collection
+         * @description Needs editor or owner on the collection, and the right to change the document.
+         */
+        readonly delete: operations["removeCollectionDocument"];
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -647,6 +924,199 @@ export interface components {
             /** @description Opaque; for POST /api/v1/auth/refresh, once. */
             readonly refresh_token: string;
             readonly user: components["schemas"]["User"];
+        };
+        /** @description Where a document comes from, such as `local`, `web`, `slack`, `confluence`, `google_drive` or `api`. */
+        readonly DocumentSource: string;
+        /**
+         * @description Indexing moves a document through these in order; `failed` comes with `error`.
+         * @enum {string}
+         */
+        readonly DocumentStatus: "queued" | "parsing" | "chunking" | "embedding" | "indexed" | "failed";
+        /**
+         * @description `private`: the owner, members of its collections and admins; `public`: everyone.
+         * @enum {string}
+         */
+        readonly DocumentVisibility: "private" | "public";
+        /** @description At most 10; each is trimmed and lower-cased, and repeats are dropped. */
+        readonly DocumentTags: readonly string[];
+        /** @description Any JSON object of at most 16 KiB (serialised), returned as given. */
+        readonly DocumentMetadata: {
+            readonly [key: string]: unknown;
+        };
+        readonly Document: {
+            /** Format: uuid */
+            readonly id: string;
+            /** Format: uuid */
+            readonly owner_id: string;
+            readonly source: components["schemas"]["DocumentSource"];
+            readonly external_id: string | null;
+            readonly url: string | null;
+            readonly title: string;
+            readonly metadata: components["schemas"]["DocumentMetadata"];
+            readonly tags: readonly string[];
+            /** @description The collections the document is in that the caller may see. */
+            readonly collection_ids: readonly string[];
+            readonly visibility: components["schemas"]["DocumentVisibility"];
+            readonly status: components["schemas"]["DocumentStatus"];
+            /** @description Why indexing failed, for a person to act on; null unless `failed`. */
+            readonly error: string | null;
+            readonly chunk_count: number;
+            /** @description Grows with every change that needs re-indexing (title or content). */
+            readonly revision: number;
+            /** @description SHA-256 (hex) of the JSON array `[title, content]`: the same hash is not re-indexed. */
+            readonly content_hash: string;
+            /** @description The size of the content, in bytes of UTF-8. */
+            readonly content_length: number;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly updated_at: string;
+            /** Format: date-time */
+            readonly status_changed_at: string;
+            /** Format: date-time */
+            readonly indexed_at: string | null;
+        };
+        readonly CreateDocumentRequest: {
+            readonly title: string;
+            readonly content: string;
+            readonly source: components["schemas"]["DocumentSource"];
+            /** @description The document's id in its source; with `source`, what makes a second call an update. */
+            readonly external_id?: string;
+            readonly url?: string;
+            readonly metadata?: components["schemas"]["DocumentMetadata"];
+            readonly tags?: components["schemas"]["DocumentTags"];
+            readonly collection_ids?: readonly string[];
+            readonly visibility?: components["schemas"]["DocumentVisibility"];
+        };
+        readonly UpdateDocumentRequest: {
+            readonly title?: string;
+            readonly url?: string | null;
+            readonly metadata?: components["schemas"]["DocumentMetadata"];
+            readonly tags?: components["schemas"]["DocumentTags"];
+            /** @description The collections the document is in afterwards (of those the caller may see). */
+            readonly collection_ids?: readonly string[];
+            readonly visibility?: components["schemas"]["DocumentVisibility"];
+        };
+        readonly DocumentPage: {
+            readonly items: readonly components["schemas"]["Document"][];
+            /** @description Pass as `cursor` for the next page; null on the last page. */
+            readonly next_cursor: string | null;
+            /** @description How many documents match, over all pages. */
+            readonly total: number;
+        };
+        readonly DocumentList: {
+            readonly items: readonly components["schemas"]["Document"][];
+        };
+        readonly DocumentBatchRequest: {
+            /**
+             * @description Each item is a CreateDocumentRequest. Items are validated one by one, so an item
+             *     that is not one gets a 422 result of its own instead of failing the batch.
+             */
+            readonly documents: readonly unknown[];
+        };
+        /** @description Exactly one of `document` (2xx) and `error` (4xx, 5xx). */
+        readonly DocumentBatchItemResult: {
+            /** @description The item's position in the request. */
+            readonly index: number;
+            /** @description The status this item alone would have had: 200, 202, 403, 404, 422, ... */
+            readonly status: number;
+            readonly document?: components["schemas"]["Document"];
+            readonly error?: components["schemas"]["Error"];
+        };
+        readonly DocumentBatchResult: {
+            readonly results: readonly components["schemas"]["DocumentBatchItemResult"][];
+            readonly succeeded: number;
+            readonly failed: number;
+        };
+        readonly DocumentUpload: {
+            /** @description The files, as parts named `files` (each with a file name). */
+            readonly files: readonly string[];
+            /** @description A DocumentSource; `local` by default. */
+            readonly source?: string;
+            /** @description One part per tag, as in CreateDocumentRequest, applied to every file. */
+            readonly tags?: readonly string[];
+            /** @description One part per collection id. */
+            readonly collection_ids?: readonly string[];
+            /** @description A DocumentVisibility; `private` by default. */
+            readonly visibility?: string;
+        };
+        /** @description The `data` of a `status` event of GET /api/v1/documents/events. */
+        readonly DocumentStatusEvent: {
+            /** Format: uuid */
+            readonly document_id: string;
+            readonly status: components["schemas"]["DocumentStatus"];
+            readonly error: string | null;
+            readonly chunk_count: number;
+            readonly revision: number;
+            /** Format: date-time */
+            readonly changed_at: string;
+        };
+        readonly Chunk: {
+            /** Format: uuid */
+            readonly id: string;
+            readonly ordinal: number;
+            readonly content: string;
+            readonly heading_path: readonly string[];
+            readonly start_offset: number;
+            readonly end_offset: number;
+            readonly token_count: number;
+        };
+        readonly ChunkPage: {
+            readonly items: readonly components["schemas"]["Chunk"][];
+            readonly next_cursor: string | null;
+            readonly total: number;
+        };
+        /**
+         * @description `owner`: everything, members included; `editor`: adds and removes documents; `viewer`: reads.
+         * @enum {string}
+         */
+        readonly CollectionRole: "owner" | "editor" | "viewer";
+        readonly Collection: {
+            /** Format: uuid */
+            readonly id: string;
+            readonly name: string;
+            readonly description: string;
+            /**
+             * Format: uuid
+             * @description Who created it.
+             */
+            readonly owner_id: string;
+            /** @description The caller's role; null for an admin who is not a member. */
+            readonly role: components["schemas"]["CollectionRole"] | null;
+            readonly document_count: number;
+            readonly member_count: number;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly updated_at: string;
+        };
+        readonly CollectionPage: {
+            readonly items: readonly components["schemas"]["Collection"][];
+            readonly next_cursor: string | null;
+            readonly total: number;
+        };
+        readonly CreateCollectionRequest: {
+            readonly name: string;
+            readonly description?: string;
+        };
+        readonly UpdateCollectionRequest: {
+            readonly name?: string;
+            readonly description?: string;
+        };
+        readonly CollectionMember: {
+            /** Format: uuid */
+            readonly user_id: string;
+            readonly email: string;
+            readonly display_name: string;
+            readonly role: components["schemas"]["CollectionRole"];
+            /** Format: date-time */
+            readonly added_at: string;
+        };
+        readonly CollectionMemberList: {
+            readonly items: readonly components["schemas"]["CollectionMember"][];
+        };
+        readonly SetCollectionMemberRequest: {
+            readonly role: components["schemas"]["CollectionRole"];
         };
     };
     responses: {
@@ -1769,6 +2239,708 @@ export interface operations {
         readonly requestBody?: never;
         readonly responses: {
             /** @description Revoked. */
+            readonly 204: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content?: never;
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly listDocuments: {
+        readonly parameters: {
+            readonly query?: {
+                readonly source?: components["schemas"]["DocumentSource"];
+                /** @description Only documents with this tag (compared lower-cased). */
+                readonly tag?: string;
+                readonly status?: components["schemas"]["DocumentStatus"];
+                /** @description Only documents in this collection. */
+                readonly collection_id?: string;
+                /** @description Only documents updated at or after this time. */
+                readonly updated_after?: string;
+                /** @description Only documents updated before this time. */
+                readonly updated_before?: string;
+                readonly limit?: number;
+                /** @description The `next_cursor` of the previous page. */
+                readonly cursor?: string;
+            };
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description A page of documents. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["DocumentPage"];
+                };
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly createDocument: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody: {
+            readonly content: {
+                /**
+                 * @example {
+                 *       "title": "Onboarding",
+                 *       "content": "# Onboarding\n\nWelcome.",
+                 *       "source": "confluence",
+                 *       "external_id": "PAGE-42",
+                 *       "tags": [
+                 *         "hr",
+                 *         "guide"
+                 *       ]
+                 *     }
+                 */
+                readonly "application/json": components["schemas"]["CreateDocumentRequest"];
+            };
+        };
+        readonly responses: {
+            /** @description The document was already stored with this content: updated, not re-indexed. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["Document"];
+                };
+            };
+            /** @description Accepted: the document is queued for indexing. */
+            readonly 202: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["Document"];
+                };
+            };
+            readonly 400: components["responses"]["BadRequest"];
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 413: components["responses"]["PayloadTooLarge"];
+            readonly 415: components["responses"]["UnsupportedMediaType"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly createDocumentsBatch: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody: {
+            readonly content: {
+                readonly "application/json": components["schemas"]["DocumentBatchRequest"];
+            };
+        };
+        readonly responses: {
+            /** @description One result per item. */
+            readonly 207: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["DocumentBatchResult"];
+                };
+            };
+            readonly 400: components["responses"]["BadRequest"];
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 413: components["responses"]["PayloadTooLarge"];
+            readonly 415: components["responses"]["UnsupportedMediaType"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly uploadDocuments: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody: {
+            readonly content: {
+                readonly "multipart/form-data": components["schemas"]["DocumentUpload"];
+            };
+        };
+        readonly responses: {
+            /** @description Accepted: the documents are queued for indexing. */
+            readonly 202: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["DocumentList"];
+                };
+            };
+            readonly 400: components["responses"]["BadRequest"];
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 413: components["responses"]["PayloadTooLarge"];
+            readonly 415: components["responses"]["UnsupportedMediaType"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly documentEvents: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description The event stream; it stays open. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "text/event-stream": string;
+                };
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly getDocument: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly document_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description The document. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["Document"];
+                };
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly deleteDocument: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly document_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description Deleted. */
+            readonly 204: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content?: never;
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly updateDocument: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly document_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody: {
+            readonly content: {
+                /**
+                 * @example {
+                 *       "tags": [
+                 *         "hr",
+                 *         "policy"
+                 *       ],
+                 *       "metadata": {
+                 *         "team": "people"
+                 *       }
+                 *     }
+                 */
+                readonly "application/json": components["schemas"]["UpdateDocumentRequest"];
+            };
+        };
+        readonly responses: {
+            /** @description The document, changed. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["Document"];
+                };
+            };
+            readonly 400: components["responses"]["BadRequest"];
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 413: components["responses"]["PayloadTooLarge"];
+            readonly 415: components["responses"]["UnsupportedMediaType"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly listDocumentChunks: {
+        readonly parameters: {
+            readonly query?: {
+                readonly limit?: number;
+                /** @description The `next_cursor` of the previous page. */
+                readonly cursor?: string;
+            };
+            readonly header?: never;
+            readonly path: {
+                readonly document_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description A page of chunks. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ChunkPage"];
+                };
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly listCollections: {
+        readonly parameters: {
+            readonly query?: {
+                readonly limit?: number;
+                /** @description The `next_cursor` of the previous page. */
+                readonly cursor?: string;
+            };
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description A page of collections. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["CollectionPage"];
+                };
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly createCollection: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody: {
+            readonly content: {
+                /**
+                 * @example {
+                 *       "name": "Handbook",
+                 *       "description": "Policies and guides"
+                 *     }
+                 */
+                readonly "application/json": components["schemas"]["CreateCollectionRequest"];
+            };
+        };
+        readonly responses: {
+            /** @description The collection. */
+            readonly 201: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["Collection"];
+                };
+            };
+            readonly 400: components["responses"]["BadRequest"];
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 413: components["responses"]["PayloadTooLarge"];
+            readonly 415: components["responses"]["UnsupportedMediaType"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly getCollection: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly collection_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description The collection. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["Collection"];
+                };
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly deleteCollection: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly collection_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description Deleted. */
+            readonly 204: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content?: never;
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly updateCollection: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly collection_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody: {
+            readonly content: {
+                readonly "application/json": components["schemas"]["UpdateCollectionRequest"];
+            };
+        };
+        readonly responses: {
+            /** @description The collection, changed. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["Collection"];
+                };
+            };
+            readonly 400: components["responses"]["BadRequest"];
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 413: components["responses"]["PayloadTooLarge"];
+            readonly 415: components["responses"]["UnsupportedMediaType"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly listCollectionMembers: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly collection_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description The members. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["CollectionMemberList"];
+                };
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly setCollectionMember: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly collection_id: string;
+                readonly user_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody: {
+            readonly content: {
+                /**
+                 * @example {
+                 *       "role": "editor"
+                 *     }
+                 */
+                readonly "application/json": components["schemas"]["SetCollectionMemberRequest"];
+            };
+        };
+        readonly responses: {
+            /** @description The membership. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["CollectionMember"];
+                };
+            };
+            readonly 400: components["responses"]["BadRequest"];
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 409: components["responses"]["Conflict"];
+            readonly 413: components["responses"]["PayloadTooLarge"];
+            readonly 415: components["responses"]["UnsupportedMediaType"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly removeCollectionMember: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly collection_id: string;
+                readonly user_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description Removed. */
+            readonly 204: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content?: never;
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 409: components["responses"]["Conflict"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly addCollectionDocument: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly collection_id: string;
+                readonly document_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description The document is in the collection. */
+            readonly 204: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content?: never;
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly removeCollectionDocument: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly collection_id: string;
+                readonly document_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description The document left the collection. */
             readonly 204: {
                 headers: {
                     readonly "X-Request-ID": components["headers"]["RequestId"];

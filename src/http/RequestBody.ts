@@ -66,15 +66,16 @@ export const requestBodyLayer = (api: HttpApi.HttpApi.Any) =>
         const request = yield* HttpServerRequest.HttpServerRequest
         const { route } = yield* HttpRouter.RouteContext
         const types = accepted.get(`${route.method} ${route.path}`) ?? []
-        const declaredLength = Number(request.headers["content-length"] ?? "0")
-        if (declaredLength > limit) return yield* tooLarge(limit)
         const type = mediaType(request.headers["content-type"])
         if (!types.includes(type)) {
           return yield* new UnsupportedMediaType({
             message: `Content-Type ${type === "" ? "(none)" : type} is not accepted here; send ${types.join(" or ")}`
           })
         }
+        // Uploads are streamed to disk and bounded per file by their handler (BASALT_UPLOAD_LIMIT).
         if (type === "multipart/form-data") return
+        const declaredLength = Number(request.headers["content-length"] ?? "0")
+        if (declaredLength > limit) return yield* tooLarge(limit)
         // Read here, under the limit, for every text body: the framework's own read reuses it.
         const text = yield* Effect.mapError(request.text, (error) =>
           isOverLimit(error) ? tooLarge(limit) : new MalformedJson({ message: "The request body could not be read" }))

@@ -1,0 +1,114 @@
+import { HttpApiBuilder } from "@effect/platform"
+import { Effect, Layer } from "effect"
+import { CurrentUser } from "../accounts/Authentication.ts"
+import type { Caller } from "../accounts/SessionsRepo.ts"
+import { BasaltApi } from "../Api.ts"
+import { changeable } from "../documents/DocumentPolicy.ts"
+import { DocumentsRepo } from "../documents/DocumentsRepo.ts"
+import { decodeCursor, pageOf } from "../documents/PageCursor.ts"
+import { Conflict, NotFound } from "../http/ApiError.ts"
+import { authorizeCollection, type CollectionAction, collectionNotFound } from "./CollectionPolicy.ts"
+import type { Collection } from "./Collections.ts"
+import { type CollectionRow, CollectionsRepo, type MembershipChange } from "./CollectionsRepo.ts"
+
+const toCollection = ({ created_at_exact: _, ...collection }: CollectionRow): Collection => collection
+
+const lastOwner = () => new Conflict({ message: "A collection keeps at least one owner" })
+
+export const CollectionsHttpLive = HttpApiBuilder.group(BasaltApi, "collections", (handlers) =>
+  Effect.gen(function*() {
+    const collections = yield* CollectionsRepo
+    const documents = yield* DocumentsRepo
+
+    /** The collection, if the caller may do `action` with it (404 when they may not even see it). */
+    const authorized = (caller: Caller, collectionId: string, action: CollectionAction, options?: { readonly lock?: boolean }) =>
+      Effect.flatMap(collections.access(caller, collectionId, options), (access) => authorizeCollection(caller, access, action))
+
+    const view = (caller: Caller, collectionId: string) =>
+      Effect.flatMap(collections.find(caller, collectionId), (row) =>
+        row === undefined ? Effect.fail(collectionNotFound()) : Effect.succeed(toCollection(row)))
+
+    const membershipResult = (change: MembershipChange) => {
+      switch (change._tag) {
+        case "NoSuchUser":
+          return Effect.fail(new NotFound({ message: "No such active user" }))
+        case "LastOwner":
+          return Effect.fail(lastOwner())
+        case "Done":
+          return Effect.succeed(change.member)
+      }
+    }
+
+    return handlers
+      .handle("createCollection", ({ payload }) =>
+        Effect.gen(function*() {
+          const caller = yield* CurrentUser
+          return toCollection(yield* collections.create(caller, payload.name, payload.description ?? ""))
+        }).pipe(Effect.orDie))
+      .handle("listCollections", ({ urlParams }) =>
+        Effect.gen(function*() {
+          const caller = yield* CurrentUser
+          const limit = urlParams.limit ?? 50
+          const after = yield* decodeCursor(urlParams.cursor)
+          const { rows, total } = yield* Effect.orDie(collections.list(caller, limit, after))
+          return pageOf(rows, limit, total, toCollection, (last) => ({ at: last.created_at_exact, id: last.id }))
+        }))
+      .handle("getCollection", ({ path }) =>
+        Effect.gen(function*() {
+          const caller = yield* CurrentUser
+          yield* authorized(caller, path.collection_id, "read")
+          return yield* view(caller, path.collection_id)
+        }).pipe(Effect.catchTag("SqlError", Effect.die)))
+      .handle("updateCollection", ({ path, payload }) =>
+        Effect.gen(function*() {
+          const caller = yield* CurrentUser
+          yield* authorized(caller, path.collection_id, "edit")
+          yield* collections.update(path.collection_id, payload)
+          return yield* view(caller, path.collection_id)
+        }).pipe(Effect.catchTag("SqlError", Effect.die)))
+      .handle("deleteCollection", ({ path }) =>
+        Effect.gen(function*() {
+          const caller = yield* CurrentUser
+          yield* authorized(caller, path.collection_id, "manage")
+          yield* collections.remove(path.collection_id)
+        }).pipe(Effect.catchTag("SqlError", Effect.die)))
+      .handle("listCollectionMembers", ({ path }) =>
+        Effect.gen(function*() {
+          const caller = yield* CurrentUser
+          yield* authorized(caller, path.collection_id, "read")
+          return { items: yield* collections.members(path.collection_id) }
+        }).pipe(Effect.catchTag("SqlError", Effect.die)))
+      .handle("setCollectionMember", ({ path, payload }) =>
+        Effect.gen(function*() {
+          const caller = yield* CurrentUser
+          // The collection is locked: two owners demoting each other at once cannot leave none.
+          const member = yield* collections.withTransaction(Effect.gen(function*() {
+            yield* authorized(caller, path.collection_id, "manage", { lock: true })
+            return yield* membershipResult(yield* collections.setMember(path.collection_id, path.user_id, payload.role))
+          }))
+          return member!
+        }).pipe(Effect.catchTag("SqlError", Effect.die)))
+      .handle("removeCollectionMember", ({ path }) =>
+        Effect.gen(function*() {
+          const caller = yield* CurrentUser
+          const removed = yield* collections.withTransaction(Effect.gen(function*() {
+            yield* authorized(caller, path.collection_id, "manage", { lock: true })
+            return yield* membershipResult(yield* collections.removeMember(path.collection_id, path.user_id))
+          }))
+          if (removed === undefined) return yield* new NotFound({ message: "No such member of this collection" })
+        }).pipe(Effect.catchTag("SqlError", Effect.die)))
+      .handle("addCollectionDocument", ({ path }) =>
+        Effect.gen(function*() {
+          const caller = yield* CurrentUser
+          yield* authorized(caller, path.collection_id, "edit")
+          const document = yield* changeable(yield* documents.find(caller, path.document_id))
+          yield* collections.addDocument(path.collection_id, document.id)
+        }).pipe(Effect.catchTag("SqlError", Effect.die)))
+      .handle("removeCollectionDocument", ({ path }) =>
+        Effect.gen(function*() {
+          const caller = yield* CurrentUser
+          yield* authorized(caller, path.collection_id, "edit")
+          const document = yield* changeable(yield* documents.find(caller, path.document_id))
+          yield* collections.removeDocument(path.collection_id, document.id)
+        }).pipe(Effect.catchTag("SqlError", Effect.die)))
+  })).pipe(Layer.provide([CollectionsRepo.Default, DocumentsRepo.Default]))

@@ -1,0 +1,89 @@
+import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import { Effect, Layer } from "effect"
+import { CurrentUser } from "../accounts/Authentication.ts"
+import { BasaltApi } from "../Api.ts"
+import { CollectionsRepo } from "../collections/CollectionsRepo.ts"
+import { DocumentIndexer } from "../indexing/DocumentIndexer.ts"
+import { ingestBatch } from "./DocumentBatch.ts"
+import { streamDocumentEvents } from "./DocumentEvents.ts"
+import { contentHash, DocumentIngestion, toDocument } from "./DocumentIngestion.ts"
+import { changeable, mayPublish, readable } from "./DocumentPolicy.ts"
+import { DocumentsRepo } from "./DocumentsRepo.ts"
+import { uploadDocuments } from "./DocumentUpload.ts"
+import { decodeCursor, invalidCursor, pageOf } from "./PageCursor.ts"
+
+export const DocumentsHttpLive = HttpApiBuilder.group(BasaltApi, "documents", (handlers) =>
+  Effect.gen(function*() {
+    const documents = yield* DocumentsRepo
+    const ingestion = yield* DocumentIngestion
+    const indexer = yield* DocumentIndexer
+
+    return handlers
+      .handle("createDocument", ({ payload }) =>
+        Effect.gen(function*() {
+          const { document, outcome } = yield* ingestion.ingest(yield* CurrentUser, payload)
+          return HttpServerResponse.unsafeJson(document, { status: outcome === "queued" ? 202 : 200 })
+        }))
+      .handle("createDocumentsBatch", ({ payload }) =>
+        Effect.flatMap(CurrentUser, (caller) => ingestBatch(ingestion, caller, payload.documents)))
+      .handle("uploadDocuments", ({ payload }) =>
+        Effect.flatMap(CurrentUser, (caller) => uploadDocuments(ingestion, caller, payload)))
+      .handle("documentEvents", () => Effect.flatMap(CurrentUser, streamDocumentEvents))
+      .handle("listDocuments", ({ urlParams }) =>
+        Effect.gen(function*() {
+          const caller = yield* CurrentUser
+          const limit = urlParams.limit ?? 50
+          const after = yield* decodeCursor(urlParams.cursor)
+          const { rows, total } = yield* Effect.orDie(documents.list(caller, urlParams, limit, after))
+          return pageOf(rows, limit, total, toDocument, (last) => ({ at: last.updated_at_exact, id: last.id }))
+        }))
+      .handle("getDocument", ({ path }) =>
+        Effect.gen(function*() {
+          const caller = yield* CurrentUser
+          return toDocument(yield* readable(yield* Effect.orDie(documents.find(caller, path.document_id))))
+        }))
+      .handle("updateDocument", ({ path, payload }) =>
+        Effect.gen(function*() {
+          const caller = yield* CurrentUser
+          const document = yield* changeable(yield* documents.find(caller, path.document_id))
+          yield* mayPublish(caller, payload.visibility)
+          const retitled = payload.title !== undefined && payload.title !== document.title
+          const revision = yield* documents.withTransaction(Effect.gen(function*() {
+            const retitle = retitled
+              ? { title: payload.title!, contentHash: contentHash(payload.title!, yield* documents.contentOf(document.id)) }
+              : undefined
+            const revision = yield* documents.update(document.id, {
+              url: payload.url,
+              metadata: payload.metadata,
+              tags: payload.tags,
+              visibility: payload.visibility,
+              retitle
+            })
+            if (payload.collection_ids !== undefined) {
+              yield* ingestion.syncCollections(caller, document.id, payload.collection_ids)
+            }
+            return revision
+          }))
+          // The title is carried with every chunk: only a new title needs indexing again.
+          if (retitled) yield* indexer.submit({ documentId: document.id, revision })
+          return yield* ingestion.view(caller, document.id)
+        }).pipe(Effect.catchTag("SqlError", Effect.die)))
+      .handle("deleteDocument", ({ path }) =>
+        Effect.gen(function*() {
+          const caller = yield* CurrentUser
+          const document = yield* changeable(yield* documents.find(caller, path.document_id))
+          // Chunks and embeddings go with it (ON DELETE CASCADE).
+          yield* documents.remove(document.id)
+        }).pipe(Effect.catchTag("SqlError", Effect.die)))
+      .handle("listDocumentChunks", ({ path, urlParams }) =>
+        Effect.gen(function*() {
+          const caller = yield* CurrentUser
+          const document = yield* readable(yield* documents.find(caller, path.document_id))
+          const limit = urlParams.limit ?? 50
+          const after = yield* decodeCursor(urlParams.cursor)
+          if (after !== undefined && !/^\d{1,9}$/.test(after.at)) return yield* invalidCursor()
+          const afterOrdinal = after === undefined ? undefined : Number(after.at)
+          const { rows, total } = yield* documents.chunks(document.id, limit, afterOrdinal)
+          return pageOf(rows, limit, total, (row) => row, (last) => ({ at: String(last.ordinal), id: last.id }))
+        }).pipe(Effect.catchTag("SqlError", Effect.die)))
+  })).pipe(Layer.provide([DocumentIngestion.Default, DocumentsRepo.Default, CollectionsRepo.Default]))

@@ -1,0 +1,250 @@
+/**
+ * Documents in SQL. Every read goes through `visibleTo` in its WHERE clause, so a limit is never
+ * applied before the visibility filter; `can_change` is computed in the same statement.
+ */
+import { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+import type { Caller } from "../accounts/SessionsRepo.ts"
+import type { Document, DocumentListQuery, DocumentStatus, DocumentVisibility } from "./Documents.ts"
+import { exactTime, type PagePosition } from "./PageCursor.ts"
+import { visibleTo } from "./Visibility.ts"
+
+export interface DocumentRow extends Omit<Document, "collection_ids"> {
+  readonly collection_ids: ReadonlyArray<string>
+  readonly can_change: boolean
+  readonly updated_at_exact: string
+}
+
+export interface ChunkRow {
+  readonly id: string
+  readonly ordinal: number
+  readonly content: string
+  readonly heading_path: ReadonlyArray<string>
+  readonly start_offset: number
+  readonly end_offset: number
+  readonly token_count: number
+}
+
+export interface StatusChangeRow {
+  readonly document_id: string
+  readonly status: DocumentStatus
+  readonly error: string | null
+  readonly chunk_count: number
+  readonly revision: number
+  readonly changed_at: Date
+  readonly changed_at_exact: string
+}
+
+/** What a create or upsert stores; `undefined` keeps a stored document's value. */
+export interface DocumentFields {
+  readonly title: string
+  readonly content: string
+  readonly contentHash: string
+  readonly source: string
+  readonly externalId: string | undefined
+  readonly url: string | undefined
+  readonly metadata: Readonly<Record<string, unknown>> | undefined
+  readonly tags: ReadonlyArray<string> | undefined
+  readonly visibility: DocumentVisibility | undefined
+}
+
+/** The outcome of storing a document: whether it must be (re-)indexed, at which revision. */
+export interface Stored {
+  readonly id: string
+  readonly revision: number
+  readonly reindex: boolean
+  readonly created: boolean
+}
+
+export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/DocumentsRepo", {
+  effect: Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+
+    /** Owner, editor or owner of one of its collections, or admin. */
+    const canChange = (caller: Caller) =>
+      caller.role === "admin" ? sql`true` : sql`(d.owner_id = ${caller.id} OR EXISTS (
+        SELECT 1 FROM document_collections dc
+        JOIN collection_members cm ON cm.collection_id = dc.collection_id
+        WHERE dc.document_id = d.id AND cm.user_id = ${caller.id} AND cm.role IN ('owner', 'editor')))`
+
+    // Only the collections the caller may see are named.
+    const columns = (caller: Caller) => sql`
+      d.id, d.owner_id, d.source, d.external_id, d.url, d.title, d.metadata, d.tags, d.visibility, d.status,
+      d.error, d.chunk_count, d.revision, d.content_hash, octet_length(d.content) AS content_length,
+      d.created_at, d.updated_at, d.status_changed_at, d.indexed_at,
+      ARRAY(
+        SELECT dc.collection_id::text FROM document_collections dc
+        WHERE dc.document_id = d.id AND ${caller.role === "admin" ? sql`true` : sql`EXISTS (
+          SELECT 1 FROM collection_members cm WHERE cm.collection_id = dc.collection_id AND cm.user_id = ${caller.id})`}
+        ORDER BY dc.collection_id
+      ) AS collection_ids,
+      ${canChange(caller)} AS can_change,
+      ${sql.literal(exactTime("d.updated_at"))} AS updated_at_exact`
+
+    const find = (caller: Caller, documentId: string) =>
+      Effect.map(
+        sql<DocumentRow>`SELECT ${columns(caller)} FROM documents d WHERE d.id = ${documentId} AND ${visibleTo(sql, caller, "d")}`,
+        (rows) => rows[0]
+      )
+
+    const filters = (caller: Caller, query: DocumentListQuery) =>
+      sql.and([
+        visibleTo(sql, caller, "d"),
+        query.source === undefined ? sql`true` : sql`d.source = ${query.source}`,
+        query.tag === undefined ? sql`true` : sql`d.tags @> ARRAY[${query.tag}]::text[]`,
+        query.status === undefined ? sql`true` : sql`d.status = ${query.status}`,
+        query.collection_id === undefined
+          ? sql`true`
+          : sql`EXISTS (SELECT 1 FROM document_collections dc WHERE dc.document_id = d.id AND dc.collection_id = ${query.collection_id})`,
+        query.updated_after === undefined ? sql`true` : sql`d.updated_at >= ${query.updated_after}`,
+        query.updated_before === undefined ? sql`true` : sql`d.updated_at < ${query.updated_before}`
+      ])
+
+    const list = (caller: Caller, query: DocumentListQuery, limit: number, after: PagePosition | undefined) =>
+      Effect.all({
+        rows: sql<DocumentRow>`
+          SELECT ${columns(caller)} FROM documents d
+          WHERE ${filters(caller, query)}
+            AND ${after === undefined ? sql`true` : sql`(d.updated_at, d.id) < (${after.at}::timestamptz, ${after.id}::uuid)`}
+          ORDER BY d.updated_at DESC, d.id DESC
+          LIMIT ${limit + 1}`,
+        total: Effect.map(
+          sql<{ total: number }>`SELECT count(*)::int AS total FROM documents d WHERE ${filters(caller, query)}`,
+          ([row]) => row?.total ?? 0
+        )
+      }, { concurrency: 2 })
+
+    /**
+     * Inserts a document, or updates the caller's document with the same (source, external_id).
+     * A change of title or content bumps the revision and queues the document again. Run inside
+     * a transaction.
+     */
+    const store = (ownerId: string, fields: DocumentFields) =>
+      Effect.gen(function*() {
+        const [inserted] = yield* sql<{ id: string; revision: number }>`
+          INSERT INTO documents (owner_id, source, external_id, url, title, content, content_hash, metadata, tags, visibility)
+          VALUES (
+            ${ownerId}, ${fields.source}, ${fields.externalId ?? null}, ${fields.url ?? null}, ${fields.title},
+            ${fields.content}, ${fields.contentHash}, ${JSON.stringify(fields.metadata ?? {})}::jsonb,
+            ${toTextArray(fields.tags ?? [])}::text[], ${fields.visibility ?? "private"})
+          ON CONFLICT (owner_id, source, external_id) WHERE external_id IS NOT NULL DO NOTHING
+          RETURNING id, revision`
+        if (inserted !== undefined) return { id: inserted.id, revision: inserted.revision, reindex: true, created: true } satisfies Stored
+        const [existing] = yield* sql<{ id: string; content_hash: string }>`
+          SELECT id, content_hash FROM documents
+          WHERE owner_id = ${ownerId} AND source = ${fields.source} AND external_id = ${fields.externalId ?? null}
+          FOR UPDATE`
+        const reindex = existing!.content_hash !== fields.contentHash
+        const [updated] = yield* sql<{ id: string; revision: number }>`
+          UPDATE documents SET
+            url = COALESCE(${fields.url ?? null}, url),
+            metadata = COALESCE(${fields.metadata === undefined ? null : JSON.stringify(fields.metadata)}::jsonb, metadata),
+            tags = COALESCE(${fields.tags === undefined ? null : toTextArray(fields.tags)}::text[], tags),
+            visibility = COALESCE(${fields.visibility ?? null}, visibility),
+            updated_at = now()
+            ${
+          reindex
+            ? sql`, title = ${fields.title}, content = ${fields.content}, content_hash = ${fields.contentHash},
+                revision = revision + 1, status = 'queued', error = NULL, status_changed_at = clock_timestamp()`
+            : sql``
+        }
+          WHERE id = ${existing!.id}
+          RETURNING id, revision`
+        return { id: updated!.id, revision: updated!.revision, reindex, created: false } satisfies Stored
+      })
+
+    /**
+     * Metadata, tags, visibility and url change in place; `retitle` (a new title with the hash it
+     * gives) bumps the revision and queues the document again. Returns the revision.
+     */
+    const update = (documentId: string, change: {
+      readonly url?: string | null | undefined
+      readonly metadata?: Readonly<Record<string, unknown>> | undefined
+      readonly tags?: ReadonlyArray<string> | undefined
+      readonly visibility?: DocumentVisibility | undefined
+      readonly retitle?: { readonly title: string; readonly contentHash: string } | undefined
+    }) =>
+      Effect.map(
+        sql<{ revision: number }>`
+          UPDATE documents d SET
+            url = ${change.url === undefined ? sql`d.url` : sql`${change.url}`},
+            metadata = COALESCE(${change.metadata === undefined ? null : JSON.stringify(change.metadata)}::jsonb, d.metadata),
+            tags = COALESCE(${change.tags === undefined ? null : toTextArray(change.tags)}::text[], d.tags),
+            visibility = COALESCE(${change.visibility ?? null}, d.visibility),
+            updated_at = now()
+            ${
+          change.retitle === undefined
+            ? sql``
+            : sql`, title = ${change.retitle.title}, content_hash = ${change.retitle.contentHash},
+                revision = d.revision + 1, status = 'queued', error = NULL, status_changed_at = clock_timestamp()`
+        }
+          WHERE d.id = ${documentId}
+          RETURNING d.revision`,
+        ([row]) => row?.revision ?? 0
+      )
+
+    const contentOf = (documentId: string) =>
+      Effect.map(sql<{ content: string }>`SELECT content FROM documents WHERE id = ${documentId}`, ([row]) => row?.content ?? "")
+
+    const remove = (documentId: string) =>
+      Effect.map(sql<{ id: string }>`DELETE FROM documents WHERE id = ${documentId} RETURNING id`, (rows) => rows.length > 0)
+
+    /** The collections a document is in that the caller may see (admins: all). */
+    const visibleCollectionsOf = (caller: Caller, documentId: string) =>
+      Effect.map(
+        sql<{ id: string }>`
+          SELECT dc.collection_id::text AS id FROM document_collections dc
+          WHERE dc.document_id = ${documentId} AND ${caller.role === "admin" ? sql`true` : sql`EXISTS (
+            SELECT 1 FROM collection_members cm WHERE cm.collection_id = dc.collection_id AND cm.user_id = ${caller.id})`}`,
+        (rows) => rows.map((row) => row.id)
+      )
+
+    const chunks = (documentId: string, limit: number, afterOrdinal: number | undefined) =>
+      Effect.all({
+        rows: sql<ChunkRow>`
+          SELECT id, ordinal, content, heading_path, start_offset, end_offset, token_count
+          FROM chunks WHERE document_id = ${documentId} AND ordinal > ${afterOrdinal ?? -1}
+          ORDER BY ordinal LIMIT ${limit + 1}`,
+        total: Effect.map(
+          sql<{ total: number }>`SELECT count(*)::int AS total FROM chunks WHERE document_id = ${documentId}`,
+          ([row]) => row?.total ?? 0
+        )
+      })
+
+    /**
+     * Status changes of the documents the caller may see, at or after `since` (exact text), in
+     * the order they happened.
+     */
+    const statusChangesSince = (caller: Caller, since: string, limit: number) =>
+      sql<StatusChangeRow>`
+        SELECT d.id AS document_id, d.status, d.error, d.chunk_count, d.revision,
+          d.status_changed_at AS changed_at, ${sql.literal(exactTime("d.status_changed_at"))} AS changed_at_exact
+        FROM documents d
+        WHERE d.status_changed_at >= ${since}::timestamptz AND ${visibleTo(sql, caller, "d")}
+        ORDER BY d.status_changed_at, d.id
+        LIMIT ${limit}`
+
+    const now = Effect.map(
+      sql<{ now: string }>`SELECT ${sql.literal(exactTime("clock_timestamp()"))} AS now`,
+      ([row]) => row!.now
+    )
+
+    return {
+      find,
+      list,
+      store,
+      update,
+      remove,
+      contentOf,
+      visibleCollectionsOf,
+      chunks,
+      statusChangesSince,
+      now,
+      withTransaction: sql.withTransaction
+    } as const
+  })
+}) {}
+
+/** A Postgres array literal, so that one parameter carries the whole array on every driver. */
+const toTextArray = (values: ReadonlyArray<string>) =>
+  `{${values.map((value) => `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`).join(",")}}`

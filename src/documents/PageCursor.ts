@@ -1,0 +1,45 @@
+/**
+ * Keyset page cursors for documents, chunks and collections: the sort key of the last item of a
+ * page (a timestamp as exact text, or a position, and an id), opaque to clients.
+ */
+import { Effect, Schema } from "effect"
+import { ValidationFailed } from "../http/ApiError.ts"
+
+const Position = Schema.parseJson(Schema.Struct({ at: Schema.String.pipe(Schema.maxLength(64)), id: Schema.UUID }))
+export type PagePosition = typeof Position.Type
+
+export const encodeCursor = (position: PagePosition) =>
+  Buffer.from(Schema.encodeSync(Position)(position)).toString("base64url")
+
+export const invalidCursor = () =>
+  new ValidationFailed({
+    message: "The request does not match the schema",
+    details: [{ path: "cursor", message: "Not a cursor this server issued" }]
+  })
+
+export const decodeCursor = (cursor: string | undefined): Effect.Effect<PagePosition | undefined, ValidationFailed> =>
+  cursor === undefined
+    ? Effect.succeed(undefined)
+    : Schema.decodeUnknown(Position)(Buffer.from(cursor, "base64url").toString("utf8")).pipe(
+      Effect.mapError(invalidCursor)
+    )
+
+/** A page from `limit + 1` rows: the extra row only says there is more. */
+export const pageOf = <Row, Item>(
+  rows: ReadonlyArray<Row>,
+  limit: number,
+  total: number,
+  item: (row: Row) => Item,
+  positionOf: (last: Row) => PagePosition
+) => {
+  const page = rows.slice(0, limit)
+  const last = page[page.length - 1]
+  return {
+    items: page.map(item),
+    next_cursor: rows.length > limit && last !== undefined ? encodeCursor(positionOf(last)) : null,
+    total
+  }
+}
+
+/** A timestamp column as text that casts back to exactly the same `timestamptz` (microseconds). */
+export const exactTime = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
