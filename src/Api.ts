@@ -6,6 +6,7 @@ import { SingleSignOnApi } from "./accounts/SingleSignOnApi.ts"
 import { DocsApi } from "./docs/DocsApi.ts"
 import { HealthApi } from "./health/HealthApi.ts"
 import { InternalError } from "./http/ApiError.ts"
+import { SearchApi } from "./search/SearchApi.ts"
 
 export class BasaltApi extends HttpApi.make("basalt")
   .add(HealthApi)
@@ -15,6 +16,7 @@ export class BasaltApi extends HttpApi.make("basalt")
   .add(UsersApi)
   .add(AdminApi)
   .add(ApiKeysApi)
+  .add(SearchApi)
   .addError(InternalError)
   .annotate(OpenApi.Title, "Basalt API")
 {}
