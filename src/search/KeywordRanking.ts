@@ -24,7 +24,7 @@ export interface Bm25Parameters {
   readonly b: number
 }
 
-export const defaultBm25: Bm25Parameters = { k1: 1.2, b: 0.75 }
+export const defaultBm25: Bm25Parameters = { k1: 2.0, b: 0.6 }
 
 /**
  * A CTE list (no leading WITH) defining `query_terms(lexeme, weight)` (qtf · idf),
