@@ -8,6 +8,7 @@ import { DocsApi } from "./docs/DocsApi.ts"
 import { DocumentsApi } from "./documents/DocumentsApi.ts"
 import { HealthApi } from "./health/HealthApi.ts"
 import { InternalError } from "./http/ApiError.ts"
+import { SearchApi } from "./search/SearchApi.ts"
 
 export class BasaltApi extends HttpApi.make("basalt")
   .add(HealthApi)
@@ -19,6 +20,7 @@ export class BasaltApi extends HttpApi.make("basalt")
   .add(ApiKeysApi)
   .add(DocumentsApi)
   .add(CollectionsApi)
+  .add(SearchApi)
   .addError(InternalError)
   .annotate(OpenApi.Title, "Basalt API")
 {}

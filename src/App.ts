@@ -3,6 +3,7 @@ import { HttpApiBuilder } from "@effect/platform"
 import { Layer } from "effect"
 import { AppConfigLive } from "../layers/AppConfigLive.ts"
 import { DatabaseLive } from "../layers/DatabaseLive.ts"
+import { LocalEmbedderLive } from "../layers/LocalEmbedderLive.ts"
 import { OidcProviderLive } from "../layers/OidcProviderLive.ts"
 import { serveApi } from "../layers/HttpServerLive.ts"
 import { LoggerLive, TelemetryLive } from "../layers/TelemetryLive.ts"
@@ -21,18 +22,20 @@ import { ServerLifecycle } from "./http/ServerLifecycle.ts"
 // Replaced by the real indexer (the @effect/cluster entity) when the indexing work is merged.
 import { DocumentIndexerPending } from "./indexing/DocumentIndexerPending.ts"
 import { RateLimiter } from "./ratelimit/RateLimiter.ts"
+import { SearchHttpLive } from "./search/SearchHttp.ts"
+import { SearchStatisticsLive } from "./search/SearchStatistics.ts"
 import { AuthRateLimitLive } from "./ratelimit/RateLimitHttp.ts"
 
 const AccountsLive = Layer.mergeAll(AccessTokens.Live, PasswordHasher.Live, CallerCache.Live, OidcProviderLive)
 
 const ApiLive = HttpApiBuilder.api(BasaltApi).pipe(
   Layer.provide([HealthHttpLive, DocsHttpLive, AuthHttpLive, SingleSignOnHttpLive, UsersHttpLive, AdminHttpLive, ApiKeysHttpLive]),
-  Layer.provide([DocumentsHttpLive, CollectionsHttpLive]),
+  Layer.provide([DocumentsHttpLive, CollectionsHttpLive, SearchHttpLive]),
   Layer.provide([Authentication.Live, AdminAuthentication.Live, AuthRateLimitLive]),
-  Layer.provide([AccountsLive, RateLimiter.Live, DocumentIndexerPending])
+  Layer.provide([AccountsLive, RateLimiter.Live, DocumentIndexerPending, LocalEmbedderLive])
 )
 
-export const AppLive = serveApi(BasaltApi, ApiLive).pipe(
+export const AppLive = serveApi(BasaltApi, Layer.merge(ApiLive, SearchStatisticsLive)).pipe(
   Layer.provide(DatabaseLive),
   Layer.provide(ServerLifecycle.Live),
   Layer.provide(TelemetryLive),

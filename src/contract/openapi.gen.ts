@@ -709,6 +709,34 @@ export interface paths {
         readonly patch?: never;
         readonly trace?: never;
     };
+    readonly "/api/v1/search": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly get?: never;
+        readonly put?: never;
+        /**
+         * Search the documents the caller may read
+         * @description Keyword (BM25 over Postgres full text), semantic (pgvector HNSW, cosine, over the
+         *     embeddings of the current embedding model) or hybrid (reciprocal-rank fusion of both, k =
+         *     60; the default). Only documents the caller may read are considered: their own, those of
+         *     collections they belong to, public ones; admins read all. Results are documents, each
+         *     shown by its best-matching chunk, best first.
+         *
+         *     Without pgvector (a PostgreSQL server without the extension) semantic search answers
+         *     422 naming the missing extension, and hybrid search runs as keyword search, saying so in
+         *     `fallback`.
+         */
+        readonly post: operations["search"];
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1117,6 +1145,96 @@ export interface components {
         };
         readonly SetCollectionMemberRequest: {
             readonly role: components["schemas"]["CollectionRole"];
+        };
+        /** @enum {string} */
+        readonly SearchMode: "hybrid" | "keyword" | "semantic";
+        /**
+         * @description Every filter given must hold (AND); inside one list, any value (OR). An unknown filter is
+         *     422; a collection the caller cannot see is 404.
+         */
+        readonly SearchFilters: {
+            readonly sources?: readonly string[];
+            /** @description Documents with any of these tags (compared trimmed and lower-cased). */
+            readonly tags?: readonly string[];
+            readonly collections?: readonly string[];
+            readonly document_ids?: readonly string[];
+            /**
+             * Format: date-time
+             * @description Documents updated at or after this instant.
+             */
+            readonly updated_after?: string;
+            /**
+             * Format: date-time
+             * @description Documents updated before this instant.
+             */
+            readonly updated_before?: string;
+        };
+        /** @description Hybrid only; each list's weight in the fusion (default 1 and 1). */
+        readonly SearchWeights: {
+            readonly keyword?: number;
+            readonly semantic?: number;
+        };
+        readonly SearchRequest: {
+            /** @description Words to look for; at least one character that is not a space. */
+            readonly query: string;
+            /** @description Default hybrid. */
+            readonly mode?: components["schemas"]["SearchMode"];
+            readonly filters?: components["schemas"]["SearchFilters"];
+            /** @description Results per page (default 10). */
+            readonly limit?: number;
+            /** @description A `next_cursor` of a previous page of the same search (same query, mode, filters, weights). */
+            readonly cursor?: string;
+            readonly weights?: components["schemas"]["SearchWeights"];
+        };
+        readonly SearchResult: {
+            /** Format: uuid */
+            readonly document_id: string;
+            /**
+             * Format: uuid
+             * @description The document's best-matching chunk.
+             */
+            readonly chunk_id: string;
+            readonly title: string;
+            readonly source: string;
+            readonly url: string | null;
+            /** @description The chunk's text. */
+            readonly content: string;
+            /**
+             * @description Up to three passages of the chunk with the query's words marked as «word» (U+00AB
+             *     and U+00BB around each match, stemmed forms included: a query for "index" marks
+             *     «indexing»). Empty when no query word occurs literally in the chunk (a semantic match).
+             */
+            readonly highlights: readonly string[];
+            /**
+             * @description keyword: BM25; semantic: cosine similarity; hybrid: the fused reciprocal-rank score.
+             *     Comparable only within one search.
+             */
+            readonly score: number;
+            /** @description Position in the whole result list, across pages. */
+            readonly rank: number;
+        };
+        readonly SearchFallback: {
+            readonly requested_mode: components["schemas"]["SearchMode"];
+            readonly reason: string;
+        };
+        readonly SearchResponse: {
+            readonly query: string;
+            /** @description The mode that ran (keyword when hybrid fell back). */
+            readonly mode: components["schemas"]["SearchMode"];
+            readonly results: readonly components["schemas"]["SearchResult"][];
+            /**
+             * @description How many documents (not chunks) the search found, across all pages: for keyword every
+             *     readable document holding a query word; for semantic the documents of the 200
+             *     nearest chunks; for hybrid the documents in either list (keyword's best 200, semantic's).
+             */
+            readonly total: number;
+            readonly search_time_ms: number;
+            /** @description The filters as applied (tags normalised). */
+            readonly filters: components["schemas"]["SearchFilters"];
+            /** @description The next page; null on the last. */
+            readonly next_cursor: string | null;
+            /** @description Set when the requested mode could not run and another ran instead. */
+            readonly fallback: components["schemas"]["SearchFallback"] | null;
         };
     };
     responses: {
@@ -2954,6 +3072,55 @@ export interface operations {
             readonly 401: components["responses"]["Unauthorized"];
             readonly 403: components["responses"]["Forbidden"];
             readonly 404: components["responses"]["NotFound"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly search: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody: {
+            readonly content: {
+                /**
+                 * @example {
+                 *       "query": "rotate the signing keys",
+                 *       "mode": "hybrid",
+                 *       "filters": {
+                 *         "tags": [
+                 *           "security"
+                 *         ]
+                 *       },
+                 *       "limit": 10
+                 *     }
+                 */
+                readonly "application/json": components["schemas"]["SearchRequest"];
+            };
+        };
+        readonly responses: {
+            /** @description One page of results. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["SearchResponse"];
+                };
+            };
+            readonly 400: components["responses"]["BadRequest"];
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 413: components["responses"]["PayloadTooLarge"];
+            readonly 415: components["responses"]["UnsupportedMediaType"];
             readonly 422: components["responses"]["ValidationFailed"];
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];

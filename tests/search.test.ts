@@ -1,0 +1,297 @@
+/**
+ * POST /api/v1/search through the HTTP API, on documents and chunks written straight into the
+ * database (cut by the real chunker, embedded by the local embedder where pgvector is): each
+ * mode, the filters, visibility, highlights, pages, bad input, and the lexical-only path.
+ */
+import { HttpServer } from "@effect/platform"
+import { SqlClient } from "@effect/sql"
+import { ConfigProvider, Effect, Layer, ManagedRuntime } from "effect"
+import { rmSync } from "node:fs"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { AppConfigLive } from "../layers/AppConfigLive.ts"
+import { DatabaseLive } from "../layers/DatabaseLive.ts"
+import { AppLive } from "../src/App.ts"
+import { DatabaseInfo } from "../src/database/Database.ts"
+import { makeHashEmbedding } from "../src/embedding/HashEmbedding.ts"
+import { chunkDocument } from "../src/indexing/Chunker.ts"
+import { freshPostgresDatabase, receive, type TestResponse, testEnv } from "./support/server.ts"
+
+interface Server {
+  readonly request: (path: string, init?: RequestInit) => Promise<TestResponse>
+  readonly sql: <A>(f: (sql: SqlClient.SqlClient) => Effect.Effect<A, unknown>) => Promise<A>
+  readonly pgvector: boolean
+  readonly stop: () => Promise<void>
+}
+
+/** The real server, plus its database handle (the same pool: Layers are shared within one build). */
+const start = async (): Promise<Server> => {
+  const database = process.env.DATABASE_URL ? await freshPostgresDatabase() : undefined
+  const { dataDir, values } = testEnv({ BASALT_ALLOW_SIGNUP: "true", ...(database ? { DATABASE_URL: database.url } : {}) })
+  const provider = Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(values))))
+  const runtime = ManagedRuntime.make(
+    Layer.merge(AppLive, DatabaseLive.pipe(Layer.provide(AppConfigLive))).pipe(Layer.provide(provider))
+  )
+  const address = await runtime.runPromise(Effect.map(HttpServer.HttpServer, (server) => server.address))
+  if (address._tag !== "TcpAddress") throw new Error("expected a TCP address")
+  const { pgvector } = await runtime.runPromise(DatabaseInfo)
+  const url = `http://127.0.0.1:${address.port}`
+  return {
+    request: async (path, init) => receive(init?.method ?? "GET", path, await fetch(`${url}${path}`, init)),
+    sql: (f) => runtime.runPromise(Effect.flatMap(SqlClient.SqlClient, f)),
+    pgvector,
+    stop: async () => {
+      await runtime.dispose()
+      await database?.drop()
+      rmSync(dataDir, { recursive: true, force: true })
+    }
+  }
+}
+
+describe("search", () => {
+  let server: Server
+  const tokens: Record<string, string> = {}
+  const ids: Record<string, string> = {}
+  const documents: Record<string, string> = {}
+  const embedding = makeHashEmbedding()
+
+  const search = (who: string, body: unknown) =>
+    server.request("/api/v1/search", {
+      method: "POST",
+      headers: { authorization: `Bearer ${tokens[who]}`, "content-type": "application/json" },
+      body: JSON.stringify(body)
+    })
+
+  const addDocument = (
+    key: string,
+    owner: string,
+    document: { title: string; content: string; source?: string; tags?: Array<string>; visibility?: string; updated_at?: string }
+  ) =>
+    server.sql((sql) =>
+      Effect.gen(function*() {
+        const [row] = yield* sql<{ id: string }>`
+          INSERT INTO documents (owner_id, source, title, content, content_hash, tags, visibility, status, updated_at)
+          VALUES (${ids[owner]!}, ${document.source ?? "api"}, ${document.title}, ${document.content}, '-',
+                  ${document.tags ?? []}::text[], ${document.visibility ?? "private"}, 'indexed',
+                  ${document.updated_at ?? "2026-06-01T00:00:00Z"}::timestamptz)
+          RETURNING id`
+        documents[key] = row!.id
+        for (const chunk of chunkDocument({ title: document.title, text: document.content })) {
+          const [inserted] = yield* sql<{ id: string }>`
+            INSERT INTO chunks (document_id, ordinal, content, contextual_content, start_offset, end_offset, token_count)
+            VALUES (${row!.id}, ${chunk.ordinal}, ${chunk.text}, ${chunk.contextualText}, ${chunk.start}, ${chunk.end}, ${chunk.tokenCount})
+            RETURNING id`
+          if (server.pgvector) {
+            const vector = `[${Array.from(embedding.embed(chunk.contextualText)).join(",")}]`
+            yield* sql`INSERT INTO chunk_embeddings (chunk_id, model, embedding) VALUES (${inserted!.id}, ${embedding.model}, ${vector}::vector)`
+          }
+        }
+      })
+    )
+
+  const addCollection = (key: string, owner: string, members: Array<string>, documentKeys: Array<string>) =>
+    server.sql((sql) =>
+      Effect.gen(function*() {
+        const [row] = yield* sql<{ id: string }>`INSERT INTO collections (name, owner_id) VALUES (${key}, ${ids[owner]!}) RETURNING id`
+        documents[key] = row!.id
+        for (const member of [owner, ...members]) {
+          yield* sql`INSERT INTO collection_members (collection_id, user_id, role)
+            VALUES (${row!.id}, ${ids[member]!}, ${member === owner ? "owner" : "viewer"})`
+        }
+        for (const document of documentKeys) {
+          yield* sql`INSERT INTO document_collections (document_id, collection_id) VALUES (${documents[document]!}, ${row!.id})`
+        }
+      })
+    )
+
+  beforeAll(async () => {
+    server = await start()
+    for (const name of ["admin", "alice", "bob"]) {
+      const credentials = { email: `${name}@example.com`, password: `${name} password long` }
+      await server.request("/api/v1/auth/register", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ ...credentials, display_name: name })
+      })
+      const login = await server.request("/api/v1/auth/login", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(credentials)
+      })
+      tokens[name] = login.json().access_token
+      ids[name] = login.json().user.id
+    }
+    await addDocument("aliceKeys", "alice", {
+      title: "Rotating the signing keys",
+      content: "# Procedure\n\nRotate the signing keys every quarter. The old key stays valid for a day.",
+      source: "confluence",
+      tags: ["security"],
+      updated_at: "2026-03-01T00:00:00Z"
+    })
+    await addDocument("alicePlanning", "alice", {
+      title: "Quarterly planning",
+      content: "Budget, hiring and the roadmap for the next quarter.",
+      source: "google_drive",
+      tags: ["planning"]
+    })
+    // Bob's private runbook is the best match for the key-rotation queries: alice must never see it.
+    await addDocument("bobSecret", "bob", {
+      title: "Signing key rotation: signing keys rotated, rotate signing keys",
+      content: "Rotate signing keys. Signing keys rotation runbook: rotate the signing keys and the signing key store."
+    })
+    await addDocument("bobShared", "bob", {
+      title: "Shared services",
+      content: "How the shared services rotate their signing keys.",
+      source: "slack"
+    })
+    await addDocument("bobPublic", "bob", {
+      title: "Public FAQ",
+      content: "Do you rotate signing keys? Yes, every quarter.",
+      visibility: "public"
+    })
+    await addDocument("bobOtherTeam", "bob", { title: "Other team", content: "The other team rotates signing keys too." })
+    await addCollection("sharedWithAlice", "bob", ["alice"], ["bobShared"])
+    await addCollection("bobOnly", "bob", [], ["bobOtherTeam"])
+    for (let i = 0; i < 25; i++) {
+      await addDocument(`zebra${i}`, "alice", { title: `Zebra note ${i}`, content: `Zebra sighting number ${i}. ${"zebra ".repeat(i % 5)}` })
+    }
+  }, 120_000)
+  afterAll(() => server.stop())
+
+  const documentIds = (response: TestResponse) => response.json().results.map((result: { document_id: string }) => result.document_id)
+
+  it("ranks by keyword, shows only what the caller may read, and marks the matched words", async () => {
+    const response = await search("alice", { query: "rotate signing keys", mode: "keyword" })
+    expect(response.status).toBe(200)
+    const body = response.json()
+    expect(body).toMatchObject({ query: "rotate signing keys", mode: "keyword", fallback: null, next_cursor: null, filters: {} })
+    // Her own, the collection's and the public one; not bob's private ones, though they match best.
+    expect(new Set(documentIds(response))).toEqual(new Set([documents.aliceKeys, documents.bobShared, documents.bobPublic]))
+    expect(body.total).toBe(3)
+    expect(body.results.map((result: { rank: number }) => result.rank)).toEqual([1, 2, 3])
+    const scores = body.results.map((result: { score: number }) => result.score)
+    expect([...scores].sort((a: number, b: number) => b - a)).toEqual(scores)
+    const own = body.results.find((result: { document_id: string }) => result.document_id === documents.aliceKeys)
+    expect(own).toMatchObject({ title: "Rotating the signing keys", source: "confluence", url: null })
+    expect(own.content).toContain("Rotate the signing keys every quarter")
+    expect(own.highlights.join(" ")).toMatch(/«Rotate» the «signing» «keys»/)
+  })
+
+  it("lets an admin read everything", async () => {
+    const response = await search("admin", { query: "rotate signing keys", mode: "keyword", limit: 100 })
+    expect(response.json().results[0].document_id).toBe(documents.bobSecret)
+    expect(new Set(documentIds(response))).toEqual(
+      new Set([documents.aliceKeys, documents.bobShared, documents.bobPublic, documents.bobSecret, documents.bobOtherTeam])
+    )
+  })
+
+  it("applies every filter inside the search", async () => {
+    const only = async (filters: unknown, expected: Array<string>) => {
+      const response = await search("alice", { query: "rotate signing keys quarter", mode: "keyword", filters })
+      expect(response.status).toBe(200)
+      expect(new Set(documentIds(response))).toEqual(new Set(expected.map((key) => documents[key])))
+      expect(response.json().total).toBe(expected.length)
+      return response.json()
+    }
+    await only({ sources: ["confluence"] }, ["aliceKeys"])
+    const tagged = await only({ tags: [" Security "] }, ["aliceKeys"])
+    expect(tagged.filters).toEqual({ tags: ["security"] })
+    await only({ collections: [documents.sharedWithAlice] }, ["bobShared"])
+    await only({ document_ids: [documents.bobPublic, documents.bobSecret] }, ["bobPublic"])
+    await only({ updated_before: "2026-04-01T00:00:00Z" }, ["aliceKeys"])
+    await only({ updated_after: "2026-04-01T00:00:00Z", sources: ["slack", "api"] }, ["bobShared", "bobPublic"])
+  })
+
+  it("answers 404 for a collection that does not exist or that the caller cannot see", async () => {
+    for (const collection of [documents.bobOnly, "00000000-0000-4000-8000-000000000000"]) {
+      const response = await search("alice", { query: "keys", filters: { collections: [collection] } })
+      expect(response.status).toBe(404)
+      expect(response.json().error).toBe("not_found")
+    }
+    expect((await search("bob", { query: "keys", mode: "keyword", filters: { collections: [documents.bobOnly] } })).status).toBe(200)
+  })
+
+  it("pages with a cursor, with the total on every page", async () => {
+    const seen: Array<string> = []
+    let cursor: string | undefined
+    const sizes: Array<number> = []
+    do {
+      const response = await search("alice", { query: "zebra", mode: "keyword", limit: 10, ...(cursor ? { cursor } : {}) })
+      expect(response.status).toBe(200)
+      const body = response.json()
+      expect(body.total).toBe(25)
+      expect(body.results[0].rank).toBe(seen.length + 1)
+      seen.push(...documentIds(response))
+      sizes.push(body.results.length)
+      cursor = body.next_cursor ?? undefined
+    } while (cursor !== undefined)
+    expect(sizes).toEqual([10, 10, 5])
+    expect(new Set(seen).size).toBe(25)
+  })
+
+  it("refuses bad input with 422 in the one error shape", async () => {
+    const first = (await search("alice", { query: "zebra", mode: "keyword", limit: 5 })).json()
+    const bad: Array<unknown> = [
+      { query: "" },
+      { query: "   " },
+      { query: "x".repeat(1001) },
+      { query: "zebra", limit: 101 },
+      { query: "zebra", limit: 0 },
+      { query: "zebra", mode: "fuzzy" },
+      { query: "zebra", filters: { colour: "red" } },
+      { query: "zebra", filters: { tags: [] } },
+      { query: "zebra", unknown: true },
+      { query: "zebra", cursor: "not a cursor!" },
+      { query: "zebra", cursor: Buffer.from("{\"o\":-1,\"f\":\"x\"}").toString("base64url") },
+      // A cursor of another search.
+      { query: "quarter", mode: "keyword", limit: 5, cursor: first.next_cursor }
+    ]
+    for (const body of bad) {
+      const response = await search("alice", body)
+      expect(response.status, JSON.stringify(body)).toBe(422)
+      expect(response.json().error).toBe("validation_failed")
+    }
+    expect((await search("alice", { query: "zebra", mode: "keyword", limit: 5, cursor: first.next_cursor })).status).toBe(200)
+  })
+
+  it("needs credentials", async () => {
+    const response = await server.request("/api/v1/search", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ query: "keys" })
+    })
+    expect(response.status).toBe(401)
+  })
+
+  it("searches by meaning and fuses both lists where pgvector is", async () => {
+    if (!server.pgvector) return
+    const semantic = await search("alice", { query: "signing key rotation", mode: "semantic", limit: 100 })
+    expect(semantic.status).toBe(200)
+    expect(semantic.json()).toMatchObject({ mode: "semantic", fallback: null })
+    expect(documentIds(semantic)[0]).toBe(documents.aliceKeys)
+    expect(documentIds(semantic)).not.toContain(documents.bobSecret)
+    expect(documentIds(semantic)).not.toContain(documents.bobOtherTeam)
+
+    const hybrid = await search("alice", { query: "rotate signing keys", limit: 100, weights: { keyword: 1, semantic: 0.5 } })
+    expect(hybrid.status).toBe(200)
+    expect(hybrid.json()).toMatchObject({ mode: "hybrid", fallback: null })
+    expect(documentIds(hybrid)).toContain(documents.aliceKeys)
+    expect(documentIds(hybrid)).not.toContain(documents.bobSecret)
+    expect(hybrid.json().total).toBe(hybrid.json().results.length)
+
+    const filtered = await search("alice", { query: "signing keys", mode: "semantic", filters: { sources: ["slack"] } })
+    expect(documentIds(filtered)).toEqual([documents.bobShared])
+  })
+
+  it("without pgvector: semantic names the missing extension, hybrid falls back to keyword and says so", async () => {
+    if (server.pgvector) return
+    const semantic = await search("alice", { query: "signing keys", mode: "semantic" })
+    expect(semantic.status).toBe(422)
+    expect(semantic.json().details[0]).toMatchObject({ path: "mode" })
+    expect(semantic.json().details[0].message).toContain("pgvector")
+    const hybrid = await search("alice", { query: "rotate signing keys" })
+    expect(hybrid.status).toBe(200)
+    expect(hybrid.json()).toMatchObject({ mode: "keyword", fallback: { requested_mode: "hybrid" } })
+    expect(hybrid.json().fallback.reason).toContain("pgvector")
+    expect(new Set(documentIds(hybrid))).toEqual(new Set([documents.aliceKeys, documents.bobShared, documents.bobPublic]))
+  })
+})
