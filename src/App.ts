@@ -3,6 +3,7 @@ import { HttpApiBuilder } from "@effect/platform"
 import { Layer } from "effect"
 import { AppConfigLive } from "../layers/AppConfigLive.ts"
 import { DatabaseLive } from "../layers/DatabaseLive.ts"
+import { IndexingLive } from "../layers/IndexingLive.ts"
 import { OidcProviderLive } from "../layers/OidcProviderLive.ts"
 import { serveApi } from "../layers/HttpServerLive.ts"
 import { LoggerLive, TelemetryLive } from "../layers/TelemetryLive.ts"
@@ -27,8 +28,11 @@ const ApiLive = HttpApiBuilder.api(BasaltApi).pipe(
   Layer.provide([AccountsLive, RateLimiter.Live])
 )
 
+// Indexing (and the DocumentIndexer the handlers submit to) runs as long as the server; merged
+// so that the database and the indexer are reachable from the runtime (tests, scripts).
 export const AppLive = serveApi(BasaltApi, ApiLive).pipe(
-  Layer.provide(DatabaseLive),
+  Layer.provideMerge(IndexingLive),
+  Layer.provideMerge(DatabaseLive),
   Layer.provide(ServerLifecycle.Live),
   Layer.provide(TelemetryLive),
   Layer.provide(LoggerLive),
