@@ -106,7 +106,7 @@ export class IndexingPipeline extends Effect.Service<IndexingPipeline>()("basalt
         Effect.orDie,
         permits.withPermits(1),
         Effect.tap((outcome) =>
-          Effect.logDebug("indexing run finished").pipe(
+          Effect.logInfo("indexing run finished").pipe(
             Effect.annotateLogs({ document_id: documentId, revision, outcome, attempts })
           )
         ),
