@@ -12,7 +12,9 @@
  * index the same document at once; the other takes over when the holder goes away.
  */
 import { RunnerAddress, RunnerHealth, Runners, Sharding, ShardingConfig, Singleton, SqlMessageStorage, SqlRunnerStorage } from "@effect/cluster"
+import { SqlClient } from "@effect/sql"
 import { Effect, Layer, Option } from "effect"
+import { migrationLockKey } from "../src/database/Database.ts"
 import { DocumentIndexer } from "../src/indexing/DocumentIndexer.ts"
 import { DocumentIndexing } from "../src/indexing/DocumentIndexing.ts"
 import { EmbeddingIndex } from "../src/indexing/EmbeddingIndex.ts"
@@ -30,12 +32,38 @@ export const shardingConfig: Partial<ShardingConfig.ShardingConfig["Type"]> = {
   entityMaxIdleTime: "15 seconds"
 }
 
+/**
+ * Builds `layer` holding the migrations' advisory lock: the cluster creates its tables when its
+ * storage layers are built, and processes starting together on one Postgres would race to
+ * create them (and the vector index).
+ */
+const underMigrationLock = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
+  Layer.scopedContext(
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const layerScope = yield* Effect.scope
+      // The lock's connection and the lock itself last only as long as the build.
+      return yield* Effect.scoped(
+        Effect.gen(function*() {
+          const connection = yield* Effect.orDie(sql.reserve)
+          yield* Effect.acquireRelease(
+            Effect.orDie(connection.execute("SELECT pg_advisory_lock($1)", [migrationLockKey], undefined)),
+            () => Effect.ignore(connection.execute("SELECT pg_advisory_unlock($1)", [migrationLockKey], undefined))
+          )
+          return yield* Layer.buildWithScope(layer, layerScope)
+        })
+      )
+    })
+  )
+
 /** SingleRunner.layer, with `shardingConfig` instead of the environment's. */
-export const ClusterLive = Sharding.layer.pipe(
-  Layer.provideMerge(Runners.layerNoop),
-  Layer.provideMerge(SqlMessageStorage.layer),
-  Layer.provide([Layer.orDie(SqlRunnerStorage.layer), RunnerHealth.layerNoop]),
-  Layer.provide(ShardingConfig.layer(shardingConfig))
+export const ClusterLive = underMigrationLock(
+  Sharding.layer.pipe(
+    Layer.provideMerge(Runners.layerNoop),
+    Layer.provideMerge(SqlMessageStorage.layer),
+    Layer.provide([Layer.orDie(SqlRunnerStorage.layer), RunnerHealth.layerNoop]),
+    Layer.provide(ShardingConfig.layer(shardingConfig))
+  )
 )
 
 const DocumentIndexingLive = DocumentIndexing.toLayer(
@@ -64,7 +92,7 @@ export const DocumentIndexerLive = Layer.effect(
 )
 
 /** Records the model and creates its vector index before any document is indexed with it. */
-const PrepareEmbeddingIndex = Layer.effectDiscard(Effect.flatMap(EmbeddingIndex, (index) => index.prepare))
+const PrepareEmbeddingIndex = underMigrationLock(Layer.effectDiscard(Effect.flatMap(EmbeddingIndex, (index) => index.prepare)))
 
 /** One re-embedding at a time across processes: a singleton runs where its shard is held. */
 const ReembedLive = Singleton.make("basalt/Reembed", Effect.flatMap(EmbeddingIndex, (index) => index.reembed))
