@@ -3,7 +3,8 @@ import { HttpApiBuilder } from "@effect/platform"
 import { Layer } from "effect"
 import { AppConfigLive } from "../layers/AppConfigLive.ts"
 import { DatabaseLive } from "../layers/DatabaseLive.ts"
-import { LocalEmbedderLive } from "../layers/LocalEmbedderLive.ts"
+import { EmbedderLive } from "../layers/EmbedderLive.ts"
+import { IndexingLive } from "../layers/IndexingLive.ts"
 import { OidcProviderLive } from "../layers/OidcProviderLive.ts"
 import { serveApi } from "../layers/HttpServerLive.ts"
 import { LoggerLive, TelemetryLive } from "../layers/TelemetryLive.ts"
@@ -19,8 +20,6 @@ import { DocsHttpLive } from "./docs/DocsHttp.ts"
 import { DocumentsHttpLive } from "./documents/DocumentsHttp.ts"
 import { HealthHttpLive } from "./health/HealthHttp.ts"
 import { ServerLifecycle } from "./http/ServerLifecycle.ts"
-// Replaced by the real indexer (the @effect/cluster entity) when the indexing work is merged.
-import { DocumentIndexerPending } from "./indexing/DocumentIndexerPending.ts"
 import { RateLimiter } from "./ratelimit/RateLimiter.ts"
 import { SearchHttpLive } from "./search/SearchHttp.ts"
 import { SearchStatisticsLive } from "./search/SearchStatistics.ts"
@@ -32,11 +31,16 @@ const ApiLive = HttpApiBuilder.api(BasaltApi).pipe(
   Layer.provide([HealthHttpLive, DocsHttpLive, AuthHttpLive, SingleSignOnHttpLive, UsersHttpLive, AdminHttpLive, ApiKeysHttpLive]),
   Layer.provide([DocumentsHttpLive, CollectionsHttpLive, SearchHttpLive]),
   Layer.provide([Authentication.Live, AdminAuthentication.Live, AuthRateLimitLive]),
-  Layer.provide([AccountsLive, RateLimiter.Live, DocumentIndexerPending, LocalEmbedderLive])
+  Layer.provide([AccountsLive, RateLimiter.Live])
 )
 
+// Indexing (and the DocumentIndexer the handlers submit to) runs as long as the server; merged
+// so that the database and the indexer are reachable from the runtime (tests, scripts). One
+// embedder serves indexing and search alike.
 export const AppLive = serveApi(BasaltApi, Layer.merge(ApiLive, SearchStatisticsLive)).pipe(
-  Layer.provide(DatabaseLive),
+  Layer.provideMerge(IndexingLive),
+  Layer.provideMerge(EmbedderLive),
+  Layer.provideMerge(DatabaseLive),
   Layer.provide(ServerLifecycle.Live),
   Layer.provide(TelemetryLive),
   Layer.provide(LoggerLive),

@@ -177,3 +177,65 @@ describe("configuration of single sign-on", () => {
     }
   })
 })
+
+describe("configuration of embeddings and indexing", () => {
+  it("uses the built-in model by default, indexing two documents at once in 512-token chunks", () => {
+    const config = Either.getOrThrow(load({}))
+    expect(Option.isNone(config.embeddings.provider)).toBe(true)
+    expect(config.embeddings.batchSize).toBe(64)
+    expect(config.embeddings.concurrency).toBe(4)
+    expect(Duration.toSeconds(config.embeddings.timeout)).toBe(60)
+    expect(config.indexing).toEqual({ concurrency: 2, chunkTokens: 512, chunkOverlapTokens: 64 })
+  })
+
+  it("reads a provider, its key redacted, and the indexing settings", () => {
+    const config = Either.getOrThrow(load({
+      BASALT_EMBEDDINGS_URL: "http://localhost:11434/v1",
+      BASALT_EMBEDDINGS_MODEL: "nomic-embed-text",
+      BASALT_EMBEDDINGS_DIMENSIONS: "768",
+      BASALT_EMBEDDINGS_API_KEY: "sk-very-secret",
+      BASALT_EMBEDDINGS_BATCH_SIZE: "32",
+      BASALT_EMBEDDINGS_CONCURRENCY: "2",
+      BASALT_EMBEDDINGS_TIMEOUT: "15 seconds",
+      BASALT_INDEXING_CONCURRENCY: "6",
+      BASALT_CHUNK_TOKENS: "256",
+      BASALT_CHUNK_OVERLAP_TOKENS: "32"
+    }))
+    const provider = Option.getOrThrow(config.embeddings.provider)
+    expect(provider).toMatchObject({ url: "http://localhost:11434/v1", model: "nomic-embed-text", dimensions: Option.some(768) })
+    expect(Redacted.value(Option.getOrThrow(provider.apiKey))).toBe("sk-very-secret")
+    expect(String(provider.apiKey)).not.toContain("sk-very-secret")
+    expect(config.embeddings).toMatchObject({ batchSize: 32, concurrency: 2 })
+    expect(Duration.toSeconds(config.embeddings.timeout)).toBe(15)
+    expect(config.indexing).toEqual({ concurrency: 6, chunkTokens: 256, chunkOverlapTokens: 32 })
+  })
+
+  it("treats empty provider settings as unset", () => {
+    const config = Either.getOrThrow(load({
+      BASALT_EMBEDDINGS_URL: "",
+      BASALT_EMBEDDINGS_MODEL: "",
+      BASALT_EMBEDDINGS_DIMENSIONS: "",
+      BASALT_EMBEDDINGS_API_KEY: ""
+    }))
+    expect(Option.isNone(config.embeddings.provider)).toBe(true)
+  })
+
+  it("names each bad setting", () => {
+    expect(errorOf({ BASALT_EMBEDDINGS_URL: "http://localhost:11434/v1" })).toContain(
+      "BASALT_EMBEDDINGS_MODEL: is required when BASALT_EMBEDDINGS_URL is set"
+    )
+    expect(errorOf({ BASALT_EMBEDDINGS_URL: "localhost:11434", BASALT_EMBEDDINGS_MODEL: "m" })).toContain("BASALT_EMBEDDINGS_URL: must be an http(s) URL")
+    expect(errorOf({ BASALT_EMBEDDINGS_MODEL: "text-embedding-3-small" })).toContain(
+      "BASALT_EMBEDDINGS_MODEL: applies to a provider: set BASALT_EMBEDDINGS_URL too"
+    )
+    expect(errorOf({ BASALT_EMBEDDINGS_URL: "http://x/v1", BASALT_EMBEDDINGS_MODEL: "m", BASALT_EMBEDDINGS_DIMENSIONS: "-3" })).toContain(
+      "BASALT_EMBEDDINGS_DIMENSIONS: must be a whole number greater than 0"
+    )
+    expect(errorOf({ BASALT_INDEXING_CONCURRENCY: "0" })).toContain("BASALT_INDEXING_CONCURRENCY")
+    expect(errorOf({ BASALT_CHUNK_TOKENS: "256", BASALT_CHUNK_OVERLAP_TOKENS: "200" })).toContain(
+      "BASALT_CHUNK_OVERLAP_TOKENS: must be at most half of BASALT_CHUNK_TOKENS"
+    )
+    const key = errorOf({ BASALT_EMBEDDINGS_URL: "nope", BASALT_EMBEDDINGS_MODEL: "m", BASALT_EMBEDDINGS_API_KEY: "sk-hidden" })
+    expect(key).not.toContain("sk-hidden")
+  })
+})

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { validateResponse } from "./support/contract.ts"
-import { type Person, signUp } from "./support/people.ts"
+import { type Person, settled, signUp } from "./support/people.ts"
 import { startServer, type TestServer } from "./support/server.ts"
 
 interface ServerSentEvent {
@@ -66,32 +66,42 @@ describe("document events", () => {
   const create = async (who: Person, title: string, content = `${title} text`) =>
     (await server.request("/api/v1/documents", who.json("POST", { title, content, source: "api", external_id: title }))).json()
 
-  it("streams the caller's status changes, not other people's private ones, and resumes after Last-Event-ID", async () => {
+  const steps = ["queued", "parsing", "chunking", "embedding", "indexed"]
+
+  /** Events until `documentId` is reported indexed (the stream may skip steps between polls). */
+  const untilIndexed = async (stream: Awaited<ReturnType<typeof openEvents>>, documentId: string) => {
+    const seen: Array<{ readonly id: string; readonly data: Record<string, any> }> = []
+    while (true) {
+      const event = await stream.next()
+      expect(event?.event).toBe("status")
+      const data = JSON.parse(event!.data!)
+      seen.push({ id: event!.id!, data })
+      if (data.document_id === documentId && data.status === "indexed") return seen
+    }
+  }
+
+  it("streams the caller's status changes through indexing, not other people's private ones, and resumes after Last-Event-ID", async () => {
     const stream = await openEvents(server, ada)
     expect(stream.response.headers.get("content-type")).toMatch(/^text\/event-stream/)
     await create(bob, "Bob's secret")
     const first = await create(ada, "First")
-    const event = await stream.next()
-    expect(event?.event).toBe("status")
-    expect(JSON.parse(event!.data!)).toEqual({
-      document_id: first.id,
-      status: "queued",
-      error: null,
-      chunk_count: 0,
-      revision: 1,
-      changed_at: first.status_changed_at
-    })
-    // Re-queued by new content: a new change of the same document.
+    const progress = await untilIndexed(stream, first.id)
+    expect(progress.every(({ data }) => data.document_id === first.id)).toBe(true)
+    // Each step at most once, in order; the last one indexed with the chunk.
+    const order = progress.map(({ data }) => steps.indexOf(data.status))
+    expect(order).toEqual([...new Set(order)].sort((a, b) => a - b))
+    expect(progress.at(-1)!.data).toMatchObject({ status: "indexed", error: null, chunk_count: 1, revision: 1 })
+    // New content: the same document goes through indexing again, at revision 2.
     const requeued = await create(ada, "First", "First text, longer now")
-    expect(JSON.parse((await stream.next())!.data!)).toMatchObject({ document_id: first.id, revision: 2, status: "queued" })
     expect(requeued.revision).toBe(2)
+    const again = await untilIndexed(stream, first.id)
+    expect(again.at(-1)!.data).toMatchObject({ document_id: first.id, revision: 2, status: "indexed" })
     const second = await create(ada, "Second")
-    const secondEvent = await stream.next()
-    expect(JSON.parse(secondEvent!.data!).document_id).toBe(second.id)
+    const secondProgress = await untilIndexed(stream, second.id)
     stream.close()
 
     const third = await create(ada, "Third")
-    const resumed = await openEvents(server, ada, secondEvent!.id)
+    const resumed = await openEvents(server, ada, secondProgress.at(-1)!.id)
     const replayed = await resumed.next()
     expect(JSON.parse(replayed!.data!).document_id).toBe(third.id)
     resumed.close()
@@ -99,11 +109,11 @@ describe("document events", () => {
 
   it("ignores a Last-Event-ID it did not issue and starts from now", async () => {
     const old = await create(ada, "Before connecting")
+    await settled(ada, old.id)
     const stream = await openEvents(server, ada, "not-an-id")
     const fresh = await create(ada, "After connecting")
     const event = await stream.next()
     expect(JSON.parse(event!.data!).document_id).toBe(fresh.id)
-    expect(JSON.parse(event!.data!).document_id).not.toBe(old.id)
     stream.close()
   })
 })

@@ -9,7 +9,7 @@ import { join } from "node:path"
 import { Document, HeadingLevel, Packer, Paragraph } from "docx"
 import PDFDocument from "pdfkit"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type Person, signUp } from "./support/people.ts"
+import { type Person, settled, signUp } from "./support/people.ts"
 import { startServer, type TestServer } from "./support/server.ts"
 
 const buildPdf = (title: string, text: string) =>
@@ -64,7 +64,7 @@ describe("document upload", () => {
   const total = async () => (await ada.get("/api/v1/documents")).json().total as number
   const uploadDirs = () => readdirSync(ownTmp)
 
-  it("turns a PDF, a DOCX and a Markdown file into queued documents, with the form's fields", async () => {
+  it("turns a PDF, a DOCX and a Markdown file into queued documents, with the form's fields, that then get indexed", async () => {
     const collection = (await server.request("/api/v1/collections", ada.json("POST", { name: "Uploads" }))).json()
     const form = new FormData()
     form.append("files", ...file(await buildPdf("Quarterly report", "Revenue grew in every region."), "report.pdf", "application/pdf"))
@@ -84,6 +84,7 @@ describe("document upload", () => {
     expect(items[0].metadata).toMatchObject({ file_name: "report.pdf", media_type: "application/pdf", page_count: 1 })
     expect(items[1].metadata).toMatchObject({ file_name: "notes.docx" })
     expect(items[2].content_length).toBeGreaterThan(10)
+    for (const document of items) expect(await settled(ada, document.id)).toMatchObject({ status: "indexed", chunk_count: 1 })
   })
 
   it("sniffs the type from the bytes, not the name", async () => {

@@ -44,6 +44,13 @@ export interface AppConfigShape {
     /** Single sign-on with an OpenID Connect provider; None when BASALT_OIDC_ISSUER is unset. */
     readonly oidc: Option.Option<OidcConfig>
   }
+  readonly embeddings: EmbeddingsConfig
+  readonly indexing: {
+    /** Documents indexed at once, across all of them. */
+    readonly concurrency: number
+    readonly chunkTokens: number
+    readonly chunkOverlapTokens: number
+  }
   readonly telemetry: {
     readonly otlpEndpoint: Option.Option<string>
     readonly otlpHeaders: Redacted.Redacted<Record<string, string>>
@@ -61,6 +68,21 @@ export interface OidcConfig {
   /** Lower-cased email domains allowed to sign in; empty: any domain. */
   readonly allowedDomains: ReadonlyArray<string>
   readonly scopes: string
+}
+
+/** None for `provider`: the built-in offline model (basalt-hash-ngram-v1). */
+export interface EmbeddingsConfig {
+  readonly provider: Option.Option<{
+    /** An OpenAI-compatible API root, e.g. https://api.openai.com/v1 or http://localhost:11434/v1. */
+    readonly url: string
+    readonly model: string
+    /** None: the model's own size, learnt from the provider at start. */
+    readonly dimensions: Option.Option<number>
+    readonly apiKey: Option.Option<Redacted.Redacted>
+  }>
+  readonly batchSize: number
+  readonly concurrency: number
+  readonly timeout: Duration.Duration
 }
 
 export class AppConfig extends Context.Tag("basalt/AppConfig")<AppConfig, AppConfigShape>() {}
@@ -182,6 +204,73 @@ const oidcConfig: Config.Config<Option.Option<OidcConfig>> = Config.all({
   })
 )
 
+/** The provider's settings are read only when a URL is set; without one they must be empty. */
+const embeddingsConfig: Config.Config<EmbeddingsConfig> = Config.all({
+  url: optionalText("BASALT_EMBEDDINGS_URL"),
+  model: optionalText("BASALT_EMBEDDINGS_MODEL"),
+  dimensions: optional(
+    Config.string("BASALT_EMBEDDINGS_DIMENSIONS").pipe(
+      Config.mapOrFail((text) =>
+        text.trim() === "" || /^\s*[1-9]\d*\s*$/.test(text)
+          ? Either.right(text.trim() === "" ? 0 : Number(text))
+          : Either.left(ConfigError.InvalidData([], "must be a whole number greater than 0"))
+      )
+    ),
+    (dimensions) => dimensions === 0
+  ),
+  // Validated as text, then wrapped: the message names no value.
+  apiKey: optional(Config.string("BASALT_EMBEDDINGS_API_KEY").pipe(Config.map(Redacted.make)), (key) => Redacted.value(key).trim() === ""),
+  batchSize: positiveInt("BASALT_EMBEDDINGS_BATCH_SIZE").pipe(Config.withDefault(64)),
+  concurrency: positiveInt("BASALT_EMBEDDINGS_CONCURRENCY").pipe(Config.withDefault(4)),
+  timeout: Config.duration("BASALT_EMBEDDINGS_TIMEOUT").pipe(Config.withDefault(Duration.seconds(60)))
+}).pipe(
+  Config.mapOrFail(({ apiKey, batchSize, concurrency, dimensions, model, timeout, url }) => {
+    if (Option.isNone(url)) {
+      const set = [
+        Option.isSome(model) ? "BASALT_EMBEDDINGS_MODEL" : undefined,
+        Option.isSome(dimensions) ? "BASALT_EMBEDDINGS_DIMENSIONS" : undefined
+      ].filter((name) => name !== undefined)
+      return set.length === 0
+        ? Either.right({ provider: Option.none(), batchSize, concurrency, timeout })
+        : Either.left(
+          set.map((name) =>
+            ConfigError.InvalidData([name], "applies to a provider: set BASALT_EMBEDDINGS_URL too, or leave it empty for the built-in model")
+          ).reduce((all, problem) => ConfigError.And(all, problem))
+        )
+    }
+    if (!isHttpUrl(url.value)) {
+      return Either.left(ConfigError.InvalidData(["BASALT_EMBEDDINGS_URL"], "must be an http(s) URL such as https://api.openai.com/v1"))
+    }
+    if (Option.isNone(model)) {
+      return Either.left(ConfigError.InvalidData(["BASALT_EMBEDDINGS_MODEL"], "is required when BASALT_EMBEDDINGS_URL is set"))
+    }
+    return Either.right({
+      provider: Option.some({ url: url.value.trim(), model: model.value.trim(), dimensions, apiKey }),
+      batchSize,
+      concurrency,
+      timeout
+    })
+  })
+)
+
+const indexingConfig = Config.all({
+  concurrency: positiveInt("BASALT_INDEXING_CONCURRENCY").pipe(Config.withDefault(2)),
+  chunkTokens: positiveInt("BASALT_CHUNK_TOKENS").pipe(
+    Config.validate({ message: "must be at least 32 (smaller chunks carry too little text)", validation: (n) => n >= 32 }),
+    Config.withDefault(512)
+  ),
+  chunkOverlapTokens: Config.integer("BASALT_CHUNK_OVERLAP_TOKENS").pipe(
+    Config.validate({ message: "must be a whole number, 0 or more", validation: (n) => n >= 0 }),
+    Config.withDefault(64)
+  )
+}).pipe(
+  Config.mapOrFail((indexing) =>
+    indexing.chunkOverlapTokens * 2 > indexing.chunkTokens
+      ? Either.left(ConfigError.InvalidData(["BASALT_CHUNK_OVERLAP_TOKENS"], "must be at most half of BASALT_CHUNK_TOKENS"))
+      : Either.right(indexing)
+  )
+)
+
 export const appConfig: Config.Config<AppConfigShape> = Config.all({
   port: Config.integer("PORT").pipe(
     Config.validate({ message: "must be a port number from 0 to 65535 (0 picks a free port)", validation: (n) => n >= 0 && n <= 65535 }),
@@ -224,6 +313,8 @@ export const appConfig: Config.Config<AppConfigShape> = Config.all({
     allowSignup: Config.boolean("BASALT_ALLOW_SIGNUP").pipe(Config.withDefault(false)),
     oidc: oidcConfig
   }),
+  embeddings: embeddingsConfig,
+  indexing: indexingConfig,
   telemetry: Config.all({
     otlpEndpoint: optional(
       Config.string("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(

@@ -115,12 +115,15 @@ export class DocumentIngestion extends Effect.Service<DocumentIngestion>()("basa
       Effect.gen(function*() {
         for (const request of requests) yield* mayPublish(caller, request.visibility)
         const stored = yield* documents.withTransaction(Effect.forEach(requests, (request) => store(caller, request)))
-        for (const one of stored) if (one.reindex) yield* indexer.submit({ documentId: one.id, revision: one.revision })
-        return yield* Effect.forEach(stored, (one) =>
+        // Read before indexing is asked for: the answer shows the document as accepted (queued),
+        // not whatever step a fast indexer has reached by then.
+        const ingested = yield* Effect.forEach(stored, (one) =>
           Effect.map(view(caller, one.id), (document): Ingested => ({
             document,
             outcome: one.reindex ? "queued" : "unchanged"
           })))
+        for (const one of stored) if (one.reindex) yield* indexer.submit({ documentId: one.id, revision: one.revision })
+        return ingested
       }).pipe(Effect.catchTag("SqlError", Effect.die))
 
     const ingest = (caller: Caller, request: NewDocument) => Effect.map(ingestAll(caller, [request]), (all) => all[0]!)

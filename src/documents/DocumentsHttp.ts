@@ -64,9 +64,10 @@ export const DocumentsHttpLive = HttpApiBuilder.group(BasaltApi, "documents", (h
             }
             return revision
           }))
+          const updated = yield* ingestion.view(caller, document.id)
           // The title is carried with every chunk: only a new title needs indexing again.
           if (retitled) yield* indexer.submit({ documentId: document.id, revision })
-          return yield* ingestion.view(caller, document.id)
+          return updated
         }).pipe(Effect.catchTag("SqlError", Effect.die)))
       .handle("deleteDocument", ({ path }) =>
         Effect.gen(function*() {

@@ -45,3 +45,14 @@ export const signUpAs = async (server: TestServer, admin: Person, name: string, 
   if (changed.status !== 200) throw new Error(`role of ${name}: ${changed.status} ${changed.text}`)
   return someone
 }
+
+/** The document once background indexing has finished with it (indexed or failed). */
+export const settled = async (someone: Person, documentId: string, timeoutMs = 30_000) => {
+  const deadline = Date.now() + timeoutMs
+  while (true) {
+    const document = (await someone.get(`/api/v1/documents/${documentId}`)).json()
+    if (document.status === "indexed" || document.status === "failed") return document
+    if (Date.now() > deadline) throw new Error(`document ${documentId} still ${document.status} after ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}

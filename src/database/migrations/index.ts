@@ -12,6 +12,7 @@ import rateLimits from "./0006_rate_limits.ts"
 import singleSignOn from "./0007_single_sign_on.ts"
 import documents from "./0008_documents.ts"
 import chunkEmbeddings from "./0009_chunk_embeddings.ts"
+import embeddingIndex from "./0010_embedding_index.ts"
 import search from "./0011_search.ts"
 
 const all = {
@@ -24,6 +25,7 @@ const all = {
   "0007_single_sign_on": singleSignOn,
   "0008_documents": documents,
   "0009_chunk_embeddings": chunkEmbeddings,
+  "0010_embedding_index": embeddingIndex,
   "0011_search": search
 }
 

@@ -1,0 +1,114 @@
+/**
+ * Background indexing on the actor runtime (@effect/cluster): the runner, the `DocumentIndexing`
+ * entity, the DocumentIndexer that ingestion calls, and the embedding index's upkeep.
+ *
+ * The runner is SingleRunner's composition (SQL message storage and SQL shard locks on the app's
+ * own database; no runner-to-runner transport), with its configuration given here instead of
+ * read from the environment: `ShardingConfig.layerFromEnv` would take Basalt's own PORT and HOST
+ * as the runner's address. Every Basalt process is the same runner, `basalt:0`: nothing is ever
+ * sent to an address, and a restarted process (any port, any host) is the runner its
+ * predecessor was, so no shard stays assigned to a process that died. Which process works on a
+ * shard is decided by its lock (a Postgres advisory lock), so two processes on one database never
+ * index the same document at once; the other takes over when the holder goes away.
+ */
+import { RunnerAddress, RunnerHealth, Runners, Sharding, ShardingConfig, Singleton, SqlMessageStorage, SqlRunnerStorage } from "@effect/cluster"
+import { SqlClient } from "@effect/sql"
+import { Effect, Layer, Option } from "effect"
+import { DatabaseInfo, migrationLockKey } from "../src/database/Database.ts"
+import { DocumentIndexer } from "../src/indexing/DocumentIndexer.ts"
+import { DocumentIndexing } from "../src/indexing/DocumentIndexing.ts"
+import { EmbeddingIndex } from "../src/indexing/EmbeddingIndex.ts"
+import { IndexingPipeline } from "../src/indexing/IndexingPipeline.ts"
+
+export const shardingConfig: Partial<ShardingConfig.ShardingConfig["Type"]> = {
+  runnerAddress: Option.some(RunnerAddress.make("basalt", 0)),
+  // Stored with every message: changing it would strand the messages of shards that no longer exist.
+  shardsPerGroup: 300,
+  // How often storage is read even without a notification: messages saved inside a caller's
+  // transaction (seen only after its commit) wait at most this long.
+  entityMessagePollInterval: "2 seconds",
+  // One entity per document: let idle ones go soon.
+  entityMaxIdleTime: "15 seconds"
+}
+
+/**
+ * Builds `layer` holding the migrations' advisory lock: the cluster creates its tables when its
+ * storage layers are built, and processes starting together on one Postgres would race to
+ * create them (and the vector index).
+ */
+const underMigrationLock = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
+  Layer.scopedContext(
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const layerScope = yield* Effect.scope
+      // The lock's connection and the lock itself last only as long as the build.
+      return yield* Effect.scoped(
+        Effect.gen(function*() {
+          const connection = yield* Effect.orDie(sql.reserve)
+          yield* Effect.acquireRelease(
+            Effect.orDie(connection.execute("SELECT pg_advisory_lock($1)", [migrationLockKey], undefined)),
+            () => Effect.ignore(connection.execute("SELECT pg_advisory_unlock($1)", [migrationLockKey], undefined))
+          )
+          return yield* Layer.buildWithScope(layer, layerScope)
+        })
+      )
+    })
+  )
+
+/**
+ * On PGlite every connection is the same database session, so the advisory locks the rest of
+ * Basalt takes (migrations, registration) look like shard locks to the cluster's advisory-lock
+ * reader, which then fails on lock numbers it does not know. There the shard locks are rows
+ * instead (the cluster's table-based locks); on Postgres, advisory locks as SingleRunner uses.
+ */
+const shardingConfigLive = Layer.unwrapEffect(
+  Effect.map(DatabaseInfo, (database) =>
+    ShardingConfig.layer({ ...shardingConfig, shardLockDisableAdvisory: database.backend === "pglite" }))
+)
+
+/** SingleRunner.layer, with `shardingConfig` instead of the environment's. */
+export const ClusterLive = underMigrationLock(
+  Sharding.layer.pipe(
+    Layer.provideMerge(Runners.layerNoop),
+    Layer.provideMerge(SqlMessageStorage.layer),
+    Layer.provide([Layer.orDie(SqlRunnerStorage.layer), RunnerHealth.layerNoop]),
+    Layer.provide(shardingConfigLive)
+  )
+)
+
+const DocumentIndexingLive = DocumentIndexing.toLayer(
+  Effect.gen(function*() {
+    const pipeline = yield* IndexingPipeline
+    return DocumentIndexing.of({
+      // The outcome is the document's status; the message itself always completes.
+      Index: (envelope) => Effect.asVoid(pipeline.index(envelope.address.entityId, envelope.payload.revision))
+    })
+  })
+)
+
+/** Durable fire-and-forget: the message is stored before `submit` returns; indexing happens later. */
+export const DocumentIndexerLive = Layer.effect(
+  DocumentIndexer,
+  Effect.gen(function*() {
+    const makeClient = yield* DocumentIndexing.client
+    return DocumentIndexer.of({
+      submit: ({ documentId, revision }) =>
+        makeClient(documentId).Index({ revision }, { discard: true }).pipe(
+          Effect.orDie,
+          Effect.withSpan("DocumentIndexer.submit", { attributes: { "document.id": documentId, "document.revision": revision } })
+        )
+    })
+  })
+)
+
+/** Records the model and creates its vector index before any document is indexed with it. */
+const PrepareEmbeddingIndex = underMigrationLock(Layer.effectDiscard(Effect.flatMap(EmbeddingIndex, (index) => index.prepare)))
+
+/** One re-embedding at a time across processes: a singleton runs where its shard is held. */
+const ReembedLive = Singleton.make("basalt/Reembed", Effect.flatMap(EmbeddingIndex, (index) => index.reembed))
+
+export const IndexingLive = Layer.mergeAll(DocumentIndexerLive, DocumentIndexingLive, ReembedLive).pipe(
+  Layer.provide(PrepareEmbeddingIndex),
+  Layer.provide([IndexingPipeline.Default, EmbeddingIndex.Default]),
+  Layer.provide(ClusterLive)
+)
