@@ -109,7 +109,8 @@ const main = async () => {
         token,
         body: JSON.stringify({
           documents: batch.map((document) => ({
-            title: document.title,
+            // The API requires a title; MED's documents have none, so they are titled by their id.
+            title: document.title.trim() === "" ? document._id : document.title,
             content: document.text.trim() === "" ? document.title : document.text,
             source: "api",
             external_id: document._id
