@@ -111,7 +111,9 @@ const main = async () => {
           documents: batch.map((document) => ({
             // The API requires a title; MED's documents have none, so they are titled by their id.
             title: document.title.trim() === "" ? document._id : document.title,
-            content: document.text.trim() === "" ? document.title : document.text,
+            // A few documents have no text (Cranfield's 471 has neither text nor title): then the
+            // title, else the id, so that every judged document exists.
+            content: [document.text, document.title, document._id].find((text) => text.trim() !== ""),
             source: "api",
             external_id: document._id
           }))
