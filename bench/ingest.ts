@@ -20,7 +20,7 @@
  *   BENCH_BATCH_SIZE, BENCH_CONCURRENCY  the provider's BASALT_EMBEDDINGS_BATCH_SIZE and
  *                       BASALT_EMBEDDINGS_CONCURRENCY (Basalt's defaults: 64 and 4)
  *   BENCH_INDEXING_CONCURRENCY  BASALT_INDEXING_CONCURRENCY (Basalt's default when unset)
- *   BENCH_NODE_OPTIONS  NODE_OPTIONS for Basalt, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it
+ *   BENCH_NODE_ARGS     node options for Basalt, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it
  *   DATABASE_URL        a Postgres server: the bench creates a fresh database on it and drops it after
  *
  * With the fake provider it also reports the most its batch size and concurrency allow:
@@ -168,7 +168,6 @@ const main = async () => {
     BASALT_DATA_DIR: join(dataDir, "data"),
     BASALT_RATE_LIMIT_PRINCIPAL: "1000000000/1s",
     ...(database ? { DATABASE_URL: database.url } : {}),
-    ...(process.env["BENCH_NODE_OPTIONS"] ? { NODE_OPTIONS: process.env["BENCH_NODE_OPTIONS"] } : {}),
     ...(settings.indexingConcurrency ? { BASALT_INDEXING_CONCURRENCY: settings.indexingConcurrency } : {}),
     ...(fake
       ? {
@@ -185,7 +184,8 @@ const main = async () => {
     cwd: repoRoot,
     port,
     env,
-    logFile: join(dataDir, "basalt.log")
+    logFile: join(dataDir, "basalt.log"),
+    nodeArgs: process.env["BENCH_NODE_ARGS"]?.split(" ").filter((arg) => arg !== "") ?? []
   })
   let exitCode = 0
   try {
