@@ -179,13 +179,13 @@ describe("configuration of single sign-on", () => {
 })
 
 describe("configuration of embeddings and indexing", () => {
-  it("uses the built-in model by default, indexing two batches of up to 32 documents at once in 512-token chunks", () => {
+  it("uses the built-in model by default, indexing two batches of up to 64 documents at once in 512-token chunks", () => {
     const config = Either.getOrThrow(load({}))
     expect(Option.isNone(config.embeddings.provider)).toBe(true)
     expect(config.embeddings.batchSize).toBe(64)
     expect(config.embeddings.concurrency).toBe(4)
     expect(Duration.toSeconds(config.embeddings.timeout)).toBe(60)
-    expect(config.indexing).toEqual({ concurrency: 2, batchSize: 32, chunkTokens: 512, chunkOverlapTokens: 64 })
+    expect(config.indexing).toEqual({ concurrency: 2, batchSize: 64, chunkTokens: 512, chunkOverlapTokens: 64 })
   })
 
   it("reads a provider, its key redacted, and the indexing settings", () => {
