@@ -43,11 +43,13 @@ export interface ServerProcessOptions {
   readonly env: Readonly<Record<string, string>>
   /** Receives the child's stdout and stderr. */
   readonly logFile: string
+  /** Options for node itself, before the script (e.g. `--cpu-prof`, which NODE_OPTIONS refuses). */
+  readonly nodeArgs?: ReadonlyArray<string>
 }
 
 export const startServerProcess = (options: ServerProcessOptions): ServerProcess => {
   const log = openSync(options.logFile, "a")
-  const child = spawn(process.execPath, ["--import", "tsx", options.script], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), "--import", "tsx", options.script], {
     cwd: options.cwd,
     env: options.env,
     stdio: ["ignore", log, log]

@@ -179,13 +179,13 @@ describe("configuration of single sign-on", () => {
 })
 
 describe("configuration of embeddings and indexing", () => {
-  it("uses the built-in model by default, indexing two documents at once in 512-token chunks", () => {
+  it("uses the built-in model by default, indexing two batches of up to 64 documents at once in 512-token chunks", () => {
     const config = Either.getOrThrow(load({}))
     expect(Option.isNone(config.embeddings.provider)).toBe(true)
     expect(config.embeddings.batchSize).toBe(64)
     expect(config.embeddings.concurrency).toBe(4)
     expect(Duration.toSeconds(config.embeddings.timeout)).toBe(60)
-    expect(config.indexing).toEqual({ concurrency: 2, chunkTokens: 512, chunkOverlapTokens: 64 })
+    expect(config.indexing).toEqual({ concurrency: 2, batchSize: 64, chunkTokens: 512, chunkOverlapTokens: 64 })
   })
 
   it("reads a provider, its key redacted, and the indexing settings", () => {
@@ -198,6 +198,7 @@ describe("configuration of embeddings and indexing", () => {
       BASALT_EMBEDDINGS_CONCURRENCY: "2",
       BASALT_EMBEDDINGS_TIMEOUT: "15 seconds",
       BASALT_INDEXING_CONCURRENCY: "6",
+      BASALT_INDEXING_BATCH_SIZE: "8",
       BASALT_CHUNK_TOKENS: "256",
       BASALT_CHUNK_OVERLAP_TOKENS: "32"
     }))
@@ -207,7 +208,7 @@ describe("configuration of embeddings and indexing", () => {
     expect(String(provider.apiKey)).not.toContain("sk-very-secret")
     expect(config.embeddings).toMatchObject({ batchSize: 32, concurrency: 2 })
     expect(Duration.toSeconds(config.embeddings.timeout)).toBe(15)
-    expect(config.indexing).toEqual({ concurrency: 6, chunkTokens: 256, chunkOverlapTokens: 32 })
+    expect(config.indexing).toEqual({ concurrency: 6, batchSize: 8, chunkTokens: 256, chunkOverlapTokens: 32 })
   })
 
   it("treats empty provider settings as unset", () => {

@@ -127,7 +127,9 @@ describe("indexing with an embeddings provider", () => {
       BASALT_EMBEDDINGS_DIMENSIONS: "8",
       BASALT_EMBEDDINGS_API_KEY: "sk-test-key",
       BASALT_EMBEDDINGS_CONCURRENCY: "8",
-      BASALT_INDEXING_CONCURRENCY: "2"
+      BASALT_INDEXING_CONCURRENCY: "2",
+      // One document per batch: each its own embedding request, so the provider sees the bound.
+      BASALT_INDEXING_BATCH_SIZE: "1"
     })
     try {
       const owner = await createOwner(app)

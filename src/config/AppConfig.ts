@@ -46,8 +46,10 @@ export interface AppConfigShape {
   }
   readonly embeddings: EmbeddingsConfig
   readonly indexing: {
-    /** Documents indexed at once, across all of them. */
+    /** Batches of documents indexed at once. */
     readonly concurrency: number
+    /** The most documents one batch holds (one status write per step, one embedding call, one transaction). */
+    readonly batchSize: number
     readonly chunkTokens: number
     readonly chunkOverlapTokens: number
   }
@@ -255,6 +257,7 @@ const embeddingsConfig: Config.Config<EmbeddingsConfig> = Config.all({
 
 const indexingConfig = Config.all({
   concurrency: positiveInt("BASALT_INDEXING_CONCURRENCY").pipe(Config.withDefault(2)),
+  batchSize: positiveInt("BASALT_INDEXING_BATCH_SIZE").pipe(Config.withDefault(64)),
   chunkTokens: positiveInt("BASALT_CHUNK_TOKENS").pipe(
     Config.validate({ message: "must be at least 32 (smaller chunks carry too little text)", validation: (n) => n >= 32 }),
     Config.withDefault(512)

@@ -4,7 +4,7 @@
  * result with the same details a single request would get, its paths prefixed with the item's
  * position (`documents.3.title`).
  */
-import { Cause, Effect, FiberRef, ParseResult, Schema } from "effect"
+import { Cause, Effect, Either, FiberRef, ParseResult, Schema } from "effect"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import { type ApiError, errorCode, errorStatus, InternalError, isApiError, ValidationFailed } from "../http/ApiError.ts"
 import { CurrentRequestId } from "../http/RequestId.ts"
@@ -35,11 +35,37 @@ const failed = (index: number, error: ApiError, requestId: string): ItemResult =
   }
 })
 
+/** Batch items stored at once. */
+const itemConcurrency = 8
+
+/**
+ * The items' positions, grouped by the document they name ((source, external_id); an item
+ * without external_id is always a new document), each group in batch order.
+ */
+const groupBySameDocument = (
+  decoded: ReadonlyArray<Either.Either<CreateDocumentRequest, unknown>>
+): ReadonlyArray<ReadonlyArray<number>> => {
+  const groups = new Map<string, Array<number>>()
+  const alone: Array<Array<number>> = []
+  decoded.forEach((item, index) => {
+    if (Either.isLeft(item) || item.right.external_id === undefined) {
+      alone.push([index])
+      return
+    }
+    const key = JSON.stringify([item.right.source, item.right.external_id])
+    const group = groups.get(key)
+    if (group === undefined) groups.set(key, [index])
+    else group.push(index)
+  })
+  return [...groups.values(), ...alone]
+}
+
 export const ingestBatch = (ingestion: DocumentIngestion, caller: Caller, items: ReadonlyArray<unknown>) =>
   Effect.gen(function*() {
     const requestId = yield* FiberRef.get(CurrentRequestId)
-    const results = yield* Effect.forEach(items, (item, index) => {
-      const decoded = decodeItem(item)
+    const decodedItems = items.map((item) => decodeItem(item))
+    const one = (index: number): Effect.Effect<ItemResult> => {
+      const decoded = decodedItems[index]!
       if (decoded._tag === "Left") return Effect.succeed(failed(index, invalidItem(index, decoded.left), requestId))
       return ingestion.ingest(caller, decoded.right).pipe(
         Effect.map(({ document, outcome }): ItemResult => ({ index, status: outcome === "queued" ? 202 : 200, document })),
@@ -55,7 +81,16 @@ export const ingestBatch = (ingestion: DocumentIngestion, caller: Caller, items:
           )
         })
       )
-    })
+    }
+    // Items run a few at once (each its own transaction: their round trips and commits overlap),
+    // but the items naming one document run one after the other, in the batch's order, so the
+    // last of them wins as it would one request after the other.
+    const results = new Array<ItemResult>(items.length)
+    yield* Effect.forEach(
+      groupBySameDocument(decodedItems),
+      (indexes) => Effect.forEach(indexes, (index) => Effect.map(one(index), (result) => (results[index] = result))),
+      { concurrency: itemConcurrency, discard: true }
+    )
     const succeeded = results.filter((result) => result.document !== undefined).length
     return { results, succeeded, failed: results.length - succeeded }
   })

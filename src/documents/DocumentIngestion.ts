@@ -41,6 +41,9 @@ export const toDocument = (row: DocumentRow): Document => ({
   indexed_at: row.indexed_at
 })
 
+/** Indexing requests stored at once for one ingestion call. */
+const submitConcurrency = 8
+
 export interface NewDocument {
   readonly title: string
   readonly content: string
@@ -117,12 +120,17 @@ export class DocumentIngestion extends Effect.Service<DocumentIngestion>()("basa
         const stored = yield* documents.withTransaction(Effect.forEach(requests, (request) => store(caller, request)))
         // Read before indexing is asked for: the answer shows the document as accepted (queued),
         // not whatever step a fast indexer has reached by then.
+        const rows = yield* documents.findMany(caller, stored.map((one) => one.id))
         const ingested = yield* Effect.forEach(stored, (one) =>
-          Effect.map(view(caller, one.id), (document): Ingested => ({
-            document,
+          Effect.map(readable(rows.get(one.id)), (row): Ingested => ({
+            document: toDocument(row),
             outcome: one.reindex ? "queued" : "unchanged"
           })))
-        for (const one of stored) if (one.reindex) yield* indexer.submit({ documentId: one.id, revision: one.revision })
+        // Each submission is its own insert and commit: a few at once share the database's flushes.
+        yield* Effect.forEach(stored.filter((one) => one.reindex), (one) => indexer.submit({ documentId: one.id, revision: one.revision }), {
+          concurrency: submitConcurrency,
+          discard: true
+        })
         return ingested
       }).pipe(Effect.catchTag("SqlError", Effect.die))
 

@@ -87,6 +87,15 @@ export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/Docum
         (rows) => rows[0]
       )
 
+    /** Several documents in one statement, by id; those the caller may not see are missing. */
+    const findMany = (caller: Caller, documentIds: ReadonlyArray<string>) =>
+      Effect.map(
+        sql<DocumentRow>`
+          SELECT ${columns(caller)} FROM documents d
+          WHERE d.id IN (SELECT jsonb_array_elements_text(${JSON.stringify(documentIds)}::jsonb)::uuid) AND ${visibleTo(sql, caller, "d")}`,
+        (rows) => new Map(rows.map((row) => [row.id, row]))
+      )
+
     const filters = (caller: Caller, query: DocumentListQuery) =>
       sql.and([
         visibleTo(sql, caller, "d"),
@@ -231,6 +240,7 @@ export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/Docum
 
     return {
       find,
+      findMany,
       list,
       store,
       update,

@@ -2,19 +2,22 @@
  * Indexing one revision of one document: parsing → chunking → embedding → indexed (one
  * transaction), or failed with a reason someone can act on.
  *
- * At most `BASALT_INDEXING_CONCURRENCY` documents go through it at once, whatever the number of
- * entities holding a message: the permits are taken here, not per entity. Failures that may pass
+ * Entities hand their documents to a queue here; `BASALT_INDEXING_CONCURRENCY` workers take them
+ * in batches of up to `BASALT_INDEXING_BATCH_SIZE`, whatever the number of entities holding a
+ * message: per batch, one status write per step, one embedding call and one transaction instead
+ * of as many as documents (what a document costs in round trips was what bounded throughput).
+ * Failures that may pass
  * (the provider's 429 or 5xx once the embedder's own retries are spent, a dropped database
  * connection) run the whole attempt again with exponential backoff; the rest fail the document
  * at once.
  */
 import type { SqlError } from "@effect/sql"
-import { type Duration, Effect, Option, Schedule } from "effect"
+import { Chunk, Deferred, Exit, type Duration, Effect, Option, Queue, Schedule } from "effect"
 import { AppConfig } from "../config/AppConfig.ts"
 import { DatabaseInfo } from "../database/Database.ts"
 import { Embedder, type EmbeddingError } from "../embedding/Embedder.ts"
 import { chunkDocument } from "./Chunker.ts"
-import { IndexingRepo } from "./IndexingRepo.ts"
+import { type DocumentRevision, type IndexedDocument, IndexingRepo, type IndexingStep } from "./IndexingRepo.ts"
 
 /** How a run ended; logged, and what tests look for. */
 export type IndexingOutcome = "indexed" | "failed" | "superseded" | "already indexed" | "not found"
@@ -48,46 +51,79 @@ export interface IndexingPipelineOptions {
 
 export const defaultPipelineOptions: IndexingPipelineOptions = { retries: 4, retryBaseDelay: "1 second" }
 
+interface Job extends DocumentRevision {
+  readonly done: Deferred.Deferred<IndexingOutcome>
+}
+
 export class IndexingPipeline extends Effect.Service<IndexingPipeline>()("basalt/IndexingPipeline", {
-  effect: Effect.gen(function*() {
+  scoped: Effect.gen(function*() {
     const repo = yield* IndexingRepo
     const embedder = yield* Embedder
     const { pgvector } = yield* DatabaseInfo
     const { indexing } = yield* AppConfig
-    const permits = yield* Effect.makeSemaphore(indexing.concurrency)
     const chunkerOptions = { targetTokens: indexing.chunkTokens, overlapTokens: indexing.chunkOverlapTokens }
     const options = defaultPipelineOptions
+    const queue = yield* Queue.unbounded<Job>()
 
-    const attempt = (documentId: string, revision: number) =>
+    /**
+     * One attempt at a batch: each step is one statement for all its documents, the chunks of
+     * all of them go to the embedder in one call, and one transaction swaps them. Documents
+     * superseded or gone on the way drop out with their outcome.
+     */
+    const attempt = (jobs: ReadonlyArray<DocumentRevision>) =>
       Effect.gen(function*() {
-        const found = yield* repo.load(documentId)
-        if (Option.isNone(found)) return "not found" as const
-        const document = found.value
-        // An older revision's message: the newer one is queued behind it (same entity, in order).
-        if (document.revision !== revision) return "superseded" as const
-        // This revision was indexed already (a message replayed after a crash, a repeated submit).
-        if (document.status === "indexed") return "already indexed" as const
+        const outcomes = new Map<string, IndexingOutcome>()
+        const found = yield* repo.load(jobs.map((job) => job.documentId))
+        let live = jobs.filter((job) => {
+          const document = found.get(job.documentId)
+          if (document === undefined) outcomes.set(job.documentId, "not found")
+          // An older revision's message: the newer one is queued behind it (same entity, in order).
+          else if (document.revision !== job.revision) outcomes.set(job.documentId, "superseded")
+          // This revision was indexed already (a message replayed after a crash, a repeated submit).
+          else if (document.status === "indexed") outcomes.set(job.documentId, "already indexed")
+          else return true
+          return false
+        })
+        const step = (name: IndexingStep) =>
+          Effect.map(repo.setStep(live, name), (current) => {
+            live = live.filter((job) => current.has(job.documentId) || !outcomes.set(job.documentId, "superseded"))
+          })
 
-        if (!(yield* repo.setStep(documentId, revision, "parsing"))) return "superseded" as const
-        const text = parseContent(document.content)
-        if (!(yield* repo.setStep(documentId, revision, "chunking"))) return "superseded" as const
-        const chunks = chunkDocument({ title: document.title, text }, chunkerOptions)
-        if (!(yield* repo.setStep(documentId, revision, "embedding"))) return "superseded" as const
+        yield* step("parsing")
+        const texts = new Map(live.map((job) => [job.documentId, parseContent(found.get(job.documentId)!.content)]))
+        yield* step("chunking")
+        const chunks = new Map(live.map((job) => [
+          job.documentId,
+          chunkDocument({ title: found.get(job.documentId)!.title, text: texts.get(job.documentId)! }, chunkerOptions)
+        ]))
+        yield* step("embedding")
         // Without pgvector there is nowhere to keep vectors: keyword search needs only the chunks.
-        const vectors = pgvector && chunks.length > 0
-          ? { model: embedder.model, vectors: yield* embedder.embed(chunks.map((chunk) => chunk.contextualText)) }
+        const allChunks = live.flatMap((job) => chunks.get(job.documentId)!)
+        const vectors = pgvector && allChunks.length > 0
+          ? yield* embedder.embed(allChunks.map((chunk) => chunk.contextualText))
           : undefined
-        const stored = yield* repo.replaceChunks(documentId, revision, chunks, vectors)
-        return stored ? "indexed" as const : "superseded" as const
+        let offset = 0
+        const indexed = live.map((job): IndexedDocument => {
+          const own = chunks.get(job.documentId)!
+          offset += own.length
+          return { ...job, chunks: own, vectors: vectors?.slice(offset - own.length, offset) }
+        })
+        const stored = indexed.length === 0 ? new Set<string>() : yield* repo.replaceChunks(indexed, embedder.model)
+        for (const job of live) outcomes.set(job.documentId, stored.has(job.documentId) ? "indexed" : "superseded")
+        return outcomes
       })
 
-    const index = (documentId: string, revision: number): Effect.Effect<IndexingOutcome> => {
-      if (!uuidPattern.test(documentId)) return Effect.succeed("not found")
+    /**
+     * One document alone, retried with backoff while the failure may pass; what still fails is
+     * recorded as the document's reason.
+     */
+    const indexAlone = (job: DocumentRevision): Effect.Effect<IndexingOutcome> => {
       let attempts = 0
       return Effect.suspend(() => {
         attempts++
-        return attempt(documentId, revision)
+        return attempt([job])
       }).pipe(
+        Effect.map((outcomes) => outcomes.get(job.documentId)!),
         Effect.retry({
           while: isTransient,
           schedule: Schedule.exponential(options.retryBaseDelay).pipe(
@@ -96,19 +132,59 @@ export class IndexingPipeline extends Effect.Service<IndexingPipeline>()("basalt
           )
         }),
         Effect.tapError((error) =>
-          Effect.logWarning("indexing failed").pipe(Effect.annotateLogs({ document_id: documentId, revision, error: error.message }))
+          Effect.logWarning("indexing failed").pipe(
+            Effect.annotateLogs({ document_id: job.documentId, revision: job.revision, error: error.message })
+          )
         ),
         Effect.catchAll((error) =>
-          repo.fail(documentId, revision, describeFailure(error, attempts)).pipe(Effect.as("failed" as const))
+          repo.fail(job.documentId, job.revision, describeFailure(error, attempts)).pipe(Effect.as("failed" as const))
         ),
         // Even the failure could not be written (the database is gone): a defect, so the cluster
         // restarts the entity with backoff and the message runs again.
-        Effect.orDie,
-        permits.withPermits(1),
-        Effect.tap((outcome) =>
-          Effect.logInfo("indexing run finished").pipe(
-            Effect.annotateLogs({ document_id: documentId, revision, outcome, attempts })
+        Effect.orDie
+      )
+    }
+
+    /**
+     * A batch in one attempt; if it fails, each of its documents again on its own, so that one
+     * document the provider refuses fails alone and a passing outage is retried per document.
+     */
+    const indexBatch = (jobs: ReadonlyArray<Job>) =>
+      Effect.gen(function*() {
+        // A defect of the batch counts as a failure: each document then goes alone.
+        const outcomes = jobs.length === 1
+          ? Option.none()
+          : Option.filter(Option.some(yield* Effect.exit(attempt(jobs))), Exit.isSuccess).pipe(Option.map((exit) => exit.value))
+        for (const job of jobs) {
+          yield* Deferred.complete(
+            job.done,
+            Option.match(outcomes, {
+              onNone: () => indexAlone(job),
+              onSome: (all) => Effect.succeed(all.get(job.documentId)!)
+            })
           )
+        }
+      }).pipe(Effect.withSpan("IndexingPipeline.batch", { attributes: { "indexing.batch.documents": jobs.length } }))
+
+    // BASALT_INDEXING_CONCURRENCY workers, each taking whatever is waiting, up to a batch: under
+    // load batches fill up by themselves; a lone document goes at once.
+    yield* Effect.forkScoped(
+      Effect.forEach(
+        Array.from({ length: indexing.concurrency }),
+        () => Effect.forever(Effect.flatMap(Queue.takeBetween(queue, 1, indexing.batchSize), (jobs) => indexBatch(Chunk.toReadonlyArray(jobs)))),
+        { concurrency: "unbounded", discard: true }
+      )
+    )
+
+    const index = (documentId: string, revision: number): Effect.Effect<IndexingOutcome> => {
+      if (!uuidPattern.test(documentId)) return Effect.succeed("not found")
+      return Effect.gen(function*() {
+        const done = yield* Deferred.make<IndexingOutcome>()
+        yield* Queue.offer(queue, { documentId, revision, done })
+        return yield* Deferred.await(done)
+      }).pipe(
+        Effect.tap((outcome) =>
+          Effect.logInfo("indexing run finished").pipe(Effect.annotateLogs({ document_id: documentId, revision, outcome }))
         ),
         Effect.withSpan("IndexingPipeline.index", { attributes: { "document.id": documentId, "document.revision": revision } })
       )

@@ -7,7 +7,7 @@
  * (the final swap) instead of overwriting what belongs to the newer revision.
  */
 import { SqlClient } from "@effect/sql"
-import { Effect, Option } from "effect"
+import { Effect } from "effect"
 import type { Chunk } from "./Chunker.ts"
 
 export type IndexingStep = "parsing" | "chunking" | "embedding"
@@ -17,12 +17,6 @@ export interface IndexingSource {
   readonly content: string
   readonly revision: number
   readonly status: string
-}
-
-export interface ChunkVectors {
-  readonly model: string
-  /** One per chunk, in chunk order. */
-  readonly vectors: ReadonlyArray<Float32Array>
 }
 
 /** Rows per INSERT: big enough to be few statements, small enough for any server's packet limits. */
@@ -38,22 +32,45 @@ export const vectorText = (vector: Float32Array): string => `[${Array.prototype.
 const wellFormed = (text: string) =>
   text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD")
 
+/** One document's new chunks, for the revision its run read. */
+export interface IndexedDocument {
+  readonly documentId: string
+  readonly revision: number
+  readonly chunks: ReadonlyArray<Chunk>
+  /** One per chunk, in chunk order; undefined where vectors are not kept. */
+  readonly vectors: ReadonlyArray<Float32Array> | undefined
+}
+
+export interface DocumentRevision {
+  readonly documentId: string
+  readonly revision: number
+}
+
+/** The ids as one jsonb parameter: one statement for any number of documents. */
+const revisionsJson = (documents: ReadonlyArray<DocumentRevision>) =>
+  JSON.stringify(documents.map(({ documentId, revision }) => ({ id: documentId, revision })))
+
 export class IndexingRepo extends Effect.Service<IndexingRepo>()("basalt/IndexingRepo", {
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
 
-    const load = (documentId: string) =>
-      sql<IndexingSource>`
-        SELECT title, content, revision, status FROM documents WHERE id = ${documentId}::uuid`.pipe(
-        Effect.map((rows) => Option.fromNullable(rows[0]))
+    /** The documents that still exist, by id. */
+    const load = (documentIds: ReadonlyArray<string>) =>
+      sql<IndexingSource & { id: string }>`
+        SELECT id, title, content, revision, status FROM documents
+        WHERE id IN (SELECT jsonb_array_elements_text(${JSON.stringify(documentIds)}::jsonb)::uuid)`.pipe(
+        Effect.map((rows) => new Map(rows.map((row) => [row.id, row])))
       )
 
-    /** false: the revision is no longer the document's (or the document is gone). */
-    const setStep = (documentId: string, revision: number, step: IndexingStep) =>
-      sql<{ id: string }>`
-        UPDATE documents SET status = ${step}, status_changed_at = now(), error = NULL
-        WHERE id = ${documentId}::uuid AND revision = ${revision}
-        RETURNING id`.pipe(Effect.map((rows) => rows.length > 0))
+    /** Sets the step of each document still at the given revision; returns their ids (the others were superseded). */
+    const setStep = (documents: ReadonlyArray<DocumentRevision>, step: IndexingStep) =>
+      documents.length === 0
+        ? Effect.succeed(new Set<string>())
+        : sql<{ id: string }>`
+        UPDATE documents d SET status = ${step}, status_changed_at = now(), error = NULL
+        FROM jsonb_to_recordset(${revisionsJson(documents)}::jsonb) AS r (id uuid, revision integer)
+        WHERE d.id = r.id AND d.revision = r.revision
+        RETURNING d.id`.pipe(Effect.map((rows) => new Set(rows.map((row) => row.id))))
 
     const fail = (documentId: string, revision: number, reason: string) =>
       sql`
@@ -67,52 +84,57 @@ export class IndexingRepo extends Effect.Service<IndexingRepo>()("basalt/Indexin
         FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r (id uuid, embedding text)`
 
     /**
-     * Replaces the document's chunks in one transaction, if `revision` is still its revision
-     * (false otherwise, and nothing is written). The document row is locked first, so a
-     * concurrent revision bump waits for this swap or makes it a no-op, never half of one.
+     * Replaces the chunks of every document whose revision is still the one given, in one
+     * transaction; returns their ids (the others are left as they are). The document rows are
+     * locked first, in id order, so a concurrent revision bump waits for this swap or makes it a
+     * no-op for that document, never half of one.
      */
-    const replaceChunks = (
-      documentId: string,
-      revision: number,
-      chunks: ReadonlyArray<Chunk>,
-      vectors: ChunkVectors | undefined
-    ) =>
+    const replaceChunks = (documents: ReadonlyArray<IndexedDocument>, model: string) =>
       Effect.gen(function*() {
-        const [current] = yield* sql<{ revision: number }>`
-          SELECT revision FROM documents WHERE id = ${documentId}::uuid FOR UPDATE`
-        if (current === undefined || current.revision !== revision) return false
-        yield* sql`DELETE FROM chunks WHERE document_id = ${documentId}::uuid`
-        const ids = chunks.map(() => crypto.randomUUID())
-        for (let start = 0; start < chunks.length; start += rowsPerInsert) {
-          const rows = chunks.slice(start, start + rowsPerInsert).map((chunk, i) => ({
-            id: ids[start + i]!,
+        const locked = yield* sql<{ id: string }>`
+          SELECT d.id FROM documents d
+          JOIN jsonb_to_recordset(${revisionsJson(documents)}::jsonb) AS r (id uuid, revision integer)
+            ON d.id = r.id AND d.revision = r.revision
+          ORDER BY d.id
+          FOR UPDATE OF d`
+        const current = new Set(locked.map((row) => row.id))
+        const swapped = documents.filter((document) => current.has(document.documentId))
+        if (swapped.length === 0) return current
+        const ids = JSON.stringify(swapped.map((document) => document.documentId))
+        yield* sql`DELETE FROM chunks WHERE document_id IN (SELECT jsonb_array_elements_text(${ids}::jsonb)::uuid)`
+        const rows = swapped.flatMap((document) =>
+          document.chunks.map((chunk, i) => ({
+            id: crypto.randomUUID(),
+            document_id: document.documentId,
             ordinal: chunk.ordinal,
             content: wellFormed(chunk.text),
             contextual_content: wellFormed(chunk.contextualText),
             heading_path: chunk.headingPath,
             start_offset: chunk.start,
             end_offset: chunk.end,
-            token_count: chunk.tokenCount
+            token_count: chunk.tokenCount,
+            vector: document.vectors?.[i]
           }))
+        )
+        for (let start = 0; start < rows.length; start += rowsPerInsert) {
+          const slice = rows.slice(start, start + rowsPerInsert)
           // One parameter per statement: no parameter-count limit, one round trip.
           yield* sql`
             INSERT INTO chunks (id, document_id, ordinal, content, contextual_content, heading_path, start_offset, end_offset, token_count)
-            SELECT r.id, ${documentId}::uuid, r.ordinal, r.content, r.contextual_content, r.heading_path, r.start_offset, r.end_offset, r.token_count
-            FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r (
-              id uuid, ordinal integer, content text, contextual_content text, heading_path text[],
+            SELECT r.id, r.document_id, r.ordinal, r.content, r.contextual_content, r.heading_path, r.start_offset, r.end_offset, r.token_count
+            FROM jsonb_to_recordset(${JSON.stringify(slice.map(({ vector: _, ...row }) => row))}::jsonb) AS r (
+              id uuid, document_id uuid, ordinal integer, content text, contextual_content text, heading_path text[],
               start_offset integer, end_offset integer, token_count integer)`
-          if (vectors !== undefined) {
-            yield* insertVectors(
-              rows.map((row, i) => ({ id: row.id, embedding: vectorText(vectors.vectors[start + i]!) })),
-              vectors.model
-            )
-          }
+          const vectors = slice.flatMap((row) => row.vector === undefined ? [] : [{ id: row.id, embedding: vectorText(row.vector) }])
+          if (vectors.length > 0) yield* insertVectors(vectors, model)
         }
+        const counts = JSON.stringify(swapped.map((document) => ({ id: document.documentId, chunks: document.chunks.length })))
         yield* sql`
-          UPDATE documents
-          SET status = 'indexed', status_changed_at = now(), error = NULL, chunk_count = ${chunks.length}, indexed_at = now()
-          WHERE id = ${documentId}::uuid`
-        return true
+          UPDATE documents d
+          SET status = 'indexed', status_changed_at = now(), error = NULL, chunk_count = r.chunks, indexed_at = now()
+          FROM jsonb_to_recordset(${counts}::jsonb) AS r (id uuid, chunks integer)
+          WHERE d.id = r.id`
+        return current
       }).pipe(sql.withTransaction)
 
     return { load, setStep, fail, replaceChunks } as const

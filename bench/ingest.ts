@@ -1,0 +1,285 @@
+/**
+ * Ingestion and background indexing throughput: BENCH_DOCS (10,000) generated documents of
+ * about 2 KB (headings, paragraphs, a Zipf-like vocabulary; the same ones every run) go through
+ * POST /api/v1/documents/batch, 100 per call, a few calls at once, into a fresh Basalt started
+ * as a child process. Timed from the first 202 to the moment GET /api/v1/documents?status=indexed
+ * counts them all; reported as docs/s and chunks/s, next to a baseline measured in the same run:
+ * how fast the API alone accepts them (first 202 to last 207). On a shared machine the ratio moves
+ * less than either figure.
+ *
+ *   npm run bench:ingest                                   # PGlite, built-in embedder
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:ingest
+ *   BENCH_EMBEDDER=fake npm run bench:ingest               # fake provider, 20 ms per request
+ *
+ * Settings (environment):
+ *   BENCH_DOCS          documents (10000)
+ *   BENCH_PARALLEL      batch requests in flight (4)
+ *   BENCH_EMBEDDER      local (the built-in model) or fake (an OpenAI-compatible server in this
+ *                       process answering every request after BENCH_FAKE_DELAY_MS)
+ *   BENCH_FAKE_DELAY_MS the fake provider's fixed time per request (20)
+ *   BENCH_BATCH_SIZE, BENCH_CONCURRENCY  the provider's BASALT_EMBEDDINGS_BATCH_SIZE and
+ *                       BASALT_EMBEDDINGS_CONCURRENCY (Basalt's defaults: 64 and 4)
+ *   BENCH_INDEXING_CONCURRENCY  BASALT_INDEXING_CONCURRENCY (Basalt's default when unset)
+ *   BENCH_NODE_ARGS     node options for Basalt, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it
+ *   DATABASE_URL        a Postgres server: the bench creates a fresh database on it and drops it after
+ *
+ * With the fake provider it also reports the most its batch size and concurrency allow:
+ * batch size × concurrency texts per delay, in docs/s at the measured chunks per document.
+ *
+ * Exits 1 if a document failed or a request was refused, 2 if Basalt could not be started or
+ * indexing did not finish in time.
+ */
+import { mkdtempSync, rmSync } from "node:fs"
+import { availableParallelism, loadavg, tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { setTimeout as sleep } from "node:timers/promises"
+import pg from "pg"
+import { startFakeEmbeddingsServer } from "../tests/support/fakeEmbeddingsServer.ts"
+import { freePort, logTail, startServerProcess, stopServerProcess, waitUntilAnswering } from "./ServerProcess.ts"
+
+const positiveInt = (name: string, fallback: number): number => {
+  const text = process.env[name]
+  if (text === undefined || text.trim() === "") return fallback
+  const value = Number(text)
+  if (!(value > 0) || !Number.isInteger(value)) {
+    process.stderr.write(`bench: ${name} must be a whole number greater than 0, got "${text}"\n`)
+    process.exit(2)
+  }
+  return value
+}
+
+const embedderMode = process.env["BENCH_EMBEDDER"]?.trim() || "local"
+if (embedderMode !== "local" && embedderMode !== "fake") {
+  process.stderr.write(`bench: BENCH_EMBEDDER must be local or fake, got "${embedderMode}"\n`)
+  process.exit(2)
+}
+
+const settings = {
+  docs: positiveInt("BENCH_DOCS", 10_000),
+  parallel: positiveInt("BENCH_PARALLEL", 4),
+  fakeDelayMs: positiveInt("BENCH_FAKE_DELAY_MS", 20),
+  batchSize: positiveInt("BENCH_BATCH_SIZE", 64),
+  concurrency: positiveInt("BENCH_CONCURRENCY", 4),
+  indexingConcurrency: process.env["BENCH_INDEXING_CONCURRENCY"]?.trim() || undefined
+}
+const databaseUrl = process.env["DATABASE_URL"]?.trim() || undefined
+
+const repoRoot = fileURLToPath(new URL("..", import.meta.url))
+const perBatch = 100
+const startupTimeoutMs = 120_000
+const indexingTimeoutMs = 30 * 60_000
+
+// --- Documents -------------------------------------------------------------------------------
+
+/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
+const random = (seed: number) => () => {
+  seed = (seed + 0x6d2b79f5) | 0
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+}
+
+const syllables = ["ka", "lo", "mi", "ren", "sto", "val", "der", "qui", "na", "tor", "bel", "fi", "gar", "hu", "jen", "port", "sel", "tra", "um", "vex"]
+const common = ["the", "of", "and", "to", "in", "a", "is", "that", "for", "it", "as", "with", "on", "by", "this", "are", "be", "from", "or", "at"]
+
+const vocabulary = (() => {
+  const next = random(1)
+  const words = new Set<string>()
+  while (words.size < 8_000) {
+    const length = 2 + Math.floor(next() * 3)
+    words.add(Array.from({ length }, () => syllables[Math.floor(next() * syllables.length)]).join(""))
+  }
+  return [...words]
+})()
+
+/** Zipf-like: a few words often, most words rarely, as in prose. */
+const word = (next: () => number) =>
+  next() < 0.35 ? common[Math.floor(next() * common.length)]! : vocabulary[Math.floor(vocabulary.length * next() ** 2.5)]!
+
+const sentence = (next: () => number) => {
+  const words = Array.from({ length: 8 + Math.floor(next() * 14) }, () => word(next))
+  return `${words[0]![0]!.toUpperCase()}${words.join(" ").slice(1)}.`
+}
+
+/** About 2 KB: a title, two or three headed sections of paragraphs. */
+const makeDocument = (n: number) => {
+  const next = random(1_000 + n)
+  const title = Array.from({ length: 3 + Math.floor(next() * 4) }, () => word(next)).join(" ")
+  let content = ""
+  while (content.length < 1_900) {
+    content += `## ${Array.from({ length: 2 + Math.floor(next() * 3) }, () => word(next)).join(" ")}\n\n`
+    for (let p = 0; p < 1 + Math.floor(next() * 3) && content.length < 2_100; p++) {
+      content += `${Array.from({ length: 2 + Math.floor(next() * 4) }, () => sentence(next)).join(" ")}\n\n`
+    }
+  }
+  return { title: `${title} ${n}`, content: content.trimEnd(), source: "api", external_id: `bench-${n}`, tags: [`t${n % 20}`] }
+}
+
+// --- Basalt ----------------------------------------------------------------------------------
+
+const request = async (baseUrl: string, path: string, init: { method?: string; body?: unknown; token?: string } = {}) => {
+  const response = await fetch(baseUrl + path, {
+    method: init.method ?? "GET",
+    headers: {
+      ...(init.body !== undefined ? { "content-type": "application/json" } : {}),
+      ...(init.token ? { authorization: `Bearer ${init.token}` } : {})
+    },
+    ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {})
+  })
+  const text = await response.text()
+  if (!response.ok) throw new Error(`${init.method ?? "GET"} ${path} answered ${response.status}: ${text.slice(0, 500)}`)
+  return { status: response.status, body: JSON.parse(text) as Record<string, any> }
+}
+
+const freshDatabase = async (): Promise<{ url: string; drop: () => Promise<void> } | undefined> => {
+  if (databaseUrl === undefined) return undefined
+  const name = `basalt_bench_ingest_${process.pid}`
+  const admin = new pg.Client({ connectionString: databaseUrl })
+  await admin.connect()
+  await admin.query(`CREATE DATABASE ${name}`)
+  await admin.end()
+  const url = new URL(databaseUrl)
+  url.pathname = `/${name}`
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const again = new pg.Client({ connectionString: databaseUrl })
+      await again.connect()
+      await again.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      await again.end()
+    }
+  }
+}
+
+const main = async () => {
+  const documents = Array.from({ length: settings.docs }, (_, n) => makeDocument(n))
+  const bytes = documents.reduce((sum, d) => sum + d.content.length, 0)
+  const dataDir = mkdtempSync(join(tmpdir(), "basalt-bench-ingest-"))
+  const database = await freshDatabase()
+  const fake = embedderMode === "fake" ? await startFakeEmbeddingsServer() : undefined
+  fake?.setDelay(settings.fakeDelayMs)
+  const port = await freePort()
+  const env: Record<string, string> = {
+    PATH: process.env["PATH"] ?? "",
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    LOG_LEVEL: "warn",
+    BASALT_DATA_DIR: join(dataDir, "data"),
+    BASALT_RATE_LIMIT_PRINCIPAL: "1000000000/1s",
+    ...(database ? { DATABASE_URL: database.url } : {}),
+    ...(settings.indexingConcurrency ? { BASALT_INDEXING_CONCURRENCY: settings.indexingConcurrency } : {}),
+    ...(fake
+      ? {
+        BASALT_EMBEDDINGS_URL: fake.baseUrl,
+        BASALT_EMBEDDINGS_MODEL: "bench-fake",
+        BASALT_EMBEDDINGS_BATCH_SIZE: String(settings.batchSize),
+        BASALT_EMBEDDINGS_CONCURRENCY: String(settings.concurrency)
+      }
+      : {})
+  }
+  const server = startServerProcess({
+    name: "basalt",
+    script: "src/main.ts",
+    cwd: repoRoot,
+    port,
+    env,
+    logFile: join(dataDir, "basalt.log"),
+    nodeArgs: process.env["BENCH_NODE_ARGS"]?.split(" ").filter((arg) => arg !== "") ?? []
+  })
+  let exitCode = 0
+  try {
+    await waitUntilAnswering(server, "/ready", startupTimeoutMs)
+    const base = server.baseUrl
+    const account = { email: "bench@example.com", password: "bench password long" }
+    await request(base, "/api/v1/auth/register", { method: "POST", body: { ...account, display_name: "Bench" } })
+    const token = (await request(base, "/api/v1/auth/login", { method: "POST", body: account })).body["access_token"] as string
+
+    console.log(
+      `bench:ingest: ${settings.docs} documents (${(bytes / settings.docs / 1024).toFixed(1)} KB of text each on average), ` +
+        `${database ? "Postgres" : "PGlite"}, ${fake ? `fake provider (${settings.fakeDelayMs} ms per request, batch ${settings.batchSize}, concurrency ${settings.concurrency})` : "built-in embedder"}, ` +
+        `${availableParallelism()} cores, load ${loadavg().map((n) => n.toFixed(2)).join(" ")}`
+    )
+
+    const indexedCount = async () =>
+      (await request(base, "/api/v1/documents?status=indexed&limit=1", { token })).body["total"] as number
+    const failedCount = async () =>
+      (await request(base, "/api/v1/documents?status=failed&limit=1", { token })).body["total"] as number
+
+    let firstAccepted: number | undefined
+    let refused = 0
+    let nextBatch = 0
+    const cpuBefore = server.cpuTimeMs()
+    const sendAll = async () => {
+      while (nextBatch * perBatch < documents.length) {
+        const batch = documents.slice(nextBatch * perBatch, ++nextBatch * perBatch)
+        const { body } = await request(base, "/api/v1/documents/batch", { method: "POST", body: { documents: batch }, token })
+        for (const result of body["results"] as Array<{ status: number }>) {
+          if (result.status === 202) firstAccepted ??= performance.now()
+          else refused++
+        }
+      }
+    }
+    const started = performance.now()
+    await Promise.all(Array.from({ length: settings.parallel }, sendAll))
+    const allAccepted = performance.now()
+    if (refused > 0) throw new Error(`${refused} documents were not accepted with 202`)
+
+    let indexed = 0
+    while (indexed < settings.docs) {
+      if (performance.now() - started > indexingTimeoutMs) throw new Error(`only ${indexed} documents indexed in time`)
+      const failed = await failedCount()
+      if (failed > 0) throw new Error(`${failed} documents failed to index`)
+      indexed = await indexedCount()
+      if (indexed < settings.docs) await sleep(50)
+    }
+    const allIndexed = performance.now()
+    const cpuAfter = server.cpuTimeMs()
+
+    // Not timed: the chunks made, read back page by page.
+    let chunks = 0
+    let cursor: string | null = null
+    do {
+      const page: Record<string, any> = (await request(base, `/api/v1/documents?status=indexed&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`, { token })).body
+      for (const document of page["items"] as Array<{ chunk_count: number }>) chunks += document.chunk_count
+      cursor = page["next_cursor"] as string | null
+    } while (cursor !== null)
+
+    const start = firstAccepted ?? started
+    const seconds = (allIndexed - start) / 1000
+    const acceptSeconds = (allAccepted - start) / 1000
+    const docsPerSecond = settings.docs / seconds
+    const acceptedPerSecond = settings.docs / acceptSeconds
+    const chunksPerDoc = chunks / settings.docs
+    console.log(`chunks:     ${chunks} (${chunksPerDoc.toFixed(2)} per document)`)
+    console.log(`accepted:   ${settings.docs} in ${acceptSeconds.toFixed(2)} s, ${acceptedPerSecond.toFixed(0)} docs/s (first 202 to last 207: the API alone, the baseline)`)
+    console.log(`indexed:    ${settings.docs} in ${seconds.toFixed(2)} s, ${docsPerSecond.toFixed(0)} docs/s, ${(chunks / seconds).toFixed(0)} chunks/s (first 202 to last indexed)`)
+    console.log(`ratio:      indexing end to end at ${(docsPerSecond / acceptedPerSecond * 100).toFixed(0)}% of the API's acceptance rate`)
+    if (cpuBefore !== undefined && cpuAfter !== undefined) {
+      console.log(`server CPU: ${((cpuAfter - cpuBefore) / settings.docs).toFixed(2)} ms per document`)
+    }
+    if (fake) {
+      const textsPerSecond = settings.batchSize * settings.concurrency / (settings.fakeDelayMs / 1000)
+      const ceiling = textsPerSecond / chunksPerDoc
+      const requests = fake.requests.length
+      console.log(
+        `provider:   ${requests} requests, ${(chunks / Math.max(requests, 1)).toFixed(1)} texts per request on average, at most ${fake.maxInFlight()} in flight`
+      )
+      console.log(
+        `ceiling:    ${settings.batchSize} × ${settings.concurrency} texts per ${settings.fakeDelayMs} ms = ${textsPerSecond.toFixed(0)} texts/s = ${ceiling.toFixed(0)} docs/s; ` +
+          `achieved ${(docsPerSecond / ceiling * 100).toFixed(0)}% of it`
+      )
+    }
+  } catch (error) {
+    process.stderr.write(`bench:ingest: ${error instanceof Error ? error.message : String(error)}\n${logTail(server)}\n`)
+    exitCode = /failed|not accepted/.test(String(error)) ? 1 : 2
+  } finally {
+    await stopServerProcess(server, 20_000)
+    await fake?.close()
+    await database?.drop()
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+  process.exit(exitCode)
+}
+
+await main()
