@@ -38,7 +38,7 @@ const depth = 100
 const load = (collection: RetrievalCollection, pgvector: boolean) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    yield* sql`TRUNCATE documents, search_lexeme_stats, search_lexeme_deltas, search_corpus_deltas CASCADE`
+    yield* sql`TRUNCATE documents, search_postings, search_lexeme_stats, search_lexeme_deltas, search_corpus_deltas CASCADE`
     yield* sql`UPDATE search_corpus_stats SET chunk_count = 0, term_count = 0`
     yield* sql`DELETE FROM users WHERE email = 'tuning@basalt.invalid'`
     const [owner] = yield* sql<{ id: string }>`
