@@ -146,7 +146,9 @@ export const SearchHttpLive = HttpApiBuilder.group(BasaltApi, "search", (handler
           total_relation: page.totalIsExact ? "eq" as const : "gte" as const,
           search_time_ms: Math.round((performance.now() - started) * 100) / 100,
           filters,
-          next_cursor: page.hits.length === limit && nextOffset < page.total ? encodeCursor(nextOffset, fingerprint) : null,
+          next_cursor: page.hits.length === limit && (nextOffset < page.total || !page.totalIsExact)
+            ? encodeCursor(nextOffset, fingerprint)
+            : null,
           fallback
         }
       }))
