@@ -234,7 +234,7 @@ describe("search", () => {
     expect(response.json()).toMatchObject({ total: 3, total_relation: "eq" })
   })
 
-  it("counts the total exactly up to 1,000 matching chunks and says when it is a lower bound", async () => {
+  it("counts the total exactly up to 1,000 matches and says when it is a lower bound", async () => {
     await addMany("alice", 1100, "Ocelot report", "An ocelot crossed the trail at dusk.")
     const first = await search("alice", { query: "ocelot", mode: "keyword", limit: 10 })
     expect(first.status).toBe(200)

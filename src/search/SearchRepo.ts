@@ -31,7 +31,7 @@ export interface Hit {
 export interface HitList {
   readonly hits: ReadonlyArray<Hit>
   /**
-   * How many documents match in all (keyword: exact below `totalCap` matching chunks, else a
+   * How many documents match in all (keyword: exact below `totalCap` matches, else a
    * lower bound; semantic: those among the nearest chunks looked at).
    */
   readonly total: number
@@ -52,8 +52,9 @@ export interface HitDetails {
 export const semanticDepth = 1000
 
 /**
- * Keyword: how many matching chunks `total` counts at most (with the visibility); past it the
- * total is a lower bound. Counting every chunk of a common term was most of a query's time.
+ * Keyword: how many matches (a chunk counts once per query lexeme it holds) `total` counts at
+ * most, with the visibility; past it the total is a lower bound. Counting every chunk of a common
+ * term cost more than the ranking.
  */
 export const totalCap = 1000
 
@@ -81,7 +82,7 @@ export class SearchRepo extends Effect.Service<SearchRepo>()("basalt/SearchRepo"
 
     /**
      * The best `limit` documents after `offset` by BM25 (each by its best chunk), and how many
-     * documents match (exact below `totalCap` matching chunks, a lower bound past it).
+     * documents match (exact below `totalCap` matches, a lower bound past it).
      *
      * Candidates: for each query lexeme, its `depth` visible chunks (inside the filters) of highest
      * impact, read from the impact-ordered postings (migration 0012); the visibility and the
@@ -128,20 +129,22 @@ export class SearchRepo extends Effect.Service<SearchRepo>()("basalt/SearchRepo"
           SELECT document_id, chunk_id, score
           FROM best ORDER BY score DESC, chunk_id
           LIMIT ${request.limit} OFFSET ${request.offset}`
-        const [counted] = yield* sql<{ chunks: string; documents: string }>`
-          WITH ${queryTermsCtes(sql, request.query)}
-          SELECT count(*) AS chunks, count(DISTINCT document_id) AS documents FROM (
-            SELECT c.document_id FROM chunks c
-            JOIN documents d ON d.id = c.document_id
-            -- A parameter (not a join column), so that the GIN index answers it.
-            WHERE c.search_vector @@ (SELECT tsq FROM query_match) AND ${visible}
+        // The postings of the query's lexemes (index-only), visible, up to the cap.
+        const [counted] = yield* sql<{ postings: string; documents: string }>`
+          WITH query_match AS MATERIALIZED (
+            SELECT array_agg(u.lexeme) AS lexemes FROM unnest(to_tsvector('english'::regconfig, ${request.query})) AS u
+          )
+          SELECT count(*) AS postings, count(DISTINCT document_id) AS documents FROM (
+            SELECT p.document_id FROM search_postings p
+            JOIN documents d ON d.id = p.document_id
+            WHERE p.lexeme = ANY((SELECT lexemes FROM query_match)::text[]) AND ${visible}
             LIMIT ${totalCap}
           ) AS matching`
         const hits = rows.map(({ chunk_id, document_id, score }) => ({ document_id, chunk_id, score: Number(score) }))
         return {
           hits,
           total: Math.max(Number(counted?.documents ?? 0), request.offset + hits.length),
-          totalIsExact: Number(counted?.chunks ?? 0) < totalCap
+          totalIsExact: Number(counted?.postings ?? 0) < totalCap
         } satisfies HitList
       })
 

@@ -4,7 +4,8 @@
  * weight without idf computed when the chunk is written. The B-tree on (lexeme, impact DESC)
  * lets a query read each term's best chunks first and stop after a few hundred, instead of
  * scoring every chunk that holds a common term; the primary key (chunk_id, lexeme) serves the
- * exact rescoring of those candidates and the deletes.
+ * exact rescoring of those candidates and the deletes. Both indexes carry what their readers
+ * need (INCLUDE), so that reads are index-only scans once vacuum has marked the pages.
  *
  * `impact` only orders candidates: it uses the corpus's average length as folded when the chunk
  * was written (k1 2.0, b 0.6, the defaults), and the final score is recomputed from tf and length
@@ -24,7 +25,7 @@ export default Effect.gen(function*() {
       tf integer NOT NULL,
       length integer NOT NULL,
       impact real NOT NULL,
-      PRIMARY KEY (chunk_id, lexeme)
+      PRIMARY KEY (chunk_id, lexeme) INCLUDE (tf, length, document_id)
     )`
   // The average length folded so far, or the batch's own when nothing is folded yet.
   yield* sql`
@@ -71,5 +72,5 @@ export default Effect.gen(function*() {
            (coalesce(array_length(u.positions, 1), 1) + 2.0 * (0.4 + 0.6 * c.search_length /
              greatest((SELECT coalesce(avg(search_length), 1) FROM chunks), 1)))
     FROM chunks c, unnest(c.search_vector) AS u`
-  yield* sql`CREATE INDEX search_postings_impact ON search_postings (lexeme, impact DESC)`
+  yield* sql`CREATE INDEX search_postings_impact ON search_postings (lexeme, impact DESC) INCLUDE (chunk_id, document_id)`
 })
