@@ -58,8 +58,12 @@ export const semanticDepth = 1000
  */
 export const totalCap = 1000
 
-/** Keyword: how many chunks each query lexeme contributes as candidates (chosen by measurement, README). */
-export const candidateDepth = (limit: number, offset: number) => Math.max(200, 2 * (limit + offset))
+/**
+ * Keyword: how many chunks each query lexeme contributes as candidates. 50 for a first page of
+ * ten kept nDCG@10 within 0.0007 of exact scoring on the four test collections (20 lost up to
+ * 0.011); twice the page's end for deeper pages (bench/search-tuning.ts TUNE_DEPTH, README).
+ */
+export const candidateDepth = (limit: number, offset: number) => Math.max(50, 2 * (limit + offset))
 
 export class SearchRepo extends Effect.Service<SearchRepo>()("basalt/SearchRepo", {
   effect: Effect.gen(function*() {
