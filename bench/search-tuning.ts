@@ -7,6 +7,7 @@
  *   node --import tsx bench/search-tuning.ts [collection ...]             (PGlite in a temp dir)
  *   DATABASE_URL=postgres://… node --import tsx bench/search-tuning.ts     (an empty database)
  *   TUNE_K1=0.6,0.9,1.2 TUNE_B=0.3,0.5,0.75 node --import tsx bench/search-tuning.ts cranfield
+ *   TUNE_DEPTH=50,100,200 node --import tsx bench/search-tuning.ts   (keyword's candidates per query term)
  *
  * Each collection replaces the previous one (its statistics are the corpus's own).
  */
@@ -33,12 +34,13 @@ const numbers = (name: string) =>
 const names = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["cranfield", "cisi", "cacm", "med"]
 const k1s = numbers("TUNE_K1") ?? [defaultBm25.k1]
 const bs = numbers("TUNE_B") ?? [defaultBm25.b]
+const candidateDepths: ReadonlyArray<number | undefined> = numbers("TUNE_DEPTH") ?? [undefined]
 const depth = 100
 
 const load = (collection: RetrievalCollection, pgvector: boolean) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    yield* sql`TRUNCATE documents, search_lexeme_stats, search_lexeme_deltas, search_corpus_deltas CASCADE`
+    yield* sql`TRUNCATE documents, search_postings, search_lexeme_stats, search_lexeme_deltas, search_corpus_deltas CASCADE`
     yield* sql`UPDATE search_corpus_stats SET chunk_count = 0, term_count = 0`
     yield* sql`DELETE FROM users WHERE email = 'tuning@basalt.invalid'`
     const [owner] = yield* sql<{ id: string }>`
@@ -121,19 +123,30 @@ const program = Effect.gen(function*() {
     const keywordRuns = new Map<string, Map<string, ReadonlyArray<string>>>()
     for (const k1 of k1s) {
       for (const b of bs) {
-        const bm25: Bm25Parameters = { k1, b }
-        const rankings = new Map<string, ReadonlyArray<string>>()
-        const t0 = Date.now()
-        for (const query of collection.queries) {
-          const { hits } = yield* repo.keyword({ caller, query: query.text, filters: {}, limit: depth, offset: 0, bm25 })
-          rankings.set(query._id, hits.map((hit) => externalIdOf.get(hit.document_id)!))
+        for (const candidateDepth of candidateDepths) {
+          const bm25: Bm25Parameters = { k1, b }
+          const rankings = new Map<string, ReadonlyArray<string>>()
+          const t0 = Date.now()
+          for (const query of collection.queries) {
+            const { hits } = yield* repo.keyword({
+              caller,
+              query: query.text,
+              filters: {},
+              limit: depth,
+              offset: 0,
+              bm25,
+              ...(candidateDepth === undefined ? {} : { depth: candidateDepth })
+            })
+            rankings.set(query._id, hits.map((hit) => externalIdOf.get(hit.document_id)!))
+          }
+          keywordRuns.set(`${k1}/${b}`, rankings)
+          const { ndcg10, recall100 } = evaluate(collection, rankings)
+          process.stdout.write(
+            `  keyword k1=${k1.toFixed(2)} b=${b.toFixed(2)}${candidateDepth === undefined ? "" : ` depth=${candidateDepth}`}` +
+              `  nDCG@10 ${ndcg10.toFixed(4)}  R@100 ${recall100.toFixed(4)}` +
+              `  (${((Date.now() - t0) / collection.queries.length).toFixed(1)} ms/query)\n`
+          )
         }
-        keywordRuns.set(`${k1}/${b}`, rankings)
-        const { ndcg10, recall100 } = evaluate(collection, rankings)
-        process.stdout.write(
-          `  keyword k1=${k1.toFixed(2)} b=${b.toFixed(2)}  nDCG@10 ${ndcg10.toFixed(4)}  R@100 ${recall100.toFixed(4)}` +
-            `  (${((Date.now() - t0) / collection.queries.length).toFixed(1)} ms/query)\n`
-        )
       }
     }
     if (!pgvector) continue

@@ -210,6 +210,60 @@ describe("search", () => {
     expect((await search("bob", { query: "keys", mode: "keyword", filters: { collections: [documents.bobOnly] } })).status).toBe(200)
   })
 
+  /** `count` one-chunk documents of `owner` in one statement (enough of them to outrun the pruning). */
+  const addMany = (owner: string, count: number, title: string, content: string, visibility = "private") =>
+    server.sql((sql) =>
+      sql`
+        WITH inserted AS (
+          INSERT INTO documents (owner_id, source, title, content, content_hash, tags, visibility, status)
+          SELECT ${ids[owner]!}, 'api', ${title} || ' ' || i, ${content}, '-', '{}'::text[], ${visibility}, 'indexed'
+          FROM generate_series(1, ${count}) AS i
+          RETURNING id, title
+        )
+        INSERT INTO chunks (document_id, ordinal, content, contextual_content, start_offset, end_offset, token_count)
+        SELECT id, 0, ${content}, title || ' ' || ${content}, 0, ${content.length}, 10 FROM inserted`
+    )
+
+  it("orders by BM25 on a small crafted corpus", async () => {
+    await addDocument("quokkaBoth", "alice", { title: "Quokka marsupial", content: "Quokka and marsupial: quokka, marsupial." })
+    await addDocument("quokkaOnce", "alice", { title: "Quokka", content: "A marsupial of Rottnest island, seen from a ferry." })
+    await addDocument("quokkaOnly", "alice", { title: "Island notes", content: "A quokka on the path to the lighthouse and the bay." })
+    await addDocument("quokkaNone", "alice", { title: "Island notes", content: "Wombats dig; nothing else to say here today." })
+    const response = await search("alice", { query: "quokka marsupial", mode: "keyword" })
+    expect(documentIds(response)).toEqual([documents.quokkaBoth, documents.quokkaOnce, documents.quokkaOnly])
+    expect(response.json()).toMatchObject({ total: 3, total_relation: "eq" })
+  })
+
+  it("counts the total exactly up to 1,000 matches and says when it is a lower bound", async () => {
+    await addMany("alice", 1100, "Ocelot report", "An ocelot crossed the trail at dusk.")
+    const first = await search("alice", { query: "ocelot", mode: "keyword", limit: 10 })
+    expect(first.status).toBe(200)
+    expect(first.json()).toMatchObject({ total: 1000, total_relation: "gte" })
+    expect(first.json().results).toHaveLength(10)
+    // A lower bound still offers the next page.
+    const second = await search("alice", { query: "ocelot", mode: "keyword", limit: 10, cursor: first.json().next_cursor })
+    expect(second.json().results[0].rank).toBe(11)
+    expect(new Set([...documentIds(first), ...documentIds(second)]).size).toBe(20)
+    // Bob sees none of them: the count has the visibility in it.
+    expect((await search("bob", { query: "ocelot", mode: "keyword" })).json()).toMatchObject({ total: 0, total_relation: "eq", results: [] })
+  }, 120_000)
+
+  it("finds the caller's own weaker matches when thousands of invisible documents outrank them", async () => {
+    await addMany("bob", 2500, "Pangolin", "pangolin pangolin pangolin burrow burrow")
+    await addDocument("alicePangolin", "alice", {
+      title: "Field trip",
+      content: "We walked for hours through the dry forest, counted birds and termite mounds, and near the end saw a pangolin."
+    })
+    const alice = await search("alice", { query: "pangolin burrow", mode: "keyword", limit: 10 })
+    expect(documentIds(alice)).toEqual([documents.alicePangolin])
+    expect(alice.json()).toMatchObject({ total: 1, total_relation: "eq" })
+    // They do outrank it: the admin's first page is all bob's.
+    const admin = await search("admin", { query: "pangolin burrow", mode: "keyword", limit: 10 })
+    expect(admin.json().results).toHaveLength(10)
+    expect(documentIds(admin)).not.toContain(documents.alicePangolin)
+    expect(admin.json().total_relation).toBe("gte")
+  }, 120_000)
+
   it("pages with a cursor, with the total on every page", async () => {
     const seen: Array<string> = []
     let cursor: string | undefined

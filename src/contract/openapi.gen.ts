@@ -1224,10 +1224,18 @@ export interface components {
             readonly results: readonly components["schemas"]["SearchResult"][];
             /**
              * @description How many documents (not chunks) the search found, across all pages: for keyword every
-             *     readable document holding a query word; for semantic the documents of the 200
+             *     readable document holding a query word, counted exactly up to a bound and a lower bound
+             *     past it (see total_relation); for semantic the documents of the 200
              *     nearest chunks; for hybrid the documents in either list (keyword's best 200, semantic's).
              */
             readonly total: number;
+            /**
+             * @description eq when total is the exact count; gte when more documents match than were counted
+             *     (keyword stops counting at 1,000 matches, a chunk counting once per query word it
+             *     holds) and total is a lower bound.
+             * @enum {string}
+             */
+            readonly total_relation: "eq" | "gte";
             readonly search_time_ms: number;
             /** @description The filters as applied (tags normalised). */
             readonly filters: components["schemas"]["SearchFilters"];

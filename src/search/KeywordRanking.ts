@@ -63,19 +63,14 @@ export const queryTermsCtes = (sql: SqlClient.SqlClient, query: string) =>
   )`
 
 /**
- * The BM25 score of chunk `c` (an alias with `search_vector` and `search_length`), given the
- * CTEs above in scope as `query_terms` and `query_match qm`.
+ * The BM25 contribution of one posting `p` (an alias of `search_postings` joined with its query
+ * term `q` of `query_terms` and `query_match qm`): summed over a chunk's postings, its score.
  */
-export const bm25Score = (sql: SqlClient.SqlClient, chunkAlias: string, parameters: Bm25Parameters) => {
-  const c = sql(chunkAlias)
+export const bm25Score = (sql: SqlClient.SqlClient, postingAlias: string, parameters: Bm25Parameters) => {
+  const p = sql(postingAlias)
   const k1 = parameters.k1
   const b = parameters.b
-  return sql`(
-    SELECT coalesce(sum(
-      t.weight * (array_length(h.positions, 1) * ${k1 + 1}::float8) /
-      (array_length(h.positions, 1) + ${k1}::float8 * (1 - ${b}::float8 + ${b}::float8 * ${c}.search_length / qm.avg_length))
-    ), 0)
-    FROM unnest(ts_filter(setweight(${c}.search_vector, 'A', qm.lexemes), '{a}')) AS h
-    JOIN query_terms t ON t.lexeme = h.lexeme
-  )`
+  return sql`sum(
+    q.weight * (${p}.tf * ${k1 + 1}::float8) /
+    (${p}.tf + ${k1}::float8 * (1 - ${b}::float8 + ${b}::float8 * ${p}.length / qm.avg_length)))`
 }

@@ -72,6 +72,7 @@ export const SearchResponse = contractBody(
     mode: SearchMode,
     results: Schema.Array(SearchResult),
     total: Schema.Int,
+    total_relation: Schema.Literal("eq", "gte"),
     search_time_ms: Schema.Number,
     filters: SearchFilters,
     next_cursor: Schema.NullOr(Schema.String),

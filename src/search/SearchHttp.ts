@@ -57,6 +57,7 @@ interface RankedPage {
   readonly hits: ReadonlyArray<Hit>
   readonly offset: number
   readonly total: number
+  readonly totalIsExact: boolean
 }
 
 export const SearchHttpLive = HttpApiBuilder.group(BasaltApi, "search", (handlers) =>
@@ -121,7 +122,8 @@ export const SearchHttpLive = HttpApiBuilder.group(BasaltApi, "search", (handler
             page = {
               hits: fused.slice(offset, offset + limit).map(({ id, score }) => ({ ...byDocument.get(id)!, score })),
               offset,
-              total: fused.length
+              total: fused.length,
+              totalIsExact: true
             }
           }
         }
@@ -141,9 +143,12 @@ export const SearchHttpLive = HttpApiBuilder.group(BasaltApi, "search", (handler
           mode,
           results,
           total: page.total,
+          total_relation: page.totalIsExact ? "eq" as const : "gte" as const,
           search_time_ms: Math.round((performance.now() - started) * 100) / 100,
           filters,
-          next_cursor: page.hits.length === limit && nextOffset < page.total ? encodeCursor(nextOffset, fingerprint) : null,
+          next_cursor: page.hits.length === limit && (nextOffset < page.total || !page.totalIsExact)
+            ? encodeCursor(nextOffset, fingerprint)
+            : null,
           fallback
         }
       }))

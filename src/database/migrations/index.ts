@@ -14,6 +14,7 @@ import documents from "./0008_documents.ts"
 import chunkEmbeddings from "./0009_chunk_embeddings.ts"
 import embeddingIndex from "./0010_embedding_index.ts"
 import search from "./0011_search.ts"
+import searchPostings from "./0012_search_postings.ts"
 
 const all = {
   "0001_instance": instance,
@@ -26,7 +27,8 @@ const all = {
   "0008_documents": documents,
   "0009_chunk_embeddings": chunkEmbeddings,
   "0010_embedding_index": embeddingIndex,
-  "0011_search": search
+  "0011_search": search,
+  "0012_search_postings": searchPostings
 }
 
 export const migrations = Migrator.fromRecord(all)
