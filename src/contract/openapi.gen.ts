@@ -453,8 +453,9 @@ export interface paths {
          *     The same `(source, external_id)` from the same owner again updates that document: the
          *     fields the request names replace the stored ones, the others keep their values. When the
          *     title and content are unchanged (same `content_hash`), nothing is re-indexed and the answer
-         *     is 200. Collections must exist and be visible to the caller (404 otherwise) and the caller
-         *     must be an editor or owner of each (403). Only curators and admins may make a document public.
+         *     is 200, unless its last indexing failed: sending it again is how it is retried (202).
+         *     Collections must exist and be visible to the caller (404 otherwise) and the caller must be
+         *     an editor or owner of each (403). Only curators and admins may make a document public.
          */
         readonly post: operations["createDocument"];
         readonly delete?: never;

@@ -125,8 +125,8 @@ export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/Docum
 
     /**
      * Inserts a document, or updates the caller's document with the same (source, external_id).
-     * A change of title or content bumps the revision and queues the document again. Run inside
-     * a transaction.
+     * A change of title or content, or a document whose indexing failed, bumps the revision and
+     * queues the document again. Run inside a transaction.
      */
     const store = (ownerId: string, fields: DocumentFields) =>
       Effect.gen(function*() {
@@ -139,11 +139,12 @@ export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/Docum
           ON CONFLICT (owner_id, source, external_id) WHERE external_id IS NOT NULL DO NOTHING
           RETURNING id, revision`
         if (inserted !== undefined) return { id: inserted.id, revision: inserted.revision, reindex: true, created: true } satisfies Stored
-        const [existing] = yield* sql<{ id: string; content_hash: string }>`
-          SELECT id, content_hash FROM documents
+        const [existing] = yield* sql<{ id: string; content_hash: string; status: string }>`
+          SELECT id, content_hash, status FROM documents
           WHERE owner_id = ${ownerId} AND source = ${fields.source} AND external_id = ${fields.externalId ?? null}
           FOR UPDATE`
-        const reindex = existing!.content_hash !== fields.contentHash
+        // Pushing a document whose indexing failed is how a client retries it, content changed or not.
+        const reindex = existing!.content_hash !== fields.contentHash || existing!.status === "failed"
         const [updated] = yield* sql<{ id: string; revision: number }>`
           UPDATE documents SET
             url = COALESCE(${fields.url ?? null}, url),
