@@ -1,5 +1,5 @@
 import { HttpApiBuilder, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Effect, Layer, Redacted, Schema } from "effect"
+import { Effect, Layer, Redacted } from "effect"
 import { BasaltApi } from "../Api.ts"
 import { AuditRepo } from "../audit/AuditRepo.ts"
 import { AppConfig } from "../config/AppConfig.ts"
@@ -12,6 +12,7 @@ import {
   UnsupportedGrantType,
   ValidationFailed
 } from "../http/ApiError.ts"
+import { decodeCursor, encodeCursor, invalidCursor, pageOf } from "../http/PageCursor.ts"
 import { roleRank } from "./Accounts.ts"
 import { sessionCookieName, withoutSessionCookies } from "./BrowserSession.ts"
 import { CurrentUser } from "./Authentication.ts"
@@ -130,42 +131,11 @@ export const UsersHttpLive = HttpApiBuilder.group(BasaltApi, "users", (handlers)
         Effect.flatMap(CurrentUser, (user) => Effect.orDie(users.setDisplayName(user.id, payload.display_name))))
   })).pipe(Layer.provide([UsersRepo.Default, SessionsRepo.Default, AuditRepo.Default]))
 
-/** Page cursors: the sort key of the last item of the page, opaque to clients. */
-const Cursor = Schema.parseJson(Schema.Struct({ createdAt: Schema.String, id: Schema.UUID }))
-const encodeCursor = (position: typeof Cursor.Type) => Buffer.from(Schema.encodeSync(Cursor)(position)).toString("base64url")
-/**
- * A page from `limit + 1` rows: the extra row only says there is more, and the cursor points
- * after the page's last item.
- */
-const pageOf = <Row, Item>(
-  rows: ReadonlyArray<Row>,
-  limit: number,
-  item: (row: Row) => Item,
-  cursorAfter: (last: Row) => string
-) => {
-  const page = rows.slice(0, limit)
-  const last = page[page.length - 1]
-  return {
-    items: page.map(item),
-    next_cursor: rows.length > limit && last !== undefined ? cursorAfter(last) : null
-  }
-}
-
-const invalidCursor = () =>
-  new ValidationFailed({
-    message: "The request does not match the schema",
-    details: [{ path: "cursor", message: "Not a cursor this server issued" }]
-  })
-
+/** The audit log pages by its event id (a bigint), kept as text in the cursor. */
 const decodeAuditCursor = (cursor: string) => {
   const id = Buffer.from(cursor, "base64url").toString("utf8")
   return /^[0-9]{1,19}$/.test(id) ? Effect.succeed(id) : Effect.fail(invalidCursor())
 }
-
-const decodeCursor = (cursor: string) =>
-  Schema.decodeUnknown(Cursor)(Buffer.from(cursor, "base64url").toString("utf8")).pipe(
-    Effect.mapError(invalidCursor)
-  )
 
 export const AdminHttpLive = HttpApiBuilder.group(BasaltApi, "admin", (handlers) =>
   Effect.gen(function*() {
@@ -203,9 +173,10 @@ export const AdminHttpLive = HttpApiBuilder.group(BasaltApi, "admin", (handlers)
       .handle("listUsers", ({ urlParams }) =>
         Effect.gen(function*() {
           const limit = urlParams.limit ?? 50
-          const after = urlParams.cursor === undefined ? undefined : yield* decodeCursor(urlParams.cursor)
+          const position = yield* decodeCursor(urlParams.cursor)
+          const after = position === undefined ? undefined : { createdAt: position.at, id: position.id }
           const rows = yield* Effect.orDie(users.list({ emailContains: urlParams.email, limit, after }))
-          return pageOf(rows, limit, publicUser, (last) => encodeCursor({ createdAt: last.created_at_exact, id: last.id }))
+          return pageOf(rows, limit, publicUser, (last) => encodeCursor({ at: last.created_at_exact, id: last.id }))
         }))
       .handle("updateUser", ({ path, payload }) =>
         Effect.gen(function*() {

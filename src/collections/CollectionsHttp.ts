@@ -5,7 +5,7 @@ import type { Caller } from "../accounts/SessionsRepo.ts"
 import { BasaltApi } from "../Api.ts"
 import { changeable } from "../documents/DocumentPolicy.ts"
 import { DocumentsRepo } from "../documents/DocumentsRepo.ts"
-import { decodeCursor, pageOf } from "../documents/PageCursor.ts"
+import { decodeCursor, encodeCursor, pageOf } from "../http/PageCursor.ts"
 import { Conflict, NotFound } from "../http/ApiError.ts"
 import { authorizeCollection, type CollectionAction, collectionNotFound } from "./CollectionPolicy.ts"
 import type { Collection } from "./Collections.ts"
@@ -51,7 +51,7 @@ export const CollectionsHttpLive = HttpApiBuilder.group(BasaltApi, "collections"
           const limit = urlParams.limit ?? 50
           const after = yield* decodeCursor(urlParams.cursor)
           const { rows, total } = yield* Effect.orDie(collections.list(caller, limit, after))
-          return pageOf(rows, limit, total, toCollection, (last) => ({ at: last.created_at_exact, id: last.id }))
+          return { ...pageOf(rows, limit, toCollection, (last) => encodeCursor({ at: last.created_at_exact, id: last.id })), total }
         }))
       .handle("getCollection", ({ path }) =>
         Effect.gen(function*() {

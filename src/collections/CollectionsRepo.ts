@@ -2,7 +2,7 @@
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import type { Caller } from "../accounts/SessionsRepo.ts"
-import { exactTime, type PagePosition } from "../documents/PageCursor.ts"
+import { exactTime, type PagePosition } from "../http/PageCursor.ts"
 import type { CollectionAccess } from "./CollectionPolicy.ts"
 import type { CollectionRole } from "./Collections.ts"
 

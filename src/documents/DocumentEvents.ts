@@ -15,7 +15,7 @@ import { Chunk, Effect, Option, Stream } from "effect"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import { ServerLifecycle } from "../http/ServerLifecycle.ts"
 import { DocumentsRepo, type StatusChangeRow } from "./DocumentsRepo.ts"
-import { decodeCursor, encodeCursor, type PagePosition } from "./PageCursor.ts"
+import { decodeCursor, encodeCursor, type PagePosition } from "../http/PageCursor.ts"
 
 const pollInterval = "500 millis"
 /** Polls without anything to send before a keep-alive comment (15 s). */

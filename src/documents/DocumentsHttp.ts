@@ -10,7 +10,7 @@ import { contentHash, DocumentIngestion, toDocument } from "./DocumentIngestion.
 import { changeable, mayPublish, readable } from "./DocumentPolicy.ts"
 import { DocumentsRepo } from "./DocumentsRepo.ts"
 import { uploadDocuments } from "./DocumentUpload.ts"
-import { decodeCursor, invalidCursor, pageOf } from "./PageCursor.ts"
+import { decodeCursor, encodeCursor, invalidCursor, pageOf } from "../http/PageCursor.ts"
 
 export const DocumentsHttpLive = HttpApiBuilder.group(BasaltApi, "documents", (handlers) =>
   Effect.gen(function*() {
@@ -35,7 +35,7 @@ export const DocumentsHttpLive = HttpApiBuilder.group(BasaltApi, "documents", (h
           const limit = urlParams.limit ?? 50
           const after = yield* decodeCursor(urlParams.cursor)
           const { rows, total } = yield* Effect.orDie(documents.list(caller, urlParams, limit, after))
-          return pageOf(rows, limit, total, toDocument, (last) => ({ at: last.updated_at_exact, id: last.id }))
+          return { ...pageOf(rows, limit, toDocument, (last) => encodeCursor({ at: last.updated_at_exact, id: last.id })), total }
         }))
       .handle("getDocument", ({ path }) =>
         Effect.gen(function*() {
@@ -85,6 +85,6 @@ export const DocumentsHttpLive = HttpApiBuilder.group(BasaltApi, "documents", (h
           if (after !== undefined && !/^\d{1,9}$/.test(after.at)) return yield* invalidCursor()
           const afterOrdinal = after === undefined ? undefined : Number(after.at)
           const { rows, total } = yield* documents.chunks(document.id, limit, afterOrdinal)
-          return pageOf(rows, limit, total, (row) => row, (last) => ({ at: String(last.ordinal), id: last.id }))
+          return { ...pageOf(rows, limit, (row) => row, (last) => encodeCursor({ at: String(last.ordinal), id: last.id })), total }
         }).pipe(Effect.catchTag("SqlError", Effect.die)))
   })).pipe(Layer.provide([DocumentIngestion.Default, DocumentsRepo.Default, CollectionsRepo.Default]))

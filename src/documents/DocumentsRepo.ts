@@ -6,7 +6,7 @@ import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import type { Document, DocumentListQuery, DocumentStatus, DocumentVisibility } from "./Documents.ts"
-import { exactTime, type PagePosition } from "./PageCursor.ts"
+import { exactTime, type PagePosition } from "../http/PageCursor.ts"
 import { visibleTo } from "./Visibility.ts"
 
 export interface DocumentRow extends Omit<Document, "collection_ids"> {

@@ -1,9 +1,9 @@
 /**
- * Keyset page cursors for documents, chunks and collections: the sort key of the last item of a
- * page (a timestamp as exact text, or a position, and an id), opaque to clients.
+ * Keyset page cursors for every cursor-paged listing: the sort key of the last item of a page (a
+ * timestamp as exact text, or a position, and an id), opaque to clients.
  */
 import { Effect, Schema } from "effect"
-import { ValidationFailed } from "../http/ApiError.ts"
+import { ValidationFailed } from "./ApiError.ts"
 
 const Position = Schema.parseJson(Schema.Struct({ at: Schema.String.pipe(Schema.maxLength(64)), id: Schema.UUID }))
 export type PagePosition = typeof Position.Type
@@ -24,20 +24,21 @@ export const decodeCursor = (cursor: string | undefined): Effect.Effect<PagePosi
       Effect.mapError(invalidCursor)
     )
 
-/** A page from `limit + 1` rows: the extra row only says there is more. */
+/**
+ * A page from `limit + 1` rows: the extra row only says there is more, and the cursor points
+ * after the page's last item (`cursorAfter`, usually `encodeCursor` of its sort key).
+ */
 export const pageOf = <Row, Item>(
   rows: ReadonlyArray<Row>,
   limit: number,
-  total: number,
   item: (row: Row) => Item,
-  positionOf: (last: Row) => PagePosition
+  cursorAfter: (last: Row) => string
 ) => {
   const page = rows.slice(0, limit)
   const last = page[page.length - 1]
   return {
     items: page.map(item),
-    next_cursor: rows.length > limit && last !== undefined ? encodeCursor(positionOf(last)) : null,
-    total
+    next_cursor: rows.length > limit && last !== undefined ? cursorAfter(last) : null
   }
 }
 
