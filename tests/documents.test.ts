@@ -1,8 +1,8 @@
 /**
  * Documents through the API: create and update by (source, external_id), unchanged content not
  * re-indexed, get, list with filters and totals, patch without re-indexing, delete, batches with
- * per-item results, and the refusals of bad input. Indexing itself is not wired on this branch
- * (DocumentIndexerPending): documents stay `queued`.
+ * per-item results, and the refusals of bad input. Documents are answered `queued` and then
+ * followed through the real background indexer to `indexed`.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Person, settled, signUp, signUpAs } from "./support/people.ts"

@@ -42,7 +42,8 @@ export const SingleSignOnHttpLive = HttpApiBuilder.group(BasaltApi, "oidc", (han
     const audit = yield* AuditRepo
     const configured = Option.match(provider, { onNone: () => Effect.fail(notConfigured), onSome: Effect.succeed })
 
-    const refuse = <E>(error: E & (Unauthorized | Forbidden), details: Record<string, unknown>) =>
+    /** A refused sign-on, recorded in the audit log with why. */
+    const refuse = (error: Unauthorized | Forbidden, details: Record<string, unknown>) =>
       Effect.zipRight(
         audit.record({ action: "sign_in_failed", actorId: null, subjectId: null, details: { method: "oidc", ...details } }),
         Effect.fail(error)
