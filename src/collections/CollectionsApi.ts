@@ -1,17 +1,11 @@
 import { HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Authentication } from "../accounts/Authentication.ts"
-import {
-  contractEmpty,
-  contractPath,
-  contractPayload,
-  contractQuery,
-  contractResponse,
-  operation
-} from "../contract/Contract.ts"
+import { endpoint } from "../contract/Contract.ts"
 import { PageQuery } from "../documents/Documents.ts"
-import { Conflict, Forbidden, NotFound, ValidationFailed } from "../http/ApiError.ts"
+import { Conflict, Forbidden, NotFound, } from "../http/ApiError.ts"
 import { withBody } from "../http/RequestBody.ts"
+import { withPath, withQuery } from "../http/RequestParams.ts"
 import {
   Collection,
   CollectionMember,
@@ -27,82 +21,56 @@ const MemberPath = Schema.Struct({ collection_id: Schema.UUID, user_id: Schema.U
 const CollectionDocumentPath = Schema.Struct({ collection_id: Schema.UUID, document_id: Schema.UUID })
 
 export class CollectionsApi extends HttpApiGroup.make("collections")
-  .add(
-    operation("createCollection").post("/api/v1/collections").pipe(
-      withBody(contractPayload("createCollection", "application/json", CreateCollectionRequest))
+  .add(endpoint("createCollection", (op) =>
+    op.post("/api/v1/collections").pipe(
+      withBody(op.payload("application/json", CreateCollectionRequest))
     )
-      .addSuccess(contractResponse("createCollection", 201, "application/json", Collection), { status: 201 })
-  )
-  .add(
-    operation("listCollections").get("/api/v1/collections")
-      .setUrlParams(contractQuery("listCollections", PageQuery))
-      .addSuccess(contractResponse("listCollections", 200, "application/json", CollectionPage))
-      .addError(ValidationFailed)
-  )
-  .add(
-    operation("getCollection").get("/api/v1/collections/:collection_id")
-      .setPath(contractPath("getCollection", CollectionPath))
-      .addSuccess(contractResponse("getCollection", 200, "application/json", Collection))
+      .addSuccess(op.response(201, "application/json", Collection), { status: 201 })))
+  .add(endpoint("listCollections", (op) =>
+    op.get("/api/v1/collections").pipe(withQuery(op.query(PageQuery)))
+      .addSuccess(op.response(200, "application/json", CollectionPage))))
+  .add(endpoint("getCollection", (op) =>
+    op.get("/api/v1/collections/:collection_id").pipe(withPath(op.path(CollectionPath)))
+      .addSuccess(op.response(200, "application/json", Collection))
+      .addError(NotFound)))
+  .add(endpoint("updateCollection", (op) =>
+    op.patch("/api/v1/collections/:collection_id").pipe(withPath(op.path(CollectionPath)))
+      .pipe(withBody(op.payload("application/json", UpdateCollectionRequest)))
+      .addSuccess(op.response(200, "application/json", Collection))
       .addError(NotFound)
-      .addError(ValidationFailed)
-  )
-  .add(
-    operation("updateCollection").patch("/api/v1/collections/:collection_id")
-      .setPath(contractPath("updateCollection", CollectionPath))
-      .pipe(withBody(contractPayload("updateCollection", "application/json", UpdateCollectionRequest)))
-      .addSuccess(contractResponse("updateCollection", 200, "application/json", Collection))
+      .addError(Forbidden)))
+  .add(endpoint("deleteCollection", (op) =>
+    op.del("/api/v1/collections/:collection_id").pipe(withPath(op.path(CollectionPath)))
+      .addSuccess(op.empty(204))
       .addError(NotFound)
-      .addError(Forbidden)
-  )
-  .add(
-    operation("deleteCollection").del("/api/v1/collections/:collection_id")
-      .setPath(contractPath("deleteCollection", CollectionPath))
-      .addSuccess(contractEmpty("deleteCollection", 204))
-      .addError(NotFound)
-      .addError(Forbidden)
-      .addError(ValidationFailed)
-  )
-  .add(
-    operation("listCollectionMembers").get("/api/v1/collections/:collection_id/members")
-      .setPath(contractPath("listCollectionMembers", CollectionPath))
-      .addSuccess(contractResponse("listCollectionMembers", 200, "application/json", CollectionMemberList))
-      .addError(NotFound)
-      .addError(ValidationFailed)
-  )
-  .add(
-    operation("setCollectionMember").put("/api/v1/collections/:collection_id/members/:user_id")
-      .setPath(contractPath("setCollectionMember", MemberPath))
-      .pipe(withBody(contractPayload("setCollectionMember", "application/json", SetCollectionMemberRequest)))
-      .addSuccess(contractResponse("setCollectionMember", 200, "application/json", CollectionMember))
+      .addError(Forbidden)))
+  .add(endpoint("listCollectionMembers", (op) =>
+    op.get("/api/v1/collections/:collection_id/members").pipe(withPath(op.path(CollectionPath)))
+      .addSuccess(op.response(200, "application/json", CollectionMemberList))
+      .addError(NotFound)))
+  .add(endpoint("setCollectionMember", (op) =>
+    op.put("/api/v1/collections/:collection_id/members/:user_id").pipe(withPath(op.path(MemberPath)))
+      .pipe(withBody(op.payload("application/json", SetCollectionMemberRequest)))
+      .addSuccess(op.response(200, "application/json", CollectionMember))
       .addError(NotFound)
       .addError(Forbidden)
-      .addError(Conflict)
-  )
-  .add(
-    operation("removeCollectionMember").del("/api/v1/collections/:collection_id/members/:user_id")
-      .setPath(contractPath("removeCollectionMember", MemberPath))
-      .addSuccess(contractEmpty("removeCollectionMember", 204))
+      .addError(Conflict)))
+  .add(endpoint("removeCollectionMember", (op) =>
+    op.del("/api/v1/collections/:collection_id/members/:user_id").pipe(withPath(op.path(MemberPath)))
+      .addSuccess(op.empty(204))
       .addError(NotFound)
       .addError(Forbidden)
-      .addError(Conflict)
-      .addError(ValidationFailed)
-  )
-  .add(
-    operation("addCollectionDocument").post("/api/v1/collections/:collection_id/documents/:document_id")
-      .setPath(contractPath("addCollectionDocument", CollectionDocumentPath))
-      .addSuccess(contractEmpty("addCollectionDocument", 204))
+      .addError(Conflict)))
+  .add(endpoint("addCollectionDocument", (op) =>
+    op.post("/api/v1/collections/:collection_id/documents/:document_id").pipe(withPath(op.path(CollectionDocumentPath)))
+      .addSuccess(op.empty(204))
       .addError(NotFound)
-      .addError(Forbidden)
-      .addError(ValidationFailed)
-  )
-  .add(
-    operation("removeCollectionDocument").del("/api/v1/collections/:collection_id/documents/:document_id")
-      .setPath(contractPath("removeCollectionDocument", CollectionDocumentPath))
-      .addSuccess(contractEmpty("removeCollectionDocument", 204))
+      .addError(Forbidden)))
+  .add(endpoint("removeCollectionDocument", (op) =>
+    op.del("/api/v1/collections/:collection_id/documents/:document_id").pipe(withPath(op.path(CollectionDocumentPath)))
+      .addSuccess(op.empty(204))
       .addError(NotFound)
-      .addError(Forbidden)
-      .addError(ValidationFailed)
-  )
+      .addError(Forbidden)))
   .middleware(Authentication)
   .annotate(OpenApi.Title, "collections")
 {}

@@ -2,10 +2,10 @@
  * Ties the server's Schemas to openapi.yaml at compile time.
  *
  * openapi-typescript turns openapi.yaml into `openapi.gen.ts` (`npm run gen`). Every endpoint of
- * the HttpApi is declared through `operation(...)`, and every request and response Schema through
- * `contractResponse` / `contractPayload` / `contractPath` / `contractQuery` / `contractBody`: each
- * demands that the Schema's Encoded type equal the generated type, so a drift on either side is a
- * tsc error. Each also annotates the Schema with what it was checked against, so the contract
+ * the HttpApi is declared through `endpoint(operationId, (op) => …)`, and every request and
+ * response Schema through the operation's `op.path` / `op.query` / `op.payload` / `op.response` /
+ * `op.empty`, or `contractBody` for a named schema: each demands that the Schema's Encoded type
+ * equal the generated type, so a drift on either side is a tsc error. Each also annotates the Schema with what it was checked against, so the contract
  * test can prove that no endpoint skipped the check.
  */
 import { HttpApiEndpoint, HttpApiSchema } from "@effect/platform"
@@ -54,50 +54,8 @@ export const contractBody = <Name extends keyof components["schemas"], S extends
   schema: S & Matches<Schema.Schema.Encoded<S>, components["schemas"][Name], `components.schemas.${Name}`>
 ): S => annotate(schema, `components.schemas.${name}`)
 
-/** The body of one response of one operation. */
-export const contractResponse = <
-  Op extends OperationId,
-  Status extends keyof Responses<Op> & number,
-  ContentType extends keyof ResponseContent<Op, Status> & string,
-  S extends Schema.Schema.Any
->(
-  op: Op,
-  status: Status,
-  contentType: ContentType,
-  schema: S & Matches<Schema.Schema.Encoded<S>, ResponseContent<Op, Status>[ContentType], `${Op} ${Status}`>
-): S => annotate(schema, `${op} ${status} ${contentType}`)
-
-/** A response of one operation that has no body (204): the contract must declare none. */
-export const contractEmpty = <Op extends OperationId, Status extends keyof Responses<Op> & number>(
-  op: Op,
-  status: Status & (Responses<Op>[Status] extends { readonly content?: never } ? unknown : { readonly contractMismatch: `${Op} ${Status} has a body in openapi.yaml` })
-) => annotate(HttpApiSchema.Empty(status), `${op} ${status} (no body)`)
-
-/** The request body of one operation. */
-export const contractPayload = <
-  Op extends OperationId,
-  ContentType extends keyof RequestContent<Op> & string,
-  S extends Schema.Schema.Any
->(
-  op: Op,
-  contentType: ContentType,
-  schema: S & Matches<Schema.Schema.Encoded<S>, RequestContent<Op>[ContentType], `${Op} request body`>
-): S => annotate(schema, `${op} body ${contentType}`)
-
-/** The path parameters of one operation. */
-export const contractPath = <Op extends OperationId, S extends Schema.Schema.Any>(
-  op: Op,
-  schema: S & Matches<Schema.Schema.Encoded<S>, Params<Op, "path">, `${Op} path parameters`>
-): S => annotate(schema, `${op} path`)
-
 // On the wire every query value is text: a Schema decodes `limit=20` from a string.
 type QueryOnTheWire<T> = { readonly [K in keyof T]: T[K] extends number | boolean | undefined ? string : T[K] }
-
-/** The query parameters of one operation (numbers and booleans arrive as strings). */
-export const contractQuery = <Op extends OperationId, S extends Schema.Schema.Any>(
-  op: Op,
-  schema: S & Matches<Schema.Schema.Encoded<S>, QueryOnTheWire<Params<Op, "query">>, `${Op} query parameters`>
-): S => annotate(schema, `${op} query`)
 
 /** `/documents/:id` → `/documents/{id}`, as openapi.yaml writes paths. */
 export type OpenApiPath<P extends string> = P extends `${infer A}:${infer Param}/${infer Rest}`
@@ -114,8 +72,9 @@ type OperationAt<Op extends OperationId, M extends string, P extends string> = M
   : { readonly contractMismatch: `${Op} is not ${Uppercase<M>} ${OpenApiPath<P>} in openapi.yaml` }
 
 /**
- * An HttpApi endpoint for one operation of openapi.yaml: its name is the operationId, and the
- * method and path must be the ones the contract gives that operation.
+ * One operation of openapi.yaml, named once: its endpoint (the method and path must be the ones
+ * the contract gives that operation, and its name is the operationId), and the checks of its
+ * parameters, request body and responses, bound to it.
  */
 export const operation = <Op extends OperationId & string>(op: Op) => ({
   get: <P extends HttpApiEndpoint.PathSegment>(path: P & OperationAt<Op, "get", P>) => HttpApiEndpoint.get(op, path),
@@ -123,5 +82,38 @@ export const operation = <Op extends OperationId & string>(op: Op) => ({
   put: <P extends HttpApiEndpoint.PathSegment>(path: P & OperationAt<Op, "put", P>) => HttpApiEndpoint.put(op, path),
   patch: <P extends HttpApiEndpoint.PathSegment>(path: P & OperationAt<Op, "patch", P>) =>
     HttpApiEndpoint.patch(op, path),
-  del: <P extends HttpApiEndpoint.PathSegment>(path: P & OperationAt<Op, "delete", P>) => HttpApiEndpoint.del(op, path)
+  del: <P extends HttpApiEndpoint.PathSegment>(path: P & OperationAt<Op, "delete", P>) => HttpApiEndpoint.del(op, path),
+  path: <S extends Schema.Schema.Any>(
+    schema: S & Matches<Schema.Schema.Encoded<S>, Params<Op, "path">, `${Op} path parameters`>
+  ): S => annotate(schema, `${op} path`),
+  query: <S extends Schema.Schema.Any>(
+    schema: S & Matches<Schema.Schema.Encoded<S>, QueryOnTheWire<Params<Op, "query">>, `${Op} query parameters`>
+  ): S => annotate(schema, `${op} query`),
+  payload: <ContentType extends keyof RequestContent<Op> & string, S extends Schema.Schema.Any>(
+    contentType: ContentType,
+    schema: S & Matches<Schema.Schema.Encoded<S>, RequestContent<Op>[ContentType], `${Op} request body`>
+  ): S => annotate(schema, `${op} body ${contentType}`),
+  response: <
+    Status extends keyof Responses<Op> & number,
+    ContentType extends keyof ResponseContent<Op, Status> & string,
+    S extends Schema.Schema.Any
+  >(
+    status: Status,
+    contentType: ContentType,
+    schema: S & Matches<Schema.Schema.Encoded<S>, ResponseContent<Op, Status>[ContentType], `${Op} ${Status}`>
+  ): S => annotate(schema, `${op} ${status} ${contentType}`),
+  empty: <Status extends keyof Responses<Op> & number>(
+    status: Status &
+      (Responses<Op>[Status] extends { readonly content?: never } ? unknown
+        : { readonly contractMismatch: `${Op} ${Status} has a body in openapi.yaml` })
+  ) => annotate(HttpApiSchema.Empty(status), `${op} ${status} (no body)`)
 })
+
+export type ContractOperation<Op extends OperationId & string> = ReturnType<typeof operation<Op>>
+
+/**
+ * An HttpApi endpoint for one operation of openapi.yaml, built by `build` from the operation:
+ * `endpoint("getDocument", (op) => op.get("/api/v1/documents/:document_id").addSuccess(op.response(200, …)))`.
+ */
+export const endpoint = <Op extends OperationId & string, E>(op: Op, build: (operation: ContractOperation<Op>) => E): E =>
+  build(operation(op))

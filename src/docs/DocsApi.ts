@@ -1,7 +1,7 @@
 import { HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
-import { contractBody, contractPath, contractResponse, operation } from "../contract/Contract.ts"
-import { ValidationFailed } from "../http/ApiError.ts"
+import { contractBody, endpoint } from "../contract/Contract.ts"
+import { withPath } from "../http/RequestParams.ts"
 
 export const DocsAsset = contractBody(
   "DocsAsset",
@@ -9,39 +9,19 @@ export const DocsAsset = contractBody(
 )
 export type DocsAsset = typeof DocsAsset.Type
 
-const html = (op: "getSwaggerUi" | "getRedoc") =>
-  contractResponse(op, 200, "text/html", Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/html" })))
+/** A text body of the given media type. */
+const text = (contentType: string) => Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType }))
 
 export class DocsApi extends HttpApiGroup.make("documentation")
-  .add(
-    operation("getOpenApiJson").get("/openapi.json")
-      .addSuccess(contractResponse("getOpenApiJson", 200, "application/json", Schema.Record({ key: Schema.String, value: Schema.Unknown })))
-  )
-  .add(
-    operation("getOpenApiYaml").get("/openapi.yaml")
-      .addSuccess(
-        contractResponse(
-          "getOpenApiYaml",
-          200,
-          "application/yaml",
-          Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "application/yaml" }))
-        )
-      )
-  )
-  .add(operation("getSwaggerUi").get("/docs").addSuccess(html("getSwaggerUi")))
-  .add(operation("getRedoc").get("/redoc").addSuccess(html("getRedoc")))
-  .add(
-    operation("getDocsAsset").get("/docs/assets/:asset")
-      .setPath(contractPath("getDocsAsset", Schema.Struct({ asset: DocsAsset })))
-      .addSuccess(
-        contractResponse(
-          "getDocsAsset",
-          200,
-          "text/javascript",
-          Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/javascript" }))
-        )
-      )
-      .addError(ValidationFailed)
-  )
+  .add(endpoint("getOpenApiJson", (op) =>
+    op.get("/openapi.json")
+      .addSuccess(op.response(200, "application/json", Schema.Record({ key: Schema.String, value: Schema.Unknown })))))
+  .add(endpoint("getOpenApiYaml", (op) =>
+    op.get("/openapi.yaml").addSuccess(op.response(200, "application/yaml", text("application/yaml")))))
+  .add(endpoint("getSwaggerUi", (op) => op.get("/docs").addSuccess(op.response(200, "text/html", text("text/html")))))
+  .add(endpoint("getRedoc", (op) => op.get("/redoc").addSuccess(op.response(200, "text/html", text("text/html")))))
+  .add(endpoint("getDocsAsset", (op) =>
+    op.get("/docs/assets/:asset").pipe(withPath(op.path(Schema.Struct({ asset: DocsAsset }))))
+      .addSuccess(op.response(200, "text/javascript", text("text/javascript")))))
   .annotate(OpenApi.Title, "documentation")
 {}
