@@ -162,6 +162,7 @@ describe("authorization matrix", () => {
         "createDocumentsBatch",
         "uploadDocuments",
         "listDocuments",
+        "getIndexingProgress",
         "documentEvents",
         "getDocument",
         "updateDocument",

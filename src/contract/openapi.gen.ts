@@ -464,6 +464,36 @@ export interface paths {
         readonly patch?: never;
         readonly trace?: never;
     };
+    readonly "/api/v1/documents/progress": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        /**
+         * How far indexing has come, and when it should be done
+         * @description For the documents the caller may see that match the filters (the same as GET
+         *     /api/v1/documents): how many are in each status, how many are still pending (queued,
+         *     parsing, chunking or embedding), how fast they have been finishing, and when the pending
+         *     ones should be done at that pace.
+         *
+         *     The pace is measured, not guessed: the documents of this selection that reached `indexed`
+         *     or `failed` in the last `window_seconds`, over the time from the first of them to now (so
+         *     a pause slows it down as it lasts). With nothing pending the estimate is 0; with documents
+         *     pending and none of them finished in the window it is null (not started yet, or stalled:
+         *     look at `by_status` and at the failed documents' `error`). A client that has just pushed a
+         *     batch can follow it with `updated_after` set to the time it started.
+         */
+        readonly get: operations["getIndexingProgress"];
+        readonly put?: never;
+        readonly post?: never;
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
     readonly "/api/v1/documents/batch": {
         readonly parameters: {
             readonly query?: never;
@@ -1032,6 +1062,38 @@ export interface components {
             readonly next_cursor: string | null;
             /** @description How many documents match, over all pages. */
             readonly total: number;
+        };
+        readonly IndexingProgress: {
+            /** @description Matching documents the caller may see. */
+            readonly total: number;
+            /** @description Of those, queued, parsing, chunking or embedding. */
+            readonly pending: number;
+            readonly by_status: {
+                readonly queued: number;
+                readonly parsing: number;
+                readonly chunking: number;
+                readonly embedding: number;
+                readonly indexed: number;
+                readonly failed: number;
+            };
+            /** @description How far back the pace is measured. */
+            readonly window_seconds: number;
+            /** @description Matching documents that reached indexed or failed in the window. */
+            readonly finished_in_window: number;
+            /** @description Documents finished per minute, from the first finished in the window to now; null when none finished in it. */
+            readonly per_minute: number | null;
+            /** @description pending at that pace: 0 when nothing is pending, null when nothing finished in the window. */
+            readonly estimated_seconds_remaining: number | null;
+            /**
+             * Format: date-time
+             * @description as_of plus the estimate; null with it.
+             */
+            readonly estimated_completion_at: string | null;
+            /**
+             * Format: date-time
+             * @description The database's time of the measurement.
+             */
+            readonly as_of: string;
         };
         readonly DocumentList: {
             readonly items: readonly components["schemas"]["Document"][];
@@ -2484,6 +2546,65 @@ export interface operations {
             readonly 404: components["responses"]["NotFound"];
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+        };
+    };
+    readonly getIndexingProgress: {
+        readonly parameters: {
+            readonly query?: {
+                readonly source?: components["schemas"]["DocumentSource"];
+                /** @description Only documents with this tag (compared lower-cased). */
+                readonly tag?: string;
+                /** @description Only documents in this collection. */
+                readonly collection_id?: string;
+                /** @description Only documents updated at or after this time. */
+                readonly updated_after?: string;
+                /** @description Only documents updated before this time. */
+                readonly updated_before?: string;
+            };
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description The progress of the matching documents. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "total": 10000,
+                     *       "pending": 6000,
+                     *       "by_status": {
+                     *         "queued": 5800,
+                     *         "parsing": 0,
+                     *         "chunking": 0,
+                     *         "embedding": 200,
+                     *         "indexed": 3990,
+                     *         "failed": 10
+                     *       },
+                     *       "window_seconds": 60,
+                     *       "finished_in_window": 4000,
+                     *       "per_minute": 12000,
+                     *       "estimated_seconds_remaining": 30,
+                     *       "estimated_completion_at": "2026-11-21T20:15:30.000Z",
+                     *       "as_of": "2026-11-21T20:15:00.000Z"
+                     *     }
+                     */
+                    readonly "application/json": components["schemas"]["IndexingProgress"];
+                };
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
             readonly 422: components["responses"]["ValidationFailed"];
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];

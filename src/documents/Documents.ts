@@ -177,6 +177,40 @@ export const DocumentListQuery = Schema.Struct({
 }).annotations(strictQuery)
 export type DocumentListQuery = typeof DocumentListQuery.Type
 
+/** The list's filters, without status and paging: the selection whose progress is asked. */
+export const DocumentProgressQuery = Schema.Struct({
+  source: Schema.optional(DocumentSource),
+  tag: Schema.optional(Tag),
+  collection_id: Schema.optional(Schema.UUID),
+  updated_after: Schema.optional(Schema.Date),
+  updated_before: Schema.optional(Schema.Date)
+}).annotations(strictQuery)
+
+const Count = Schema.Int.pipe(Schema.nonNegative())
+
+export const IndexingProgress = contractBody(
+  "IndexingProgress",
+  Schema.Struct({
+    total: Count,
+    pending: Count,
+    by_status: Schema.Struct({
+      queued: Count,
+      parsing: Count,
+      chunking: Count,
+      embedding: Count,
+      indexed: Count,
+      failed: Count
+    }),
+    window_seconds: Schema.Int,
+    finished_in_window: Count,
+    per_minute: Schema.NullOr(Schema.Number),
+    estimated_seconds_remaining: Schema.NullOr(Schema.Number),
+    estimated_completion_at: Schema.NullOr(Schema.Date),
+    as_of: Schema.Date
+  })
+)
+export type IndexingProgress = typeof IndexingProgress.Type
+
 export const PageQuery = Schema.Struct({
   limit: Schema.optional(PageLimit),
   cursor: Schema.optional(Cursor)

@@ -14,7 +14,9 @@ import {
   DocumentList,
   DocumentListQuery,
   DocumentPage,
+  DocumentProgressQuery,
   DocumentUpload,
+  IndexingProgress,
   PageQuery,
   UpdateDocumentRequest
 } from "./Documents.ts"
@@ -31,6 +33,9 @@ export class DocumentsApi extends HttpApiGroup.make("documents")
   .add(endpoint("listDocuments", (op) =>
     op.get("/api/v1/documents").pipe(withQuery(op.query(DocumentListQuery)))
       .addSuccess(op.response(200, "application/json", DocumentPage))))
+  .add(endpoint("getIndexingProgress", (op) =>
+    op.get("/api/v1/documents/progress").pipe(withQuery(op.query(DocumentProgressQuery)))
+      .addSuccess(op.response(200, "application/json", IndexingProgress))))
   .add(endpoint("createDocumentsBatch", (op) =>
     op.post("/api/v1/documents/batch").pipe(withBody(op.payload("application/json", DocumentBatchRequest)))
       .addSuccess(op.response(207, "application/json", DocumentBatchResult), { status: 207 })))

@@ -9,6 +9,7 @@ import { streamDocumentEvents } from "./DocumentEvents.ts"
 import { contentHash, DocumentIngestion, toDocument } from "./DocumentIngestion.ts"
 import { changeable, mayPublish, readable } from "./DocumentPolicy.ts"
 import { DocumentsRepo } from "./DocumentsRepo.ts"
+import { indexingProgress, progressWindowSeconds } from "./IndexingProgress.ts"
 import { uploadDocuments } from "./DocumentUpload.ts"
 import { decodeCursor, encodeCursor, invalidCursor, pageOf } from "../http/PageCursor.ts"
 
@@ -36,6 +37,11 @@ export const DocumentsHttpLive = HttpApiBuilder.group(BasaltApi, "documents", (h
           const after = yield* decodeCursor(urlParams.cursor)
           const { rows, total } = yield* Effect.orDie(documents.list(caller, urlParams, limit, after))
           return { ...pageOf(rows, limit, toDocument, (last) => encodeCursor({ at: last.updated_at_exact, id: last.id })), total }
+        }))
+      .handle("getIndexingProgress", ({ urlParams }) =>
+        Effect.gen(function*() {
+          const row = yield* Effect.orDie(documents.progress(yield* CurrentUser, urlParams, progressWindowSeconds))
+          return indexingProgress(row)
         }))
       .handle("getDocument", ({ path }) =>
         Effect.gen(function*() {

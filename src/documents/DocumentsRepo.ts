@@ -35,6 +35,13 @@ export interface StatusChangeRow {
   readonly changed_at_exact: string
 }
 
+export interface ProgressRow extends Record<DocumentStatus, number> {
+  readonly finished_in_window: number
+  /** From the first document finished in the window to now; null when none did. */
+  readonly finished_over_seconds: number | null
+  readonly as_of: Date
+}
+
 /** What a create or upsert stores; `undefined` keeps a stored document's value. */
 export interface DocumentFields {
   readonly title: string
@@ -122,6 +129,30 @@ export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/Docum
           ([row]) => row?.total ?? 0
         )
       }, { concurrency: 2 })
+
+    /**
+     * The matching documents the caller may see, counted by status, and those that finished
+     * (indexed or failed) in the last `windowSeconds`: how many, and how long ago the first did.
+     */
+    const progress = (caller: Caller, query: DocumentListQuery, windowSeconds: number) =>
+      Effect.map(
+        sql<ProgressRow>`
+          SELECT
+            count(*) FILTER (WHERE d.status = 'queued')::int AS queued,
+            count(*) FILTER (WHERE d.status = 'parsing')::int AS parsing,
+            count(*) FILTER (WHERE d.status = 'chunking')::int AS chunking,
+            count(*) FILTER (WHERE d.status = 'embedding')::int AS embedding,
+            count(*) FILTER (WHERE d.status = 'indexed')::int AS indexed,
+            count(*) FILTER (WHERE d.status = 'failed')::int AS failed,
+            count(*) FILTER (WHERE d.status IN ('indexed', 'failed') AND d.status_changed_at >= w.since)::int AS finished_in_window,
+            extract(epoch FROM w.now - min(d.status_changed_at)
+              FILTER (WHERE d.status IN ('indexed', 'failed') AND d.status_changed_at >= w.since))::float8 AS finished_over_seconds,
+            w.now AS as_of
+          FROM (SELECT clock_timestamp() AS now, clock_timestamp() - make_interval(secs => ${windowSeconds}) AS since) w
+          LEFT JOIN documents d ON ${filters(caller, query)}
+          GROUP BY w.now, w.since`,
+        ([row]) => row!
+      )
 
     /**
      * Inserts a document, or updates the caller's document with the same (source, external_id).
@@ -243,6 +274,7 @@ export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/Docum
       find,
       findMany,
       list,
+      progress,
       store,
       update,
       remove,
