@@ -199,6 +199,23 @@ describe("document events", () => {
     stream.close()
   }, 60_000)
 
+  it("follows collection membership: a member removed stops getting the collection's documents' events", async () => {
+    const ivy = await signUp(server, "ivy")
+    const collection = (await server.request("/api/v1/collections", ada.json("POST", { name: "Shared with Ivy" }))).json()
+    const membership = `/api/v1/collections/${collection.id}/members/${ivy.id}`
+    expect((await server.request(membership, ada.json("PUT", { role: "viewer" }))).status).toBeLessThan(300)
+    const inCollection = (title: string) =>
+      server.request("/api/v1/documents", ada.json("POST", { title, content: `${title} text`, source: "api", external_id: title, collection_ids: [collection.id] }))
+    const stream = await openEvents(server, ivy)
+    const shared = (await inCollection("Shared while a member")).json()
+    expect((await untilAbout(stream, shared.id)).at(-1)!.data.document_id).toBe(shared.id)
+    expect((await server.request(membership, ada.json("DELETE"))).status).toBe(204)
+    const hidden = (await inCollection("Shared after leaving")).json()
+    const own = await create(ivy, "Ivy's own")
+    expect((await untilAbout(stream, own.id)).some(({ data }) => data.document_id === hidden.id)).toBe(false)
+    stream.close()
+  }, 60_000)
+
   it("sends a deletion to those who could see the document, resumable with Last-Event-ID until pruned", async () => {
     const hal = await signUp(server, "hal")
     const collection = (await server.request("/api/v1/collections", ada.json("POST", { name: "Shared with Hal" }))).json()
