@@ -8,8 +8,10 @@
  * Authentication middleware checks it: the poll reads as the caller is now (a changed role
  * counts at once), and the stream ends once the credential no longer authenticates (logout,
  * revoked session or API key, deactivated account, expired access token), so that a client
- * reconnecting is refused. A transaction may commit a change a moment
- * after a later one is already visible, so each poll looks back `lookback` before its position
+ * reconnecting is refused.
+ *
+ * A transaction may commit a change a moment after a later one is already visible, so each poll
+ * looks back `lookback` before its position
  * and skips what it already sent (delivery is at least once across reconnections, exactly once
  * within one stream). A full page is followed at once by the next, so a burst is never
  * skipped. The stream ends when the server starts draining, so that a graceful shutdown does
