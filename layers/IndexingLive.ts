@@ -13,8 +13,9 @@
  */
 import { RunnerAddress, RunnerHealth, Runners, Sharding, ShardingConfig, Singleton, SqlMessageStorage, SqlRunnerStorage } from "@effect/cluster"
 import { SqlClient } from "@effect/sql"
-import { Effect, Layer, Option } from "effect"
+import { Duration, Effect, Layer, Option } from "effect"
 import { DatabaseInfo, migrationLockKey } from "../src/database/Database.ts"
+import { ClusterMessagesRepo } from "../src/indexing/ClusterMessagesRepo.ts"
 import { DocumentIndexer } from "../src/indexing/DocumentIndexer.ts"
 import { DocumentIndexing } from "../src/indexing/DocumentIndexing.ts"
 import { EmbeddingIndex } from "../src/indexing/EmbeddingIndex.ts"
@@ -107,7 +108,30 @@ const PrepareEmbeddingIndex = underMigrationLock(Layer.effectDiscard(Effect.flat
 /** One re-embedding at a time across processes: a singleton runs where its shard is held. */
 const ReembedLive = Singleton.make("basalt/Reembed", Effect.flatMap(EmbeddingIndex, (index) => index.reembed))
 
-export const IndexingLive = Layer.mergeAll(DocumentIndexerLive, DocumentIndexingLive, ReembedLive).pipe(
+/**
+ * How long a processed message is kept. It coalesces a repeated submission of its revision while
+ * it exists; after that a repeat is a second, cheap run that ends "already indexed". An hour is
+ * far beyond any retry or reply anyone waits for, and short enough that the tables stay small.
+ */
+export const processedMessageRetention = Duration.hours(1)
+/** How often each process deletes the processed messages past their retention. */
+const messageCleanupInterval = Duration.minutes(1)
+
+/** Keeps `cluster_messages` and `cluster_replies` from growing by a row per indexing request forever. */
+const ClusterMessagesCleanupLive = Layer.scopedDiscard(
+  Effect.gen(function*() {
+    const repo = yield* ClusterMessagesRepo
+    yield* Effect.suspend(() => repo.deleteProcessed(new Date(Date.now() - Duration.toMillis(processedMessageRetention)))).pipe(
+      Effect.tap((deleted) => deleted > 0 ? Effect.logDebug(`deleted ${deleted} processed indexing messages`) : Effect.void),
+      Effect.catchAllCause((cause) => Effect.logWarning("could not delete processed indexing messages", cause)),
+      Effect.delay(messageCleanupInterval),
+      Effect.forever,
+      Effect.forkScoped
+    )
+  })
+).pipe(Layer.provide(ClusterMessagesRepo.Default))
+
+export const IndexingLive = Layer.mergeAll(DocumentIndexerLive, DocumentIndexingLive, ReembedLive, ClusterMessagesCleanupLive).pipe(
   Layer.provide(PrepareEmbeddingIndex),
   Layer.provide([IndexingPipeline.Default, EmbeddingIndex.Default]),
   Layer.provide(ClusterLive)

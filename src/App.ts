@@ -10,13 +10,14 @@ import { serveApi } from "../layers/HttpServerLive.ts"
 import { LoggerLive, TelemetryLive } from "../layers/TelemetryLive.ts"
 import { AccessTokens } from "./accounts/AccessTokens.ts"
 import { AdminHttpLive, ApiKeysHttpLive, AuthHttpLive, UsersHttpLive } from "./accounts/AccountsHttp.ts"
-import { AdminAuthentication, Authentication } from "./accounts/Authentication.ts"
+import { AdminAuthentication, Authentication, Authenticator } from "./accounts/Authentication.ts"
 import { CallerCache } from "./accounts/CallerCache.ts"
 import { PasswordHasher } from "./accounts/PasswordHasher.ts"
 import { SingleSignOnHttpLive } from "./accounts/SingleSignOnHttp.ts"
 import { BasaltApi } from "./Api.ts"
 import { CollectionsHttpLive } from "./collections/CollectionsHttp.ts"
 import { DocsHttpLive } from "./docs/DocsHttp.ts"
+import { DocumentDeletionsPruningLive } from "./documents/DocumentEvents.ts"
 import { DocumentsHttpLive } from "./documents/DocumentsHttp.ts"
 import { HealthHttpLive } from "./health/HealthHttp.ts"
 import { ServerLifecycle } from "./http/ServerLifecycle.ts"
@@ -31,13 +32,15 @@ const ApiLive = HttpApiBuilder.api(BasaltApi).pipe(
   Layer.provide([HealthHttpLive, DocsHttpLive, AuthHttpLive, SingleSignOnHttpLive, UsersHttpLive, AdminHttpLive, ApiKeysHttpLive]),
   Layer.provide([DocumentsHttpLive, CollectionsHttpLive, SearchHttpLive]),
   Layer.provide([Authentication.Live, AdminAuthentication.Live, AuthRateLimitLive]),
+  // The middleware and the event streams (which re-check their request) identify callers alike.
+  Layer.provide(Authenticator.Live),
   Layer.provide([AccountsLive, RateLimiter.Live])
 )
 
 // Indexing (and the DocumentIndexer the handlers submit to) runs as long as the server; merged
 // so that the database and the indexer are reachable from the runtime (tests, scripts). One
 // embedder serves indexing and search alike.
-export const AppLive = serveApi(BasaltApi, Layer.merge(ApiLive, SearchStatisticsLive)).pipe(
+export const AppLive = serveApi(BasaltApi, Layer.mergeAll(ApiLive, SearchStatisticsLive, DocumentDeletionsPruningLive)).pipe(
   Layer.provideMerge(IndexingLive),
   Layer.provideMerge(EmbedderLive),
   Layer.provideMerge(DatabaseLive),

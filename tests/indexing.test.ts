@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
+import { Effect } from "effect"
 import { chunkDocument } from "../src/indexing/Chunker.ts"
+import { ClusterMessagesRepo, snowflakeAt } from "../src/indexing/ClusterMessagesRepo.ts"
 import { hnswIndexName } from "../src/indexing/EmbeddingIndex.ts"
 import { startFakeEmbeddingsServer } from "./support/fakeEmbeddingsServer.ts"
 import {
@@ -111,6 +113,91 @@ describe("indexing", () => {
       await app.submit(doc!.id, 1)
       await new Promise((resolve) => setTimeout(resolve, 500))
       expect(await documentStates(app, [doc!.id])).toEqual([state])
+    } finally {
+      await app.stop()
+    }
+  }, 120_000)
+})
+
+describe("processed indexing messages", () => {
+  /** Polls until `check` holds; a bound against a hang, not a timing. */
+  const eventually = async (check: () => Promise<boolean>, what: string) => {
+    const deadline = Date.now() + 60_000
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`never: ${what}`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+
+  it("are deleted with their replies once old, in batches; unprocessed ones stay; a re-submission still ends already indexed", async () => {
+    const app = await startIndexingApp(await freshDatabase())
+    const deleteProcessed = (before: Date) => app.run(Effect.flatMap(ClusterMessagesRepo, (repo) => repo.deleteProcessed(before)).pipe(
+      Effect.provide(ClusterMessagesRepo.Default)
+    ))
+    const countOf = async (text: string, params: ReadonlyArray<unknown> = []) => (await app.query<{ n: number }>(text, params))[0]!.n
+    try {
+      const owner = await createOwner(app)
+      const docs = await insertDocuments(app, owner, Array.from({ length: 30 }, (_, n) => sampleDocument(300 + n, 2)))
+      const ids = docs.map((doc) => doc.id)
+      for (const id of ids) await app.submit(id, 1)
+      await waitSettled(app, ids)
+      // The reply is saved (and the message marked processed) just after the document's status.
+      await eventually(
+        async () => (await countOf("SELECT count(*)::int AS n FROM cluster_messages WHERE entity_id = ANY($1) AND processed", [ids])) === 30,
+        "every message processed"
+      )
+      expect(await countOf(
+        "SELECT count(*)::int AS n FROM cluster_replies WHERE request_id IN (SELECT request_id FROM cluster_messages WHERE entity_id = ANY($1))",
+        [ids]
+      )).toBe(30)
+
+      // A backlog older than the retention (more than one batch), and a message still to deliver.
+      const twoHoursAgo = snowflakeAt(new Date(Date.now() - 2 * 3600_000)).toString()
+      const threeHoursAgo = snowflakeAt(new Date(Date.now() - 3 * 3600_000)).toString()
+      await app.query(
+        `INSERT INTO cluster_messages (id, message_id, shard_id, entity_type, entity_id, kind, tag, payload, headers, processed, request_id)
+         SELECT $1::bigint + g, 'Backlog/' || g || '/Index/1', 'default:1', 'Backlog', g::text, 0, 'Index', '{}', '{}', true, $1::bigint + g
+         FROM generate_series(1, 2500) g`,
+        [twoHoursAgo]
+      )
+      await app.query(
+        `INSERT INTO cluster_replies (id, kind, request_id, payload) SELECT $2::bigint + g, 0, $1::bigint + g, '{}' FROM generate_series(1, 2500) g`,
+        [twoHoursAgo, threeHoursAgo]
+      )
+      const pending = crypto.randomUUID()
+      await app.query(
+        `INSERT INTO cluster_messages (id, message_id, shard_id, entity_type, entity_id, kind, tag, payload, headers, processed, request_id, deliver_at)
+         VALUES ($1::bigint, $2, 'default:1', 'DocumentIndexing', $3, 0, 'Index', '{"revision":1}', '{}', false, $1::bigint, $4)`,
+        [threeHoursAgo, `DocumentIndexing/${pending}/Index/1`, pending, Date.now() + 365 * 86400_000]
+      )
+
+      // An hour's retention: the backlog goes, the fresh messages stay.
+      expect(await deleteProcessed(new Date(Date.now() - 3600_000))).toBe(2500)
+      expect(await countOf("SELECT count(*)::int AS n FROM cluster_messages WHERE entity_type = 'Backlog'")).toBe(0)
+      expect(await countOf("SELECT count(*)::int AS n FROM cluster_replies WHERE request_id > $1::bigint", [twoHoursAgo])).toBe(30)
+      expect(await countOf("SELECT count(*)::int AS n FROM cluster_messages WHERE entity_id = ANY($1)", [ids])).toBe(30)
+
+      // No retention: every processed message goes, with its reply; the unprocessed one stays.
+      expect(await deleteProcessed(new Date())).toBe(30)
+      expect(await countOf("SELECT count(*)::int AS n FROM cluster_messages WHERE entity_id = ANY($1)", [ids])).toBe(0)
+      expect(await countOf("SELECT count(*)::int AS n FROM cluster_replies")).toBe(0)
+      expect(await app.query("SELECT entity_id, processed FROM cluster_messages")).toEqual([{ entity_id: pending, processed: false }])
+
+      // The same revision again: a new message, whose run finds it indexed and changes nothing.
+      const before = await app.query(
+        "SELECT status, status_changed_at, array_agg(c.id ORDER BY c.ordinal) AS chunks FROM documents d JOIN chunks c ON c.document_id = d.id WHERE d.id = $1 GROUP BY d.id",
+        [docs[0]!.id]
+      )
+      await app.submit(docs[0]!.id, 1)
+      await eventually(
+        async () => (await countOf("SELECT count(*)::int AS n FROM cluster_messages WHERE entity_id = $1 AND processed", [docs[0]!.id])) === 1,
+        "the re-submission processed"
+      )
+      expect(before[0]).toMatchObject({ status: "indexed" })
+      expect(await app.query(
+        "SELECT status, status_changed_at, array_agg(c.id ORDER BY c.ordinal) AS chunks FROM documents d JOIN chunks c ON c.document_id = d.id WHERE d.id = $1 GROUP BY d.id",
+        [docs[0]!.id]
+      )).toEqual(before)
     } finally {
       await app.stop()
     }

@@ -26,62 +26,80 @@ const bearerToken = /^Bearer[ \t]+(\S+)[ \t]*$/i
  * cookie, which needs the CSRF header for unsafe methods. API keys and access tokens both
  * arrive as `Bearer` and are told apart by the key prefix.
  */
-const authenticate = Effect.gen(function*() {
-  const tokens = yield* AccessTokens
-  const sessions = yield* SessionsRepo
-  const apiKeys = yield* ApiKeysRepo
-  const cache = yield* CallerCache
-  const limiter = yield* RateLimiter
-  // A credential is remembered with its caller, so a busy client neither re-verifies nor re-reads it.
-  const callerOfAccessToken = (token: string) =>
+export class Authenticator extends Context.Tag("basalt/Authenticator")<Authenticator, {
+  /**
+   * The caller of `request` now: its credential checked again (through CallerCache, so at most a
+   * database read per credential every two seconds). Takes no rate-limit token: an open event
+   * stream re-checks its request this way on every poll, so that it ends when the credential
+   * stops authenticating.
+   */
+  readonly identify: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<Caller, Unauthorized | Forbidden>
+}>() {
+  static readonly Live = Layer.effect(
+    Authenticator,
     Effect.gen(function*() {
-      const claims = yield* tokens.verify(token)
-      if (Option.isNone(claims)) return undefined
-      const { expiresAtMs, sessionId, userId } = claims.value
-      const caller = yield* sessions.activeUser(sessionId, userId)
-      return caller === undefined ? undefined : { caller, notAfterMs: expiresAtMs }
-    })
-  const callerOfApiKey = (secret: string) =>
-    Effect.map(apiKeys.caller(secret), (caller) => (caller === undefined ? undefined : { caller }))
-  const callerOfCookie = (cookieToken: string) =>
-    Effect.map(sessions.activeUserByCookie(cookieToken), (caller) => (caller === undefined ? undefined : { caller }))
-
-  const byBearer = (authorization: string) =>
-    Effect.gen(function*() {
-      const token = bearerToken.exec(authorization)?.[1]
-      if (token === undefined) return yield* refused("The Authorization header must be `Bearer <access token or API key>`")
-      if (token.startsWith(apiKeyPrefix)) {
-        const caller = yield* Effect.orDie(cache.get(`key:${token}`, callerOfApiKey(token)))
-        if (caller === undefined) return yield* refused("The API key is invalid, expired or revoked")
-        return caller
-      }
-      const caller = yield* Effect.orDie(cache.get(`jwt:${token}`, callerOfAccessToken(token)))
-      if (caller === undefined) {
-        return yield* refused("The access token is invalid or expired, its session has ended, or the account is deactivated")
-      }
-      return caller
-    })
-
-  const byCookie = (request: HttpServerRequest.HttpServerRequest, cookieToken: string) =>
-    Effect.gen(function*() {
-      const caller = yield* Effect.orDie(cache.get(`cookie:${cookieToken}`, callerOfCookie(cookieToken)))
-      if (caller === undefined) return yield* refused("The session cookie is invalid or its session has ended")
-      if (needsCsrfToken(request.method) && !csrfTokenMatches(cookieToken, request.headers[csrfHeaderName])) {
-        return yield* new Forbidden({
-          message: `A request authenticated by the session cookie needs the ${csrfHeaderName} header given at sign-in`
+      const tokens = yield* AccessTokens
+      const sessions = yield* SessionsRepo
+      const apiKeys = yield* ApiKeysRepo
+      const cache = yield* CallerCache
+      // A credential is remembered with its caller, so a busy client neither re-verifies nor re-reads it.
+      const callerOfAccessToken = (token: string) =>
+        Effect.gen(function*() {
+          const claims = yield* tokens.verify(token)
+          if (Option.isNone(claims)) return undefined
+          const { expiresAtMs, sessionId, userId } = claims.value
+          const caller = yield* sessions.activeUser(sessionId, userId)
+          return caller === undefined ? undefined : { caller, notAfterMs: expiresAtMs }
         })
+      const callerOfApiKey = (secret: string) =>
+        Effect.map(apiKeys.caller(secret), (caller) => (caller === undefined ? undefined : { caller }))
+      const callerOfCookie = (cookieToken: string) =>
+        Effect.map(sessions.activeUserByCookie(cookieToken), (caller) => (caller === undefined ? undefined : { caller }))
+
+      const byBearer = (authorization: string) =>
+        Effect.gen(function*() {
+          const token = bearerToken.exec(authorization)?.[1]
+          if (token === undefined) return yield* refused("The Authorization header must be `Bearer <access token or API key>`")
+          if (token.startsWith(apiKeyPrefix)) {
+            const caller = yield* Effect.orDie(cache.get(`key:${token}`, callerOfApiKey(token)))
+            if (caller === undefined) return yield* refused("The API key is invalid, expired or revoked")
+            return caller
+          }
+          const caller = yield* Effect.orDie(cache.get(`jwt:${token}`, callerOfAccessToken(token)))
+          if (caller === undefined) {
+            return yield* refused("The access token is invalid or expired, its session has ended, or the account is deactivated")
+          }
+          return caller
+        })
+
+      const byCookie = (request: HttpServerRequest.HttpServerRequest, cookieToken: string) =>
+        Effect.gen(function*() {
+          const caller = yield* Effect.orDie(cache.get(`cookie:${cookieToken}`, callerOfCookie(cookieToken)))
+          if (caller === undefined) return yield* refused("The session cookie is invalid or its session has ended")
+          if (needsCsrfToken(request.method) && !csrfTokenMatches(cookieToken, request.headers[csrfHeaderName])) {
+            return yield* new Forbidden({
+              message: `A request authenticated by the session cookie needs the ${csrfHeaderName} header given at sign-in`
+            })
+          }
+          return caller
+        })
+
+      const identify = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<Caller, Unauthorized | Forbidden> => {
+        const authorization = request.headers.authorization
+        if (authorization !== undefined) return byBearer(authorization)
+        const cookieToken = request.cookies[sessionCookieName]
+        if (cookieToken !== undefined && cookieToken !== "") return byCookie(request, cookieToken)
+        return Effect.fail(refused("A valid access token, API key or session cookie is required"))
       }
-      return caller
+
+      return Authenticator.of({ identify })
     })
+  ).pipe(Layer.provide([SessionsRepo.Default, ApiKeysRepo.Default]))
+}
 
-  const identify = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<Caller, Unauthorized | Forbidden> => {
-    const authorization = request.headers.authorization
-    if (authorization !== undefined) return byBearer(authorization)
-    const cookieToken = request.cookies[sessionCookieName]
-    if (cookieToken !== undefined && cookieToken !== "") return byCookie(request, cookieToken)
-    return Effect.fail(refused("A valid access token, API key or session cookie is required"))
-  }
-
+const authenticate = Effect.gen(function*() {
+  const { identify } = yield* Authenticator
+  const limiter = yield* RateLimiter
   // Once identified (an unidentified request costs no one a token), the caller spends a token:
   // each API key has a bucket, each user another, shared by all its sessions.
   const callerOf = (request: HttpServerRequest.HttpServerRequest) =>
@@ -118,7 +136,7 @@ export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("bas
       const signedIn = () => caller
       return Authentication.of({ bearerJwt: signedIn, apiKey: signedIn, cookieSession: signedIn })
     })
-  ).pipe(Layer.provide([SessionsRepo.Default, ApiKeysRepo.Default]))
+  )
 }
 
 /** A signed-in admin: others get 403. */
@@ -134,5 +152,5 @@ export class AdminAuthentication extends HttpApiMiddleware.Tag<AdminAuthenticati
         Effect.filterOrFail(caller, (user) => user.role === "admin", () => new Forbidden({ message: "This needs the admin role" }))
       return AdminAuthentication.of({ bearerJwt: admin, apiKey: admin, cookieSession: admin })
     })
-  ).pipe(Layer.provide([SessionsRepo.Default, ApiKeysRepo.Default]))
+  )
 }

@@ -551,18 +551,35 @@ export interface paths {
             readonly cookie?: never;
         };
         /**
-         * Status changes, as server-sent events
-         * @description A `text/event-stream` of the status changes of the documents the caller may see, from the
-         *     moment of connecting (or after `Last-Event-ID`, which browsers send when they reconnect).
-         *     Each event is
+         * Status changes and deletions, as server-sent events
+         * @description A `text/event-stream` of the status changes and deletions of the documents the caller may
+         *     see, from the moment of connecting (or after `Last-Event-ID`, which browsers send when they
+         *     reconnect). A status change is
          *     ```
          *     id: <opaque position>
          *     event: status
          *     data: {"document_id": "...", "status": "embedding", "error": null, "chunk_count": 0, "revision": 1, "changed_at": "..."}
          *     ```
-         *     The data is a DocumentStatusEvent. A comment line (`: keep-alive`) comes every 15 seconds
-         *     so that proxies keep the connection open. Delivery is at least once: after a reconnection a
-         *     change may come again. The stream ends when the server shuts down; reconnect then.
+         *     whose data is a DocumentStatusEvent; a deletion is
+         *     ```
+         *     id: <opaque position>
+         *     event: deleted
+         *     data: {"document_id": "...", "revision": 3, "deleted_at": "..."}
+         *     ```
+         *     whose data is a DocumentDeletedEvent. A deletion goes to those who could see the document
+         *     when it was deleted: its owner, anyone if it was public, admins, and the current members of
+         *     the collections it was in then. Deletions are remembered for 7 days: a stream resumed from
+         *     an older `Last-Event-ID` may have missed some (list the documents again then). Losing
+         *     access to a document that still exists (a collection deleted or left, the document made
+         *     private) sends no event: the document's later changes simply no longer come.
+         *
+         *     A comment line (`: keep-alive`) comes every 15 seconds so that proxies keep the connection
+         *     open. Delivery is at least once: after a reconnection an event may come again. The
+         *     credential is checked again before every poll (every half second): the stream follows a
+         *     change of role at once, and ends when the credential stops being valid (signed out,
+         *     session or API key revoked, account deactivated, access token expired), so that the
+         *     reconnection is refused with 401. The stream also ends when the server shuts down;
+         *     reconnect then.
          */
         readonly get: operations["documentEvents"];
         readonly put?: never;
@@ -1141,6 +1158,15 @@ export interface components {
             readonly revision: number;
             /** Format: date-time */
             readonly changed_at: string;
+        };
+        /** @description The `data` of a `deleted` event of GET /api/v1/documents/events. */
+        readonly DocumentDeletedEvent: {
+            /** Format: uuid */
+            readonly document_id: string;
+            /** @description The document's last revision. */
+            readonly revision: number;
+            /** Format: date-time */
+            readonly deleted_at: string;
         };
         readonly Chunk: {
             /** Format: uuid */

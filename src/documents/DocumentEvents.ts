@@ -1,20 +1,28 @@
 /**
- * GET /api/v1/documents/events: status changes as server-sent events.
+ * GET /api/v1/documents/events: status changes and deletions as server-sent events.
  *
  * Several server processes share one database, so changes are read from it rather than from an
- * in-process bus: each open stream polls `documents.status_changed_at` (indexed) every 500 ms
- * from its position, through the visibility rule. A transaction may commit a change a moment
- * after a later one is already visible, so each poll looks back `lookback` before its position
+ * in-process bus: each open stream polls `documents.status_changed_at` and
+ * `document_deletions.deleted_at` (both indexed) every 500 ms from its position, through the
+ * visibility rule. Before each poll the request's credential is checked again, as the
+ * Authentication middleware checks it: the poll reads as the caller is now (a changed role
+ * counts at once), and the stream ends once the credential no longer authenticates (logout,
+ * revoked session or API key, deactivated account, expired access token), so that a client
+ * reconnecting is refused.
+ *
+ * A transaction may commit a change a moment after a later one is already visible, so each poll
+ * looks back `lookback` before its position
  * and skips what it already sent (delivery is at least once across reconnections, exactly once
  * within one stream). A full page is followed at once by the next, so a burst is never
  * skipped. The stream ends when the server starts draining, so that a graceful shutdown does
  * not wait out its grace period on open streams; the client reconnects with Last-Event-ID.
  */
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Chunk, Effect, Option, Stream } from "effect"
+import { Chunk, Duration, Effect, Layer, Option, Schema, Stream } from "effect"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import { ServerLifecycle } from "../http/ServerLifecycle.ts"
-import { DocumentsRepo, type StatusChangeRow } from "./DocumentsRepo.ts"
+import { DocumentDeletedEvent, DocumentStatusEvent } from "./Documents.ts"
+import { type DocumentChangeRow, DocumentsRepo } from "./DocumentsRepo.ts"
 import { decodeCursor, encodeCursor, type PagePosition } from "../http/PageCursor.ts"
 
 const pollInterval = "500 millis"
@@ -32,24 +40,42 @@ interface State {
   readonly quietPolls: number
 }
 
-const eventOf = (row: StatusChangeRow) =>
-  `id: ${encodeCursor({ at: row.changed_at_exact, id: row.document_id })}\nevent: status\ndata: ${
-    JSON.stringify({
+/**
+ * How long a deletion is remembered: a stream resumed (Last-Event-ID) from further back may have
+ * missed deletions, and its client should list its documents again. A week covers a client
+ * offline over a long weekend; the rows are small (one per deleted document).
+ */
+export const deletionRetention = Duration.days(7)
+/** How often each process forgets the deletions past their retention. */
+const pruneInterval = Duration.minutes(10)
+
+const encodeStatus = Schema.encodeSync(DocumentStatusEvent)
+const encodeDeleted = Schema.encodeSync(DocumentDeletedEvent)
+
+const eventOf = (row: DocumentChangeRow) => {
+  const data = row.kind === "status"
+    ? encodeStatus({
       document_id: row.document_id,
       status: row.status,
       error: row.error,
       chunk_count: row.chunk_count,
       revision: row.revision,
-      changed_at: row.changed_at.toISOString()
+      changed_at: row.changed_at
     })
-  }\n\n`
+    : encodeDeleted({ document_id: row.document_id, revision: row.revision, deleted_at: row.changed_at })
+  return `id: ${encodeCursor({ at: row.changed_at_exact, id: row.document_id })}\nevent: ${row.kind}\ndata: ${JSON.stringify(data)}\n\n`
+}
 
-const isAfter = (row: StatusChangeRow, position: PagePosition) =>
+const isAfter = (row: DocumentChangeRow, position: PagePosition) =>
   row.changed_at_exact > position.at || (row.changed_at_exact === position.at && row.document_id > position.id)
 
 const shifted = (exact: string, millis: number) => new Date(new Date(exact).getTime() + millis).toISOString()
 
-export const streamDocumentEvents = (caller: Caller) =>
+/**
+ * `caller`: who the request authenticated as; `reauthenticate`: the request's credential checked
+ * again (none once it no longer authenticates).
+ */
+export const streamDocumentEvents = (caller: Caller, reauthenticate: Effect.Effect<Option.Option<Caller>>) =>
   Effect.gen(function*() {
     const documents = yield* DocumentsRepo
     const lifecycle = yield* ServerLifecycle
@@ -58,15 +84,15 @@ export const streamDocumentEvents = (caller: Caller) =>
     const resumed = yield* decodeCursor(request.headers["last-event-id"]).pipe(Effect.option, Effect.map(Option.getOrUndefined))
     const start: PagePosition = resumed ?? { at: yield* Effect.orDie(documents.now), id: "00000000-0000-0000-0000-000000000000" }
 
-    const poll = (state: State) =>
+    const poll = (caller: Caller, state: State) =>
       Effect.gen(function*() {
         const since = shifted(state.position.at, -lookbackMillis)
-        const rows: Array<StatusChangeRow> = []
-        let page = yield* documents.statusChangesSince(caller, since, pageSize)
+        const rows: Array<DocumentChangeRow> = []
+        let page = yield* documents.changesSince(caller, since, pageSize)
         rows.push(...page)
         while (page.length === pageSize) {
           const last = page[page.length - 1]!
-          page = yield* documents.statusChangesSince(caller, last.changed_at_exact, pageSize)
+          page = yield* documents.changesSince(caller, last.changed_at_exact, pageSize)
           page = page.filter((row) => isAfter(row, { at: last.changed_at_exact, id: last.document_id }))
           rows.push(...page)
         }
@@ -87,12 +113,14 @@ export const streamDocumentEvents = (caller: Caller) =>
       (state) =>
         Effect.gen(function*() {
           if (!state.started) {
-            const { fresh, next } = yield* poll(state)
+            const { fresh, next } = yield* poll(caller, state)
             return [Chunk.fromIterable(["retry: 2000\n: connected\n\n", ...fresh.map(eventOf)]), Option.some(next)] as const
           }
           yield* Effect.sleep(pollInterval)
           if (lifecycle.isDraining()) return [Chunk.empty<string>(), Option.none<State>()] as const
-          const { fresh, next } = yield* poll(state)
+          const current = yield* reauthenticate
+          if (Option.isNone(current)) return [Chunk.empty<string>(), Option.none<State>()] as const
+          const { fresh, next } = yield* poll(current.value, state)
           if (fresh.length > 0) return [Chunk.fromIterable(fresh.map(eventOf)), Option.some(next)] as const
           if (next.quietPolls >= pollsPerHeartbeat) {
             return [Chunk.of(": keep-alive\n\n"), Option.some({ ...next, quietPolls: 0 })] as const
@@ -106,3 +134,17 @@ export const streamDocumentEvents = (caller: Caller) =>
       headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
     })
   })
+
+/** Forgets, every few minutes in each process, the deletions past `deletionRetention`. */
+export const DocumentDeletionsPruningLive = Layer.scopedDiscard(
+  Effect.gen(function*() {
+    const documents = yield* DocumentsRepo
+    yield* Effect.suspend(() => documents.pruneDeletions(new Date(Date.now() - Duration.toMillis(deletionRetention)))).pipe(
+      Effect.tap((pruned) => pruned > 0 ? Effect.logDebug(`forgot ${pruned} document deletions`) : Effect.void),
+      Effect.catchAllCause((cause) => Effect.logWarning("could not forget old document deletions", cause)),
+      Effect.delay(pruneInterval),
+      Effect.forever,
+      Effect.forkScoped
+    )
+  })
+).pipe(Layer.provide(DocumentsRepo.Default))

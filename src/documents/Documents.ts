@@ -238,3 +238,12 @@ export const DocumentStatusEvent = contractBody(
     changed_at: Schema.Date
   })
 )
+
+export const DocumentDeletedEvent = contractBody(
+  "DocumentDeletedEvent",
+  Schema.Struct({
+    document_id: Schema.UUID,
+    revision: Schema.Int,
+    deleted_at: Schema.Date
+  })
+)

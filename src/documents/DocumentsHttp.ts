@@ -1,6 +1,6 @@
-import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import { HttpApiBuilder, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Layer } from "effect"
-import { CurrentUser } from "../accounts/Authentication.ts"
+import { Authenticator, CurrentUser } from "../accounts/Authentication.ts"
 import { BasaltApi } from "../Api.ts"
 import { CollectionsRepo } from "../collections/CollectionsRepo.ts"
 import { DocumentIndexer } from "../indexing/DocumentIndexer.ts"
@@ -18,6 +18,7 @@ export const DocumentsHttpLive = HttpApiBuilder.group(BasaltApi, "documents", (h
     const documents = yield* DocumentsRepo
     const ingestion = yield* DocumentIngestion
     const indexer = yield* DocumentIndexer
+    const authenticator = yield* Authenticator
 
     return handlers
       .handle("createDocument", ({ payload }) =>
@@ -29,7 +30,11 @@ export const DocumentsHttpLive = HttpApiBuilder.group(BasaltApi, "documents", (h
         Effect.flatMap(CurrentUser, (caller) => ingestBatch(ingestion, caller, payload.documents)))
       .handle("uploadDocuments", ({ payload }) =>
         Effect.flatMap(CurrentUser, (caller) => uploadDocuments(ingestion, caller, payload)))
-      .handle("documentEvents", () => Effect.flatMap(CurrentUser, streamDocumentEvents))
+      .handle("documentEvents", () =>
+        Effect.gen(function*() {
+          const request = yield* HttpServerRequest.HttpServerRequest
+          return yield* streamDocumentEvents(yield* CurrentUser, Effect.option(authenticator.identify(request)))
+        }))
       .handle("listDocuments", ({ urlParams }) =>
         Effect.gen(function*() {
           const caller = yield* CurrentUser

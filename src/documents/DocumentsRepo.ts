@@ -7,7 +7,10 @@ import { Effect } from "effect"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import type { Document, DocumentListQuery, DocumentStatus, DocumentVisibility } from "./Documents.ts"
 import { exactTime, type PagePosition } from "../http/PageCursor.ts"
-import { visibleTo } from "./Visibility.ts"
+import { deletionVisibleTo, visibleTo } from "./Visibility.ts"
+
+// Rows deleted per statement when pruning: a backlog is cleared in short statements, not one long one.
+const cleanupBatch = 5_000
 
 export interface DocumentRow extends Omit<Document, "collection_ids"> {
   readonly collection_ids: ReadonlyArray<string>
@@ -25,15 +28,13 @@ export interface ChunkRow {
   readonly token_count: number
 }
 
-export interface StatusChangeRow {
-  readonly document_id: string
-  readonly status: DocumentStatus
-  readonly error: string | null
-  readonly chunk_count: number
-  readonly revision: number
-  readonly changed_at: Date
-  readonly changed_at_exact: string
-}
+/** A change the event stream reports: a status change, or the document's deletion. */
+export type DocumentChangeRow =
+  & { readonly document_id: string; readonly revision: number; readonly changed_at: Date; readonly changed_at_exact: string }
+  & (
+    | { readonly kind: "status"; readonly status: DocumentStatus; readonly error: string | null; readonly chunk_count: number }
+    | { readonly kind: "deleted"; readonly status: null; readonly error: null; readonly chunk_count: null }
+  )
 
 export interface ProgressRow extends Record<DocumentStatus, number> {
   readonly finished_in_window: number
@@ -227,8 +228,44 @@ export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/Docum
     const contentOf = (documentId: string) =>
       Effect.map(sql<{ content: string }>`SELECT content FROM documents WHERE id = ${documentId}`, ([row]) => row?.content ?? "")
 
+    /**
+     * Deletes a document and records its deletion for the event stream, with who could see it
+     * (the statement's snapshot still has the collection links the delete cascades away).
+     */
     const remove = (documentId: string) =>
-      Effect.map(sql<{ id: string }>`DELETE FROM documents WHERE id = ${documentId} RETURNING id`, (rows) => rows.length > 0)
+      Effect.map(
+        sql<{ id: string }>`
+          WITH gone AS (
+            DELETE FROM documents WHERE id = ${documentId} RETURNING id, owner_id, visibility, revision
+          ), recorded AS (
+            INSERT INTO document_deletions (document_id, owner_id, visibility, collection_ids, revision)
+            SELECT g.id, g.owner_id, g.visibility,
+              ARRAY(SELECT dc.collection_id FROM document_collections dc WHERE dc.document_id = g.id), g.revision
+            FROM gone g
+            ON CONFLICT (document_id) DO NOTHING
+          )
+          SELECT id FROM gone`,
+        (rows) => rows.length > 0
+      )
+
+    /** Forgets the deletions recorded before `before`, in batches; returns how many. */
+    const pruneDeletions = (before: Date) =>
+      Effect.gen(function*() {
+        let pruned = 0
+        while (true) {
+          const rows = yield* sql`
+            DELETE FROM document_deletions
+            WHERE document_id IN (
+              SELECT document_id FROM document_deletions
+              WHERE deleted_at < ${before.toISOString()}::timestamptz
+              LIMIT ${cleanupBatch}
+              FOR UPDATE SKIP LOCKED
+            )
+            RETURNING 1`
+          pruned += rows.length
+          if (rows.length < cleanupBatch) return pruned
+        }
+      })
 
     /** The collections a document is in that the caller may see (admins: all). */
     const visibleCollectionsOf = (caller: Caller, documentId: string) =>
@@ -253,16 +290,23 @@ export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/Docum
       })
 
     /**
-     * Status changes of the documents the caller may see, at or after `since` (exact text), in
-     * the order they happened.
+     * Status changes and deletions of the documents the caller may see (or could, when deleted),
+     * at or after `since` (exact text), in the order they happened.
      */
-    const statusChangesSince = (caller: Caller, since: string, limit: number) =>
-      sql<StatusChangeRow>`
-        SELECT d.id AS document_id, d.status, d.error, d.chunk_count, d.revision,
-          d.status_changed_at AS changed_at, ${sql.literal(exactTime("d.status_changed_at"))} AS changed_at_exact
-        FROM documents d
-        WHERE d.status_changed_at >= ${since}::timestamptz AND ${visibleTo(sql, caller, "d")}
-        ORDER BY d.status_changed_at, d.id
+    const changesSince = (caller: Caller, since: string, limit: number) =>
+      sql<DocumentChangeRow>`
+        SELECT * FROM (
+          SELECT 'status' AS kind, d.id AS document_id, d.status, d.error, d.chunk_count, d.revision,
+            d.status_changed_at AS changed_at, ${sql.literal(exactTime("d.status_changed_at"))} AS changed_at_exact
+          FROM documents d
+          WHERE d.status_changed_at >= ${since}::timestamptz AND ${visibleTo(sql, caller, "d")}
+          UNION ALL
+          SELECT 'deleted', t.document_id, NULL, NULL, NULL, t.revision,
+            t.deleted_at, ${sql.literal(exactTime("t.deleted_at"))}
+          FROM document_deletions t
+          WHERE t.deleted_at >= ${since}::timestamptz AND ${deletionVisibleTo(sql, caller, "t")}
+        ) changes
+        ORDER BY changed_at, document_id
         LIMIT ${limit}`
 
     const now = Effect.map(
@@ -281,7 +325,8 @@ export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/Docum
       contentOf,
       visibleCollectionsOf,
       chunks,
-      statusChangesSince,
+      changesSince,
+      pruneDeletions,
       now,
       withTransaction: sql.withTransaction
     } as const

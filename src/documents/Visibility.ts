@@ -15,3 +15,16 @@ export const visibleTo = (sql: SqlClient.SqlClient, caller: Caller, documentAlia
     JOIN collection_members cm ON cm.collection_id = dc.collection_id
     WHERE dc.document_id = ${d}.id AND cm.user_id = ${caller.id}))`
 }
+
+/**
+ * The same rule for a deleted document (a `document_deletions` row, alias `deletionAlias`): its
+ * owner, visibility and collections as they were at deletion, and the collections' members now
+ * (someone removed from a collection since is no longer told about its documents).
+ */
+export const deletionVisibleTo = (sql: SqlClient.SqlClient, caller: Caller, deletionAlias = "t") => {
+  if (caller.role === "admin") return sql`true`
+  const t = sql(deletionAlias)
+  return sql`(${t}.owner_id = ${caller.id} OR ${t}.visibility = 'public' OR EXISTS (
+    SELECT 1 FROM collection_members cm
+    WHERE cm.collection_id = ANY(${t}.collection_ids) AND cm.user_id = ${caller.id}))`
+}

@@ -4,13 +4,15 @@
  * and waited for.
  */
 import { SqlClient } from "@effect/sql"
-import { ConfigProvider, Layer, ManagedRuntime } from "effect"
+import { ConfigProvider, type Effect, Layer, ManagedRuntime } from "effect"
 import { AppLive } from "../../src/App.ts"
 import { DocumentIndexer } from "../../src/indexing/DocumentIndexer.ts"
 
 export interface IndexingApp {
   readonly query: <A extends object = Record<string, unknown>>(text: string, params?: ReadonlyArray<unknown>) => Promise<ReadonlyArray<A>>
   readonly submit: (documentId: string, revision: number) => Promise<void>
+  /** Runs an effect in the app's runtime (its database, its services). */
+  readonly run: <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) => Promise<A>
   readonly stop: () => Promise<void>
 }
 
@@ -29,6 +31,7 @@ export const startIndexingApp = async (env: Record<string, string>): Promise<Ind
   return {
     query: (text, params = []) => runtime.runPromise(sql.unsafe(text, params)) as Promise<ReadonlyArray<any>>,
     submit: (documentId, revision) => runtime.runPromise(indexer.submit({ documentId, revision })),
+    run: (effect) => runtime.runPromise(effect),
     stop: () => runtime.dispose()
   }
 }

@@ -5,6 +5,7 @@
  * otherwise each server gets a fresh embedded PGlite in a temporary directory.
  */
 import { HttpServer } from "@effect/platform"
+import type { SqlClient } from "@effect/sql"
 import { ConfigProvider, Effect, Layer, ManagedRuntime } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import pg from "pg"
@@ -24,6 +25,8 @@ export interface TestServer {
   readonly dataDir: string
   /** fetch, then validate the response against openapi.yaml (throws on a violation). */
   readonly request: (path: string, init?: RequestInit) => Promise<TestResponse>
+  /** Runs an effect in the server's runtime (its database): for what the API cannot reach. */
+  readonly run: <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) => Promise<A>
   readonly stop: () => Promise<void>
 }
 
@@ -94,6 +97,7 @@ export const startServer = async (
       const method = init?.method ?? "GET"
       return receive(method, path, await fetch(`${url}${path}`, init))
     },
+    run: (effect) => runtime.runPromise(effect),
     stop: async () => {
       await runtime.dispose()
       await database?.drop()
