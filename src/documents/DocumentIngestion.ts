@@ -143,11 +143,11 @@ export class DocumentIngestion extends Effect.Service<DocumentIngestion>()("basa
      */
     const store = (caller: Caller, requests: ReadonlyArray<NewDocument>, allOrNone: boolean) =>
       Effect.gen(function*() {
-        const outcomes = yield* documents.withTransaction(Effect.gen(function*() {
-          const plan = yield* decideRights(caller, requests)
-          const firstRefusal = plan.refusals.find((refusal) => refusal !== undefined)
+        const { outcomes, queued } = yield* documents.withTransaction(Effect.gen(function*() {
+          const rights = yield* decideRights(caller, requests)
+          const firstRefusal = rights.refusals.find((refusal) => refusal !== undefined)
           if (allOrNone && firstRefusal !== undefined) return yield* Effect.fail(firstRefusal)
-          const accepted = requests.flatMap((_request, index) => (plan.refusals[index] === undefined ? [index] : []))
+          const accepted = requests.flatMap((_request, index) => (rights.refusals[index] === undefined ? [index] : []))
           const stored = yield* documents.storeAll(caller.id, accepted.map((index) => {
             const request = requests[index]!
             return {
@@ -164,23 +164,25 @@ export class DocumentIngestion extends Effect.Service<DocumentIngestion>()("basa
           }))
           const storedAt = new Map(accepted.map((index, position) => [index, stored[position]!]))
           const pairs = (pick: "joining" | "leaving") =>
-            [...plan.changes].flatMap(([index, change]) =>
+            [...rights.changes].flatMap(([index, change]) =>
               change[pick].map((collection_id) => ({ document_id: storedAt.get(index)!.id, collection_id }))
             )
-          if (plan.changes.size > 0) yield* collections.changeDocuments({ add: pairs("joining"), remove: pairs("leaving") })
-          yield* indexer.submitAll(stored.filter((one) => one.reindex).map((one) => ({ documentId: one.id, revision: one.revision })))
+          if (rights.changes.size > 0) yield* collections.changeDocuments({ add: pairs("joining"), remove: pairs("leaving") })
+          const queued = stored.filter((one) => one.reindex)
+          yield* indexer.submitAll(queued.map((one) => ({ documentId: one.id, revision: one.revision })))
           // Read inside the transaction: the answer shows each document as accepted, not
           // whatever step indexing reaches once the transaction has committed.
           const rows = yield* documents.findMany(caller, stored.map((one) => one.id))
-          return yield* Effect.forEach(requests, (_request, index): Effect.Effect<Either.Either<Ingested, Refusal>, NotFound> => {
-            const refusal = plan.refusals[index]
+          const outcomes = yield* Effect.forEach(requests, (_request, index): Effect.Effect<Either.Either<Ingested, Refusal>, NotFound> => {
+            const refusal = rights.refusals[index]
             if (refusal !== undefined) return Effect.succeed(Either.left(refusal))
             const one = storedAt.get(index)!
             return Effect.map(readable(rows.get(one.id)), (row) =>
               Either.right({ document: toDocument(row), outcome: one.reindex ? "queued" : "unchanged" }))
           })
+          return { outcomes, queued: queued.length }
         }))
-        yield* indexer.wake
+        if (queued > 0) yield* indexer.wake
         return outcomes
       }).pipe(Effect.catchTag("SqlError", Effect.die))
 

@@ -152,6 +152,9 @@ export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/Docum
                 COALESCE(i.metadata, '{}'), COALESCE(i.tags, '{}'), COALESCE(i.visibility, 'private')
               FROM jsonb_to_recordset(${JSON.stringify(candidates.map(({ index, id }) => ({ id, ...itemRecord(items[index]!) })))}::jsonb)
                 AS i(id uuid, ${recordColumns})
+              -- Rows in key order, and locked below in id order: two calls naming the same
+              -- documents wait for each other instead of deadlocking.
+              ORDER BY i.source, i.external_id
               ON CONFLICT (owner_id, source, external_id) WHERE external_id IS NOT NULL DO NOTHING
               RETURNING id, revision`
             const indexOfId = new Map<string, number>(candidates.map(({ id, index }) => [id, index]))
@@ -180,6 +183,7 @@ export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/Docum
                 FROM jsonb_to_recordset(${JSON.stringify(existing.map((index) => ({ ord: index, ...itemRecord(items[index]!) })))}::jsonb)
                   AS i(ord int, ${recordColumns})
                 JOIN documents e ON e.owner_id = ${ownerId} AND e.source = i.source AND e.external_id = i.external_id
+                ORDER BY e.id
                 FOR UPDATE OF e
               ) s
               WHERE d.id = s.id

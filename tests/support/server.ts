@@ -5,6 +5,7 @@
  * otherwise each server gets a fresh embedded PGlite in a temporary directory.
  */
 import { HttpServer } from "@effect/platform"
+import { SqlClient } from "@effect/sql"
 import { ConfigProvider, Effect, Layer, ManagedRuntime } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import pg from "pg"
@@ -24,6 +25,8 @@ export interface TestServer {
   readonly dataDir: string
   /** fetch, then validate the response against openapi.yaml (throws on a violation). */
   readonly request: (path: string, init?: RequestInit) => Promise<TestResponse>
+  /** One statement on the server's own database, through its SqlClient. */
+  readonly query: <A extends object = Record<string, unknown>>(text: string, params?: ReadonlyArray<unknown>) => Promise<ReadonlyArray<A>>
   readonly stop: () => Promise<void>
 }
 
@@ -86,6 +89,7 @@ export const startServer = async (
   const address = await runtime.runPromise(Effect.map(HttpServer.HttpServer, (server) => server.address))
   if (address._tag !== "TcpAddress") throw new Error("expected a TCP address")
   const url = `http://127.0.0.1:${address.port}`
+  const sql = await runtime.runPromise(SqlClient.SqlClient)
   return {
     url,
     databaseUrl: database?.url,
@@ -94,6 +98,7 @@ export const startServer = async (
       const method = init?.method ?? "GET"
       return receive(method, path, await fetch(`${url}${path}`, init))
     },
+    query: (text, params = []) => runtime.runPromise(sql.unsafe(text, params)) as Promise<ReadonlyArray<any>>,
     stop: async () => {
       await runtime.dispose()
       await database?.drop()
