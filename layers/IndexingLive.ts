@@ -16,7 +16,7 @@ import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Layer, Option } from "effect"
 import { DatabaseInfo, migrationLockKey } from "../src/database/Database.ts"
 import { ClusterMessagesRepo } from "../src/indexing/ClusterMessagesRepo.ts"
-import { DocumentIndexer } from "../src/indexing/DocumentIndexer.ts"
+import { DocumentIndexer, type IndexingRequest } from "../src/indexing/DocumentIndexer.ts"
 import { DocumentIndexing } from "../src/indexing/DocumentIndexing.ts"
 import { EmbeddingIndex } from "../src/indexing/EmbeddingIndex.ts"
 import { IndexingPipeline } from "../src/indexing/IndexingPipeline.ts"
@@ -25,8 +25,8 @@ export const shardingConfig: Partial<ShardingConfig.ShardingConfig["Type"]> = {
   runnerAddress: Option.some(RunnerAddress.make("basalt", 0)),
   // Stored with every message: changing it would strand the messages of shards that no longer exist.
   shardsPerGroup: 300,
-  // How often storage is read even without a notification: messages saved inside a caller's
-  // transaction (seen only after its commit) wait at most this long.
+  // How often storage is read even without a notification. Ingestion wakes the reader once its
+  // transaction has committed; this is the bound for anything stored without that.
   entityMessagePollInterval: "2 seconds",
   // One entity per document: let idle ones go soon.
   entityMaxIdleTime: "15 seconds"
@@ -87,17 +87,27 @@ const DocumentIndexingLive = DocumentIndexing.toLayer(
   })
 )
 
-/** Durable fire-and-forget: the message is stored before `submit` returns; indexing happens later. */
+/**
+ * Durable fire-and-forget: a message is stored (by the SqlMessageStorage, on the app's SqlClient,
+ * so inside the caller's transaction when there is one) before `submitAll` returns; indexing
+ * happens later. The storage loop reads committed messages only, on its own connection: an entity
+ * never sees a message before the document row it names is committed.
+ */
 export const DocumentIndexerLive = Layer.effect(
   DocumentIndexer,
   Effect.gen(function*() {
     const makeClient = yield* DocumentIndexing.client
+    const sharding = yield* Sharding.Sharding
+    const store = ({ documentId, revision }: IndexingRequest) =>
+      makeClient(documentId).Index({ revision }, { discard: true }).pipe(
+        Effect.orDie,
+        Effect.withSpan("DocumentIndexer.submit", { attributes: { "document.id": documentId, "document.revision": revision } })
+      )
     return DocumentIndexer.of({
-      submit: ({ documentId, revision }) =>
-        makeClient(documentId).Index({ revision }, { discard: true }).pipe(
-          Effect.orDie,
-          Effect.withSpan("DocumentIndexer.submit", { attributes: { "document.id": documentId, "document.revision": revision } })
-        )
+      // One after the other: two revisions of one document are stored (and so handled) in order.
+      submitAll: (requests) => Effect.forEach(requests, store, { discard: true }),
+      wake: sharding.pollStorage,
+      submit: (request) => Effect.zipRight(store(request), sharding.pollStorage)
     })
   })
 )

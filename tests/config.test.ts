@@ -185,7 +185,7 @@ describe("configuration of embeddings and indexing", () => {
     expect(config.embeddings.batchSize).toBe(64)
     expect(config.embeddings.concurrency).toBe(4)
     expect(Duration.toSeconds(config.embeddings.timeout)).toBe(60)
-    expect(config.indexing).toEqual({ concurrency: 2, batchSize: 64, chunkTokens: 512, chunkOverlapTokens: 64 })
+    expect(config.indexing).toEqual({ concurrency: 4, batchSize: 64, chunkTokens: 512, chunkOverlapTokens: 64 })
   })
 
   it("reads a provider, its key redacted, and the indexing settings", () => {

@@ -33,6 +33,11 @@ export type MembershipChange =
   | { readonly _tag: "NoSuchUser" }
   | { readonly _tag: "LastOwner" }
 
+export interface DocumentInCollection {
+  readonly document_id: string
+  readonly collection_id: string
+}
+
 export class CollectionsRepo extends Effect.Service<CollectionsRepo>()("basalt/CollectionsRepo", {
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
@@ -52,6 +57,17 @@ export class CollectionsRepo extends Effect.Service<CollectionsRepo>()("basalt/C
           FROM collections c WHERE c.id = ${collectionId}
           ${options.lock === true ? sql`FOR UPDATE` : sql``}`,
         ([row]): CollectionAccess | undefined => (row === undefined ? undefined : { collectionId, role: row.role })
+      )
+
+    /** `access` for several collections in one statement; those that do not exist are missing. */
+    const accessMany = (caller: Caller, collectionIds: ReadonlyArray<string>) =>
+      Effect.map(
+        sql<{ id: string; role: CollectionRole | null }>`
+          SELECT c.id::text AS id,
+            (SELECT cm.role FROM collection_members cm WHERE cm.collection_id = c.id AND cm.user_id = ${caller.id}) AS role
+          FROM collections c
+          WHERE c.id IN (SELECT jsonb_array_elements_text(${JSON.stringify(collectionIds)}::jsonb)::uuid)`,
+        (rows) => new Map(rows.map((row): [string, CollectionAccess] => [row.id, { collectionId: row.id, role: row.role }]))
       )
 
     const find = (caller: Caller, collectionId: string) =>
@@ -153,8 +169,27 @@ export class CollectionsRepo extends Effect.Service<CollectionsRepo>()("basalt/C
     const removeDocument = (collectionId: string, documentId: string) =>
       sql`DELETE FROM document_collections WHERE document_id = ${documentId} AND collection_id = ${collectionId}`
 
+    /** Puts documents in and takes them out of collections: (document, collection) pairs. */
+    const changeDocuments = (change: {
+      readonly add: ReadonlyArray<DocumentInCollection>
+      readonly remove: ReadonlyArray<DocumentInCollection>
+    }) =>
+      Effect.all([
+        change.remove.length === 0 ? Effect.void : sql`
+          DELETE FROM document_collections dc
+          USING jsonb_to_recordset(${JSON.stringify(change.remove)}::jsonb) AS p(document_id uuid, collection_id uuid)
+          WHERE dc.document_id = p.document_id AND dc.collection_id = p.collection_id`,
+        change.add.length === 0 ? Effect.void : sql`
+          INSERT INTO document_collections (document_id, collection_id)
+          SELECT p.document_id, p.collection_id
+          FROM jsonb_to_recordset(${JSON.stringify(change.add)}::jsonb) AS p(document_id uuid, collection_id uuid)
+          ON CONFLICT DO NOTHING`
+      ], { discard: true })
+
     return {
       access,
+      accessMany,
+      changeDocuments,
       find,
       create,
       list,

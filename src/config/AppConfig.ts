@@ -256,7 +256,7 @@ const embeddingsConfig: Config.Config<EmbeddingsConfig> = Config.all({
 )
 
 const indexingConfig = Config.all({
-  concurrency: positiveInt("BASALT_INDEXING_CONCURRENCY").pipe(Config.withDefault(2)),
+  concurrency: positiveInt("BASALT_INDEXING_CONCURRENCY").pipe(Config.withDefault(4)),
   batchSize: positiveInt("BASALT_INDEXING_BATCH_SIZE").pipe(Config.withDefault(64)),
   chunkTokens: positiveInt("BASALT_CHUNK_TOKENS").pipe(
     Config.validate({ message: "must be at least 32 (smaller chunks carry too little text)", validation: (n) => n >= 32 }),

@@ -1,18 +1,19 @@
 /**
- * Storing a document from any door (one JSON document, a batch item, an uploaded file): the
- * rights it needs, one transaction for the document and its collections, then the request to
- * index it, made once the transaction has committed (the indexer reads what was committed).
+ * Storing documents from any door (one JSON document, a batch, an upload): the rights each one
+ * needs, decided up front, then one transaction for the call with set-based statements: the
+ * documents, their collections and the requests to index them. A one-document call is a batch
+ * of one.
  */
 import { createHash } from "node:crypto"
-import { Effect } from "effect"
+import { Effect, Either } from "effect"
 import type { Caller } from "../accounts/SessionsRepo.ts"
-import { authorizeCollection } from "../collections/CollectionPolicy.ts"
+import { authorizeCollection, type CollectionAccess } from "../collections/CollectionPolicy.ts"
 import { CollectionsRepo } from "../collections/CollectionsRepo.ts"
 import type { Forbidden, NotFound } from "../http/ApiError.ts"
 import { DocumentIndexer } from "../indexing/DocumentIndexer.ts"
 import { mayPublish, readable } from "./DocumentPolicy.ts"
 import type { Document, DocumentVisibility } from "./Documents.ts"
-import { type DocumentRow, DocumentsRepo } from "./DocumentsRepo.ts"
+import { documentKey, type DocumentRow, DocumentsRepo } from "./DocumentsRepo.ts"
 
 /** What decides whether a document must be indexed again. */
 export const contentHash = (title: string, content: string) =>
@@ -41,9 +42,6 @@ export const toDocument = (row: DocumentRow): Document => ({
   indexed_at: row.indexed_at
 })
 
-/** Indexing requests stored at once for one ingestion call. */
-const submitConcurrency = 8
-
 export interface NewDocument {
   readonly title: string
   readonly content: string
@@ -60,6 +58,16 @@ export interface NewDocument {
 export interface Ingested {
   readonly document: Document
   readonly outcome: "queued" | "unchanged"
+}
+
+/** Why one document of a call is not stored. */
+export type Refusal = NotFound | Forbidden
+
+/** What each item of a call may do: refused or not, and the collections it joins and leaves. */
+interface Rights {
+  readonly refusals: ReadonlyArray<Refusal | undefined>
+  /** For each accepted item that names collections: the collections it joins and leaves. */
+  readonly changes: ReadonlyMap<number, { readonly joining: ReadonlyArray<string>; readonly leaving: ReadonlyArray<string> }>
 }
 
 export class DocumentIngestion extends Effect.Service<DocumentIngestion>()("basalt/DocumentIngestion", {
@@ -82,61 +90,113 @@ export class DocumentIngestion extends Effect.Service<DocumentIngestion>()("basa
         for (const collectionId of [...joining, ...leaving]) {
           yield* authorizeCollection(caller, yield* collections.access(caller, collectionId), "edit")
         }
-        for (const collectionId of joining) yield* collections.addDocument(collectionId, documentId)
-        for (const collectionId of leaving) yield* collections.removeDocument(collectionId, documentId)
+        yield* collections.changeDocuments({
+          add: joining.map((collection_id) => ({ document_id: documentId, collection_id })),
+          remove: leaving.map((collection_id) => ({ document_id: documentId, collection_id }))
+        })
+      })
+
+    /**
+     * Every item's rights, decided before anything is written: making it public, and each
+     * collection it joins or leaves (two statements for the whole call, only when an item names
+     * collections). Items naming one document are followed in order: each sees the collections
+     * the accepted ones before it left the document in.
+     */
+    const decideRights = (caller: Caller, requests: ReadonlyArray<NewDocument>) =>
+      Effect.gen(function*() {
+        const named = requests.filter((request) => request.collection_ids !== undefined)
+        const keys = named.flatMap((request) =>
+          request.external_id === undefined ? [] : [{ source: request.source, externalId: request.external_id }]
+        )
+        const current = new Map<string, ReadonlyArray<string>>(keys.length === 0 ? [] : yield* documents.visibleCollectionsByKey(caller, keys))
+        const collectionIds = new Set([...named.flatMap((request) => request.collection_ids!), ...[...current.values()].flat()])
+        const access = collectionIds.size === 0 ? new Map<string, CollectionAccess>() : yield* collections.accessMany(caller, [...collectionIds])
+        const changes = new Map<number, { joining: ReadonlyArray<string>; leaving: ReadonlyArray<string> }>()
+        const decide = (request: NewDocument, index: number) =>
+          Effect.gen(function*() {
+            yield* mayPublish(caller, request.visibility)
+            if (request.collection_ids === undefined) return
+            const key = request.external_id === undefined ? undefined : documentKey(request.source, request.external_id)
+            const before = new Set(key === undefined ? [] : current.get(key) ?? [])
+            const wanted = new Set(request.collection_ids)
+            const joining = [...wanted].filter((id) => !before.has(id))
+            const leaving = [...before].filter((id) => !wanted.has(id))
+            for (const collectionId of [...joining, ...leaving]) {
+              yield* authorizeCollection(caller, access.get(collectionId), "edit")
+            }
+            changes.set(index, { joining, leaving })
+            if (key !== undefined) current.set(key, [...wanted])
+          })
+        const refusals = yield* Effect.forEach(requests, (request, index) =>
+          Effect.match(decide(request, index), { onFailure: (refusal): Refusal | undefined => refusal, onSuccess: () => undefined }))
+        return { refusals, changes } satisfies Rights
       })
 
     const view = (caller: Caller, documentId: string) =>
       Effect.flatMap(documents.find(caller, documentId), readable).pipe(Effect.map(toDocument))
 
-    /** Stores one document and its collections; run inside a transaction. */
-    const store = (caller: Caller, request: NewDocument) =>
-      Effect.gen(function*() {
-        const stored = yield* documents.store(caller.id, {
-          title: request.title,
-          content: request.content,
-          contentHash: contentHash(request.title, request.content),
-          source: request.source,
-          externalId: request.external_id,
-          url: request.url,
-          metadata: request.metadata,
-          tags: request.tags,
-          visibility: request.visibility
-        })
-        if (request.collection_ids !== undefined) yield* syncCollections(caller, stored.id, request.collection_ids)
-        return stored
-      })
-
     /**
-     * Stores the documents in one transaction (all or none), then asks for the indexing of each
-     * that is new or changed. Nothing of a failed request stays behind.
+     * Stores the accepted documents in one transaction, set-based, with their collections and
+     * the requests to index those that are new or changed (stored in the same transaction: a
+     * committed document is always indexed, a rolled-back one never). `allOrNone`: one refused
+     * document refuses the whole call. Nothing of a failed transaction stays behind.
      */
-    const ingestAll = (
-      caller: Caller,
-      requests: ReadonlyArray<NewDocument>
-    ): Effect.Effect<ReadonlyArray<Ingested>, NotFound | Forbidden> =>
+    const store = (caller: Caller, requests: ReadonlyArray<NewDocument>, allOrNone: boolean) =>
       Effect.gen(function*() {
-        for (const request of requests) yield* mayPublish(caller, request.visibility)
-        const stored = yield* documents.withTransaction(Effect.forEach(requests, (request) => store(caller, request)))
-        // Read before indexing is asked for: the answer shows the document as accepted (queued),
-        // not whatever step a fast indexer has reached by then.
-        const rows = yield* documents.findMany(caller, stored.map((one) => one.id))
-        const ingested = yield* Effect.forEach(stored, (one) =>
-          Effect.map(readable(rows.get(one.id)), (row): Ingested => ({
-            document: toDocument(row),
-            outcome: one.reindex ? "queued" : "unchanged"
-          })))
-        // Each submission is its own insert and commit: a few at once share the database's flushes.
-        yield* Effect.forEach(stored.filter((one) => one.reindex), (one) => indexer.submit({ documentId: one.id, revision: one.revision }), {
-          concurrency: submitConcurrency,
-          discard: true
-        })
-        return ingested
+        const { outcomes, queued } = yield* documents.withTransaction(Effect.gen(function*() {
+          const rights = yield* decideRights(caller, requests)
+          const firstRefusal = rights.refusals.find((refusal) => refusal !== undefined)
+          if (allOrNone && firstRefusal !== undefined) return yield* Effect.fail(firstRefusal)
+          const accepted = requests.flatMap((_request, index) => (rights.refusals[index] === undefined ? [index] : []))
+          const stored = yield* documents.storeAll(caller.id, accepted.map((index) => {
+            const request = requests[index]!
+            return {
+              title: request.title,
+              content: request.content,
+              contentHash: contentHash(request.title, request.content),
+              source: request.source,
+              externalId: request.external_id,
+              url: request.url,
+              metadata: request.metadata,
+              tags: request.tags,
+              visibility: request.visibility
+            }
+          }))
+          const storedAt = new Map(accepted.map((index, position) => [index, stored[position]!]))
+          const pairs = (pick: "joining" | "leaving") =>
+            [...rights.changes].flatMap(([index, change]) =>
+              change[pick].map((collection_id) => ({ document_id: storedAt.get(index)!.id, collection_id }))
+            )
+          if (rights.changes.size > 0) yield* collections.changeDocuments({ add: pairs("joining"), remove: pairs("leaving") })
+          const queued = stored.filter((one) => one.reindex)
+          yield* indexer.submitAll(queued.map((one) => ({ documentId: one.id, revision: one.revision })))
+          // Read inside the transaction: the answer shows each document as accepted, not
+          // whatever step indexing reaches once the transaction has committed.
+          const rows = yield* documents.findMany(caller, stored.map((one) => one.id))
+          const outcomes = yield* Effect.forEach(requests, (_request, index): Effect.Effect<Either.Either<Ingested, Refusal>, NotFound> => {
+            const refusal = rights.refusals[index]
+            if (refusal !== undefined) return Effect.succeed(Either.left(refusal))
+            const one = storedAt.get(index)!
+            return Effect.map(readable(rows.get(one.id)), (row) =>
+              Either.right({ document: toDocument(row), outcome: one.reindex ? "queued" : "unchanged" }))
+          })
+          return { outcomes, queued: queued.length }
+        }))
+        if (queued > 0) yield* indexer.wake
+        return outcomes
       }).pipe(Effect.catchTag("SqlError", Effect.die))
+
+    /** Each document on its own: a refused one (per-item 403/404) is not stored, the others are. */
+    const ingestEach = (caller: Caller, requests: ReadonlyArray<NewDocument>) =>
+      Effect.catchAll(store(caller, requests, false), Effect.die)
+
+    /** All or none: the first refusal refuses the call and nothing is stored. */
+    const ingestAll = (caller: Caller, requests: ReadonlyArray<NewDocument>): Effect.Effect<ReadonlyArray<Ingested>, Refusal> =>
+      Effect.flatMap(store(caller, requests, true), (outcomes) => Effect.all(outcomes))
 
     const ingest = (caller: Caller, request: NewDocument) => Effect.map(ingestAll(caller, [request]), (all) => all[0]!)
 
-    return { ingest, ingestAll, syncCollections, view } as const
+    return { ingest, ingestAll, ingestEach, syncCollections, view } as const
   }),
   dependencies: [DocumentsRepo.Default, CollectionsRepo.Default]
 }) {}

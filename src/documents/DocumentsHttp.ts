@@ -59,7 +59,7 @@ export const DocumentsHttpLive = HttpApiBuilder.group(BasaltApi, "documents", (h
           const document = yield* changeable(yield* documents.find(caller, path.document_id))
           yield* mayPublish(caller, payload.visibility)
           const retitled = payload.title !== undefined && payload.title !== document.title
-          const revision = yield* documents.withTransaction(Effect.gen(function*() {
+          yield* documents.withTransaction(Effect.gen(function*() {
             const retitle = retitled
               ? { title: payload.title!, contentHash: contentHash(payload.title!, yield* documents.contentOf(document.id)) }
               : undefined
@@ -73,11 +73,11 @@ export const DocumentsHttpLive = HttpApiBuilder.group(BasaltApi, "documents", (h
             if (payload.collection_ids !== undefined) {
               yield* ingestion.syncCollections(caller, document.id, payload.collection_ids)
             }
-            return revision
+            // The title is carried with every chunk: only a new title needs indexing again.
+            if (retitled) yield* indexer.submitAll([{ documentId: document.id, revision }])
           }))
           const updated = yield* ingestion.view(caller, document.id)
-          // The title is carried with every chunk: only a new title needs indexing again.
-          if (retitled) yield* indexer.submit({ documentId: document.id, revision })
+          if (retitled) yield* indexer.wake
           return updated
         }).pipe(Effect.catchTag("SqlError", Effect.die)))
       .handle("deleteDocument", ({ path }) =>

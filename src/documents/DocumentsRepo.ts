@@ -2,6 +2,7 @@
  * Documents in SQL. Every read goes through `visibleTo` in its WHERE clause, so a limit is never
  * applied before the visibility filter; `can_change` is computed in the same statement.
  */
+import { randomUUID } from "node:crypto"
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import type { Caller } from "../accounts/SessionsRepo.ts"
@@ -89,6 +90,11 @@ export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/Docum
       ${canChange(caller)} AS can_change,
       ${sql.literal(exactTime("d.updated_at"))} AS updated_at_exact`
 
+    /** The columns of `itemRecord` in `jsonb_to_recordset`. */
+    const recordColumns = sql.literal(
+      "source text, external_id text, url text, title text, content text, content_hash text, metadata jsonb, tags text[], visibility text"
+    )
+
     const find = (caller: Caller, documentId: string) =>
       Effect.map(
         sql<DocumentRow>`SELECT ${columns(caller)} FROM documents d WHERE d.id = ${documentId} AND ${visibleTo(sql, caller, "d")}`,
@@ -156,44 +162,90 @@ export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/Docum
       )
 
     /**
-     * Inserts a document, or updates the caller's document with the same (source, external_id).
+     * Inserts documents, or updates the caller's documents with the same (source, external_id),
+     * set-based: one INSERT for every item, one UPDATE for those that already existed. Items
+     * naming the same document are applied in their order (one round each), so the last wins.
      * A change of title or content, or a document whose indexing failed, bumps the revision and
-     * queues the document again. Run inside a transaction.
+     * queues the document again. Results are in the items' order. Run inside a transaction.
      */
-    const store = (ownerId: string, fields: DocumentFields) =>
+    const storeAll = (ownerId: string, items: ReadonlyArray<DocumentFields>) =>
       Effect.gen(function*() {
-        const [inserted] = yield* sql<{ id: string; revision: number }>`
-          INSERT INTO documents (owner_id, source, external_id, url, title, content, content_hash, metadata, tags, visibility)
-          VALUES (
-            ${ownerId}, ${fields.source}, ${fields.externalId ?? null}, ${fields.url ?? null}, ${fields.title},
-            ${fields.content}, ${fields.contentHash}, ${JSON.stringify(fields.metadata ?? {})}::jsonb,
-            ${toTextArray(fields.tags ?? [])}::text[], ${fields.visibility ?? "private"})
-          ON CONFLICT (owner_id, source, external_id) WHERE external_id IS NOT NULL DO NOTHING
-          RETURNING id, revision`
-        if (inserted !== undefined) return { id: inserted.id, revision: inserted.revision, reindex: true, created: true } satisfies Stored
-        const [existing] = yield* sql<{ id: string; content_hash: string; status: string }>`
-          SELECT id, content_hash, status FROM documents
-          WHERE owner_id = ${ownerId} AND source = ${fields.source} AND external_id = ${fields.externalId ?? null}
-          FOR UPDATE`
-        // Pushing a document whose indexing failed is how a client retries it, content changed or not.
-        const reindex = existing!.content_hash !== fields.contentHash || existing!.status === "failed"
-        const [updated] = yield* sql<{ id: string; revision: number }>`
-          UPDATE documents SET
-            url = COALESCE(${fields.url ?? null}, url),
-            metadata = COALESCE(${fields.metadata === undefined ? null : JSON.stringify(fields.metadata)}::jsonb, metadata),
-            tags = COALESCE(${fields.tags === undefined ? null : toTextArray(fields.tags)}::text[], tags),
-            visibility = COALESCE(${fields.visibility ?? null}, visibility),
-            updated_at = now()
-            ${
-          reindex
-            ? sql`, title = ${fields.title}, content = ${fields.content}, content_hash = ${fields.contentHash},
-                revision = revision + 1, status = 'queued', error = NULL, status_changed_at = clock_timestamp()`
-            : sql``
+        const results = new Array<Stored>(items.length)
+        for (const round of rounds(items)) {
+          let pending = round
+          // An item neither inserted nor updated was inserted by a concurrent transaction after
+          // this statement's snapshot (its insert waited for it, then did nothing): once more.
+          for (let attempt = 0; pending.length > 0; attempt++) {
+            if (attempt === 3) return yield* Effect.dieMessage("A document could be neither inserted nor updated")
+            const candidates = pending.map((index) => ({ index, id: randomUUID() }))
+            const inserted = yield* sql<{ id: string; revision: number }>`
+              INSERT INTO documents (id, owner_id, source, external_id, url, title, content, content_hash, metadata, tags, visibility)
+              SELECT i.id, ${ownerId}, i.source, i.external_id, i.url, i.title, i.content, i.content_hash,
+                COALESCE(i.metadata, '{}'), COALESCE(i.tags, '{}'), COALESCE(i.visibility, 'private')
+              FROM jsonb_to_recordset(${JSON.stringify(candidates.map(({ index, id }) => ({ id, ...itemRecord(items[index]!) })))}::jsonb)
+                AS i(id uuid, ${recordColumns})
+              -- Rows in key order, and locked below in id order: two calls naming the same
+              -- documents wait for each other instead of deadlocking.
+              ORDER BY i.source, i.external_id
+              ON CONFLICT (owner_id, source, external_id) WHERE external_id IS NOT NULL DO NOTHING
+              RETURNING id, revision`
+            const indexOfId = new Map<string, number>(candidates.map(({ id, index }) => [id, index]))
+            for (const row of inserted) {
+              results[indexOfId.get(row.id)!] = { id: row.id, revision: row.revision, reindex: true, created: true }
+            }
+            const existing = pending.filter((index) => results[index] === undefined)
+            if (existing.length === 0) break
+            // Pushing a document whose indexing failed is how a client retries it, content changed or not.
+            const updated = yield* sql<{ id: string; revision: number; ord: number; reindex: boolean }>`
+              UPDATE documents d SET
+                url = COALESCE(s.url, d.url),
+                metadata = COALESCE(s.metadata, d.metadata),
+                tags = COALESCE(s.tags, d.tags),
+                visibility = COALESCE(s.visibility, d.visibility),
+                updated_at = now(),
+                title = CASE WHEN s.reindex THEN s.title ELSE d.title END,
+                content = CASE WHEN s.reindex THEN s.content ELSE d.content END,
+                content_hash = CASE WHEN s.reindex THEN s.content_hash ELSE d.content_hash END,
+                revision = CASE WHEN s.reindex THEN d.revision + 1 ELSE d.revision END,
+                status = CASE WHEN s.reindex THEN 'queued' ELSE d.status END,
+                error = CASE WHEN s.reindex THEN NULL ELSE d.error END,
+                status_changed_at = CASE WHEN s.reindex THEN clock_timestamp() ELSE d.status_changed_at END
+              FROM (
+                SELECT i.*, e.id, (e.content_hash <> i.content_hash OR e.status = 'failed') AS reindex
+                FROM jsonb_to_recordset(${JSON.stringify(existing.map((index) => ({ ord: index, ...itemRecord(items[index]!) })))}::jsonb)
+                  AS i(ord int, ${recordColumns})
+                JOIN documents e ON e.owner_id = ${ownerId} AND e.source = i.source AND e.external_id = i.external_id
+                ORDER BY e.id
+                FOR UPDATE OF e
+              ) s
+              WHERE d.id = s.id
+              RETURNING d.id, d.revision, s.ord, s.reindex`
+            for (const row of updated) {
+              results[row.ord] = { id: row.id, revision: row.revision, reindex: row.reindex, created: false }
+            }
+            pending = existing.filter((index) => results[index] === undefined)
+          }
         }
-          WHERE id = ${existing!.id}
-          RETURNING id, revision`
-        return { id: updated!.id, revision: updated!.revision, reindex, created: false } satisfies Stored
+        return results
       })
+
+    /**
+     * The collections the caller may see (admins: all) of the caller's own documents named by
+     * (source, external_id), by `documentKey`.
+     */
+    const visibleCollectionsByKey = (caller: Caller, keys: ReadonlyArray<{ readonly source: string; readonly externalId: string }>) =>
+      Effect.map(
+        sql<{ source: string; external_id: string; ids: ReadonlyArray<string> }>`
+          SELECT d.source, d.external_id, ARRAY(
+            SELECT dc.collection_id::text FROM document_collections dc
+            WHERE dc.document_id = d.id AND ${caller.role === "admin" ? sql`true` : sql`EXISTS (
+              SELECT 1 FROM collection_members cm WHERE cm.collection_id = dc.collection_id AND cm.user_id = ${caller.id})`}
+          ) AS ids
+          FROM jsonb_to_recordset(${JSON.stringify(keys.map((key) => ({ source: key.source, external_id: key.externalId })))}::jsonb)
+            AS k(source text, external_id text)
+          JOIN documents d ON d.owner_id = ${caller.id} AND d.source = k.source AND d.external_id = k.external_id`,
+        (rows) => new Map(rows.map((row) => [documentKey(row.source, row.external_id), row.ids]))
+      )
 
     /**
      * Metadata, tags, visibility and url change in place; `retitle` (a new title with the hash it
@@ -319,7 +371,8 @@ export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/Docum
       findMany,
       list,
       progress,
-      store,
+      storeAll,
+      visibleCollectionsByKey,
       update,
       remove,
       contentOf,
@@ -336,3 +389,38 @@ export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/Docum
 /** A Postgres array literal, so that one parameter carries the whole array on every driver. */
 const toTextArray = (values: ReadonlyArray<string>) =>
   `{${values.map((value) => `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`).join(",")}}`
+
+/** The key of a document named by (source, external_id) among one owner's documents. */
+export const documentKey = (source: string, externalId: string) => JSON.stringify([source, externalId])
+
+/**
+ * The items in rounds (positions, in order) where no two items of a round name the same
+ * document: the n-th item naming a document is in round n. An item without external_id is
+ * always a new document.
+ */
+const rounds = (items: ReadonlyArray<DocumentFields>): ReadonlyArray<ReadonlyArray<number>> => {
+  const seen = new Map<string, number>()
+  const result: Array<Array<number>> = []
+  items.forEach((item, index) => {
+    const key = item.externalId === undefined ? undefined : documentKey(item.source, item.externalId)
+    const round = key === undefined ? 0 : (seen.get(key) ?? 0)
+    if (key !== undefined) seen.set(key, round + 1)
+    const members = result[round] ?? []
+    members.push(index)
+    result[round] = members
+  })
+  return result
+}
+
+/** One item as a `jsonb_to_recordset` record (`recordColumns`); an absent field is NULL. */
+const itemRecord = (fields: DocumentFields) => ({
+  source: fields.source,
+  external_id: fields.externalId ?? null,
+  url: fields.url ?? null,
+  title: fields.title,
+  content: fields.content,
+  content_hash: fields.contentHash,
+  metadata: fields.metadata ?? null,
+  tags: fields.tags ?? null,
+  visibility: fields.visibility ?? null
+})

@@ -5,7 +5,7 @@
  * otherwise each server gets a fresh embedded PGlite in a temporary directory.
  */
 import { HttpServer } from "@effect/platform"
-import type { SqlClient } from "@effect/sql"
+import { SqlClient } from "@effect/sql"
 import { ConfigProvider, Effect, Layer, ManagedRuntime } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import pg from "pg"
@@ -27,6 +27,8 @@ export interface TestServer {
   readonly request: (path: string, init?: RequestInit) => Promise<TestResponse>
   /** Runs an effect in the server's runtime (its database): for what the API cannot reach. */
   readonly run: <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) => Promise<A>
+  /** One statement on the server's own database, through its SqlClient. */
+  readonly query: <A extends object = Record<string, unknown>>(text: string, params?: ReadonlyArray<unknown>) => Promise<ReadonlyArray<A>>
   readonly stop: () => Promise<void>
 }
 
@@ -89,6 +91,7 @@ export const startServer = async (
   const address = await runtime.runPromise(Effect.map(HttpServer.HttpServer, (server) => server.address))
   if (address._tag !== "TcpAddress") throw new Error("expected a TCP address")
   const url = `http://127.0.0.1:${address.port}`
+  const sql = await runtime.runPromise(SqlClient.SqlClient)
   return {
     url,
     databaseUrl: database?.url,
@@ -98,6 +101,7 @@ export const startServer = async (
       return receive(method, path, await fetch(`${url}${path}`, init))
     },
     run: (effect) => runtime.runPromise(effect),
+    query: (text, params = []) => runtime.runPromise(sql.unsafe(text, params)) as Promise<ReadonlyArray<any>>,
     stop: async () => {
       await runtime.dispose()
       await database?.drop()
