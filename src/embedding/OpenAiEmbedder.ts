@@ -16,7 +16,7 @@
  * provider's error message that quotes it is cleaned before it reaches a reason.
  */
 import { HttpClient, HttpClientRequest } from "@effect/platform"
-import { Chunk, Data, Deferred, Duration, Effect, Either, FiberSet, ParseResult, Queue, Random, Redacted, Schema, type Scope } from "effect"
+import { Chunk, Data, Deferred, Duration, Effect, Either, ParseResult, Queue, Random, Redacted, Schema, type Scope } from "effect"
 import { EmbeddingError, type EmbedderShape } from "./Embedder.ts"
 
 export interface OpenAiEmbedderOptions {
@@ -172,7 +172,6 @@ export const make = (
     const clean = (text: string) => (secret !== undefined && secret !== "" ? text.split(secret).join("[redacted]") : text)
 
     const client = yield* HttpClient.HttpClient
-    const permits = yield* Effect.makeSemaphore(concurrency)
 
     const refusal = (status: number, body: string): AttemptFailed => {
       const said = clean(providerMessage(body))
@@ -303,15 +302,10 @@ export const make = (
         Effect.withSpan("Embedder.request", { attributes: { "embedding.model": model, "embedding.texts": texts.length } })
       )
 
-    /**
-     * A batch with retries. Each attempt holds a permit (the first one may come with the permit
-     * its dispatcher took); waits between attempts hold none, so other batches go ahead.
-     */
-    const embedBatch = (texts: ReadonlyArray<string>, expectedDimensions: number | undefined, permitHeld: boolean) => {
+    /** A batch with retries; while it waits to try again, the other request slots go on. */
+    const embedBatch = (texts: ReadonlyArray<string>, expectedDimensions: number | undefined) => {
       const tryFrom = (attemptNumber: number): Effect.Effect<Array<Float32Array>, EmbeddingError> =>
-        (attemptNumber === 1 && permitHeld
-          ? Effect.ensuring(attempt(texts, expectedDimensions), permits.release(1))
-          : permits.withPermits(1)(attempt(texts, expectedDimensions))).pipe(
+        attempt(texts, expectedDimensions).pipe(
           Effect.catchAll((failure) => {
             if (!failure.transient) return Effect.fail(new EmbeddingError({ transient: false, reason: failure.reason }))
             if (attemptNumber > maxRetries) {
@@ -347,7 +341,7 @@ export const make = (
     }
 
     const dimensions = options.dimensions ??
-      (yield* embedBatch(["dimension probe"], undefined, false).pipe(
+      (yield* embedBatch(["dimension probe"], undefined).pipe(
         Effect.map((vectors) => vectors[0]!.length),
         Effect.mapError((error) =>
           new EmbeddingError({
@@ -368,7 +362,6 @@ export const make = (
         for (const caller of waiting) settle(caller, Effect.interrupt)
       })
     )
-    const requests = yield* FiberSet.make<void>()
 
     const settle = (caller: Caller, result: Effect.Effect<ReadonlyArray<Float32Array>, EmbeddingError>) => {
       caller.settled = true
@@ -378,7 +371,7 @@ export const make = (
 
     /** One request's outcome to its callers: each vector to its place, a failure to each of them once. */
     const deliver = (batch: ReadonlyArray<QueuedText>) =>
-      Effect.exit(embedBatch(batch.map((queued) => queued.text), dimensions, true)).pipe(
+      Effect.exit(embedBatch(batch.map((queued) => queued.text), dimensions)).pipe(
         Effect.flatMap((exit) =>
           Effect.sync(() => {
             if (exit._tag === "Failure") {
@@ -394,19 +387,20 @@ export const make = (
         )
       )
 
-    // Take a permit, then whatever texts wait (at least one, at most a batch): a free slot never
-    // waits for a batch to fill, and a busy provider lets the queue fill the next batch. A slot
-    // woken by one text takes the rest of its caller's texts too (they were queued together).
-    yield* Effect.forkScoped(Effect.forever(
-      Effect.gen(function*() {
-        yield* permits.take(1)
-        const first = yield* Queue.take(queue)
-        const batch = [first, ...Chunk.toReadonlyArray(yield* Queue.takeUpTo(queue, batchSize - 1))]
-          .filter((queued) => !queued.caller.settled)
-        if (batch.length === 0) return yield* permits.release(1)
-        yield* FiberSet.run(requests, deliver(batch))
-      })
-    ))
+    // `concurrency` request slots, each taking whatever texts wait (at least one, at most a batch)
+    // the moment it is free: it never waits for a batch to fill, and while the slots are busy the
+    // queue fills the next batches. A slot woken by one text takes the rest of its caller's texts
+    // too (they were queued together). Going round in one fiber, a slot sends its next request
+    // as soon as it has handed out the last answer, without waiting to be scheduled.
+    const slot = Effect.gen(function*() {
+      const first = yield* Queue.take(queue)
+      const batch = [first, ...Chunk.toReadonlyArray(yield* Queue.takeUpTo(queue, batchSize - 1))]
+        .filter((queued) => !queued.caller.settled)
+      if (batch.length > 0) yield* deliver(batch)
+    })
+    yield* Effect.forkScoped(
+      Effect.forEach(Array.from({ length: concurrency }), () => Effect.forever(slot), { concurrency: "unbounded", discard: true })
+    )
 
     const embed = (texts: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<Float32Array>, EmbeddingError> =>
       texts.length === 0
