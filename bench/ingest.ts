@@ -17,6 +17,10 @@
  *   BENCH_EMBEDDER      local (the built-in model) or fake (an OpenAI-compatible server in this
  *                       process answering every request after BENCH_FAKE_DELAY_MS)
  *   BENCH_FAKE_DELAY_MS the fake provider's fixed time per request (20)
+ *   BENCH_HOLD_PROVIDER 1: the fake answers nothing until every document is accepted, and indexing
+ *                       is also timed from that moment: the pipeline and the provider with a full
+ *                       backlog, ingestion out of the way (where ingestion is slower than the
+ *                       provider's ceiling, the end-to-end figure measures ingestion instead)
  *   BENCH_BATCH_SIZE, BENCH_CONCURRENCY  the provider's BASALT_EMBEDDINGS_BATCH_SIZE and
  *                       BASALT_EMBEDDINGS_CONCURRENCY (Basalt's defaults: 64 and 4)
  *   BENCH_INDEXING_CONCURRENCY  BASALT_INDEXING_CONCURRENCY (Basalt's default when unset)
@@ -61,7 +65,8 @@ const settings = {
   fakeDelayMs: positiveInt("BENCH_FAKE_DELAY_MS", 20),
   batchSize: positiveInt("BENCH_BATCH_SIZE", 64),
   concurrency: positiveInt("BENCH_CONCURRENCY", 4),
-  indexingConcurrency: process.env["BENCH_INDEXING_CONCURRENCY"]?.trim() || undefined
+  indexingConcurrency: process.env["BENCH_INDEXING_CONCURRENCY"]?.trim() || undefined,
+  holdProvider: process.env["BENCH_HOLD_PROVIDER"]?.trim() === "1"
 }
 const databaseUrl = process.env["DATABASE_URL"]?.trim() || undefined
 
@@ -206,6 +211,8 @@ const main = async () => {
     const failedCount = async () =>
       (await request(base, "/api/v1/documents?status=failed&limit=1", { token })).body["total"] as number
 
+    // After start (the dimension probe is answered by then).
+    const resumeProvider = fake !== undefined && settings.holdProvider ? fake.pause() : undefined
     let firstAccepted: number | undefined
     let refused = 0
     let nextBatch = 0
@@ -224,6 +231,7 @@ const main = async () => {
     await Promise.all(Array.from({ length: settings.parallel }, sendAll))
     const allAccepted = performance.now()
     if (refused > 0) throw new Error(`${refused} documents were not accepted with 202`)
+    resumeProvider?.()
 
     let indexed = 0
     while (indexed < settings.docs) {
@@ -263,12 +271,21 @@ const main = async () => {
       const ceiling = textsPerSecond / chunksPerDoc
       const requests = fake.requests.length
       console.log(
-        `provider:   ${requests} requests, ${(chunks / Math.max(requests, 1)).toFixed(1)} texts per request on average, at most ${fake.maxInFlight()} in flight`
+        `provider:   ${requests} requests, ${(chunks / Math.max(requests, 1)).toFixed(1)} texts per request on average, ` +
+          `at most ${fake.maxInFlight()} in flight, ${fake.connections()} connections`
       )
       console.log(
         `ceiling:    ${settings.batchSize} × ${settings.concurrency} texts per ${settings.fakeDelayMs} ms = ${textsPerSecond.toFixed(0)} texts/s = ${ceiling.toFixed(0)} docs/s; ` +
           `achieved ${(docsPerSecond / ceiling * 100).toFixed(0)}% of it`
       )
+      if (resumeProvider !== undefined) {
+        const heldSeconds = (allIndexed - allAccepted) / 1000
+        const heldRate = settings.docs / heldSeconds
+        console.log(
+          `backlog:    provider held until all were accepted; then ${settings.docs} indexed in ${heldSeconds.toFixed(2)} s, ` +
+            `${heldRate.toFixed(0)} docs/s, ${(heldRate / ceiling * 100).toFixed(0)}% of the ceiling`
+        )
+      }
     }
   } catch (error) {
     process.stderr.write(`bench:ingest: ${error instanceof Error ? error.message : String(error)}\n${logTail(server)}\n`)

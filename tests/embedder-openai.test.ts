@@ -1,5 +1,5 @@
 import { FetchHttpClient, type HttpClient } from "@effect/platform"
-import { Effect, type Layer, Redacted } from "effect"
+import { Effect, Exit, Fiber, type Layer, Redacted, Scope } from "effect"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { LocalEmbedderLive } from "../layers/LocalEmbedderLive.ts"
 import { OpenAiEmbedderLive } from "../layers/OpenAiEmbedderLive.ts"
@@ -34,8 +34,31 @@ const optionsWith = (overrides: Partial<OpenAiEmbedder.OpenAiEmbedderOptions> = 
   ...overrides
 })
 
-const run = <A, E>(effect: Effect.Effect<A, E, HttpClient.HttpClient>) =>
-  Effect.runPromise(effect.pipe(Effect.provide(FetchHttpClient.layer)))
+/** The embedder's request fibers end with the scope, so everything that uses one runs in it. */
+const run = <A, E>(effect: Effect.Effect<A, E, HttpClient.HttpClient | Scope.Scope>) =>
+  Effect.runPromise(effect.pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer)))
+
+/** Waits until the fake has received `count` requests (a synchronisation, not a timing). */
+const requestsReceived = (count: number) =>
+  Effect.gen(function*() {
+    while (fake.requests.length < count) yield* Effect.sleep("5 millis")
+  })
+
+/** Waits until each caller waits for its vectors, its texts queued (it suspends only then). */
+const queuedUp = (callers: ReadonlyArray<Fiber.RuntimeFiber<unknown, unknown>>) =>
+  Effect.forEach(callers, (caller) =>
+    Effect.gen(function*() {
+      while ((yield* Fiber.status(caller))._tag !== "Suspended") yield* Effect.yieldNow()
+    }), { discard: true })
+
+/** A normal reply held until `release()`: the request keeps its slot busy while others queue up. */
+const heldReply = () => {
+  let release!: () => void
+  const until = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  return { reply: (body: any) => ({ status: 200, body: embeddingsAnswer(body), until }), release: () => release() }
+}
 
 const embedWith = (options: OpenAiEmbedder.OpenAiEmbedderOptions, texts: ReadonlyArray<string>) =>
   run(Effect.flatMap(OpenAiEmbedder.make(options), (embedder) => embedder.embed(texts)))
@@ -89,16 +112,18 @@ describe("OpenAI-compatible embedder", () => {
     expect(fake.requests[0]!.body.dimensions).toBe(16)
 
     fake.requests.length = 0
-    const embedder = await run(OpenAiEmbedder.make(optionsWith({ dimensions: undefined })))
-    expect(embedder.dimensions).toBe(defaultDimensions)
-    expect(embedder.model).toBe("text-embedding-3-small")
-    // One probe at start, with no dimensions field.
-    expect(fake.requests).toHaveLength(1)
-    expect(fake.requests[0]!.body).not.toHaveProperty("dimensions")
-    expect(fake.requests[0]!.body.input).toHaveLength(1)
-    const vectors = await Effect.runPromise(embedder.embed(["a text", "another"]))
-    expectVectorsOf(["a text", "another"], vectors, defaultDimensions)
-    expect(fake.requests[1]!.body).not.toHaveProperty("dimensions")
+    await run(Effect.gen(function*() {
+      const embedder = yield* OpenAiEmbedder.make(optionsWith({ dimensions: undefined }))
+      expect(embedder.dimensions).toBe(defaultDimensions)
+      expect(embedder.model).toBe("text-embedding-3-small")
+      // One probe at start, with no dimensions field.
+      expect(fake.requests).toHaveLength(1)
+      expect(fake.requests[0]!.body).not.toHaveProperty("dimensions")
+      expect(fake.requests[0]!.body.input).toHaveLength(1)
+      const vectors = yield* embedder.embed(["a text", "another"])
+      expectVectorsOf(["a text", "another"], vectors, defaultDimensions)
+      expect(fake.requests[1]!.body).not.toHaveProperty("dimensions")
+    }))
   })
 
   it("sends the API key as a bearer token, and no Authorization header without one", async () => {
@@ -249,17 +274,113 @@ describe("OpenAI-compatible embedder", () => {
     expect(error.reason).toMatch(/^could not reach the embeddings provider at http:\/\/127\.0\.0\.1:\d+\/v1\/embeddings \(.*ECONNREFUSED.*\); gave up after 2 attempts$/)
   })
 
-  it("keeps at most `concurrency` requests in flight, across concurrent callers too", async () => {
+  it("keeps at most `concurrency` requests in flight, across concurrent callers too, over kept-alive connections", async () => {
     fake.setDelay(40)
-    const embedder = await run(OpenAiEmbedder.make(optionsWith({ batchSize: 2, concurrency: 3 })))
     const texts = Array.from({ length: 24 }, (_, i) => `text ${i}`)
-    const [first, second] = await Effect.runPromise(
-      Effect.all([embedder.embed(texts), embedder.embed(texts.map((text) => `${text}!`))], { concurrency: 2 })
-    )
+    const [first, second] = await run(Effect.gen(function*() {
+      const embedder = yield* OpenAiEmbedder.make(optionsWith({ batchSize: 2, concurrency: 3 }))
+      return yield* Effect.all([embedder.embed(texts), embedder.embed(texts.map((text) => `${text}!`))], { concurrency: 2 })
+    }))
     expectVectorsOf(texts, first!, 16)
     expectVectorsOf(texts.map((text) => `${text}!`), second!, 16)
     expect(fake.requests).toHaveLength(24)
+    expect(fake.requests.every((request) => request.body.input.length === 2)).toBe(true)
     expect(fake.maxInFlight()).toBe(3)
+    // Connections are kept alive and reused, not one per request (undici may open a spare one
+    // when a socket is not back in its pool yet, so not exactly one per slot).
+    expect(fake.connections()).toBeLessThan(fake.requests.length / 2)
+  })
+
+  it("serves concurrent callers with full requests, each caller's vectors in its own order", async () => {
+    const held = heldReply()
+    fake.queue(held.reply)
+    const callers = [["a0", "a1", "a2"], ["b0", "b1", "b2", "b3", "b4"], ["c0", "c1", "c2", "c3", "c4", "c5"]]
+    const results = await run(Effect.gen(function*() {
+      const embedder = yield* OpenAiEmbedder.make(optionsWith({ batchSize: 4, concurrency: 1 }))
+      // The one slot is busy: everything the callers send queues up meanwhile.
+      const first = yield* Effect.fork(embedder.embed(["first"]))
+      yield* requestsReceived(1)
+      const rest = yield* Effect.forEach(callers, (texts) => Effect.fork(embedder.embed(texts)))
+      yield* queuedUp(rest)
+      held.release()
+      return [yield* Fiber.join(first), ...(yield* Fiber.join(Fiber.all(rest)))]
+    }))
+    expectVectorsOf(["first"], results[0]!, 16)
+    callers.forEach((texts, i) => {
+      expectVectorsOf(texts, results[i + 1]!, 16)
+    })
+    const all = callers.flat()
+    expect(fake.requests.map((request) => request.body.input)).toEqual([
+      ["first"],
+      all.slice(0, 4),
+      all.slice(4, 8),
+      all.slice(8, 12),
+      all.slice(12)
+    ])
+  })
+
+  it("fails only the callers whose texts were in a refused request", async () => {
+    const held = heldReply()
+    fake.queue(held.reply, {
+      status: 400,
+      body: JSON.stringify({ error: { message: "This model's maximum context length is 8192 tokens" } })
+    })
+    const [a, b, c] = await run(Effect.gen(function*() {
+      const embedder = yield* OpenAiEmbedder.make(optionsWith({ batchSize: 2, concurrency: 1 }))
+      const first = yield* Effect.fork(embedder.embed(["first"]))
+      yield* requestsReceived(1)
+      const callers = yield* Effect.forEach([["a0"], ["b0"], ["c0", "c1"]], (texts) => Effect.fork(Effect.either(embedder.embed(texts))))
+      yield* queuedUp(callers)
+      held.release()
+      yield* Fiber.join(first)
+      return yield* Fiber.join(Fiber.all(callers))
+    }))
+    expect(fake.requests.map((request) => request.body.input)).toEqual([["first"], ["a0", "b0"], ["c0", "c1"]])
+    for (const refused of [a!, b!]) {
+      expect(refused._tag).toBe("Left")
+      if (refused._tag === "Left") {
+        expect(refused.left.transient).toBe(false)
+        expect(refused.left.reason).toMatch(/rejected the request \(400\)/)
+      }
+    }
+    expect(c!._tag).toBe("Right")
+    if (c!._tag === "Right") expectVectorsOf(["c0", "c1"], c!.right, 16)
+  })
+
+  it("drops an interrupted caller's queued texts and serves the others", async () => {
+    const held = heldReply()
+    fake.queue(held.reply)
+    const [interrupted, other, after] = await run(Effect.gen(function*() {
+      const embedder = yield* OpenAiEmbedder.make(optionsWith({ batchSize: 2, concurrency: 1 }))
+      const first = yield* Effect.fork(embedder.embed(["first"]))
+      yield* requestsReceived(1)
+      const gone = yield* Effect.fork(embedder.embed(["gone 0", "gone 1", "gone 2"]))
+      const other = yield* Effect.fork(embedder.embed(["other"]))
+      yield* queuedUp([gone, other])
+      const interrupted = yield* Fiber.interrupt(gone)
+      held.release()
+      yield* Fiber.join(first)
+      return [interrupted, yield* Fiber.join(other), yield* embedder.embed(["after"])] as const
+    }))
+    expect(Exit.isInterrupted(interrupted)).toBe(true)
+    expectVectorsOf(["other"], other, 16)
+    expectVectorsOf(["after"], after, 16)
+    expect(fake.requests.map((request) => request.body.input)).toEqual([["first"], ["other"], ["after"]])
+  })
+
+  it("interrupts the callers still waiting when its scope closes, and abandons their request", async () => {
+    fake.queue("hang")
+    const exit = await run(Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const embedder = yield* OpenAiEmbedder.make(optionsWith()).pipe(Scope.extend(scope))
+      const waiting = yield* Effect.fork(embedder.embed(["never answered"]))
+      yield* requestsReceived(1)
+      yield* Scope.close(scope, Exit.void)
+      return yield* Fiber.await(waiting)
+    }))
+    expect(Exit.isInterrupted(exit)).toBe(true)
+    while (fake.abandoned() < 1) await new Promise((resolve) => setTimeout(resolve, 5))
+    expect(fake.abandoned()).toBe(1)
   })
 
   it("rejects options that cannot work before sending anything", async () => {

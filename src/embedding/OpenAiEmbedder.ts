@@ -2,18 +2,21 @@
  * Embeddings from any provider that speaks OpenAI's `POST /v1/embeddings`: OpenAI itself,
  * Ollama, vLLM, Hugging Face TEI, LiteLLM and the like.
  *
- * Texts go in batches of `batchSize`, at most `concurrency` requests at a time (across every
- * caller of this embedder), and come back in the order they went, whatever order the provider
- * answers in. What cannot succeed by trying again (a refused key, an unknown model, an answer of
+ * Texts from every caller wait in one queue; `concurrency` request slots each take whatever is
+ * waiting, up to `batchSize` texts, the moment a slot is free (never waiting to fill a batch), so
+ * concurrent callers share full requests instead of each sending its own partial last one, and
+ * the provider is not left idle while a caller does something else. Each caller gets its vectors
+ * in the order of its texts, whatever order the provider answers in. What cannot succeed by trying again (a refused key, an unknown model, an answer of
  * the wrong shape) fails at once, with a reason that says what to fix; what may (429, 5xx, no
  * connection, no answer within `requestTimeout`) is retried with exponential backoff and jitter,
- * or after the Retry-After the provider asks for, up to `maxRetries` times.
+ * or after the Retry-After the provider asks for, up to `maxRetries` times. A request's failure
+ * is the failure of the callers whose texts were in it, and of no other.
  *
  * The API key goes in the Authorization header and nowhere else: it is never logged, and a
  * provider's error message that quotes it is cleaned before it reaches a reason.
  */
 import { HttpClient, HttpClientRequest } from "@effect/platform"
-import { Data, Duration, Effect, Either, ParseResult, Random, Redacted, Schema } from "effect"
+import { Chunk, Data, Deferred, Duration, Effect, Either, ParseResult, Queue, Random, Redacted, Schema, type Scope } from "effect"
 import { EmbeddingError, type EmbedderShape } from "./Embedder.ts"
 
 export interface OpenAiEmbedderOptions {
@@ -59,6 +62,22 @@ const EmbeddingsResponse = Schema.Struct({
   usage: Schema.optional(Schema.Struct({ prompt_tokens: Schema.optional(Schema.Number) }))
 })
 const decodeEmbeddingsResponse = Schema.decodeUnknownEither(EmbeddingsResponse)
+
+/** One `embed` call waiting for its vectors. */
+interface Caller {
+  readonly vectors: Array<Float32Array>
+  remaining: number
+  /** Answered, failed or gone: its texts still queued are skipped and late vectors dropped. */
+  settled: boolean
+  readonly done: Deferred.Deferred<ReadonlyArray<Float32Array>, EmbeddingError>
+}
+
+/** One text in the queue, and where its vector goes. */
+interface QueuedText {
+  readonly caller: Caller
+  readonly index: number
+  readonly text: string
+}
 
 /** The failure of one attempt, before the retry policy decides what it becomes. */
 class AttemptFailed extends Data.TaggedError("AttemptFailed")<{
@@ -120,11 +139,12 @@ const describeUrl = (url: string): string => {
 /**
  * The embedder over `options` (import this module as `OpenAiEmbedder`: `OpenAiEmbedder.make`).
  * With no `dimensions` it asks the provider once for one vector to learn their size, and fails
- * with the reason when it cannot.
+ * with the reason when it cannot. Its request fibers live as long as `Scope`; callers still
+ * waiting when it closes are interrupted.
  */
 export const make = (
   options: OpenAiEmbedderOptions
-): Effect.Effect<EmbedderShape, EmbeddingError, HttpClient.HttpClient> =>
+): Effect.Effect<EmbedderShape, EmbeddingError, HttpClient.HttpClient | Scope.Scope> =>
   Effect.gen(function*() {
     const batchSize = options.batchSize ?? 64
     const concurrency = options.concurrency ?? 4
@@ -152,7 +172,6 @@ export const make = (
     const clean = (text: string) => (secret !== undefined && secret !== "" ? text.split(secret).join("[redacted]") : text)
 
     const client = yield* HttpClient.HttpClient
-    const permits = yield* Effect.makeSemaphore(concurrency)
 
     const refusal = (status: number, body: string): AttemptFailed => {
       const said = clean(providerMessage(body))
@@ -280,11 +299,10 @@ export const make = (
               reason: `the embeddings provider did not answer within ${Duration.format(timeout)}`
             })
         }),
-        permits.withPermits(1),
         Effect.withSpan("Embedder.request", { attributes: { "embedding.model": model, "embedding.texts": texts.length } })
       )
 
-    /** A batch with retries; waits between attempts hold no permit, so other batches go ahead. */
+    /** A batch with retries; while it waits to try again, the other request slots go on. */
     const embedBatch = (texts: ReadonlyArray<string>, expectedDimensions: number | undefined) => {
       const tryFrom = (attemptNumber: number): Effect.Effect<Array<Float32Array>, EmbeddingError> =>
         attempt(texts, expectedDimensions).pipe(
@@ -333,13 +351,80 @@ export const make = (
         )
       ))
 
-    const embed = (texts: ReadonlyArray<string>) => {
-      const batches: Array<ReadonlyArray<string>> = []
-      for (let start = 0; start < texts.length; start += batchSize) batches.push(texts.slice(start, start + batchSize))
-      return Effect.forEach(batches, (batch) => embedBatch(batch, dimensions), { concurrency }).pipe(
-        Effect.map((results) => results.flat())
-      )
+    const queue = yield* Queue.unbounded<QueuedText>()
+    const waiting = new Set<Caller>()
+    let closed = false
+    // Registered before the fibers start, so it runs after they are gone: whoever still waits is
+    // interrupted, as a queue's takers are when it shuts down.
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        closed = true
+        for (const caller of waiting) settle(caller, Effect.interrupt)
+      })
+    )
+
+    const settle = (caller: Caller, result: Effect.Effect<ReadonlyArray<Float32Array>, EmbeddingError>) => {
+      caller.settled = true
+      waiting.delete(caller)
+      Deferred.unsafeDone(caller.done, result)
     }
+
+    /** One request's outcome to its callers: each vector to its place, a failure to each of them once. */
+    const deliver = (batch: ReadonlyArray<QueuedText>) =>
+      Effect.exit(embedBatch(batch.map((queued) => queued.text), dimensions)).pipe(
+        Effect.flatMap((exit) =>
+          Effect.sync(() => {
+            if (exit._tag === "Failure") {
+              for (const { caller } of batch) if (!caller.settled) settle(caller, Effect.failCause(exit.cause))
+              return
+            }
+            batch.forEach(({ caller, index }, i) => {
+              if (caller.settled) return
+              caller.vectors[index] = exit.value[i]!
+              if (--caller.remaining === 0) settle(caller, Effect.succeed(caller.vectors))
+            })
+          })
+        )
+      )
+
+    // `concurrency` request slots, each taking whatever texts wait (at least one, at most a batch)
+    // the moment it is free: it never waits for a batch to fill, and while the slots are busy the
+    // queue fills the next batches. A slot woken by one text takes the rest of its caller's texts
+    // too (they were queued together). Going round in one fiber, a slot sends its next request
+    // as soon as it has handed out the last answer, without waiting to be scheduled.
+    const slot = Effect.gen(function*() {
+      const first = yield* Queue.take(queue)
+      const batch = [first, ...Chunk.toReadonlyArray(yield* Queue.takeUpTo(queue, batchSize - 1))]
+        .filter((queued) => !queued.caller.settled)
+      if (batch.length > 0) yield* deliver(batch)
+    })
+    yield* Effect.forkScoped(
+      Effect.forEach(Array.from({ length: concurrency }), () => Effect.forever(slot), { concurrency: "unbounded", discard: true })
+    )
+
+    const embed = (texts: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<Float32Array>, EmbeddingError> =>
+      texts.length === 0
+        ? Effect.succeed([])
+        : Effect.acquireUseRelease(
+          Effect.gen(function*() {
+            if (closed) return yield* Effect.interrupt
+            const caller: Caller = {
+              vectors: new Array(texts.length),
+              remaining: texts.length,
+              settled: false,
+              done: yield* Deferred.make<ReadonlyArray<Float32Array>, EmbeddingError>()
+            }
+            waiting.add(caller)
+            yield* Queue.offerAll(queue, texts.map((text, index) => ({ caller, index, text })))
+            return caller
+          }),
+          (caller) => Deferred.await(caller.done),
+          // Interrupted or done: its texts still queued are skipped.
+          (caller) => Effect.sync(() => {
+            caller.settled = true
+            waiting.delete(caller)
+          })
+        )
 
     return { model, dimensions, embed } satisfies EmbedderShape
   })

@@ -167,7 +167,9 @@ export class IndexingPipeline extends Effect.Service<IndexingPipeline>()("basalt
       }).pipe(Effect.withSpan("IndexingPipeline.batch", { attributes: { "indexing.batch.documents": jobs.length } }))
 
     // BASALT_INDEXING_CONCURRENCY workers, each taking whatever is waiting, up to a batch: under
-    // load batches fill up by themselves; a lone document goes at once.
+    // load batches fill up by themselves; a lone document goes at once. The embedder queues the
+    // texts of all workers together, so while one worker is in its database steps the other's
+    // texts keep the provider busy.
     yield* Effect.forkScoped(
       Effect.forEach(
         Array.from({ length: indexing.concurrency }),

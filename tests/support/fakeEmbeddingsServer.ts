@@ -1,7 +1,7 @@
 /**
  * A stand-in for an OpenAI-compatible embeddings provider: a real HTTP server on 127.0.0.1
  * answering `POST /v1/embeddings` with OpenAI's request and response shapes (`data[].index`,
- * `data[].embedding`, `model`, `usage`). It records every request, counts the requests in flight,
+ * `data[].embedding`, `model`, `usage`). It records every request, counts the requests in flight and the connections opened,
  * and can be told how to answer the next ones (an error status, no answer at all, a broken body).
  */
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http"
@@ -20,7 +20,13 @@ export type Reply =
   | { readonly status: number; readonly headers?: Record<string, string>; readonly body: string }
   | "hang"
   | "normal"
-  | ((body: any) => { readonly status: number; readonly body: string; readonly delayMs?: number })
+  | ((body: any) => {
+    readonly status: number
+    readonly body: string
+    readonly delayMs?: number
+    /** Answers once this settles (after `delayMs`, if both): holds the request as long as a test needs. */
+    readonly until?: Promise<unknown>
+  })
 
 export interface FakeEmbeddingsServer {
   /** What to configure as the base URL: http://127.0.0.1:port/v1. */
@@ -30,10 +36,14 @@ export interface FakeEmbeddingsServer {
   readonly maxInFlight: () => number
   /** Requests the client gave up on before they were answered. */
   readonly abandoned: () => number
+  /** TCP connections opened to it: fewer than requests when the client keeps them alive. */
+  readonly connections: () => number
   /** Answers for the next requests, in order; after them, requests get normal answers. */
   readonly queue: (...replies: Array<Reply>) => void
   /** Holds every normal answer this long, so that concurrent requests overlap. */
   setDelay(ms: number): void
+  /** Holds normal answers until the returned function is called (then each still takes the delay). */
+  readonly pause: () => () => void
   /** Forgets the requests, the counts, the queued answers and the delay. */
   readonly reset: () => void
   readonly close: () => Promise<void>
@@ -73,6 +83,8 @@ export const startFakeEmbeddingsServer = async (): Promise<FakeEmbeddingsServer>
   let maxInFlight = 0
   let abandoned = 0
   let delayMs = 0
+  let connections = 0
+  let paused: Promise<void> | undefined
 
   const send = (response: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) => {
     response.writeHead(status, { "content-type": "application/json", ...headers })
@@ -117,7 +129,11 @@ export const startFakeEmbeddingsServer = async (): Promise<FakeEmbeddingsServer>
       if (typeof reply === "object") return send(response, reply.status, reply.body, reply.headers)
       if (typeof reply === "function") {
         const answer = reply(body)
-        setTimeout(() => send(response, answer.status, answer.body), answer.delayMs ?? 0)
+        void Promise.resolve(answer.until).then(() =>
+          setTimeout(() => {
+            if (!response.writableEnded && !response.destroyed) send(response, answer.status, answer.body)
+          }, answer.delayMs ?? 0)
+        )
         return
       }
       // The checks OpenAI makes on the request itself.
@@ -133,10 +149,15 @@ export const startFakeEmbeddingsServer = async (): Promise<FakeEmbeddingsServer>
         // Quotes the whole key back, as a careless provider might.
         return send(response, 401, openAiError(`Incorrect API key provided: ${key}.`, "invalid_request_error", "invalid_api_key"))
       }
-      setTimeout(() => send(response, 200, embeddingsAnswer(body)), delayMs)
+      const answer = () => setTimeout(() => send(response, 200, embeddingsAnswer(body)), delayMs)
+      if (paused === undefined) answer()
+      else void paused.then(answer)
     })
   })
 
+  server.on("connection", () => {
+    connections++
+  })
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
   const { port } = server.address() as AddressInfo
   return {
@@ -144,17 +165,29 @@ export const startFakeEmbeddingsServer = async (): Promise<FakeEmbeddingsServer>
     requests,
     maxInFlight: () => maxInFlight,
     abandoned: () => abandoned,
+    connections: () => connections,
     queue: (...next) => {
       replies.push(...next)
     },
     setDelay: (ms) => {
       delayMs = ms
     },
+    pause: () => {
+      let resume!: () => void
+      paused = new Promise<void>((resolve) => {
+        resume = resolve
+      })
+      return () => {
+        paused = undefined
+        resume()
+      }
+    },
     reset: () => {
       requests.length = 0
       replies.length = 0
       maxInFlight = inFlight
       abandoned = 0
+      connections = 0
       delayMs = 0
     },
     close: () =>
