@@ -14,6 +14,8 @@
  *   npm run bench:search
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:search
  *   BENCH_CHUNKS=20000 BENCH_QUERIES=200 BENCH_BACKENDS=postgres npm run bench:search
+ *
+ * BENCH_KEEP_DATABASE=1 keeps the Postgres database (its name is printed) for EXPLAIN ANALYZE.
  */
 import { SqlClient } from "@effect/sql"
 import { ConfigProvider, Effect, Layer, ManagedRuntime } from "effect"
@@ -202,7 +204,9 @@ const runBackend = async (backend: string) => {
       await client.query(text).finally(() => client.end())
     }
     await query(`CREATE DATABASE ${name}`)
-    drop = () => query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    drop = process.env["BENCH_KEEP_DATABASE"] === "1"
+      ? async () => process.stdout.write(`  kept database ${name}\n`)
+      : () => query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
     const url = new URL(admin)
     url.pathname = `/${name}`
     env.set("DATABASE_URL", url.toString())

@@ -15,3 +15,16 @@ export const visibleTo = (sql: SqlClient.SqlClient, caller: Caller, documentAlia
     JOIN collection_members cm ON cm.collection_id = dc.collection_id
     WHERE dc.document_id = ${d}.id AND cm.user_id = ${caller.id}))`
 }
+
+/**
+ * `visibleTo` over the copy of a document's access that keyword search keeps on each posting
+ * (migration 0013: `owner_id`, `public`, `collection_ids`), so that the impact-ordered scan needs
+ * no join: the same three ways in, with the caller's collections read once per statement (the
+ * EXISTS of `visibleTo` is "the document's collections and the caller's memberships overlap").
+ */
+export const postingVisibleTo = (sql: SqlClient.SqlClient, caller: Caller, postingAlias = "p") => {
+  if (caller.role === "admin") return sql`true`
+  const p = sql(postingAlias)
+  return sql`(${p}.owner_id = ${caller.id} OR ${p}.public OR ${p}.collection_ids && (
+    SELECT coalesce(array_agg(cm.collection_id), '{}') FROM collection_members cm WHERE cm.user_id = ${caller.id}))`
+}

@@ -9,7 +9,7 @@
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import type { Caller } from "../accounts/SessionsRepo.ts"
-import { visibleTo } from "../documents/Visibility.ts"
+import { postingVisibleTo, visibleTo } from "../documents/Visibility.ts"
 import { type Bm25Parameters, bm25Score, defaultBm25, queryTermsCtes } from "./KeywordRanking.ts"
 
 export interface SearchFilters {
@@ -84,14 +84,19 @@ export class SearchRepo extends Effect.Service<SearchRepo>()("basalt/SearchRepo"
       return sql.and(conditions)
     }
 
+    /** The filters as a condition on `documents d`, or undefined when there are none (no join needed). */
+    const documentFiltersOf = (filters: SearchFilters) =>
+      Object.values(filters).some((value) => value !== undefined) ? filtersOf(filters) : undefined
+
     /**
      * The best `limit` documents after `offset` by BM25 (each by its best chunk), and how many
-     * documents match (exact below `totalCap` matches, a lower bound past it).
+     * documents match (exact below `totalCap` matches, a lower bound past it), in one statement.
      *
      * Candidates: for each query lexeme, its `depth` visible chunks (inside the filters) of highest
-     * impact, read from the impact-ordered postings (migration 0012); the visibility and the
-     * filters are in that per-term scan, before its limit, so a caller who sees few documents still
-     * gets their best matches. The candidates are then scored exactly, every query lexeme counted.
+     * impact, read from the impact-ordered postings (migration 0012); the visibility (copied onto
+     * the postings, migration 0013) and the filters are in that per-term scan, before its limit, so
+     * a caller who sees few documents still gets their best matches. Without filters the scan is
+     * index-only, no join. The candidates are then scored exactly, every query lexeme counted.
      */
     const keyword = (request: {
       readonly caller: Caller
@@ -104,15 +109,16 @@ export class SearchRepo extends Effect.Service<SearchRepo>()("basalt/SearchRepo"
     }) =>
       Effect.gen(function*() {
         const depth = request.depth ?? candidateDepth(request.limit, request.offset)
-        const visible = sql.and([visibleTo(sql, request.caller, "d"), filtersOf(request.filters)])
-        const rows = yield* sql<{ document_id: string; chunk_id: string; score: number }>`
+        const documentFilters = documentFiltersOf(request.filters)
+        const filterJoin = documentFilters === undefined ? sql`` : sql`JOIN documents d ON d.id = p.document_id`
+        const visible = sql.and([postingVisibleTo(sql, request.caller, "p"), documentFilters ?? sql`true`])
+        const rows = yield* sql<{ document_id: string | null; chunk_id: string | null; score: number | null; postings: string; documents: string }>`
           WITH ${queryTermsCtes(sql, request.query)},
           candidates AS MATERIALIZED (
             SELECT DISTINCT top.chunk_id
             FROM query_terms q
             CROSS JOIN LATERAL (
-              SELECT p.chunk_id FROM search_postings p
-              JOIN documents d ON d.id = p.document_id
+              SELECT p.chunk_id FROM search_postings p ${filterJoin}
               WHERE p.lexeme = q.lexeme AND ${visible}
               ORDER BY p.impact DESC
               LIMIT ${depth}
@@ -129,22 +135,27 @@ export class SearchRepo extends Effect.Service<SearchRepo>()("basalt/SearchRepo"
           best AS (
             SELECT DISTINCT ON (document_id) document_id, chunk_id, score
             FROM scored ORDER BY document_id, score DESC, chunk_id
+          ),
+          page AS (
+            SELECT document_id, chunk_id, score
+            FROM best ORDER BY score DESC, chunk_id
+            LIMIT ${request.limit} OFFSET ${request.offset}
+          ),
+          -- The postings of the query's lexemes (index-only), visible, up to the cap.
+          counted AS (
+            SELECT count(*) AS postings, count(DISTINCT document_id) AS documents FROM (
+              SELECT p.document_id FROM search_postings p ${filterJoin}
+              WHERE p.lexeme = ANY((SELECT lexemes FROM query_match)::text[]) AND ${visible}
+              LIMIT ${totalCap}
+            ) AS matching
           )
-          SELECT document_id, chunk_id, score
-          FROM best ORDER BY score DESC, chunk_id
-          LIMIT ${request.limit} OFFSET ${request.offset}`
-        // The postings of the query's lexemes (index-only), visible, up to the cap.
-        const [counted] = yield* sql<{ postings: string; documents: string }>`
-          WITH query_match AS MATERIALIZED (
-            SELECT array_agg(u.lexeme) AS lexemes FROM unnest(to_tsvector('english'::regconfig, ${request.query})) AS u
-          )
-          SELECT count(*) AS postings, count(DISTINCT document_id) AS documents FROM (
-            SELECT p.document_id FROM search_postings p
-            JOIN documents d ON d.id = p.document_id
-            WHERE p.lexeme = ANY((SELECT lexemes FROM query_match)::text[]) AND ${visible}
-            LIMIT ${totalCap}
-          ) AS matching`
-        const hits = rows.map(({ chunk_id, document_id, score }) => ({ document_id, chunk_id, score: Number(score) }))
+          SELECT page.document_id, page.chunk_id, page.score, counted.postings, counted.documents
+          FROM counted LEFT JOIN page ON true
+          ORDER BY page.score DESC, page.chunk_id`
+        const hits = rows.flatMap(({ chunk_id, document_id, score }) =>
+          chunk_id === null || document_id === null ? [] : [{ document_id, chunk_id, score: Number(score) }]
+        )
+        const counted = rows[0]
         return {
           hits,
           total: Math.max(Number(counted?.documents ?? 0), request.offset + hits.length),

@@ -15,6 +15,7 @@ import chunkEmbeddings from "./0009_chunk_embeddings.ts"
 import embeddingIndex from "./0010_embedding_index.ts"
 import search from "./0011_search.ts"
 import searchPostings from "./0012_search_postings.ts"
+import searchPostingAccess from "./0013_search_posting_access.ts"
 
 const all = {
   "0001_instance": instance,
@@ -28,7 +29,8 @@ const all = {
   "0009_chunk_embeddings": chunkEmbeddings,
   "0010_embedding_index": embeddingIndex,
   "0011_search": search,
-  "0012_search_postings": searchPostings
+  "0012_search_postings": searchPostings,
+  "0013_search_posting_access": searchPostingAccess
 }
 
 export const migrations = Migrator.fromRecord(all)
