@@ -205,7 +205,9 @@ const runBackend = async (backend: string) => {
     }
     await query(`CREATE DATABASE ${name}`)
     drop = process.env["BENCH_KEEP_DATABASE"] === "1"
-      ? async () => process.stdout.write(`  kept database ${name}\n`)
+      ? async () => {
+        process.stdout.write(`  kept database ${name}\n`)
+      }
       : () => query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
     const url = new URL(admin)
     url.pathname = `/${name}`
