@@ -21,6 +21,16 @@ export interface SearchFilters {
   readonly updated_before?: Date | undefined
 }
 
+export interface KeywordRequest {
+  readonly caller: Caller
+  readonly query: string
+  readonly filters: SearchFilters
+  readonly limit: number
+  readonly offset: number
+  readonly bm25?: Bm25Parameters
+  readonly depth?: number
+}
+
 /** One document of a result list: its best chunk and that chunk's score. */
 export interface Hit {
   readonly document_id: string
@@ -98,60 +108,62 @@ export class SearchRepo extends Effect.Service<SearchRepo>()("basalt/SearchRepo"
      * a caller who sees few documents still gets their best matches. Without filters the scan is
      * index-only, no join. The candidates are then scored exactly, every query lexeme counted.
      */
-    const keyword = (request: {
-      readonly caller: Caller
-      readonly query: string
-      readonly filters: SearchFilters
-      readonly limit: number
-      readonly offset: number
-      readonly bm25?: Bm25Parameters
-      readonly depth?: number
-    }) =>
-      Effect.gen(function*() {
-        const depth = request.depth ?? candidateDepth(request.limit, request.offset)
-        const documentFilters = documentFiltersOf(request.filters)
-        const filterJoin = documentFilters === undefined ? sql`` : sql`JOIN documents d ON d.id = p.document_id`
-        const visible = sql.and([postingVisibleTo(sql, request.caller, "p"), documentFilters ?? sql`true`])
-        const rows = yield* sql<{ document_id: string | null; chunk_id: string | null; score: number | null; postings: string; documents: string }>`
-          WITH ${queryTermsCtes(sql, request.query)},
-          candidates AS MATERIALIZED (
-            SELECT DISTINCT top.chunk_id
-            FROM query_terms q
-            CROSS JOIN LATERAL (
-              SELECT p.chunk_id FROM search_postings p ${filterJoin}
-              WHERE p.lexeme = q.lexeme AND ${visible}
-              ORDER BY p.impact DESC
-              LIMIT ${depth}
-            ) AS top
-          ),
-          scored AS (
-            SELECT p.chunk_id, p.document_id, ${bm25Score(sql, "p", request.bm25 ?? defaultBm25)} AS score
-            FROM candidates c
-            CROSS JOIN query_terms q
-            CROSS JOIN query_match qm
-            JOIN search_postings p ON p.chunk_id = c.chunk_id AND p.lexeme = q.lexeme
-            GROUP BY p.chunk_id, p.document_id
-          ),
-          best AS (
-            SELECT DISTINCT ON (document_id) document_id, chunk_id, score
-            FROM scored ORDER BY document_id, score DESC, chunk_id
-          ),
-          page AS (
-            SELECT document_id, chunk_id, score
-            FROM best ORDER BY score DESC, chunk_id
-            LIMIT ${request.limit} OFFSET ${request.offset}
-          ),
-          -- The postings of the query's lexemes (index-only), visible, up to the cap.
-          counted AS (
-            SELECT count(*) AS postings, count(DISTINCT document_id) AS documents FROM (
-              SELECT p.document_id FROM search_postings p ${filterJoin}
-              WHERE p.lexeme = ANY((SELECT lexemes FROM query_match)::text[]) AND ${visible}
-              LIMIT ${totalCap}
-            ) AS matching
-          )
-          SELECT page.document_id, page.chunk_id, page.score, counted.postings, counted.documents
-          FROM counted LEFT JOIN page ON true
-          ORDER BY page.score DESC, page.chunk_id`
+    const keywordStatement = (request: KeywordRequest) => {
+      const depth = request.depth ?? candidateDepth(request.limit, request.offset)
+      const documentFilters = documentFiltersOf(request.filters)
+      const filterJoin = documentFilters === undefined ? sql`` : sql`JOIN documents d ON d.id = p.document_id`
+      const visible = sql.and([postingVisibleTo(sql, request.caller, "p"), documentFilters ?? sql`true`])
+      return sql<{ document_id: string | null; chunk_id: string | null; score: number | null; postings: string; documents: string }>`
+        WITH ${queryTermsCtes(sql, request.query)},
+        candidates AS MATERIALIZED (
+          SELECT DISTINCT top.chunk_id
+          FROM query_terms q
+          CROSS JOIN LATERAL (
+            SELECT p.chunk_id FROM search_postings p ${filterJoin}
+            WHERE p.lexeme = q.lexeme AND ${visible}
+            ORDER BY p.impact DESC
+            LIMIT ${depth}
+          ) AS top
+        ),
+        -- A primary-key probe per candidate and query lexeme (LIMIT 1 keeps it one: the planner
+        -- would rather read every posting of the chunk, ~140, and hash-join them).
+        scored AS (
+          SELECT c.chunk_id, p.document_id, ${bm25Score(sql, "p", request.bm25 ?? defaultBm25)} AS score
+          FROM candidates c
+          CROSS JOIN query_terms q
+          CROSS JOIN query_match qm
+          CROSS JOIN LATERAL (
+            SELECT p.document_id, p.tf, p.length FROM search_postings p
+            WHERE p.chunk_id = c.chunk_id AND p.lexeme = q.lexeme
+            LIMIT 1
+          ) AS p
+          GROUP BY c.chunk_id, p.document_id
+        ),
+        best AS (
+          SELECT DISTINCT ON (document_id) document_id, chunk_id, score
+          FROM scored ORDER BY document_id, score DESC, chunk_id
+        ),
+        page AS (
+          SELECT document_id, chunk_id, score
+          FROM best ORDER BY score DESC, chunk_id
+          LIMIT ${request.limit} OFFSET ${request.offset}
+        ),
+        -- The postings of the query's lexemes (index-only), visible, up to the cap.
+        counted AS (
+          SELECT count(*) AS postings, count(DISTINCT document_id) AS documents FROM (
+            SELECT p.document_id FROM search_postings p ${filterJoin}
+            WHERE p.lexeme = ANY((SELECT lexemes FROM query_match)::text[]) AND ${visible}
+            LIMIT ${totalCap}
+          ) AS matching
+        )
+        SELECT page.document_id, page.chunk_id, page.score, counted.postings, counted.documents
+        FROM counted LEFT JOIN page ON true
+        ORDER BY page.score DESC, page.chunk_id`
+    }
+
+    /** Runs `keywordStatement`: the page of hits and the total. */
+    const keyword = (request: KeywordRequest) =>
+      Effect.map(keywordStatement(request), (rows) => {
         const hits = rows.flatMap(({ chunk_id, document_id, score }) =>
           chunk_id === null || document_id === null ? [] : [{ document_id, chunk_id, score: Number(score) }]
         )
@@ -240,6 +252,6 @@ export class SearchRepo extends Effect.Service<SearchRepo>()("basalt/SearchRepo"
           }
         )
 
-    return { keyword, semantic, details, unknownCollections } as const
+    return { keyword, keywordStatement, semantic, details, unknownCollections } as const
   })
 }) {}
