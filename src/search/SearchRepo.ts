@@ -106,7 +106,8 @@ export class SearchRepo extends Effect.Service<SearchRepo>()("basalt/SearchRepo"
      * impact, read from the impact-ordered postings (migration 0012); the visibility (copied onto
      * the postings, migration 0013) and the filters are in that per-term scan, before its limit, so
      * a caller who sees few documents still gets their best matches. Without filters the scan is
-     * index-only, no join. The candidates are then scored exactly, every query lexeme counted.
+     * index-only, no join. The candidates are then scored exactly, every query lexeme counted:
+     * from the lists themselves where they hold the candidate, else by a primary-key probe.
      */
     const keywordStatement = (request: KeywordRequest) => {
       const depth = request.depth ?? candidateDepth(request.limit, request.offset)
@@ -115,29 +116,40 @@ export class SearchRepo extends Effect.Service<SearchRepo>()("basalt/SearchRepo"
       const visible = sql.and([postingVisibleTo(sql, request.caller, "p"), documentFilters ?? sql`true`])
       return sql<{ document_id: string | null; chunk_id: string | null; score: number | null; postings: string; documents: string }>`
         WITH ${queryTermsCtes(sql, request.query)},
-        candidates AS MATERIALIZED (
-          SELECT DISTINCT top.chunk_id
+        -- Each query lexeme's best visible postings (index-only, with tf and length).
+        listed AS MATERIALIZED (
+          SELECT q.lexeme, top.chunk_id, top.document_id, top.tf, top.length
           FROM query_terms q
           CROSS JOIN LATERAL (
-            SELECT p.chunk_id FROM search_postings p ${filterJoin}
+            SELECT p.chunk_id, p.document_id, p.tf, p.length FROM search_postings p ${filterJoin}
             WHERE p.lexeme = q.lexeme AND ${visible}
             ORDER BY p.impact DESC
             LIMIT ${depth}
           ) AS top
         ),
-        -- A primary-key probe per candidate and query lexeme (LIMIT 1 keeps it one: the planner
-        -- would rather read every posting of the chunk, ~140, and hash-join them).
-        scored AS (
-          SELECT c.chunk_id, p.document_id, ${bm25Score(sql, "p", request.bm25 ?? defaultBm25)} AS score
+        candidates AS MATERIALIZED (SELECT DISTINCT chunk_id FROM listed),
+        -- Lexemes whose list was cut by the depth: a candidate not listed for one may still hold it.
+        cut AS MATERIALIZED (SELECT lexeme FROM listed GROUP BY lexeme HAVING count(*) >= ${depth}),
+        -- What the lists leave out: a primary-key probe per candidate and cut lexeme it was not
+        -- listed for (LIMIT 1 keeps it a probe: the planner would rather read every posting of the
+        -- chunk, ~140, and hash-join them). A lexeme whose list is whole is in no unlisted candidate.
+        probed AS (
+          SELECT q.lexeme, c.chunk_id, p.document_id, p.tf, p.length
           FROM candidates c
-          CROSS JOIN query_terms q
-          CROSS JOIN query_match qm
+          CROSS JOIN cut q
           CROSS JOIN LATERAL (
             SELECT p.document_id, p.tf, p.length FROM search_postings p
             WHERE p.chunk_id = c.chunk_id AND p.lexeme = q.lexeme
             LIMIT 1
           ) AS p
-          GROUP BY c.chunk_id, p.document_id
+          WHERE NOT EXISTS (SELECT 1 FROM listed l WHERE l.chunk_id = c.chunk_id AND l.lexeme = q.lexeme)
+        ),
+        scored AS (
+          SELECT p.chunk_id, p.document_id, ${bm25Score(sql, "p", request.bm25 ?? defaultBm25)} AS score
+          FROM (SELECT * FROM listed UNION ALL SELECT * FROM probed) AS p
+          JOIN query_terms q ON q.lexeme = p.lexeme
+          CROSS JOIN query_match qm
+          GROUP BY p.chunk_id, p.document_id
         ),
         best AS (
           SELECT DISTINCT ON (document_id) document_id, chunk_id, score

@@ -86,9 +86,10 @@ export default Effect.gen(function*() {
   yield* sql`
     CREATE TRIGGER document_collections_search_postings_delete AFTER DELETE ON document_collections
     REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION basalt_search_postings_collections()`
-  // The candidate scan and the total read visibility from the index itself (index-only).
+  // The candidate scan and the total read visibility from the index itself (index-only), and
+  // the candidate scan scores what it lists from tf and length without a probe.
   yield* sql`DROP INDEX search_postings_impact`
   yield* sql`
     CREATE INDEX search_postings_impact ON search_postings (lexeme, impact DESC)
-    INCLUDE (chunk_id, document_id, owner_id, public, collection_ids)`
+    INCLUDE (chunk_id, document_id, tf, length, owner_id, public, collection_ids)`
 })
