@@ -16,7 +16,8 @@
  *   BENCH_CHUNKS=20000 BENCH_QUERIES=200 BENCH_BACKENDS=postgres npm run bench:search
  *
  * BENCH_KEEP_DATABASE=1 keeps the Postgres database (its name is printed) for EXPLAIN ANALYZE;
- * BENCH_REUSE_DATABASE=<that name> measures on it again without loading (migrations still run).
+ * BENCH_REUSE_DATABASE=<that name> measures on it again without loading (migrations still run;
+ * a database whose load was interrupted is measured at the size it reached).
  */
 import { SqlClient } from "@effect/sql"
 import { ConfigProvider, Effect, Layer, ManagedRuntime } from "effect"
@@ -181,6 +182,10 @@ const reuse = Effect.gen(function*() {
   const { pgvector } = yield* DatabaseInfo
   const [user] = yield* sql<{ id: string }>`SELECT id FROM users WHERE email = 'bench0@example.com'`
   const [chunk] = yield* sql<{ id: string }>`SELECT id FROM chunks LIMIT 1`
+  const [{ chunks }] = (yield* sql<{ chunks: string }>`SELECT count(*) AS chunks FROM chunks`) as unknown as [{ chunks: string }]
+  process.stdout.write(`  reusing ${chunks} chunks\n`)
+  // A run stopped while loading left its statistics unfolded.
+  yield* foldSearchStatistics
   yield* sql`VACUUM ANALYZE`
   const caller: Caller = {
     id: user!.id,
