@@ -14,10 +14,14 @@
  *   npm run bench:search
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:search
  *   BENCH_CHUNKS=20000 BENCH_QUERIES=200 BENCH_BACKENDS=postgres npm run bench:search
+ *
+ * BENCH_KEEP_DATABASE=1 keeps the Postgres database (its name is printed) for EXPLAIN ANALYZE;
+ * BENCH_REUSE_DATABASE=<that name> measures on it again without loading (migrations still run;
+ * a database whose load was interrupted is measured at the size it reached).
  */
 import { SqlClient } from "@effect/sql"
 import { ConfigProvider, Effect, Layer, ManagedRuntime } from "effect"
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { cpus, tmpdir } from "node:os"
 import { join } from "node:path"
 import pg from "pg"
@@ -172,10 +176,60 @@ const populate = Effect.gen(function*() {
   return { caller, anyChunk, pgvector }
 })
 
-const measure = async (run: (query: string) => Promise<unknown>, clients: number) => {
+/** A database kept by an earlier run: its searcher and a chunk, nothing loaded. */
+const reuse = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const { pgvector } = yield* DatabaseInfo
+  const [user] = yield* sql<{ id: string }>`SELECT id FROM users WHERE email = 'bench0@example.com'`
+  const [chunk] = yield* sql<{ id: string }>`SELECT id FROM chunks LIMIT 1`
+  const [{ chunks }] = (yield* sql<{ chunks: string }>`SELECT count(*) AS chunks FROM chunks`) as unknown as [{ chunks: string }]
+  process.stdout.write(`  reusing ${chunks} chunks\n`)
+  // A run stopped while loading left its statistics unfolded.
+  yield* foldSearchStatistics
+  yield* sql`VACUUM ANALYZE`
+  const caller: Caller = {
+    id: user!.id,
+    email: "bench0@example.com",
+    display_name: "bench 0",
+    role: "basic",
+    active: true,
+    created_at: new Date(),
+    session_id: null
+  }
+  return { caller, anyChunk: chunk!.id, pgvector }
+})
+
+/**
+ * CPU time (ms) the database's server processes have used so far, when they run on this machine
+ * (Linux /proc; clock ticks of 10 ms): the machine is shared, so CPU per query is the figure that
+ * other work disturbs least. Undefined for PGlite (in-process) or a remote server.
+ */
+const serverCpu = async (admin: string | undefined, database: string) => {
+  if (admin === undefined) return undefined
+  const client = new pg.Client({ connectionString: admin })
+  await client.connect()
+  try {
+    const { rows } = await client.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = $1", [database])
+    let ticks = 0
+    for (const { pid } of rows) {
+      try {
+        const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ")
+        ticks += Number(fields[11]) + Number(fields[12])
+      } catch {
+        return undefined
+      }
+    }
+    return ticks * 10
+  } finally {
+    await client.end()
+  }
+}
+
+const measure = async (run: (query: string) => Promise<unknown>, clients: number, cpu: () => Promise<number | undefined>) => {
   const latencies: Array<number> = []
   let next = 0
   for (let i = 0; i < 20; i++) await run(queries[i % queries.length]!)
+  const cpuBefore = await cpu()
   const client = async () => {
     while (next < queriesPerRun) {
       const query = queries[next++ % queries.length]!
@@ -185,24 +239,37 @@ const measure = async (run: (query: string) => Promise<unknown>, clients: number
     }
   }
   await Promise.all(Array.from({ length: clients }, client))
+  const cpuAfter = await cpu()
   latencies.sort((a, b) => a - b)
-  return { p50: percentile(latencies, 0.5), p95: percentile(latencies, 0.95), p99: percentile(latencies, 0.99) }
+  const cpuPerQuery = cpuBefore === undefined || cpuAfter === undefined ? undefined : (cpuAfter - cpuBefore) / latencies.length
+  return { p50: percentile(latencies, 0.5), p95: percentile(latencies, 0.95), p99: percentile(latencies, 0.99), cpuPerQuery }
 }
 
 const runBackend = async (backend: string) => {
   const dataDir = mkdtempSync(join(tmpdir(), "basalt-bench-search-"))
   let drop = async () => {}
+  // Postgres on this machine: whose server processes' CPU to count.
+  let localAdmin: string | undefined
+  let databaseName = ""
   const env = new Map([["BASALT_DATA_DIR", dataDir], ["LOG_LEVEL", "Warning"], ["DATABASE_POOL_MAX", "20"]])
   if (backend === "postgres") {
     const admin = process.env["DATABASE_URL"]!
-    const name = `basalt_bench_search_${process.pid}`
+    const reused = process.env["BENCH_REUSE_DATABASE"]
+    const name = reused ?? `basalt_bench_search_${process.pid}`
+    databaseName = name
+    const local = ["127.0.0.1", "localhost", "::1", "[::1]"].includes(new URL(process.env["DATABASE_URL"]!).hostname)
+    localAdmin = local ? admin : undefined
     const query = async (text: string) => {
       const client = new pg.Client({ connectionString: admin })
       await client.connect()
       await client.query(text).finally(() => client.end())
     }
-    await query(`CREATE DATABASE ${name}`)
-    drop = () => query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    if (reused === undefined) await query(`CREATE DATABASE ${name}`)
+    drop = process.env["BENCH_KEEP_DATABASE"] === "1" || reused !== undefined
+      ? async () => {
+        process.stdout.write(`  kept database ${name}\n`)
+      }
+      : () => query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
     const url = new URL(admin)
     url.pathname = `/${name}`
     env.set("DATABASE_URL", url.toString())
@@ -216,7 +283,8 @@ const runBackend = async (backend: string) => {
   try {
     process.stdout.write(`\n${backend}: populating\n`)
     seed = 42
-    const { anyChunk, caller, pgvector } = await runtime.runPromise(populate)
+    const reusing = backend === "postgres" && process.env["BENCH_REUSE_DATABASE"] !== undefined
+    const { anyChunk, caller, pgvector } = await runtime.runPromise(reusing ? reuse : populate)
     const repo = await runtime.runPromise(SearchRepo)
     const embedder = await runtime.runPromise(Embedder)
     const sql = await runtime.runPromise(SqlClient.SqlClient)
@@ -245,12 +313,12 @@ const runBackend = async (backend: string) => {
     let baselineP50 = 1
     for (const [name, operation] of operations) {
       for (const clients of [1, 16]) {
-        const figures = await measure((query) => runtime.runPromise(operation(query)), clients)
+        const figures = await measure((query) => runtime.runPromise(operation(query)), clients, () => serverCpu(localAdmin, databaseName))
         if (name.startsWith("baseline") && clients === 1) baselineP50 = figures.p50
         lines.push(
           `| ${backend} | ${name} | ${clients} | ${figures.p50.toFixed(2)} | ${figures.p95.toFixed(2)} | ${figures.p99.toFixed(2)} | ${
             (figures.p50 / baselineP50).toFixed(1)
-          }× |`
+          }× | ${figures.cpuPerQuery === undefined ? "–" : figures.cpuPerQuery.toFixed(2)} |`
         )
         process.stdout.write(`${lines[lines.length - 1]}\n`)
       }
@@ -273,7 +341,7 @@ const main = async () => {
     }
     lines.push(...(await runBackend(backend)))
   }
-  process.stdout.write(`\n| backend | operation | clients | p50 ms | p95 ms | p99 ms | p50 vs baseline |\n|---|---|---|---|---|---|---|\n`)
+  process.stdout.write(`\n| backend | operation | clients | p50 ms | p95 ms | p99 ms | p50 vs baseline | server CPU ms/query |\n|---|---|---|---|---|---|---|---|\n`)
   process.stdout.write(`${lines.join("\n")}\n`)
 }
 

@@ -11,7 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { AppConfigLive } from "../layers/AppConfigLive.ts"
 import { DatabaseLive } from "../layers/DatabaseLive.ts"
 import { AppLive } from "../src/App.ts"
+import type { Caller } from "../src/accounts/SessionsRepo.ts"
 import { DatabaseInfo } from "../src/database/Database.ts"
+import { visibleTo } from "../src/documents/Visibility.ts"
 import { makeHashEmbedding } from "../src/embedding/HashEmbedding.ts"
 import { chunkDocument } from "../src/indexing/Chunker.ts"
 import { freshPostgresDatabase, receive, type TestResponse, testEnv } from "./support/server.ts"
@@ -262,6 +264,89 @@ describe("search", () => {
     expect(admin.json().results).toHaveLength(10)
     expect(documentIds(admin)).not.toContain(documents.alicePangolin)
     expect(admin.json().total_relation).toBe("gte")
+  }, 120_000)
+
+  it("shows exactly what visibleTo allows after every kind of access change (visibility copied onto the postings)", async () => {
+    const call = (who: string, method: string, path: string, body?: unknown) =>
+      server.request(path, {
+        method,
+        headers: { authorization: `Bearer ${tokens[who]}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) })
+      })
+    await addDocument("wallabyBob", "bob", { title: "Wallaby one", content: "A wallaby in the garden." })
+    await addDocument("wallabyBob2", "bob", { title: "Wallaby two", content: "Two wallaby tracks by the shed." })
+    await addDocument("wallabyAlice", "alice", { title: "Wallaby three", content: "A wallaby on the road." })
+    await addDocument("wallabyPublic", "bob", { title: "Wallaby four", content: "Wallaby facts.", visibility: "public" })
+    // The oracle: the matching documents `visibleTo` lets the caller read, straight from the tables.
+    const oracle = (who: string) =>
+      server.sql((sql) =>
+        sql<{ id: string }>`
+          SELECT d.id::text AS id FROM documents d
+          WHERE EXISTS (SELECT 1 FROM chunks c WHERE c.document_id = d.id AND c.search_vector @@ 'wallabi'::tsquery)
+            AND ${visibleTo(sql, { id: ids[who]!, role: "basic" } as Caller, "d")}`
+      ).then((rows) => new Set(rows.map((row) => row.id)))
+    const sees = async (who: string) => {
+      const response = await search(who, { query: "wallaby", mode: "keyword", limit: 100 })
+      expect(response.status).toBe(200)
+      const found = new Set<string>(documentIds(response))
+      expect(found).toEqual(await oracle(who))
+      expect(response.json().total).toBe(found.size)
+      return found
+    }
+    const step = async (expectAlice: Array<string>, expectBob: Array<string>) => {
+      expect(await sees("alice")).toEqual(new Set(expectAlice.map((key) => documents[key])))
+      expect(await sees("bob")).toEqual(new Set(expectBob.map((key) => documents[key])))
+    }
+    const bobs = ["wallabyBob", "wallabyBob2", "wallabyPublic"]
+    await step(["wallabyAlice", "wallabyPublic"], bobs)
+
+    // Visibility: public (an admin publishes), then private again (PATCH).
+    expect((await call("admin", "PATCH", `/api/v1/documents/${documents.wallabyBob}`, { visibility: "public" })).status).toBe(200)
+    await step(["wallabyAlice", "wallabyPublic", "wallabyBob"], bobs)
+    expect((await call("bob", "PATCH", `/api/v1/documents/${documents.wallabyBob}`, { visibility: "private" })).status).toBe(200)
+    await step(["wallabyAlice", "wallabyPublic"], bobs)
+
+    // A collection alice belongs to: the document added, removed, added again.
+    const created = await call("bob", "POST", "/api/v1/collections", { name: "Wallabies" })
+    expect(created.status).toBe(201)
+    const collection = created.json().id as string
+    expect((await call("bob", "PUT", `/api/v1/collections/${collection}/members/${ids.alice}`, { role: "viewer" })).status).toBe(200)
+    const inCollection = `/api/v1/collections/${collection}/documents/${documents.wallabyBob2}`
+    expect((await call("bob", "POST", inCollection)).status).toBeLessThan(300)
+    await step(["wallabyAlice", "wallabyPublic", "wallabyBob2"], bobs)
+    expect((await call("bob", "DELETE", inCollection)).status).toBeLessThan(300)
+    await step(["wallabyAlice", "wallabyPublic"], bobs)
+    expect((await call("bob", "POST", inCollection)).status).toBeLessThan(300)
+    await step(["wallabyAlice", "wallabyPublic", "wallabyBob2"], bobs)
+
+    // Membership: alice removed, then back (read at query time).
+    expect((await call("bob", "DELETE", `/api/v1/collections/${collection}/members/${ids.alice}`)).status).toBeLessThan(300)
+    await step(["wallabyAlice", "wallabyPublic"], bobs)
+    expect((await call("bob", "PUT", `/api/v1/collections/${collection}/members/${ids.alice}`, { role: "viewer" })).status).toBe(200)
+    await step(["wallabyAlice", "wallabyPublic", "wallabyBob2"], bobs)
+
+    // Re-indexed while in the collection: the new chunks' postings read the document's access.
+    await server.sql((sql) =>
+      sql`UPDATE chunks SET contextual_content = contextual_content || ' again' WHERE document_id = ${documents.wallabyBob2}`
+    )
+    await step(["wallabyAlice", "wallabyPublic", "wallabyBob2"], bobs)
+
+    // Two collections: leaving one keeps it visible through the other; the collection's PATCH of the document.
+    const other = (await call("bob", "POST", "/api/v1/collections", { name: "More wallabies" })).json().id as string
+    expect((await call("bob", "PUT", `/api/v1/collections/${other}/members/${ids.alice}`, { role: "viewer" })).status).toBe(200)
+    expect((await call("bob", "PATCH", `/api/v1/documents/${documents.wallabyBob2}`, { collection_ids: [other] })).status).toBe(200)
+    await step(["wallabyAlice", "wallabyPublic", "wallabyBob2"], bobs)
+    expect((await call("bob", "POST", inCollection)).status).toBeLessThan(300)
+    expect((await call("bob", "DELETE", `/api/v1/collections/${other}`)).status).toBeLessThan(300)
+    await step(["wallabyAlice", "wallabyPublic", "wallabyBob2"], bobs)
+
+    // Deleting the collection (its rows go by cascade).
+    expect((await call("bob", "DELETE", `/api/v1/collections/${collection}`)).status).toBeLessThan(300)
+    await step(["wallabyAlice", "wallabyPublic"], bobs)
+
+    // A new owner (no endpoint does it; the trigger covers any writer).
+    await server.sql((sql) => sql`UPDATE documents SET owner_id = ${ids.alice!} WHERE id = ${documents.wallabyBob}`)
+    await step(["wallabyAlice", "wallabyPublic", "wallabyBob"], ["wallabyBob2", "wallabyPublic"])
   }, 120_000)
 
   it("pages with a cursor, with the total on every page", async () => {

@@ -28,3 +28,16 @@ export const deletionVisibleTo = (sql: SqlClient.SqlClient, caller: Caller, dele
     SELECT 1 FROM collection_members cm
     WHERE cm.collection_id = ANY(${t}.collection_ids) AND cm.user_id = ${caller.id}))`
 }
+
+/**
+ * `visibleTo` over the copy of a document's access that keyword search keeps on each posting
+ * (migration 0013: `owner_id`, `public`, `collection_ids`), so that the impact-ordered scan needs
+ * no join: the same three ways in, with the caller's collections read once per statement (the
+ * EXISTS of `visibleTo` is "the document's collections and the caller's memberships overlap").
+ */
+export const postingVisibleTo = (sql: SqlClient.SqlClient, caller: Caller, postingAlias = "p") => {
+  if (caller.role === "admin") return sql`true`
+  const p = sql(postingAlias)
+  return sql`(${p}.owner_id = ${caller.id} OR ${p}.public OR ${p}.collection_ids && (
+    SELECT coalesce(array_agg(cm.collection_id), '{}') FROM collection_members cm WHERE cm.user_id = ${caller.id}))`
+}

@@ -9,7 +9,7 @@
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import type { Caller } from "../accounts/SessionsRepo.ts"
-import { visibleTo } from "../documents/Visibility.ts"
+import { postingVisibleTo, visibleTo } from "../documents/Visibility.ts"
 import { type Bm25Parameters, bm25Score, defaultBm25, queryTermsCtes } from "./KeywordRanking.ts"
 
 export interface SearchFilters {
@@ -19,6 +19,16 @@ export interface SearchFilters {
   readonly document_ids?: ReadonlyArray<string> | undefined
   readonly updated_after?: Date | undefined
   readonly updated_before?: Date | undefined
+}
+
+export interface KeywordRequest {
+  readonly caller: Caller
+  readonly query: string
+  readonly filters: SearchFilters
+  readonly limit: number
+  readonly offset: number
+  readonly bm25?: Bm25Parameters
+  readonly depth?: number
 }
 
 /** One document of a result list: its best chunk and that chunk's score. */
@@ -84,67 +94,92 @@ export class SearchRepo extends Effect.Service<SearchRepo>()("basalt/SearchRepo"
       return sql.and(conditions)
     }
 
+    /** The filters as a condition on `documents d`, or undefined when there are none (no join needed). */
+    const documentFiltersOf = (filters: SearchFilters) =>
+      Object.values(filters).some((value) => value !== undefined) ? filtersOf(filters) : undefined
+
     /**
      * The best `limit` documents after `offset` by BM25 (each by its best chunk), and how many
-     * documents match (exact below `totalCap` matches, a lower bound past it).
+     * documents match (exact below `totalCap` matches, a lower bound past it), in one statement.
      *
      * Candidates: for each query lexeme, its `depth` visible chunks (inside the filters) of highest
-     * impact, read from the impact-ordered postings (migration 0012); the visibility and the
-     * filters are in that per-term scan, before its limit, so a caller who sees few documents still
-     * gets their best matches. The candidates are then scored exactly, every query lexeme counted.
+     * impact, read from the impact-ordered postings (migration 0012); the visibility (copied onto
+     * the postings, migration 0013) and the filters are in that per-term scan, before its limit, so
+     * a caller who sees few documents still gets their best matches. Without filters the scan is
+     * index-only, no join. The candidates are then scored exactly, every query lexeme counted:
+     * from the lists themselves where they hold the candidate, else by a primary-key probe.
      */
-    const keyword = (request: {
-      readonly caller: Caller
-      readonly query: string
-      readonly filters: SearchFilters
-      readonly limit: number
-      readonly offset: number
-      readonly bm25?: Bm25Parameters
-      readonly depth?: number
-    }) =>
-      Effect.gen(function*() {
-        const depth = request.depth ?? candidateDepth(request.limit, request.offset)
-        const visible = sql.and([visibleTo(sql, request.caller, "d"), filtersOf(request.filters)])
-        const rows = yield* sql<{ document_id: string; chunk_id: string; score: number }>`
-          WITH ${queryTermsCtes(sql, request.query)},
-          candidates AS MATERIALIZED (
-            SELECT DISTINCT top.chunk_id
-            FROM query_terms q
-            CROSS JOIN LATERAL (
-              SELECT p.chunk_id FROM search_postings p
-              JOIN documents d ON d.id = p.document_id
-              WHERE p.lexeme = q.lexeme AND ${visible}
-              ORDER BY p.impact DESC
-              LIMIT ${depth}
-            ) AS top
-          ),
-          scored AS (
-            SELECT p.chunk_id, p.document_id, ${bm25Score(sql, "p", request.bm25 ?? defaultBm25)} AS score
-            FROM candidates c
-            CROSS JOIN query_terms q
-            CROSS JOIN query_match qm
-            JOIN search_postings p ON p.chunk_id = c.chunk_id AND p.lexeme = q.lexeme
-            GROUP BY p.chunk_id, p.document_id
-          ),
-          best AS (
-            SELECT DISTINCT ON (document_id) document_id, chunk_id, score
-            FROM scored ORDER BY document_id, score DESC, chunk_id
-          )
+    const keywordStatement = (request: KeywordRequest) => {
+      const depth = request.depth ?? candidateDepth(request.limit, request.offset)
+      const documentFilters = documentFiltersOf(request.filters)
+      const filterJoin = documentFilters === undefined ? sql`` : sql`JOIN documents d ON d.id = p.document_id`
+      const visible = sql.and([postingVisibleTo(sql, request.caller, "p"), documentFilters ?? sql`true`])
+      return sql<{ document_id: string | null; chunk_id: string | null; score: number | null; postings: string; documents: string }>`
+        WITH ${queryTermsCtes(sql, request.query)},
+        -- Each query lexeme's best visible postings (index-only, with tf and length).
+        listed AS MATERIALIZED (
+          SELECT q.lexeme, top.chunk_id, top.document_id, top.tf, top.length
+          FROM query_terms q
+          CROSS JOIN LATERAL (
+            SELECT p.chunk_id, p.document_id, p.tf, p.length FROM search_postings p ${filterJoin}
+            WHERE p.lexeme = q.lexeme AND ${visible}
+            ORDER BY p.impact DESC
+            LIMIT ${depth}
+          ) AS top
+        ),
+        candidates AS MATERIALIZED (SELECT DISTINCT chunk_id FROM listed),
+        -- Lexemes whose list was cut by the depth: a candidate not listed for one may still hold it.
+        cut AS MATERIALIZED (SELECT lexeme FROM listed GROUP BY lexeme HAVING count(*) >= ${depth}),
+        -- What the lists leave out: a primary-key probe per candidate and cut lexeme it was not
+        -- listed for (LIMIT 1 keeps it a probe: the planner would rather read every posting of the
+        -- chunk, ~140, and hash-join them). A lexeme whose list is whole is in no unlisted candidate.
+        probed AS (
+          SELECT q.lexeme, c.chunk_id, p.document_id, p.tf, p.length
+          FROM candidates c
+          CROSS JOIN cut q
+          CROSS JOIN LATERAL (
+            SELECT p.document_id, p.tf, p.length FROM search_postings p
+            WHERE p.chunk_id = c.chunk_id AND p.lexeme = q.lexeme
+            LIMIT 1
+          ) AS p
+          WHERE NOT EXISTS (SELECT 1 FROM listed l WHERE l.chunk_id = c.chunk_id AND l.lexeme = q.lexeme)
+        ),
+        scored AS (
+          SELECT p.chunk_id, p.document_id, ${bm25Score(sql, "p", request.bm25 ?? defaultBm25)} AS score
+          FROM (SELECT * FROM listed UNION ALL SELECT * FROM probed) AS p
+          JOIN query_terms q ON q.lexeme = p.lexeme
+          CROSS JOIN query_match qm
+          GROUP BY p.chunk_id, p.document_id
+        ),
+        best AS (
+          SELECT DISTINCT ON (document_id) document_id, chunk_id, score
+          FROM scored ORDER BY document_id, score DESC, chunk_id
+        ),
+        page AS (
           SELECT document_id, chunk_id, score
           FROM best ORDER BY score DESC, chunk_id
-          LIMIT ${request.limit} OFFSET ${request.offset}`
-        // The postings of the query's lexemes (index-only), visible, up to the cap.
-        const [counted] = yield* sql<{ postings: string; documents: string }>`
-          WITH query_match AS MATERIALIZED (
-            SELECT array_agg(u.lexeme) AS lexemes FROM unnest(to_tsvector('english'::regconfig, ${request.query})) AS u
-          )
+          LIMIT ${request.limit} OFFSET ${request.offset}
+        ),
+        -- The postings of the query's lexemes (index-only), visible, up to the cap.
+        counted AS (
           SELECT count(*) AS postings, count(DISTINCT document_id) AS documents FROM (
-            SELECT p.document_id FROM search_postings p
-            JOIN documents d ON d.id = p.document_id
+            SELECT p.document_id FROM search_postings p ${filterJoin}
             WHERE p.lexeme = ANY((SELECT lexemes FROM query_match)::text[]) AND ${visible}
             LIMIT ${totalCap}
-          ) AS matching`
-        const hits = rows.map(({ chunk_id, document_id, score }) => ({ document_id, chunk_id, score: Number(score) }))
+          ) AS matching
+        )
+        SELECT page.document_id, page.chunk_id, page.score, counted.postings, counted.documents
+        FROM counted LEFT JOIN page ON true
+        ORDER BY page.score DESC, page.chunk_id`
+    }
+
+    /** Runs `keywordStatement`: the page of hits and the total. */
+    const keyword = (request: KeywordRequest) =>
+      Effect.map(keywordStatement(request), (rows) => {
+        const hits = rows.flatMap(({ chunk_id, document_id, score }) =>
+          chunk_id === null || document_id === null ? [] : [{ document_id, chunk_id, score: Number(score) }]
+        )
+        const counted = rows[0]
         return {
           hits,
           total: Math.max(Number(counted?.documents ?? 0), request.offset + hits.length),
@@ -229,6 +264,6 @@ export class SearchRepo extends Effect.Service<SearchRepo>()("basalt/SearchRepo"
           }
         )
 
-    return { keyword, semantic, details, unknownCollections } as const
+    return { keyword, keywordStatement, semantic, details, unknownCollections } as const
   })
 }) {}

@@ -15,6 +15,7 @@ import chunkEmbeddings from "./0009_chunk_embeddings.ts"
 import embeddingIndex from "./0010_embedding_index.ts"
 import search from "./0011_search.ts"
 import searchPostings from "./0012_search_postings.ts"
+import searchPostingAccess from "./0013_search_posting_access.ts"
 import documentDeletions from "./0014_document_deletions.ts"
 
 const all = {
@@ -30,6 +31,7 @@ const all = {
   "0010_embedding_index": embeddingIndex,
   "0011_search": search,
   "0012_search_postings": searchPostings,
+  "0013_search_posting_access": searchPostingAccess,
   "0014_document_deletions": documentDeletions
 }
 
