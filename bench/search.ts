@@ -30,6 +30,7 @@ import { DatabaseLive } from "../layers/DatabaseLive.ts"
 import { LocalEmbedderLive } from "../layers/LocalEmbedderLive.ts"
 import type { Caller } from "../src/accounts/SessionsRepo.ts"
 import { DatabaseInfo } from "../src/database/Database.ts"
+import { timeOrderedUuid } from "../src/database/TimeOrderedUuid.ts"
 import { Embedder } from "../src/embedding/Embedder.ts"
 import { fuseRankings } from "../src/search/Fusion.ts"
 import { foldSearchStatistics } from "../src/search/SearchStatistics.ts"
@@ -107,6 +108,7 @@ const populate = Effect.gen(function*() {
     const rows = Array.from({ length: Math.min(200, documentCount - start) }, (_, i) => {
       const n = start + i
       return {
+        id: timeOrderedUuid(),
         owner_id: users[n % 10]!.id,
         source: sources[n % sources.length]!,
         title: sentence(6),
@@ -128,6 +130,8 @@ const populate = Effect.gen(function*() {
       Array.from({ length: chunksPerDocument }, (_, ordinal) => {
         const text = sentence(wordsPerChunk)
         return {
+          // As indexing writes them (see IndexingRepo).
+          id: timeOrderedUuid(),
           document_id: document.id,
           ordinal,
           content: text,

@@ -2,7 +2,7 @@
  * Documents in SQL. Every read goes through `visibleTo` in its WHERE clause, so a limit is never
  * applied before the visibility filter; `can_change` is computed in the same statement.
  */
-import { randomUUID } from "node:crypto"
+import { timeOrderedUuid } from "../database/TimeOrderedUuid.ts"
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import type { Caller } from "../accounts/SessionsRepo.ts"
@@ -177,7 +177,7 @@ export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/Docum
           // this statement's snapshot (its insert waited for it, then did nothing): once more.
           for (let attempt = 0; pending.length > 0; attempt++) {
             if (attempt === 3) return yield* Effect.dieMessage("A document could be neither inserted nor updated")
-            const candidates = pending.map((index) => ({ index, id: randomUUID() }))
+            const candidates = pending.map((index) => ({ index, id: timeOrderedUuid() }))
             const inserted = yield* sql<{ id: string; revision: number }>`
               INSERT INTO documents (id, owner_id, source, external_id, url, title, content, content_hash, metadata, tags, visibility)
               SELECT i.id, ${ownerId}, i.source, i.external_id, i.url, i.title, i.content, i.content_hash,

@@ -8,6 +8,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { timeOrderedUuid } from "../database/TimeOrderedUuid.ts"
 import type { Chunk } from "./Chunker.ts"
 
 export type IndexingStep = "parsing" | "chunking" | "embedding"
@@ -104,7 +105,7 @@ export class IndexingRepo extends Effect.Service<IndexingRepo>()("basalt/Indexin
         yield* sql`DELETE FROM chunks WHERE document_id IN (SELECT jsonb_array_elements_text(${ids}::jsonb)::uuid)`
         const rows = swapped.flatMap((document) =>
           document.chunks.map((chunk, i) => ({
-            id: crypto.randomUUID(),
+            id: timeOrderedUuid(),
             document_id: document.documentId,
             ordinal: chunk.ordinal,
             content: wellFormed(chunk.text),
