@@ -24,6 +24,9 @@
  *   BENCH_BATCH_SIZE, BENCH_CONCURRENCY  the provider's BASALT_EMBEDDINGS_BATCH_SIZE and
  *                       BASALT_EMBEDDINGS_CONCURRENCY (Basalt's defaults: 64 and 4)
  *   BENCH_INDEXING_CONCURRENCY  BASALT_INDEXING_CONCURRENCY (Basalt's default when unset)
+ *   BENCH_PGLITE_PROCESS=1  PGlite served from a process of its own (bench/PgliteProcess.ts)
+ *                       instead of inside Basalt: pgvector as on PGlite, the database's work out
+ *                       of Basalt's thread as with a Postgres server
  *   BENCH_NODE_ARGS     node options for Basalt, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it
  *   DATABASE_URL        a Postgres server: the bench creates a fresh database on it and drops it after
  *
@@ -36,6 +39,7 @@
 import { mkdtempSync, rmSync } from "node:fs"
 import { availableParallelism, loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
+import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { setTimeout as sleep } from "node:timers/promises"
 import pg from "pg"
@@ -69,6 +73,11 @@ const settings = {
   holdProvider: process.env["BENCH_HOLD_PROVIDER"]?.trim() === "1"
 }
 const databaseUrl = process.env["DATABASE_URL"]?.trim() || undefined
+const pgliteProcess = process.env["BENCH_PGLITE_PROCESS"] === "1"
+if (pgliteProcess && databaseUrl !== undefined) {
+  process.stderr.write("bench: BENCH_PGLITE_PROCESS and DATABASE_URL exclude each other\n")
+  process.exit(2)
+}
 
 const repoRoot = fileURLToPath(new URL("..", import.meta.url))
 const perBatch = 100
@@ -157,11 +166,51 @@ const freshDatabase = async (): Promise<{ url: string; drop: () => Promise<void>
   }
 }
 
+const percentileOf = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
+
+/**
+ * Texts per second that `concurrency` loops of bare `fetch` calls, `batchSize` texts each, get from
+ * the fake provider in this process: the most this machine reaches at that moment without Basalt
+ * (a loaded machine runs a 20 ms timer and the HTTP round trip late).
+ */
+const bareClientRate = async (baseUrl: string, batchSize: number, concurrency: number, durationMs: number) => {
+  const input = Array.from({ length: batchSize }, (_, i) => `bare client text ${i}`)
+  const started = performance.now()
+  let texts = 0
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (performance.now() - started < durationMs) {
+      const response = await fetch(`${baseUrl}/embeddings`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "bench-fake", input })
+      })
+      await response.arrayBuffer()
+      texts += batchSize
+    }
+  }))
+  return texts / ((performance.now() - started) / 1000)
+}
+
+/** bench/PgliteProcess.ts as a child process; resolves with its port once it listens. */
+const startPgliteProcess = (dataDir: string) =>
+  new Promise<{ readonly url: string; readonly stop: () => void }>((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "bench/PgliteProcess.ts", dataDir], {
+      cwd: repoRoot,
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    child.once("exit", (code) => reject(new Error(`the PGlite process exited with ${code}`)))
+    child.stdout.setEncoding("utf8").on("data", (text: string) => {
+      const port = /port (\d+)/.exec(text)?.[1]
+      if (port !== undefined) resolve({ url: `postgres://postgres@127.0.0.1:${port}/postgres`, stop: () => child.kill("SIGTERM") })
+    })
+  })
+
 const main = async () => {
   const documents = Array.from({ length: settings.docs }, (_, n) => makeDocument(n))
   const bytes = documents.reduce((sum, d) => sum + d.content.length, 0)
   const dataDir = mkdtempSync(join(tmpdir(), "basalt-bench-ingest-"))
   const database = await freshDatabase()
+  const pglite = pgliteProcess ? await startPgliteProcess(join(dataDir, "pglite-process")) : undefined
   const fake = embedderMode === "fake" ? await startFakeEmbeddingsServer() : undefined
   fake?.setDelay(settings.fakeDelayMs)
   const port = await freePort()
@@ -173,6 +222,7 @@ const main = async () => {
     BASALT_DATA_DIR: join(dataDir, "data"),
     BASALT_RATE_LIMIT_PRINCIPAL: "1000000000/1s",
     ...(database ? { DATABASE_URL: database.url } : {}),
+    ...(pglite ? { DATABASE_URL: pglite.url } : {}),
     ...(settings.indexingConcurrency ? { BASALT_INDEXING_CONCURRENCY: settings.indexingConcurrency } : {}),
     ...(fake
       ? {
@@ -202,7 +252,7 @@ const main = async () => {
 
     console.log(
       `bench:ingest: ${settings.docs} documents (${(bytes / settings.docs / 1024).toFixed(1)} KB of text each on average), ` +
-        `${database ? "Postgres" : "PGlite"}, ${fake ? `fake provider (${settings.fakeDelayMs} ms per request, batch ${settings.batchSize}, concurrency ${settings.concurrency})` : "built-in embedder"}, ` +
+        `${database ? "Postgres" : pglite ? "PGlite in a process of its own" : "PGlite"}, ${fake ? `fake provider (${settings.fakeDelayMs} ms per request, batch ${settings.batchSize}, concurrency ${settings.concurrency})` : "built-in embedder"}, ` +
         `${availableParallelism()} cores, load ${loadavg().map((n) => n.toFixed(2)).join(" ")}`
     )
 
@@ -286,6 +336,20 @@ const main = async () => {
             `${heldRate.toFixed(0)} docs/s, ${(heldRate / ceiling * 100).toFixed(0)}% of the ceiling`
         )
       }
+      // From one request's arrival to the next's: the provider's 20 ms plus whatever kept the next one back.
+      const arrivals = fake.requests.map((recorded) => recorded.receivedAt).sort((a, b) => a - b)
+      const gaps = arrivals.slice(1).map((at, i) => at - arrivals[i]!).sort((a, b) => a - b)
+      if (gaps.length > 0) {
+        console.log(`gaps:       between request arrivals p50 ${percentileOf(gaps, 0.5).toFixed(1)} ms, p90 ${percentileOf(gaps, 0.9).toFixed(1)} ms, p99 ${percentileOf(gaps, 0.99).toFixed(1)} ms`)
+      }
+      // After the run, so that it takes nothing from it.
+      const bareTexts = await bareClientRate(fake.baseUrl, settings.batchSize, settings.concurrency, 3_000)
+      const bareDocs = bareTexts / chunksPerDoc
+      const measured = resumeProvider !== undefined ? settings.docs / ((allIndexed - allAccepted) / 1000) : docsPerSecond
+      console.log(
+        `bare loop:  ${bareTexts.toFixed(0)} texts/s = ${bareDocs.toFixed(0)} docs/s from bare fetch loops of the same requests (${(bareDocs / ceiling * 100).toFixed(0)}% of the ceiling); ` +
+          `Basalt reached ${(measured / bareDocs * 100).toFixed(0)}% of that`
+      )
     }
   } catch (error) {
     process.stderr.write(`bench:ingest: ${error instanceof Error ? error.message : String(error)}\n${logTail(server)}\n`)
@@ -294,6 +358,7 @@ const main = async () => {
     await stopServerProcess(server, 20_000)
     await fake?.close()
     await database?.drop()
+    pglite?.stop()
     rmSync(dataDir, { recursive: true, force: true })
   }
   process.exit(exitCode)

@@ -57,8 +57,11 @@ const migrateExclusively = Effect.gen(function*() {
 
 const prepareDatabase = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  const config = yield* AppConfig
-  const backend = Option.isSome(config.database.url) ? "postgres" as const : "pglite" as const
+  // What the server is, not how it was reached: PGlite served by another process (DATABASE_URL
+  // naming a pglite-socket) still gives every connection one session, which the cluster's shard
+  // locks must know (IndexingLive).
+  const [server] = yield* sql<{ pglite: boolean }>`SELECT version() LIKE '%PGlite%' AS pglite`
+  const backend = server?.pglite === true ? "pglite" as const : "postgres" as const
 
   // Created outside the migrations: a server that gains pgvector later picks it up on restart.
   yield* sql`
