@@ -44,6 +44,7 @@ import { fileURLToPath } from "node:url"
 import { setTimeout as sleep } from "node:timers/promises"
 import pg from "pg"
 import { startFakeEmbeddingsServer } from "../tests/support/fakeEmbeddingsServer.ts"
+import { serverCpu } from "./DatabaseCpu.ts"
 import { freePort, logTail, startServerProcess, stopServerProcess, waitUntilAnswering } from "./ServerProcess.ts"
 
 const positiveInt = (name: string, fallback: number): number => {
@@ -146,7 +147,7 @@ const request = async (baseUrl: string, path: string, init: { method?: string; b
   return { status: response.status, body: JSON.parse(text) as Record<string, any> }
 }
 
-const freshDatabase = async (): Promise<{ url: string; drop: () => Promise<void> } | undefined> => {
+const freshDatabase = async (): Promise<{ name: string; url: string; drop: () => Promise<void> } | undefined> => {
   if (databaseUrl === undefined) return undefined
   const name = `basalt_bench_ingest_${process.pid}`
   const admin = new pg.Client({ connectionString: databaseUrl })
@@ -156,6 +157,7 @@ const freshDatabase = async (): Promise<{ url: string; drop: () => Promise<void>
   const url = new URL(databaseUrl)
   url.pathname = `/${name}`
   return {
+    name,
     url: url.toString(),
     drop: async () => {
       const again = new pg.Client({ connectionString: databaseUrl })
@@ -267,6 +269,12 @@ const main = async () => {
     let refused = 0
     let nextBatch = 0
     const cpuBefore = server.cpuTimeMs()
+    // The database's own CPU, when it is a Postgres on this machine (its connections are open by now).
+    const databaseCpu = () =>
+      database !== undefined && ["127.0.0.1", "localhost", "::1", "[::1]"].includes(new URL(database.url).hostname)
+        ? serverCpu(databaseUrl, database.name)
+        : Promise.resolve(undefined)
+    const databaseCpuBefore = await databaseCpu()
     const sendAll = async () => {
       while (nextBatch * perBatch < documents.length) {
         const batch = documents.slice(nextBatch * perBatch, ++nextBatch * perBatch)
@@ -293,6 +301,7 @@ const main = async () => {
     }
     const allIndexed = performance.now()
     const cpuAfter = server.cpuTimeMs()
+    const databaseCpuAfter = await databaseCpu()
 
     // Not timed: the chunks made, read back page by page.
     let chunks = 0
@@ -315,6 +324,9 @@ const main = async () => {
     console.log(`ratio:      indexing end to end at ${(docsPerSecond / acceptedPerSecond * 100).toFixed(0)}% of the API's acceptance rate`)
     if (cpuBefore !== undefined && cpuAfter !== undefined) {
       console.log(`server CPU: ${((cpuAfter - cpuBefore) / settings.docs).toFixed(2)} ms per document`)
+    }
+    if (databaseCpuBefore !== undefined && databaseCpuAfter !== undefined) {
+      console.log(`Postgres CPU: ${((databaseCpuAfter - databaseCpuBefore) / settings.docs).toFixed(2)} ms per document (its server processes for this database)`)
     }
     if (fake) {
       const textsPerSecond = settings.batchSize * settings.concurrency / (settings.fakeDelayMs / 1000)

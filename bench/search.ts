@@ -21,7 +21,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { ConfigProvider, Effect, Layer, ManagedRuntime } from "effect"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync } from "node:fs"
 import { cpus, tmpdir } from "node:os"
 import { join } from "node:path"
 import pg from "pg"
@@ -35,6 +35,7 @@ import { Embedder } from "../src/embedding/Embedder.ts"
 import { fuseRankings } from "../src/search/Fusion.ts"
 import { foldSearchStatistics } from "../src/search/SearchStatistics.ts"
 import { SearchRepo, semanticDepth } from "../src/search/SearchRepo.ts"
+import { serverCpu } from "./DatabaseCpu.ts"
 import { loadCollection } from "./RetrievalCollection.ts"
 
 const chunkCount = Number(process.env["BENCH_CHUNKS"] ?? 100_000)
@@ -202,32 +203,6 @@ const reuse = Effect.gen(function*() {
   }
   return { caller, anyChunk: chunk!.id, pgvector }
 })
-
-/**
- * CPU time (ms) the database's server processes have used so far, when they run on this machine
- * (Linux /proc; clock ticks of 10 ms): the machine is shared, so CPU per query is the figure that
- * other work disturbs least. Undefined for PGlite (in-process) or a remote server.
- */
-const serverCpu = async (admin: string | undefined, database: string) => {
-  if (admin === undefined) return undefined
-  const client = new pg.Client({ connectionString: admin })
-  await client.connect()
-  try {
-    const { rows } = await client.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = $1", [database])
-    let ticks = 0
-    for (const { pid } of rows) {
-      try {
-        const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ")
-        ticks += Number(fields[11]) + Number(fields[12])
-      } catch {
-        return undefined
-      }
-    }
-    return ticks * 10
-  } finally {
-    await client.end()
-  }
-}
 
 const measure = async (run: (query: string) => Promise<unknown>, clients: number, cpu: () => Promise<number | undefined>) => {
   const latencies: Array<number> = []

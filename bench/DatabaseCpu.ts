@@ -1,0 +1,30 @@
+/** What a local Postgres spends on one database, for the benchmarks' CPU columns. */
+import { readFileSync } from "node:fs"
+import pg from "pg"
+
+/**
+ * CPU time (ms) the database's server processes have used so far, when they run on this machine
+ * (Linux /proc; clock ticks of 10 ms): the machine is shared, so CPU per query is the figure that
+ * other work disturbs least. Undefined for PGlite (in-process) or a remote server. Counts the
+ * processes connected now: sample while the client's pool is open.
+ */
+export const serverCpu = async (admin: string | undefined, database: string) => {
+  if (admin === undefined) return undefined
+  const client = new pg.Client({ connectionString: admin })
+  await client.connect()
+  try {
+    const { rows } = await client.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = $1", [database])
+    let ticks = 0
+    for (const { pid } of rows) {
+      try {
+        const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ")
+        ticks += Number(fields[11]) + Number(fields[12])
+      } catch {
+        return undefined
+      }
+    }
+    return ticks * 10
+  } finally {
+    await client.end()
+  }
+}
