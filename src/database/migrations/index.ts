@@ -17,6 +17,7 @@ import search from "./0011_search.ts"
 import searchPostings from "./0012_search_postings.ts"
 import searchPostingAccess from "./0013_search_posting_access.ts"
 import documentDeletions from "./0014_document_deletions.ts"
+import searchPostingRewritesByChunk from "./0015_search_posting_rewrites_by_chunk.ts"
 
 const all = {
   "0001_instance": instance,
@@ -32,7 +33,8 @@ const all = {
   "0011_search": search,
   "0012_search_postings": searchPostings,
   "0013_search_posting_access": searchPostingAccess,
-  "0014_document_deletions": documentDeletions
+  "0014_document_deletions": documentDeletions,
+  "0015_search_posting_rewrites_by_chunk": searchPostingRewritesByChunk
 }
 
 export const migrations = Migrator.fromRecord(all)
