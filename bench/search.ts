@@ -92,6 +92,17 @@ const queries = collections.flatMap((collection) => collection.queries.map((quer
 
 const percentile = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
 
+/** The searching user (`bench0@example.com`, basic role) as search sees a caller. */
+const searcherCaller = (id: string): Caller => ({
+  id,
+  email: "bench0@example.com",
+  display_name: "bench 0",
+  role: "basic",
+  active: true,
+  created_at: new Date(),
+  session_id: null
+})
+
 const populate = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const { pgvector } = yield* DatabaseInfo
@@ -169,16 +180,7 @@ const populate = Effect.gen(function*() {
   yield* sql`VACUUM ANALYZE`
   const [{ id: anyChunk }] = (yield* sql<{ id: string }>`SELECT id FROM chunks LIMIT 1`) as unknown as [{ id: string }]
   process.stdout.write(`  ${chunkCount} chunks ready in ${Math.round((performance.now() - started) / 1000)} s\n`)
-  const caller: Caller = {
-    id: searcher,
-    email: "bench0@example.com",
-    display_name: "bench 0",
-    role: "basic",
-    active: true,
-    created_at: new Date(),
-    session_id: null
-  }
-  return { caller, anyChunk, pgvector }
+  return { caller: searcherCaller(searcher), anyChunk, pgvector }
 })
 
 /** A database kept by an earlier run: its searcher and a chunk, nothing loaded. */
@@ -192,16 +194,7 @@ const reuse = Effect.gen(function*() {
   // A run stopped while loading left its statistics unfolded.
   yield* foldSearchStatistics
   yield* sql`VACUUM ANALYZE`
-  const caller: Caller = {
-    id: user!.id,
-    email: "bench0@example.com",
-    display_name: "bench 0",
-    role: "basic",
-    active: true,
-    created_at: new Date(),
-    session_id: null
-  }
-  return { caller, anyChunk: chunk!.id, pgvector }
+  return { caller: searcherCaller(user!.id), anyChunk: chunk!.id, pgvector }
 })
 
 const measure = async (run: (query: string) => Promise<unknown>, clients: number, cpu: () => Promise<number | undefined>) => {
