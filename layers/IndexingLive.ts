@@ -14,6 +14,7 @@
 import { RunnerAddress, RunnerHealth, Runners, Sharding, ShardingConfig, Singleton, SqlMessageStorage, SqlRunnerStorage } from "@effect/cluster"
 import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Layer, Option } from "effect"
+import { cleanUpEvery } from "../src/database/Cleanup.ts"
 import { DatabaseInfo, migrationLockKey } from "../src/database/Database.ts"
 import { ClusterMessagesRepo } from "../src/indexing/ClusterMessagesRepo.ts"
 import { DocumentIndexer, type IndexingRequest } from "../src/indexing/DocumentIndexer.ts"
@@ -131,12 +132,10 @@ const messageCleanupInterval = Duration.minutes(1)
 const ClusterMessagesCleanupLive = Layer.scopedDiscard(
   Effect.gen(function*() {
     const repo = yield* ClusterMessagesRepo
-    yield* Effect.suspend(() => repo.deleteProcessed(new Date(Date.now() - Duration.toMillis(processedMessageRetention)))).pipe(
-      Effect.tap((deleted) => deleted > 0 ? Effect.logDebug(`deleted ${deleted} processed indexing messages`) : Effect.void),
-      Effect.catchAllCause((cause) => Effect.logWarning("could not delete processed indexing messages", cause)),
-      Effect.delay(messageCleanupInterval),
-      Effect.forever,
-      Effect.forkScoped
+    yield* cleanUpEvery(
+      messageCleanupInterval,
+      "processed indexing messages",
+      Effect.suspend(() => repo.deleteProcessed(new Date(Date.now() - Duration.toMillis(processedMessageRetention))))
     )
   })
 ).pipe(Layer.provide(ClusterMessagesRepo.Default))

@@ -19,6 +19,7 @@
  */
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Chunk, Duration, Effect, Layer, Option, Schema, Stream } from "effect"
+import { cleanUpEvery } from "../database/Cleanup.ts"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import { ServerLifecycle } from "../http/ServerLifecycle.ts"
 import { DocumentDeletedEvent, DocumentStatusEvent } from "./Documents.ts"
@@ -139,12 +140,10 @@ export const streamDocumentEvents = (caller: Caller, reauthenticate: Effect.Effe
 export const DocumentDeletionsPruningLive = Layer.scopedDiscard(
   Effect.gen(function*() {
     const documents = yield* DocumentsRepo
-    yield* Effect.suspend(() => documents.pruneDeletions(new Date(Date.now() - Duration.toMillis(deletionRetention)))).pipe(
-      Effect.tap((pruned) => pruned > 0 ? Effect.logDebug(`forgot ${pruned} document deletions`) : Effect.void),
-      Effect.catchAllCause((cause) => Effect.logWarning("could not forget old document deletions", cause)),
-      Effect.delay(pruneInterval),
-      Effect.forever,
-      Effect.forkScoped
+    yield* cleanUpEvery(
+      pruneInterval,
+      "expired document deletion records",
+      Effect.suspend(() => documents.pruneDeletions(new Date(Date.now() - Duration.toMillis(deletionRetention))))
     )
   })
 ).pipe(Layer.provide(DocumentsRepo.Default))

@@ -5,6 +5,7 @@
 import { timeOrderedUuid } from "../database/TimeOrderedUuid.ts"
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { deleteInBatches } from "../database/Cleanup.ts"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import type { Document, DocumentListQuery, DocumentStatus, DocumentVisibility } from "./Documents.ts"
 import { exactTime, type PagePosition } from "../http/PageCursor.ts"
@@ -302,10 +303,10 @@ export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/Docum
 
     /** Forgets the deletions recorded before `before`, in batches; returns how many. */
     const pruneDeletions = (before: Date) =>
-      Effect.gen(function*() {
-        let pruned = 0
-        while (true) {
-          const rows = yield* sql`
+      deleteInBatches(
+        cleanupBatch,
+        Effect.map(
+          sql`
             DELETE FROM document_deletions
             WHERE document_id IN (
               SELECT document_id FROM document_deletions
@@ -313,11 +314,10 @@ export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/Docum
               LIMIT ${cleanupBatch}
               FOR UPDATE SKIP LOCKED
             )
-            RETURNING 1`
-          pruned += rows.length
-          if (rows.length < cleanupBatch) return pruned
-        }
-      })
+            RETURNING 1`,
+          (rows) => rows.length
+        )
+      )
 
     /** The collections a document is in that the caller may see (admins: all). */
     const visibleCollectionsOf = (caller: Caller, documentId: string) =>

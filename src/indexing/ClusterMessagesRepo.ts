@@ -17,6 +17,7 @@
 import { MachineId, Snowflake } from "@effect/cluster"
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { deleteInBatches } from "../database/Cleanup.ts"
 
 // Rows deleted per statement: a backlog is cleared in short statements, not one long one.
 const cleanupBatch = 1_000
@@ -33,12 +34,12 @@ export class ClusterMessagesRepo extends Effect.Service<ClusterMessagesRepo>()("
      * how many messages. Rows another process is deleting (or the cluster is updating) are
      * skipped, so several processes on one database can run this at once.
      */
-    const deleteProcessed = (before: Date) =>
-      Effect.gen(function*() {
-        const below = snowflakeAt(before).toString()
-        let deleted = 0
-        while (true) {
-          const [row] = yield* sql<{ messages: number }>`
+    const deleteProcessed = (before: Date) => {
+      const below = snowflakeAt(before).toString()
+      return deleteInBatches(
+        cleanupBatch,
+        Effect.map(
+          sql<{ messages: number }>`
             WITH doomed AS (
               SELECT id, request_id FROM cluster_messages
               WHERE id < ${below}::bigint AND processed
@@ -50,11 +51,11 @@ export class ClusterMessagesRepo extends Effect.Service<ClusterMessagesRepo>()("
             ), messages AS (
               DELETE FROM cluster_messages WHERE id IN (SELECT id FROM doomed) RETURNING 1
             )
-            SELECT count(*)::int AS messages FROM messages`
-          deleted += row!.messages
-          if (row!.messages < cleanupBatch) return deleted
-        }
-      })
+            SELECT count(*)::int AS messages FROM messages`,
+          ([row]) => row!.messages
+        )
+      )
+    }
 
     return { deleteProcessed } as const
   })

@@ -5,6 +5,7 @@
  */
 import { SqlClient, type SqlError } from "@effect/sql"
 import { Effect } from "effect"
+import { deleteInBatches } from "../database/Cleanup.ts"
 import type { BucketState } from "./RateLimitPolicy.ts"
 
 // Rows deleted per statement: a backlog is cleared in short statements, not one long one.
@@ -61,10 +62,10 @@ export class RateLimitRepo extends Effect.Service<RateLimitRepo>()("basalt/RateL
      * returns how many. Rows another statement holds are skipped, and a row updated since this
      * statement's snapshot is judged on its new state, so no live bucket is lost.
      */
-    const deleteFull = Effect.gen(function*() {
-      let deleted = 0
-      while (true) {
-        const rows = yield* sql`
+    const deleteFull = deleteInBatches(
+      cleanupBatch,
+      Effect.map(
+        sql`
           DELETE FROM rate_limit_buckets
           WHERE key IN (
             SELECT key FROM rate_limit_buckets
@@ -72,11 +73,10 @@ export class RateLimitRepo extends Effect.Service<RateLimitRepo>()("basalt/RateL
             LIMIT ${cleanupBatch}
             FOR UPDATE SKIP LOCKED
           )
-          RETURNING 1`
-        deleted += rows.length
-        if (rows.length < cleanupBatch) return deleted
-      }
-    })
+          RETURNING 1`,
+        (rows) => rows.length
+      )
+    )
 
     return { take, takeMany, deleteFull } as const
   })

@@ -7,6 +7,7 @@
  */
 import { HttpApp, HttpServerResponse } from "@effect/platform"
 import { Context, Duration, Effect, Exit, Layer, Option, Runtime } from "effect"
+import { cleanUpEvery } from "../database/Cleanup.ts"
 import { AppConfig } from "../config/AppConfig.ts"
 import type { Ip } from "../http/ClientIp.ts"
 import { formatIp } from "../http/ClientIp.ts"
@@ -59,13 +60,7 @@ export class RateLimiter extends Context.Tag("basalt/RateLimiter")<RateLimiter, 
       }
 
       if (Option.isSome(policies.auth) || Option.isSome(policies.principal)) {
-        yield* repo.deleteFull.pipe(
-          Effect.tap((deleted) => deleted > 0 ? Effect.logDebug(`deleted ${deleted} refilled rate-limit buckets`) : Effect.void),
-          Effect.catchAllCause((cause) => Effect.logWarning("could not delete refilled rate-limit buckets", cause)),
-          Effect.delay(cleanupInterval),
-          Effect.forever,
-          Effect.forkScoped
-        )
+        yield* cleanUpEvery(cleanupInterval, "refilled rate-limit buckets", repo.deleteFull)
       }
 
       /**
