@@ -5,11 +5,12 @@ import pg from "pg"
 /**
  * CPU time (ms) the database's server processes have used so far, when they run on this machine
  * (Linux /proc; clock ticks of 10 ms): the machine is shared, so CPU per query is the figure that
- * other work disturbs least. Undefined for PGlite (in-process) or a remote server. Counts the
- * processes connected now: sample while the client's pool is open.
+ * other work disturbs least. Undefined for PGlite (in-process) or a server on another host (`admin`,
+ * a URL for any database of the server, names it). Counts the processes connected now: sample
+ * while the client's pool is open.
  */
 export const serverCpu = async (admin: string | undefined, database: string) => {
-  if (admin === undefined) return undefined
+  if (admin === undefined || !["127.0.0.1", "localhost", "::1", "[::1]"].includes(new URL(admin).hostname)) return undefined
   const client = new pg.Client({ connectionString: admin })
   await client.connect()
   try {

@@ -221,16 +221,14 @@ const runBackend = async (backend: string) => {
   const dataDir = mkdtempSync(join(tmpdir(), "basalt-bench-search-"))
   let drop = async () => {}
   // Postgres on this machine: whose server processes' CPU to count.
-  let localAdmin: string | undefined
+  let admin: string | undefined
   let databaseName = ""
   const env = new Map([["BASALT_DATA_DIR", dataDir], ["LOG_LEVEL", "Warning"], ["DATABASE_POOL_MAX", "20"]])
   if (backend === "postgres") {
-    const admin = process.env["DATABASE_URL"]!
+    admin = process.env["DATABASE_URL"]!
     const reused = process.env["BENCH_REUSE_DATABASE"]
     const name = reused ?? `basalt_bench_search_${process.pid}`
     databaseName = name
-    const local = ["127.0.0.1", "localhost", "::1", "[::1]"].includes(new URL(process.env["DATABASE_URL"]!).hostname)
-    localAdmin = local ? admin : undefined
     const query = async (text: string) => {
       const client = new pg.Client({ connectionString: admin })
       await client.connect()
@@ -285,7 +283,7 @@ const runBackend = async (backend: string) => {
     let baselineP50 = 1
     for (const [name, operation] of operations) {
       for (const clients of [1, 16]) {
-        const figures = await measure((query) => runtime.runPromise(operation(query)), clients, () => serverCpu(localAdmin, databaseName))
+        const figures = await measure((query) => runtime.runPromise(operation(query)), clients, () => serverCpu(admin, databaseName))
         if (name.startsWith("baseline") && clients === 1) baselineP50 = figures.p50
         lines.push(
           `| ${backend} | ${name} | ${clients} | ${figures.p50.toFixed(2)} | ${figures.p95.toFixed(2)} | ${figures.p99.toFixed(2)} | ${
