@@ -18,6 +18,7 @@ import searchPostings from "./0012_search_postings.ts"
 import searchPostingAccess from "./0013_search_posting_access.ts"
 import documentDeletions from "./0014_document_deletions.ts"
 import searchPostingRewritesByChunk from "./0015_search_posting_rewrites_by_chunk.ts"
+import searchVectorOnce from "./0016_search_vector_once.ts"
 
 const all = {
   "0001_instance": instance,
@@ -34,7 +35,8 @@ const all = {
   "0012_search_postings": searchPostings,
   "0013_search_posting_access": searchPostingAccess,
   "0014_document_deletions": documentDeletions,
-  "0015_search_posting_rewrites_by_chunk": searchPostingRewritesByChunk
+  "0015_search_posting_rewrites_by_chunk": searchPostingRewritesByChunk,
+  "0016_search_vector_once": searchVectorOnce
 }
 
 export const migrations = Migrator.fromRecord(all)
