@@ -6,7 +6,8 @@
  */
 import { SqlClient } from "@effect/sql"
 import { ConfigProvider, Deferred, Effect, Fiber, Layer, ManagedRuntime } from "effect"
-import { rmSync } from "node:fs"
+import { rmSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { AppConfigLive } from "../layers/AppConfigLive.ts"
 import { PgliteClientLive } from "../layers/PgliteLive.ts"
@@ -99,5 +100,40 @@ describe("PGlite served to a pool", () => {
       })
     )
     expect(count).toBe(0)
+  })
+
+  it("runs its statements in a thread of their own: a long statement leaves the server's event loop free", async () => {
+    // A timer every 10 ms while a half-second statement runs: in the server's thread, the
+    // statement would hold every tick back until it ended.
+    const ticks = await run(
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        let count = 0
+        const timer = setInterval(() => count++, 10)
+        yield* sql`SELECT pg_sleep(0.5)`.pipe(Effect.ensuring(Effect.sync(() => clearInterval(timer))))
+        return count
+      })
+    )
+    expect(ticks).toBeGreaterThanOrEqual(10)
+  })
+})
+
+describe("PGlite that cannot open its data directory", () => {
+  it("fails the start with the reason instead of waiting for the thread", async () => {
+    const { dataDir, values } = testEnv()
+    const blocker = join(dataDir, "not-a-directory")
+    writeFileSync(blocker, "")
+    const runtime = ManagedRuntime.make(
+      PgliteClientLive.pipe(
+        Layer.provide(AppConfigLive),
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries({ ...values, BASALT_DATA_DIR: blocker })))))
+      )
+    )
+    try {
+      await expect(runtime.runPromise(SqlClient.SqlClient)).rejects.toThrow(/ENOTDIR|not a directory|EEXIST/)
+    } finally {
+      await runtime.dispose()
+      rmSync(dataDir, { recursive: true, force: true })
+    }
   })
 })
