@@ -1,6 +1,6 @@
 /**
  * PGlite (with pgvector) served on a loopback port from a process of its own, for benchmarks that
- * need pgvector without the database running in Basalt's thread: `node --import tsx
+ * need pgvector with the database's CPU outside Basalt's process: `node --import tsx
  * bench/PgliteProcess.ts <data dir>` prints `port <n>` once it listens, and serves until killed.
  */
 import { Effect, Exit, Scope } from "effect"

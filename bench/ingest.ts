@@ -26,8 +26,8 @@
  *                       BASALT_EMBEDDINGS_CONCURRENCY (Basalt's defaults: 64 and 4)
  *   BENCH_INDEXING_CONCURRENCY  BASALT_INDEXING_CONCURRENCY (Basalt's default when unset)
  *   BENCH_PGLITE_PROCESS=1  PGlite served from a process of its own (bench/PgliteProcess.ts)
- *                       instead of inside Basalt: pgvector as on PGlite, the database's work out
- *                       of Basalt's thread as with a Postgres server
+ *                       instead of Basalt's worker thread: pgvector as on PGlite, the database's
+ *                       CPU outside Basalt's process as with a Postgres server
  *   BENCH_NODE_ARGS     node options for Basalt, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it
  *   DATABASE_URL        a Postgres server: the bench creates a fresh database on it and drops it after
  *
