@@ -188,10 +188,13 @@ describe("documents", () => {
   })
 
   it("deletes a document once; its chunks are gone with it", async () => {
-    const created = (await create(ada, { title: "Temporary", content: "Soon gone", source: "api" })).json()
-    const chunks = await ada.get(`/api/v1/documents/${created.id}/chunks`)
-    expect(chunks.json()).toEqual({ items: [], next_cursor: null, total: 0 })
+    const created = await settled(ada, (await create(ada, { title: "Temporary", content: "Soon gone", source: "api" })).json().id)
+    expect(created).toMatchObject({ status: "indexed", chunk_count: 1 })
+    const chunkRows = () =>
+      server.query<{ n: number }>("SELECT count(*)::int AS n FROM chunks WHERE document_id = $1", [created.id])
+    expect(await chunkRows()).toEqual([{ n: 1 }])
     expect((await server.request(`/api/v1/documents/${created.id}`, ada.json("DELETE"))).status).toBe(204)
+    expect(await chunkRows()).toEqual([{ n: 0 }])
     expect((await server.request(`/api/v1/documents/${created.id}`, ada.json("DELETE"))).status).toBe(404)
     expect((await ada.get(`/api/v1/documents/${created.id}`)).status).toBe(404)
     expect((await ada.get(`/api/v1/documents/${created.id}/chunks`)).status).toBe(404)
