@@ -14,7 +14,7 @@
 import { RunnerAddress, RunnerHealth, Runners, Sharding, ShardingConfig, Singleton, SqlMessageStorage, SqlRunnerStorage } from "@effect/cluster"
 import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Layer, Option } from "effect"
-import { cleanUpEvery } from "../src/database/Cleanup.ts"
+import { cleanUpEvery, olderThan } from "../src/database/Cleanup.ts"
 import { DatabaseInfo, migrationLockKey } from "../src/database/Database.ts"
 import { ClusterMessagesRepo } from "../src/indexing/ClusterMessagesRepo.ts"
 import { DocumentIndexer, type IndexingRequest } from "../src/indexing/DocumentIndexer.ts"
@@ -135,7 +135,7 @@ const ClusterMessagesCleanupLive = Layer.scopedDiscard(
     yield* cleanUpEvery(
       messageCleanupInterval,
       "processed indexing messages",
-      Effect.suspend(() => repo.deleteProcessed(new Date(Date.now() - Duration.toMillis(processedMessageRetention))))
+      olderThan(processedMessageRetention, repo.deleteProcessed)
     )
   })
 ).pipe(Layer.provide(ClusterMessagesRepo.Default))

@@ -2,7 +2,7 @@
  * Housekeeping of rows that outlive their use (refilled rate-limit buckets, processed indexing
  * messages, old deletion records): deleted in bounded statements, on a timer in every process.
  */
-import { type Duration, Effect } from "effect"
+import { Duration, Effect } from "effect"
 
 /**
  * Runs `deleteBatch` (one statement deleting at most `batch` rows, returning how many) until one
@@ -32,3 +32,7 @@ export const cleanUpEvery = <E, R>(interval: Duration.DurationInput, what: strin
     Effect.forever,
     Effect.forkScoped
   )
+
+/** `prune` of the rows older than `retention`, the cutoff taken anew each time it runs. */
+export const olderThan = <E, R>(retention: Duration.DurationInput, prune: (cutoff: Date) => Effect.Effect<number, E, R>) =>
+  Effect.suspend(() => prune(new Date(Date.now() - Duration.toMillis(retention))))

@@ -19,7 +19,7 @@
  */
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Chunk, Duration, Effect, Layer, Option, Schema, Stream } from "effect"
-import { cleanUpEvery } from "../database/Cleanup.ts"
+import { cleanUpEvery, olderThan } from "../database/Cleanup.ts"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import { ServerLifecycle } from "../http/ServerLifecycle.ts"
 import { DocumentDeletedEvent, DocumentStatusEvent } from "./Documents.ts"
@@ -143,7 +143,7 @@ export const DocumentDeletionsPruningLive = Layer.scopedDiscard(
     yield* cleanUpEvery(
       pruneInterval,
       "expired document deletion records",
-      Effect.suspend(() => documents.pruneDeletions(new Date(Date.now() - Duration.toMillis(deletionRetention))))
+      olderThan(deletionRetention, documents.pruneDeletions)
     )
   })
 ).pipe(Layer.provide(DocumentsRepo.Default))
