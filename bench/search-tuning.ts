@@ -8,6 +8,8 @@
  *   DATABASE_URL=postgres://… node --import tsx bench/search-tuning.ts     (an empty database)
  *   TUNE_K1=0.6,0.9,1.2 TUNE_B=0.3,0.5,0.75 node --import tsx bench/search-tuning.ts cranfield
  *   TUNE_DEPTH=50,100,200 node --import tsx bench/search-tuning.ts   (keyword's candidates per query term)
+ *   TUNE_DEPTH=50 TUNE_RESCORED=20,50 node --import tsx bench/search-tuning.ts   (candidates completed
+ *     by probes; 50 and 50 are what a first page of ten uses)
  *
  * Each collection replaces the previous one (its statistics are the corpus's own).
  */
@@ -35,6 +37,7 @@ const names = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["cranf
 const k1s = numbers("TUNE_K1") ?? [defaultBm25.k1]
 const bs = numbers("TUNE_B") ?? [defaultBm25.b]
 const candidateDepths: ReadonlyArray<number | undefined> = numbers("TUNE_DEPTH") ?? [undefined]
+const rescoredCounts: ReadonlyArray<number | undefined> = numbers("TUNE_RESCORED") ?? [undefined]
 const depth = 100
 
 const load = (collection: RetrievalCollection, pgvector: boolean) =>
@@ -124,28 +127,32 @@ const program = Effect.gen(function*() {
     for (const k1 of k1s) {
       for (const b of bs) {
         for (const candidateDepth of candidateDepths) {
-          const bm25: Bm25Parameters = { k1, b }
-          const rankings = new Map<string, ReadonlyArray<string>>()
-          const t0 = Date.now()
-          for (const query of collection.queries) {
-            const { hits } = yield* repo.keyword({
-              caller,
-              query: query.text,
-              filters: {},
-              limit: depth,
-              offset: 0,
-              bm25,
-              ...(candidateDepth === undefined ? {} : { depth: candidateDepth })
-            })
-            rankings.set(query._id, hits.map((hit) => externalIdOf.get(hit.document_id)!))
+          for (const rescored of rescoredCounts) {
+            const bm25: Bm25Parameters = { k1, b }
+            const rankings = new Map<string, ReadonlyArray<string>>()
+            const t0 = Date.now()
+            for (const query of collection.queries) {
+              const { hits } = yield* repo.keyword({
+                caller,
+                query: query.text,
+                filters: {},
+                limit: depth,
+                offset: 0,
+                bm25,
+                ...(candidateDepth === undefined ? {} : { depth: candidateDepth }),
+                ...(rescored === undefined ? {} : { rescored })
+              })
+              rankings.set(query._id, hits.map((hit) => externalIdOf.get(hit.document_id)!))
+            }
+            keywordRuns.set(`${k1}/${b}`, rankings)
+            const { ndcg10, recall100 } = evaluate(collection, rankings)
+            process.stdout.write(
+              `  keyword k1=${k1.toFixed(2)} b=${b.toFixed(2)}${candidateDepth === undefined ? "" : ` depth=${candidateDepth}`}` +
+                `${rescored === undefined ? "" : ` rescored=${rescored}`}` +
+                `  nDCG@10 ${ndcg10.toFixed(4)}  R@100 ${recall100.toFixed(4)}` +
+                `  (${((Date.now() - t0) / collection.queries.length).toFixed(1)} ms/query)\n`
+            )
           }
-          keywordRuns.set(`${k1}/${b}`, rankings)
-          const { ndcg10, recall100 } = evaluate(collection, rankings)
-          process.stdout.write(
-            `  keyword k1=${k1.toFixed(2)} b=${b.toFixed(2)}${candidateDepth === undefined ? "" : ` depth=${candidateDepth}`}` +
-              `  nDCG@10 ${ndcg10.toFixed(4)}  R@100 ${recall100.toFixed(4)}` +
-              `  (${((Date.now() - t0) / collection.queries.length).toFixed(1)} ms/query)\n`
-          )
         }
       }
     }

@@ -29,15 +29,8 @@ export const deletionVisibleTo = (sql: SqlClient.SqlClient, caller: Caller, dele
     WHERE cm.collection_id = ANY(${t}.collection_ids) AND cm.user_id = ${caller.id}))`
 }
 
-/**
- * `visibleTo` over the copy of a document's access that keyword search keeps on each posting
- * (migration 0013: `owner_id`, `public`, `collection_ids`), so that the impact-ordered scan needs
- * no join: the same three ways in, with the caller's collections read once per statement (the
- * EXISTS of `visibleTo` is "the document's collections and the caller's memberships overlap").
+/*
+ * Keyword search checks the same rule over the copy of a document's access that it keeps on each
+ * posting (migration 0013): `basalt_posting_visible` in migration 0017, called by the keyword
+ * search function there, so that the rule is inside the impact-ordered index scan with no join.
  */
-export const postingVisibleTo = (sql: SqlClient.SqlClient, caller: Caller, postingAlias = "p") => {
-  if (caller.role === "admin") return sql`true`
-  const p = sql(postingAlias)
-  return sql`(${p}.owner_id = ${caller.id} OR ${p}.public OR ${p}.collection_ids && (
-    SELECT coalesce(array_agg(cm.collection_id), '{}') FROM collection_members cm WHERE cm.user_id = ${caller.id}))`
-}

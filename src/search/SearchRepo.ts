@@ -9,8 +9,8 @@
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import type { Caller } from "../accounts/SessionsRepo.ts"
-import { postingVisibleTo, visibleTo } from "../documents/Visibility.ts"
-import { type Bm25Parameters, bm25Score, defaultBm25, queryTermsCtes } from "./KeywordRanking.ts"
+import { visibleTo } from "../documents/Visibility.ts"
+import { type Bm25Parameters, defaultBm25 } from "./KeywordRanking.ts"
 
 export interface SearchFilters {
   readonly sources?: ReadonlyArray<string> | undefined
@@ -29,6 +29,8 @@ export interface KeywordRequest {
   readonly offset: number
   readonly bm25?: Bm25Parameters
   readonly depth?: number
+  /** Overrides `rescoredCandidates` (bench/search-tuning.ts measures with it). */
+  readonly rescored?: number
 }
 
 /** One document of a result list: its best chunk and that chunk's score. */
@@ -64,7 +66,8 @@ export const semanticDepth = 1000
 /**
  * Keyword: how many matches (a chunk counts once per query lexeme it holds) `total` counts at
  * most, with the visibility; past it the total is a lower bound. Counting every chunk of a common
- * term cost more than the ranking.
+ * term cost more than the ranking. At 100,000 chunks counting up to this cap is still about 40% of
+ * the statement's time (250 would take p95 at 16 clients from ~37 to ~30 ms: README, Search).
  */
 export const totalCap = 1000
 
@@ -75,102 +78,48 @@ export const totalCap = 1000
  */
 export const candidateDepth = (limit: number, offset: number) => Math.max(50, 2 * (limit + offset))
 
+/**
+ * Keyword: how many of the best candidates (by the lexemes their lists hold) are completed with
+ * the lexemes left out. Five times the page's end kept nDCG@10 within 0.0009 of completing all of
+ * them on the four test collections (twice lost up to 0.015); completing all cost a probe per
+ * candidate and lexeme, most of the statement's time at 100,000 chunks (README, Search).
+ */
+export const rescoredCandidates = (limit: number, offset: number) => 5 * (limit + offset)
+
 export class SearchRepo extends Effect.Service<SearchRepo>()("basalt/SearchRepo", {
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
 
-    const filtersOf = (filters: SearchFilters) => {
-      const conditions = [sql`true`]
-      if (filters.sources !== undefined) conditions.push(sql`d.source IN ${sql.in(filters.sources)}`)
-      // Any of the tags (tags are lower-cased at ingestion, so are the filter's).
-      if (filters.tags !== undefined) conditions.push(sql`d.tags && ${filters.tags}::text[]`)
-      if (filters.document_ids !== undefined) conditions.push(sql`d.id IN ${sql.in(filters.document_ids)}`)
-      if (filters.collections !== undefined) {
-        conditions.push(sql`EXISTS (SELECT 1 FROM document_collections fc
-          WHERE fc.document_id = d.id AND fc.collection_id IN ${sql.in(filters.collections)})`)
-      }
-      if (filters.updated_after !== undefined) conditions.push(sql`d.updated_at >= ${filters.updated_after}`)
-      if (filters.updated_before !== undefined) conditions.push(sql`d.updated_at < ${filters.updated_before}`)
-      return sql.and(conditions)
-    }
+    /**
+     * The filters as the arguments of `basalt_search_filters_pass` (migration 0017, where what
+     * each filter means is written once for both modes), NULL for one not given.
+     */
+    const filterArguments = (filters: SearchFilters) =>
+      sql`${filters.sources ?? null}::text[], ${filters.tags ?? null}::text[], ${filters.document_ids ?? null}::uuid[],
+        ${filters.collections ?? null}::uuid[], ${filters.updated_after ?? null}::timestamptz, ${filters.updated_before ?? null}::timestamptz`
 
-    /** The filters as a condition on `documents d`, or undefined when there are none (no join needed). */
-    const documentFiltersOf = (filters: SearchFilters) =>
-      Object.values(filters).some((value) => value !== undefined) ? filtersOf(filters) : undefined
+    const hasFilters = (filters: SearchFilters) => Object.values(filters).some((value) => value !== undefined)
 
     /**
      * The best `limit` documents after `offset` by BM25 (each by its best chunk), and how many
-     * documents match (exact below `totalCap` matches, a lower bound past it), in one statement.
+     * documents match (exact below `totalCap` matches, a lower bound past it), in one call of
+     * `basalt_keyword_search` (migration 0017, where the SQL is; Postgres keeps its plan).
      *
      * Candidates: for each query lexeme, its `depth` visible chunks (inside the filters) of highest
      * impact, read from the impact-ordered postings (migration 0012); the visibility (copied onto
      * the postings, migration 0013) and the filters are in that per-term scan, before its limit, so
      * a caller who sees few documents still gets their best matches. Without filters the scan is
-     * index-only, no join. The candidates are then scored exactly, every query lexeme counted:
-     * from the lists themselves where they hold the candidate, else by a primary-key probe.
+     * index-only. A candidate's score counts the lexemes its lists hold; the `rescoredCandidates`
+     * best of them are completed with the lexemes the lists left out, by primary-key probes.
      */
     const keywordStatement = (request: KeywordRequest) => {
-      const depth = request.depth ?? candidateDepth(request.limit, request.offset)
-      const documentFilters = documentFiltersOf(request.filters)
-      const filterJoin = documentFilters === undefined ? sql`` : sql`JOIN documents d ON d.id = p.document_id`
-      const visible = sql.and([postingVisibleTo(sql, request.caller, "p"), documentFilters ?? sql`true`])
+      const bm25 = request.bm25 ?? defaultBm25
       return sql<{ document_id: string | null; chunk_id: string | null; score: number | null; postings: string; documents: string }>`
-        WITH ${queryTermsCtes(sql, request.query)},
-        -- Each query lexeme's best visible postings (index-only, with tf and length).
-        listed AS MATERIALIZED (
-          SELECT q.lexeme, top.chunk_id, top.document_id, top.tf, top.length
-          FROM query_terms q
-          CROSS JOIN LATERAL (
-            SELECT p.chunk_id, p.document_id, p.tf, p.length FROM search_postings p ${filterJoin}
-            WHERE p.lexeme = q.lexeme AND ${visible}
-            ORDER BY p.impact DESC
-            LIMIT ${depth}
-          ) AS top
-        ),
-        candidates AS MATERIALIZED (SELECT DISTINCT chunk_id FROM listed),
-        -- Lexemes whose list was cut by the depth: a candidate not listed for one may still hold it.
-        cut AS MATERIALIZED (SELECT lexeme FROM listed GROUP BY lexeme HAVING count(*) >= ${depth}),
-        -- What the lists leave out: a primary-key probe per candidate and cut lexeme it was not
-        -- listed for (LIMIT 1 keeps it a probe: the planner would rather read every posting of the
-        -- chunk, ~140, and hash-join them). A lexeme whose list is whole is in no unlisted candidate.
-        probed AS (
-          SELECT q.lexeme, c.chunk_id, p.document_id, p.tf, p.length
-          FROM candidates c
-          CROSS JOIN cut q
-          CROSS JOIN LATERAL (
-            SELECT p.document_id, p.tf, p.length FROM search_postings p
-            WHERE p.chunk_id = c.chunk_id AND p.lexeme = q.lexeme
-            LIMIT 1
-          ) AS p
-          WHERE NOT EXISTS (SELECT 1 FROM listed l WHERE l.chunk_id = c.chunk_id AND l.lexeme = q.lexeme)
-        ),
-        scored AS (
-          SELECT p.chunk_id, p.document_id, ${bm25Score(sql, "p", request.bm25 ?? defaultBm25)} AS score
-          FROM (SELECT * FROM listed UNION ALL SELECT * FROM probed) AS p
-          JOIN query_terms q ON q.lexeme = p.lexeme
-          CROSS JOIN query_match qm
-          GROUP BY p.chunk_id, p.document_id
-        ),
-        best AS (
-          SELECT DISTINCT ON (document_id) document_id, chunk_id, score
-          FROM scored ORDER BY document_id, score DESC, chunk_id
-        ),
-        page AS (
-          SELECT document_id, chunk_id, score
-          FROM best ORDER BY score DESC, chunk_id
-          LIMIT ${request.limit} OFFSET ${request.offset}
-        ),
-        -- The postings of the query's lexemes (index-only), visible, up to the cap.
-        counted AS (
-          SELECT count(*) AS postings, count(DISTINCT document_id) AS documents FROM (
-            SELECT p.document_id FROM search_postings p ${filterJoin}
-            WHERE p.lexeme = ANY((SELECT lexemes FROM query_match)::text[]) AND ${visible}
-            LIMIT ${totalCap}
-          ) AS matching
-        )
-        SELECT page.document_id, page.chunk_id, page.score, counted.postings, counted.documents
-        FROM counted LEFT JOIN page ON true
-        ORDER BY page.score DESC, page.chunk_id`
+        SELECT * FROM basalt_keyword_search(
+          ${request.query}, ${request.caller.id}::uuid, ${request.caller.role === "admin"},
+          ${hasFilters(request.filters)}, ${filterArguments(request.filters)},
+          ${request.depth ?? candidateDepth(request.limit, request.offset)}, ${request.rescored ?? rescoredCandidates(request.limit, request.offset)},
+          ${request.limit}, ${request.offset}, ${totalCap}, ${bm25.k1}::float8, ${bm25.b}::float8)`
     }
 
     /** Runs `keywordStatement`: the page of hits and the total. */
@@ -212,7 +161,8 @@ export class SearchRepo extends Effect.Service<SearchRepo>()("basalt/SearchRepo"
             FROM chunk_embeddings e
             JOIN chunks c ON c.id = e.chunk_id
             JOIN documents d ON d.id = c.document_id
-            WHERE e.model = ${request.model} AND ${visibleTo(sql, request.caller, "d")} AND ${filtersOf(request.filters)}
+            WHERE e.model = ${request.model} AND ${visibleTo(sql, request.caller, "d")} 
+              AND ${hasFilters(request.filters) ? sql`basalt_search_filters_pass(d.id, ${filterArguments(request.filters)})` : sql`true`}
             ORDER BY e.embedding::vector(${dims}) <=> ${vectorText}::vector(${dims})
             LIMIT ${semanticDepth}
           ),

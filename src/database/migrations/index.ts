@@ -19,6 +19,7 @@ import searchPostingAccess from "./0013_search_posting_access.ts"
 import documentDeletions from "./0014_document_deletions.ts"
 import searchPostingRewritesByChunk from "./0015_search_posting_rewrites_by_chunk.ts"
 import searchVectorOnce from "./0016_search_vector_once.ts"
+import keywordSearchFunction from "./0017_keyword_search_function.ts"
 
 const all = {
   "0001_instance": instance,
@@ -36,7 +37,8 @@ const all = {
   "0013_search_posting_access": searchPostingAccess,
   "0014_document_deletions": documentDeletions,
   "0015_search_posting_rewrites_by_chunk": searchPostingRewritesByChunk,
-  "0016_search_vector_once": searchVectorOnce
+  "0016_search_vector_once": searchVectorOnce,
+  "0017_keyword_search_function": keywordSearchFunction
 }
 
 export const migrations = Migrator.fromRecord(all)
