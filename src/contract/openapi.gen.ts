@@ -1314,8 +1314,9 @@ export interface components {
             /**
              * @description How many documents (not chunks) the search found, across all pages: for keyword every
              *     readable document holding a query word, counted exactly up to a bound and a lower bound
-             *     past it (see total_relation); for semantic the documents of the 200
-             *     nearest chunks; for hybrid the documents in either list (keyword's best 200, semantic's).
+             *     past it (see total_relation); for semantic the documents of the 1,000
+             *     nearest readable chunks; for hybrid the documents in either list (keyword's best 1,000
+             *     documents, semantic's 1,000 nearest chunks).
              */
             readonly total: number;
             /**
