@@ -1,7 +1,7 @@
 /**
- * Search SQL: keyword (BM25, KeywordRanking.ts) and semantic (pgvector HNSW, cosine) candidate
- * lists, each with the caller's visibility and the filters inside the statement, so that a
- * limit never cuts before them.
+ * Search SQL: keyword (BM25, KeywordRanking.ts; its statement is the function of migration 0017)
+ * and semantic (pgvector HNSW, cosine) candidate lists, each with the caller's visibility and the
+ * filters inside the statement, so that a limit never cuts before them.
  *
  * Results are documents: each one represented by its best chunk (measured against chunk-level
  * results on the test collections, see the README). A list is ordered by score, ties by chunk id.
@@ -112,29 +112,27 @@ export class SearchRepo extends Effect.Service<SearchRepo>()("basalt/SearchRepo"
      * index-only. A candidate's score counts the lexemes its lists hold; the `rescoredCandidates`
      * best of them are completed with the lexemes the lists left out, by primary-key probes.
      */
-    const keywordStatement = (request: KeywordRequest) => {
+    const keyword = (request: KeywordRequest) => {
       const bm25 = request.bm25 ?? defaultBm25
-      return sql<{ document_id: string | null; chunk_id: string | null; score: number | null; postings: string; documents: string }>`
+      const rows = sql<{ document_id: string | null; chunk_id: string | null; score: number | null; postings: string; documents: string }>`
         SELECT * FROM basalt_keyword_search(
           ${request.query}, ${request.caller.id}::uuid, ${request.caller.role === "admin"},
           ${hasFilters(request.filters)}, ${filterArguments(request.filters)},
-          ${request.depth ?? candidateDepth(request.limit, request.offset)}, ${request.rescored ?? rescoredCandidates(request.limit, request.offset)},
+          ${request.depth ?? candidateDepth(request.limit, request.offset)},
+          ${request.rescored ?? rescoredCandidates(request.limit, request.offset)},
           ${request.limit}, ${request.offset}, ${totalCap}, ${bm25.k1}::float8, ${bm25.b}::float8)`
-    }
-
-    /** Runs `keywordStatement`: the page of hits and the total. */
-    const keyword = (request: KeywordRequest) =>
-      Effect.map(keywordStatement(request), (rows) => {
-        const hits = rows.flatMap(({ chunk_id, document_id, score }) =>
+      return Effect.map(rows, (found) => {
+        const hits = found.flatMap(({ chunk_id, document_id, score }) =>
           chunk_id === null || document_id === null ? [] : [{ document_id, chunk_id, score: Number(score) }]
         )
-        const counted = rows[0]
+        const counted = found[0]
         return {
           hits,
           total: Math.max(Number(counted?.documents ?? 0), request.offset + hits.length),
           totalIsExact: Number(counted?.postings ?? 0) < totalCap
         } satisfies HitList
       })
+    }
 
     /**
      * The nearest documents to `vector` (cosine, each by its nearest chunk) among the chunks
@@ -214,6 +212,6 @@ export class SearchRepo extends Effect.Service<SearchRepo>()("basalt/SearchRepo"
           }
         )
 
-    return { keyword, keywordStatement, semantic, details, unknownCollections } as const
+    return { keyword, semantic, details, unknownCollections } as const
   })
 }) {}
