@@ -12,7 +12,8 @@
  * The SQL is `basalt_keyword_search` (migration 0017): candidates from the impact-ordered
  * postings (migration 0012), tf and length from the postings themselves. The best candidates
  * (SearchRepo's `rescoredCandidates`) are scored over every query lexeme as above; the rest over
- * the lexemes whose lists hold them, a lower bound that only decides they stay below the page.
+ * the lexemes whose lists hold them: a lower bound, and no higher than any best candidate's, so
+ * they reach the page only when the best candidates hold fewer documents than it.
  *
  * k1 and b were chosen by measurement on the four test collections (bench/search-tuning.ts; the
  * README's Search section has the figures).
