@@ -116,8 +116,7 @@ export class SearchRepo extends Effect.Service<SearchRepo>()("basalt/SearchRepo"
       const bm25 = request.bm25 ?? defaultBm25
       const rows = sql<{ document_id: string | null; chunk_id: string | null; score: number | null; postings: string; documents: string }>`
         SELECT * FROM basalt_keyword_search(
-          ${request.query}, ${request.caller.id}::uuid, ${request.caller.role === "admin"},
-          ${hasFilters(request.filters)}, ${filterArguments(request.filters)},
+          ${request.query}, ${request.caller.id}::uuid, ${request.caller.role === "admin"}, ${filterArguments(request.filters)},
           ${request.depth ?? candidateDepth(request.limit, request.offset)},
           ${request.rescored ?? rescoredCandidates(request.limit, request.offset)},
           ${request.limit}, ${request.offset}, ${totalCap}, ${bm25.k1}::float8, ${bm25.b}::float8)`

@@ -5,7 +5,7 @@
  * chunks the same statement ran 1.7 times as many queries per second with its plan kept (pgbench,
  * prepared against simple protocol). PL/pgSQL keeps the plan of the statement it runs for the
  * connection; the caller, the filters and the sizes are parameters, so one plan serves every
- * request (a filter that is not given is NULL, and none is looked at unless `filtered`).
+ * request (a filter that is not given is NULL, and the documents are not read when none is).
  *
  * The ranking is src/search/KeywordRanking.ts's (Lucene's BM25 with the current statistics,
  * candidates from the impact-ordered postings of migration 0012, visibility from their copy of
@@ -27,6 +27,12 @@ export default Effect.gen(function*() {
       owner_id uuid, public boolean, collection_ids uuid[], caller uuid, caller_sees_all boolean, caller_collections uuid[]
     ) RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN caller_sees_all OR owner_id = caller OR public OR collection_ids && caller_collections`
+  // One query lexeme's BM25 contribution to a chunk (KeywordRanking.ts): weight (qtf · idf), tf
+  // and length from the posting, the corpus's average length. Inlined like the one above.
+  yield* sql`
+    CREATE FUNCTION basalt_bm25_term(weight float8, tf integer, length integer, average_length float8, k1 float8, b float8)
+    RETURNS float8 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN weight * (tf * (k1 + 1)) / (tf + k1 * (1 - b + b * length / average_length))`
   // Whether a document passes the request's filters (each NULL when not given). Called only
   // for a request with filters. (In a SQL function a column shadows a parameter of the same
   // name, hence the prefix.)
@@ -50,7 +56,6 @@ export default Effect.gen(function*() {
       search_text text,
       caller uuid,
       caller_sees_all boolean,
-      filtered boolean,
       filter_sources text[],
       filter_tags text[],
       filter_document_ids uuid[],
@@ -76,6 +81,8 @@ export default Effect.gen(function*() {
       -- collections is matched against them.
       caller_collections uuid[] := CASE WHEN caller_sees_all THEN '{}'::uuid[] ELSE (
         SELECT coalesce(array_agg(cm.collection_id), '{}') FROM collection_members cm WHERE cm.user_id = caller) END;
+      filtered boolean := filter_sources IS NOT NULL OR filter_tags IS NOT NULL OR filter_document_ids IS NOT NULL
+        OR filter_collections IS NOT NULL OR filter_updated_after IS NOT NULL OR filter_updated_before IS NOT NULL;
     BEGIN
       RETURN QUERY
       WITH query_lexemes AS MATERIALIZED (
@@ -105,7 +112,7 @@ export default Effect.gen(function*() {
       -- without filters), with their BM25 contribution.
       listed AS MATERIALIZED (
         SELECT q.lexeme, top.chunk_id, top.document_id,
-               q.weight * (top.tf * (bm25_k1 + 1)) / (top.tf + bm25_k1 * (1 - bm25_b + bm25_b * top.length / a.length)) AS score
+               basalt_bm25_term(q.weight, top.tf, top.length, a.length, bm25_k1, bm25_b) AS score
         FROM query_terms q
         CROSS JOIN average a
         CROSS JOIN LATERAL (
@@ -128,7 +135,7 @@ export default Effect.gen(function*() {
       -- about 140, and hash-join them).
       completed AS (
         SELECT c.chunk_id,
-               sum(q.weight * (p.tf * (bm25_k1 + 1)) / (p.tf + bm25_k1 * (1 - bm25_b + bm25_b * p.length / a.length))) AS score
+               sum(basalt_bm25_term(q.weight, p.tf, p.length, a.length, bm25_k1, bm25_b)) AS score
         FROM (SELECT c.chunk_id FROM candidates c ORDER BY c.score DESC, c.chunk_id LIMIT rescored) AS c
         CROSS JOIN cut
         JOIN query_terms q ON q.lexeme = cut.lexeme
