@@ -3,17 +3,18 @@
 
 # --- Production dependencies only. A separate stage so npm's cache and the lockfile
 # install never reach the runtime image.
-FROM node:20-bookworm-slim AS deps
+FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --omit=dev: the server needs no build step (tsx and yaml are runtime dependencies on
-# purpose). --ignore-scripts: no production dependency needs its install script (esbuild,
-# @parcel/watcher and msgpackr-extract ship prebuilt binaries as optional packages), and
+# purpose), and the image's own Node 24 runs it (the `node` package pinning Node for npm
+# scripts is a dev dependency). --ignore-scripts: no production dependency needs its install
+# script (esbuild ships its binary as an optional package; core-js only prints a banner), and
 # it keeps swagger-ui-dist's @scarf/scarf from reporting analytics during the build.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # --- Runtime.
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \

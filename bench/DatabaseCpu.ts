@@ -1,6 +1,6 @@
 /** What a local Postgres spends on one database, for the benchmarks' CPU columns. */
 import { readFileSync } from "node:fs"
-import pg from "pg"
+import { withPostgres } from "./Postgres.ts"
 
 /**
  * CPU time (ms) the database's server processes have used so far, when they run on this machine
@@ -11,21 +11,15 @@ import pg from "pg"
  */
 export const serverCpu = async (admin: string | undefined, database: string) => {
   if (admin === undefined || !["127.0.0.1", "localhost", "::1", "[::1]"].includes(new URL(admin).hostname)) return undefined
-  const client = new pg.Client({ connectionString: admin })
-  await client.connect()
-  try {
-    const { rows } = await client.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = $1", [database])
-    let ticks = 0
-    for (const { pid } of rows) {
-      try {
-        const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ")
-        ticks += Number(fields[11]) + Number(fields[12])
-      } catch {
-        return undefined
-      }
+  const rows = await withPostgres(admin, (sql) => sql<{ pid: number }>`SELECT pid FROM pg_stat_activity WHERE datname = ${database}`)
+  let ticks = 0
+  for (const { pid } of rows) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ")
+      ticks += Number(fields[11]) + Number(fields[12])
+    } catch {
+      return undefined
     }
-    return ticks * 10
-  } finally {
-    await client.end()
   }
+  return ticks * 10
 }

@@ -11,8 +11,8 @@ if (dataDir === undefined) {
   process.stderr.write("usage: PgliteProcess.ts <data dir>\n")
   process.exit(2)
 }
-const scope = Effect.runSync(Scope.make())
-const { port } = await Effect.runPromise(Scope.extend(servePglite(dataDir), scope))
+const scope = Scope.makeUnsafe()
+const { port } = await Effect.runPromise(Scope.provide(servePglite(dataDir), scope))
 process.stdout.write(`port ${port}\n`)
 const close = () => void Effect.runPromise(Scope.close(scope, Exit.void)).finally(() => process.exit(0))
 process.once("SIGTERM", close)

@@ -1,6 +1,6 @@
 /** Starting, probing and stopping the servers bench/http.ts measures, each a child process. */
 import { spawn } from "node:child_process"
-import { closeSync, openSync, readFileSync } from "node:fs"
+import { closeSync, openSync, readdirSync, readFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { setTimeout as sleep } from "node:timers/promises"
 
@@ -17,7 +17,10 @@ export interface ServerProcess {
   readonly exited: Promise<ProcessExit>
   readonly hasExited: () => boolean
   readonly kill: (signal: NodeJS.Signals) => void
-  /** CPU time (user + system) the process has used so far, in ms; undefined where /proc is missing. */
+  /**
+   * CPU time (user + system) the process and its descendants (workers) have used so far, in ms;
+   * undefined where /proc is missing.
+   */
   readonly cpuTimeMs: () => number | undefined
 }
 
@@ -35,8 +38,10 @@ export const freePort = (): Promise<number> =>
 
 export interface ServerProcessOptions {
   readonly name: string
-  /** A TypeScript entry point, relative to `cwd`, run as `node --import tsx <script>`. */
-  readonly script: string
+  /** A TypeScript entry point, relative to `cwd`, run as `node --import tsx <script>`... */
+  readonly script?: string
+  /** ...or any program (the Python peer). */
+  readonly command?: { readonly file: string; readonly args: ReadonlyArray<string> }
   readonly cwd: string
   readonly port: number
   /** The child's whole environment: nothing is inherited, so no exporter endpoint or database URL leaks in. */
@@ -49,7 +54,10 @@ export interface ServerProcessOptions {
 
 export const startServerProcess = (options: ServerProcessOptions): ServerProcess => {
   const log = openSync(options.logFile, "a")
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), "--import", "tsx", options.script], {
+  const [file, args] = options.command !== undefined
+    ? [options.command.file, options.command.args]
+    : [process.execPath, [...(options.nodeArgs ?? []), "--import", "tsx", options.script ?? "src/main.ts"]]
+  const child = spawn(file, args, {
     cwd: options.cwd,
     env: options.env,
     stdio: ["ignore", log, log]
@@ -77,23 +85,50 @@ export const startServerProcess = (options: ServerProcessOptions): ServerProcess
     kill: (signal) => {
       if (exit === undefined) child.kill(signal)
     },
-    cpuTimeMs: () => (child.pid === undefined ? undefined : procCpuTimeMs(child.pid))
+    cpuTimeMs: () => (child.pid === undefined ? undefined : processTreeCpuTimeMs(child.pid))
   }
 }
 
 // /proc/<pid>/stat counts CPU time in clock ticks, 100 a second on Linux (USER_HZ).
 const msPerTick = 10
 
-/** utime + stime of a Linux process; fields 14 and 15, counted after the parenthesised command name. */
-const procCpuTimeMs = (pid: number): number | undefined => {
+/** Parent pid and utime + stime (fields 4, 14 and 15, counted after the parenthesised command name). */
+const procStat = (pid: number): { readonly parent: number; readonly ticks: number } | undefined => {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
     const ticks = Number(fields[11]) + Number(fields[12])
-    return Number.isFinite(ticks) ? ticks * msPerTick : undefined
+    return Number.isFinite(ticks) ? { parent: Number(fields[1]), ticks } : undefined
   } catch {
     return undefined
   }
+}
+
+/**
+ * CPU time of a Linux process and every live descendant (a cluster's or uvicorn's workers). A
+ * descendant that exits between two samples takes its time with it: the servers measured keep
+ * their workers for the whole run.
+ */
+const processTreeCpuTimeMs = (root: number): number | undefined => {
+  const rootStat = procStat(root)
+  if (rootStat === undefined) return undefined
+  const children = new Map<number, Array<number>>()
+  const stats = new Map<number, number>([[root, rootStat.ticks]])
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue
+    const pid = Number(entry)
+    const stat = pid === root ? undefined : procStat(pid)
+    if (stat === undefined) continue
+    stats.set(pid, stat.ticks)
+    children.set(stat.parent, [...(children.get(stat.parent) ?? []), pid])
+  }
+  let ticks = 0
+  const pending = [root]
+  for (let pid = pending.pop(); pid !== undefined; pid = pending.pop()) {
+    ticks += stats.get(pid) ?? 0
+    pending.push(...(children.get(pid) ?? []))
+  }
+  return ticks * msPerTick
 }
 
 /** The last lines the process wrote, to explain a failure. */

@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import pg from "pg"
+import { postgresStatements } from "./Postgres.ts"
 import { bm25Reference, evaluate, loadCollection } from "./RetrievalCollection.ts"
 import { freePort, logTail, startServerProcess, stopServerProcess, waitUntilAnswering } from "./ServerProcess.ts"
 
@@ -31,13 +31,7 @@ const modes = ["keyword", "semantic", "hybrid"] as const
 const indexingTimeoutMs = Number(process.env["EVAL_INDEXING_TIMEOUT_MS"] ?? 30 * 60_000)
 
 const adminQuery = async (url: string, text: string) => {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    await client.query(text)
-  } finally {
-    await client.end()
-  }
+  await postgresStatements(url, text)
 }
 
 const cut = (text: string, max: number) => {

@@ -43,9 +43,9 @@ import { join } from "node:path"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { setTimeout as sleep } from "node:timers/promises"
-import pg from "pg"
 import { startFakeEmbeddingsServer } from "../tests/support/fakeEmbeddingsServer.ts"
 import { serverCpu } from "./DatabaseCpu.ts"
+import { postgresStatements } from "./Postgres.ts"
 import { freePort, logTail, startServerProcess, stopServerProcess, waitUntilAnswering } from "./ServerProcess.ts"
 
 const positiveInt = (name: string, fallback: number): number => {
@@ -151,20 +151,14 @@ const request = async (baseUrl: string, path: string, init: { method?: string; b
 const freshDatabase = async (): Promise<{ name: string; url: string; drop: () => Promise<void> } | undefined> => {
   if (databaseUrl === undefined) return undefined
   const name = `basalt_bench_ingest_${process.pid}`
-  const admin = new pg.Client({ connectionString: databaseUrl })
-  await admin.connect()
-  await admin.query(`CREATE DATABASE ${name}`)
-  await admin.end()
+  await postgresStatements(databaseUrl, `CREATE DATABASE ${name}`)
   const url = new URL(databaseUrl)
   url.pathname = `/${name}`
   return {
     name,
     url: url.toString(),
     drop: async () => {
-      const again = new pg.Client({ connectionString: databaseUrl })
-      await again.connect()
-      await again.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-      await again.end()
+      await postgresStatements(databaseUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
     }
   }
 }

@@ -13,8 +13,8 @@
  *
  * Each collection replaces the previous one (its statistics are the corpus's own).
  */
-import { SqlClient } from "@effect/sql"
-import { ConfigProvider, Effect, Layer } from "effect"
+import { Array as Arr, ConfigProvider, Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -52,9 +52,10 @@ const load = (collection: RetrievalCollection, pgvector: boolean) =>
     const externalIdOf = new Map<string, string>()
     for (let start = 0; start < collection.corpus.length; start += 200) {
       const batch = collection.corpus.slice(start, start + 200)
+      if (!Arr.isArrayNonEmpty(batch)) continue
       const documents = yield* sql<{ id: string; external_id: string }>`
         INSERT INTO documents ${
-        sql.insert(batch.map((document) => ({
+        sql.insert(Arr.map(batch, (document) => ({
           owner_id: owner!.id,
           source: "api",
           external_id: document._id,
@@ -78,12 +79,12 @@ const load = (collection: RetrievalCollection, pgvector: boolean) =>
           token_count: chunk.tokenCount
         }))
       )
-      if (chunks.length === 0) continue
+      if (!Arr.isArrayNonEmpty(chunks)) continue
       const inserted = yield* sql<{ id: string; contextual_content: string }>`
         INSERT INTO chunks ${sql.insert(chunks)} RETURNING id, contextual_content`
-      if (pgvector) {
+      if (pgvector && Arr.isReadonlyArrayNonEmpty(inserted)) {
         yield* sql`INSERT INTO chunk_embeddings ${
-          sql.insert(inserted.map((chunk) => ({
+          sql.insert(Arr.map(inserted, (chunk) => ({
             chunk_id: chunk.id,
             model: embedding.model,
             embedding: `[${Array.from(embedding.embed(chunk.contextual_content)).join(",")}]`
@@ -194,17 +195,17 @@ const program = Effect.gen(function*() {
 })
 
 const dataDir = mkdtempSync(join(tmpdir(), "basalt-tuning-"))
-const config = ConfigProvider.fromMap(
-  new Map([
-    ["BASALT_DATA_DIR", dataDir],
-    ["LOG_LEVEL", "Warning"],
-    ...(process.env.DATABASE_URL ? [["DATABASE_URL", process.env.DATABASE_URL] as [string, string]] : [])
-  ])
-)
-const layer = SearchRepo.Default.pipe(
+const config = ConfigProvider.fromEnv({
+  env: {
+    BASALT_DATA_DIR: dataDir,
+    LOG_LEVEL: "Warning",
+    ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {})
+  }
+})
+const layer = SearchRepo.layer.pipe(
   Layer.provideMerge(DatabaseLive),
   Layer.provide(AppConfigLive),
-  Layer.provide(Layer.setConfigProvider(config))
+  Layer.provide(ConfigProvider.layer(config))
 )
 
 Effect.runPromise(Effect.provide(program, layer)).then(

@@ -19,12 +19,11 @@
  * BENCH_REUSE_DATABASE=<that name> measures on it again without loading (migrations still run;
  * a database whose load was interrupted is measured at the size it reached).
  */
-import { SqlClient } from "@effect/sql"
-import { ConfigProvider, Effect, Layer, ManagedRuntime } from "effect"
+import { Array as Arr, ConfigProvider, Effect, Layer, ManagedRuntime } from "effect"
+import { SqlClient } from "effect/sql"
 import { mkdtempSync, rmSync } from "node:fs"
 import { cpus, tmpdir } from "node:os"
 import { join } from "node:path"
-import pg from "pg"
 import { AppConfigLive } from "../layers/AppConfigLive.ts"
 import { DatabaseLive } from "../layers/DatabaseLive.ts"
 import { LocalEmbedderLive } from "../layers/LocalEmbedderLive.ts"
@@ -36,6 +35,7 @@ import { fuseRankings } from "../src/search/Fusion.ts"
 import { foldSearchStatistics } from "../src/search/SearchStatistics.ts"
 import { SearchRepo, semanticDepth } from "../src/search/SearchRepo.ts"
 import { serverCpu } from "./DatabaseCpu.ts"
+import { postgresStatements } from "./Postgres.ts"
 import { loadCollection } from "./RetrievalCollection.ts"
 
 const chunkCount = Number(process.env["BENCH_CHUNKS"] ?? 100_000)
@@ -117,7 +117,7 @@ const populate = Effect.gen(function*() {
   const sources = ["confluence", "slack", "web", "google_drive", "api"]
   const started = performance.now()
   for (let start = 0; start < documentCount; start += 200) {
-    const rows = Array.from({ length: Math.min(200, documentCount - start) }, (_, i) => {
+    const rows = Arr.makeBy(Math.min(200, documentCount - start), (i) => {
       const n = start + i
       return {
         id: timeOrderedUuid(),
@@ -132,14 +132,15 @@ const populate = Effect.gen(function*() {
       }
     })
     const documents = yield* sql<{ id: string }>`INSERT INTO documents ${sql.insert(rows)} RETURNING id`
-    const inCollection = documents.filter((_, i) => (start + i) % 10 === 1)
-    if (inCollection.length > 0) {
-      yield* sql`INSERT INTO document_collections ${
-        sql.insert(inCollection.map((document) => ({ document_id: document.id, collection_id: collection!.id })))
-      }`
+    const inCollection = documents
+      .filter((_, i) => (start + i) % 10 === 1)
+      .map((document) => ({ document_id: document.id, collection_id: collection!.id }))
+    if (Arr.isArrayNonEmpty(inCollection)) {
+      yield* sql`INSERT INTO document_collections ${sql.insert(inCollection)}`
     }
-    const chunks = documents.flatMap((document) =>
-      Array.from({ length: chunksPerDocument }, (_, ordinal) => {
+    if (!Arr.isReadonlyArrayNonEmpty(documents)) throw new Error("INSERT INTO documents returned no rows")
+    const chunks = Arr.flatMap(documents, (document) =>
+      Arr.makeBy(chunksPerDocument, (ordinal) => {
         const text = sentence(wordsPerChunk)
         return {
           // As indexing writes them (see IndexingRepo).
@@ -156,10 +157,10 @@ const populate = Effect.gen(function*() {
     )
     const inserted = yield* sql<{ id: string; contextual_content: string }>`
       INSERT INTO chunks ${sql.insert(chunks)} RETURNING id, contextual_content`
-    if (pgvector) {
+    if (pgvector && Arr.isReadonlyArrayNonEmpty(inserted)) {
       const vectors = yield* embedder.embed(inserted.map((chunk) => chunk.contextual_content))
       yield* sql`INSERT INTO chunk_embeddings ${
-        sql.insert(inserted.map((chunk, i) => ({
+        sql.insert(Arr.map(inserted, (chunk, i) => ({
           chunk_id: chunk.id,
           model: embedder.model,
           embedding: `[${Array.from(vectors[i]!, (x) => x.toFixed(5)).join(",")}]`
@@ -238,9 +239,7 @@ const runBackend = async (backend: string) => {
     const name = reused ?? `basalt_bench_search_${process.pid}`
     databaseName = name
     const query = async (text: string) => {
-      const client = new pg.Client({ connectionString: admin })
-      await client.connect()
-      await client.query(text).finally(() => client.end())
+      await postgresStatements(admin!, text)
     }
     if (reused === undefined) await query(`CREATE DATABASE ${name}`)
     drop = process.env["BENCH_KEEP_DATABASE"] === "1" || reused !== undefined
@@ -252,10 +251,10 @@ const runBackend = async (backend: string) => {
     url.pathname = `/${name}`
     env.set("DATABASE_URL", url.toString())
   }
-  const layer = Layer.mergeAll(SearchRepo.Default, LocalEmbedderLive).pipe(
+  const layer = Layer.mergeAll(SearchRepo.layer, LocalEmbedderLive).pipe(
     Layer.provideMerge(DatabaseLive),
     Layer.provide(AppConfigLive),
-    Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(env)))
+    Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env: Object.fromEntries(env) })))
   )
   const runtime = ManagedRuntime.make(layer)
   try {
@@ -263,9 +262,9 @@ const runBackend = async (backend: string) => {
     seed = 42
     const reusing = backend === "postgres" && process.env["BENCH_REUSE_DATABASE"] !== undefined
     const { anyChunk, caller, pgvector } = await runtime.runPromise(reusing ? reuse : populate)
-    const repo = await runtime.runPromise(SearchRepo)
-    const embedder = await runtime.runPromise(Embedder)
-    const sql = await runtime.runPromise(SqlClient.SqlClient)
+    const repo = await runtime.runPromise(Effect.service(SearchRepo))
+    const embedder = await runtime.runPromise(Effect.service(Embedder))
+    const sql = await runtime.runPromise(Effect.service(SqlClient.SqlClient))
     const embed = (query: string) => Effect.map(embedder.embed([query]), (vectors) => vectors[0]!)
     const semantic = (query: string, limit: number) =>
       Effect.flatMap(embed(query), (vector) =>

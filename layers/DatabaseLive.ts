@@ -3,15 +3,15 @@
  * that DATABASE_URL names. At start it creates pgvector when the server has it, then applies the
  * migrations under an advisory lock so that processes starting together take turns.
  */
-import { SqlClient } from "@effect/sql"
-import * as Migrator from "@effect/sql/Migrator"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Option, type Redacted } from "effect"
+import { Migrator, SqlClient } from "effect/sql"
 import { readFileSync } from "node:fs"
 import type { ConnectionOptions } from "node:tls"
 import { AppConfig, type AppConfigShape } from "../src/config/AppConfig.ts"
 import { DatabaseInfo, migrationLockKey, migrationsTable } from "../src/database/Database.ts"
 import { migrations } from "../src/database/migrations/index.ts"
+import { makeTypes, registerVector } from "../src/database/PgTypeCodecs.ts"
 import { PgliteClientLive } from "./PgliteLive.ts"
 
 const tlsOptions = (database: AppConfigShape["database"]): boolean | ConnectionOptions | undefined => {
@@ -36,7 +36,8 @@ const postgresClient = (url: Redacted.Redacted, database: AppConfigShape["databa
     maxConnections: database.poolMax,
     connectTimeout: database.connectTimeout,
     idleTimeout: database.idleTimeout,
-    applicationName: "basalt"
+    applicationName: "basalt",
+    types: makeTypes()
   })
 
 const runMigrations = Migrator.make({})
@@ -54,6 +55,20 @@ const migrateExclusively = Effect.gen(function*() {
   )
   return yield* runMigrations({ loader: migrations, table: migrationsTable })
 }).pipe(Effect.scoped)
+
+/**
+ * Has the client read pgvector's `vector` as text (see PgTypeCodecs): its type id is the
+ * database's own, known once the extension exists.
+ */
+const readVectors = Effect.gen(function*() {
+  const pg = yield* PgClient.PgClient
+  const [vector] = yield* pg<{ oid: number; array_oid: number }>`
+    SELECT t.oid, t.typarray AS array_oid
+    FROM pg_type t JOIN pg_extension e ON e.extname = 'vector'
+    JOIN pg_depend d ON d.objid = t.oid AND d.refobjid = e.oid AND d.deptype = 'e'
+    WHERE t.typname = 'vector'`
+  if (vector !== undefined && pg.config.types !== undefined) registerVector(pg.config.types, vector.oid, vector.array_oid)
+})
 
 const prepareDatabase = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -73,6 +88,7 @@ const prepareDatabase = Effect.gen(function*() {
       RAISE NOTICE 'pgvector is available but this role may not create it';
     END $$`
 
+  yield* readVectors
   const applied = yield* migrateExclusively
   const [state] = yield* sql<{ pgvector: boolean; instance_id: string }>`
     SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector') AS pgvector,
@@ -95,7 +111,7 @@ const prepareDatabase = Effect.gen(function*() {
   return DatabaseInfo.of({ backend, pgvector })
 })
 
-const SqlClientLive = Layer.unwrapEffect(
+const SqlClientLive = Layer.unwrap(
   Effect.map(AppConfig, (config) =>
     Option.match(config.database.url, {
       onNone: () => PgliteClientLive,

@@ -9,9 +9,10 @@ import { AppConfig } from "../src/config/AppConfig.ts"
 import { LocalEmbedderLive } from "./LocalEmbedderLive.ts"
 import { OpenAiEmbedderLive } from "./OpenAiEmbedderLive.ts"
 
-export const EmbedderLive = Layer.unwrapEffect(
-  Effect.map(AppConfig, ({ embeddings }) =>
-    Option.match(embeddings.provider, {
+export const EmbedderLive = Layer.unwrap(
+  Effect.gen(function*() {
+    const { embeddings } = yield* AppConfig
+    return Option.match(embeddings.provider, {
       onNone: () => LocalEmbedderLive,
       onSome: (provider) =>
         OpenAiEmbedderLive({
@@ -23,5 +24,6 @@ export const EmbedderLive = Layer.unwrapEffect(
           concurrency: embeddings.concurrency,
           requestTimeout: embeddings.timeout
         })
-    }))
+    })
+  })
 )

@@ -1,34 +1,37 @@
 /**
  * The HTTP server: Node's http server (Deno runs the same code through its Node compatibility),
- * the API served on it with the server middleware, and graceful shutdown. On SIGTERM or SIGINT
- * the server stops accepting, /ready turns 503, in-flight requests get up to
- * BASALT_SHUTDOWN_GRACE to finish, then remaining connections are cut and the layers below
- * (database, telemetry) close in turn.
+ * one router serving the API (and whatever other routes are added to it) with the server
+ * middleware, and graceful shutdown. On SIGTERM or SIGINT the server stops accepting, /ready
+ * turns 503, in-flight requests get up to BASALT_SHUTDOWN_GRACE to finish, then remaining
+ * connections are cut and the layers below (database, telemetry) close in turn.
  */
-import { HttpApiBuilder, HttpMiddleware, HttpServer, type HttpApi } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Context, Effect, Layer, Schedule } from "effect"
-import { createServer, IncomingMessage, type Server, type ServerResponse } from "node:http"
+import { ByteSize, Context, Effect, Layer, Schedule, Tracer } from "effect"
+import { HttpMiddleware, HttpRouter, HttpServer } from "effect/http"
+import { MaxBodySize } from "effect/http/HttpIncomingMessage"
+import { HttpApi, HttpApiBuilder, type HttpApiGroup } from "effect/http-api"
+import * as NetAddress from "effect/net/NetAddress"
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import { Server as NetServer, type Socket } from "node:net"
 import { AppConfig } from "../src/config/AppConfig.ts"
-import { ErrorResponseLive } from "../src/http/ErrorResponse.ts"
+import { ErrorResponse } from "../src/http/ErrorResponse.ts"
 import { requestBodyLayer } from "../src/http/RequestBody.ts"
 import { RouteTable } from "../src/http/RouteTable.ts"
-import { serverMiddleware } from "../src/http/ServerMiddleware.ts"
+import { ServerMiddlewareLive } from "../src/http/ServerMiddleware.ts"
 import { ServerLifecycle } from "../src/http/ServerLifecycle.ts"
 
-class NodeServer extends Context.Tag("basalt/NodeServer")<NodeServer, {
+class NodeServer extends Context.Service<NodeServer, {
   readonly server: Server
   /** Each open connection, with how many of its requests' responses are not yet written out. */
   readonly connections: ReadonlyMap<Socket, number>
   /** Hands the requests that arrived before the app was attached to it; later ones go straight. */
   readonly releaseEarlyRequests: () => void
-}>() {}
+}>()("basalt/NodeServer") {}
 
 /**
  * The server listens a moment before the app's request handler is attached (the platform starts
- * listening, then serves). A request in that gap would be emitted to no one and hang, so it is
- * held here and handed to the app once it is attached.
+ * listening, then builds the router and serves). A request in that gap would be emitted to no one
+ * and hang, so it is held here and handed to the app once it is attached.
  */
 export const holdEarlyRequests = (server: Server): (() => void) => {
   const held: Array<readonly [IncomingMessage, ServerResponse]> = []
@@ -70,29 +73,33 @@ const trackConnections = (server: Server): ReadonlyMap<Socket, number> => {
   return unwritten
 }
 
-/**
- * A request whose body read is abandoned (the body limit was hit) is paused instead of destroyed:
- * destroying it would kill the socket before the 413 is written. The 413 carries
- * `Connection: close`, so Node closes the connection once it is sent.
- */
-class AbandonableIncomingMessage extends IncomingMessage {
-  override destroy(error?: Error): this {
-    if (error === undefined && !this.complete && !this.socket.destroyed) {
-      this.pause()
-      return this
-    }
-    return super.destroy(error)
-  }
-}
-
-const NodeServerLive = Layer.unwrapEffect(
-  Effect.map(AppConfig, (config) => {
-    const server = createServer({ IncomingMessage: AbandonableIncomingMessage })
+const NodeServerLive = Layer.unwrap(
+  Effect.gen(function*() {
+    const config = yield* AppConfig
+    const server = createServer()
     const connections = trackConnections(server)
     const releaseEarlyRequests = holdEarlyRequests(server)
     return Layer.merge(
+      // Draining is Basalt's own (below): the platform's shutdown finds the listener closed.
       NodeHttpServer.layer(() => server, { port: config.port, host: config.host }),
       Layer.succeed(NodeServer, { server, connections, releaseEarlyRequests })
+    )
+  })
+)
+
+/**
+ * What every request reads from its context, set once for the server rather than per request:
+ * the body limit, the server span's name, and the requests that get no span.
+ */
+const RequestReferencesLive = Layer.unwrap(
+  Effect.gen(function*() {
+    const { bodyLimitBytes } = yield* AppConfig
+    return Layer.mergeAll(
+      Layer.succeed(MaxBodySize, ByteSize.bytes(bodyLimitBytes)),
+      Layer.succeed(HttpMiddleware.SpanNameGenerator, (request) => `http.server ${request.method}`),
+      // Liveness probes arrive every few seconds from every orchestrator: as spans they would
+      // only bury the traces that matter. They are still counted and logged.
+      HttpMiddleware.layerTracerDisabledForUrls(["/health"])
     )
   })
 )
@@ -133,38 +140,64 @@ const announce = Effect.gen(function*() {
   const { releaseEarlyRequests } = yield* NodeServer
   releaseEarlyRequests()
   const address = (yield* HttpServer.HttpServer).address
-  if (address._tag === "TcpAddress") {
-    const host = address.hostname === "0.0.0.0" || address.hostname === "::" ? "localhost" : address.hostname
-    yield* Effect.logInfo(`Basalt listening on http://${host}:${address.port} (docs at http://${host}:${address.port}/docs)`)
+  if (NetAddress.isInetAddress(address)) {
+    const host = NetAddress.isUnspecified(address.address) ? "localhost" : NetAddress.formatIp(address.address)
+    const url = `http://${host}:${address.port}`
+    // Names the runtime: npm scripts run the Node pinned in package.json, not the machine's.
+    yield* Effect.logInfo(`Basalt listening on ${url} (docs at ${url}/docs)`).pipe(
+      Effect.annotateLogs("runtime", process.versions["deno"] ? `deno ${process.versions["deno"]}` : `node ${process.version}`)
+    )
   }
 })
 
+const passThrough = <A>(app: A): A => app
+
+/** An endpoint without ErrorResponse outermost would answer its errors in their Schemas' own shape. */
+const requireErrorResponse = <Id extends string, Groups extends HttpApiGroup.Constraint>(
+  api: HttpApi.HttpApi<Id, Groups>
+) => {
+  const missing: Array<string> = []
+  HttpApi.reflect(api, {
+    onGroup() {},
+    onEndpoint({ endpoint, group, middleware }) {
+      if ([...middleware].at(-1)?.key !== ErrorResponse.key) missing.push(`${group.identifier}.${endpoint.identifier}`)
+    }
+  })
+  if (missing.length > 0) {
+    throw new Error(`declare .middleware(ErrorResponse) last on the API; it does not wrap ${missing.join(", ")}`)
+  }
+}
+
 /**
- * Serves `api` (whose handlers `apiLive` provides). Built after the server listens, the drain
- * finalizer runs first on shutdown, before the server stops handling requests.
+ * Serves `api`, whose groups `handlers` implement (it may add routes of its own to the router, and
+ * carry layers that live as long as the server). Every API declares ErrorResponse last; it and the
+ * body guard are provided here. Built after the server serves, the drain finalizer runs first on
+ * shutdown, before the server stops handling requests.
  */
-export const serveApi = <A extends HttpApi.HttpApi.Any, E, R>(api: A, apiLive: Layer.Layer<HttpApi.Api, E, R>) => {
+export const serveApi = <Id extends string, Groups extends HttpApiGroup.Constraint, A, E, R>(
+  api: HttpApi.HttpApi<Id, Groups>,
+  handlers: Layer.Layer<A, E, R>
+) => {
+  requireErrorResponse(api)
   const routes = RouteTable.fromApi(api)
-  // The server middleware wraps the app before it is served: middleware handed to serve() would
-  // only see responses already written. The server starts listening only once the app is built,
-  // and the requests of the moment between listening and serving are held (holdEarlyRequests).
-  const serving = Layer.unwrapEffect(
-    Effect.gen(function*() {
-      const config = yield* AppConfig
-      const app = yield* HttpApiBuilder.httpApp
-      return HttpServer.serve(serverMiddleware(config)(app)).pipe(
-        // Liveness probes arrive every few seconds from every orchestrator: as spans they would
-        // only bury the traces that matter. They are still counted and logged.
-        HttpMiddleware.withTracerDisabledForUrls(["/health"]),
-        Layer.provideMerge(NodeServerLive)
-      )
-    })
-  ).pipe(
-    Layer.provide(apiLive),
-    Layer.provide([ErrorResponseLive, requestBodyLayer(api)]),
-    Layer.provide([routes, HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer])
+  const router = Layer.merge(
+    HttpApiBuilder.layer(api).pipe(Layer.provide(Layer.provide(handlers, [ErrorResponse.layer, requestBodyLayer]))),
+    ServerMiddlewareLive(routes)
   )
-  return Layer.scopedDiscard(Effect.zipRight(announce, Effect.addFinalizer(() => drain))).pipe(
+  const serving = Layer.unwrap(Effect.withFiber((fiber) =>
+    Effect.succeed(HttpRouter.serve(router, {
+      disableLogger: true,
+      disableListenLog: true,
+      // Without a tracer backend the platform makes no server span, unless the server has a
+      // middleware of its own (which it runs inside one). The span's ids are what tie a request's
+      // log lines together, so then a pass-through middleware keeps it.
+      ...(fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer ? { middleware: passThrough } : {})
+    }))
+  )).pipe(
+    Layer.provide(RequestReferencesLive),
+    Layer.provideMerge(NodeServerLive)
+  )
+  return Layer.effectDiscard(Effect.andThen(announce, Effect.addFinalizer(() => drain))).pipe(
     Layer.provideMerge(serving)
   )
 }

@@ -11,9 +11,19 @@
  * shard is decided by its lock (a Postgres advisory lock), so two processes on one database never
  * index the same document at once; the other takes over when the holder goes away.
  */
-import { RunnerAddress, RunnerHealth, Runners, Sharding, ShardingConfig, Singleton, SqlMessageStorage, SqlRunnerStorage } from "@effect/cluster"
-import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Layer, Option } from "effect"
+import {
+  RunnerAddress,
+  RunnerHealth,
+  Runners,
+  Sharding,
+  ShardingConfig,
+  Singleton,
+  SqlMessageStorage,
+  SqlRunnerStorage
+} from "effect/cluster"
+import { Digest } from "effect/crypto"
+import { SqlClient } from "effect/sql"
 import { cleanUpEvery, olderThan } from "../src/database/Cleanup.ts"
 import { DatabaseInfo, migrationLockKey } from "../src/database/Database.ts"
 import { ClusterMessagesRepo } from "../src/indexing/ClusterMessagesRepo.ts"
@@ -22,7 +32,7 @@ import { DocumentIndexing } from "../src/indexing/DocumentIndexing.ts"
 import { EmbeddingIndex } from "../src/indexing/EmbeddingIndex.ts"
 import { IndexingPipeline } from "../src/indexing/IndexingPipeline.ts"
 
-export const shardingConfig: Partial<ShardingConfig.ShardingConfig["Type"]> = {
+export const shardingConfig: Partial<ShardingConfig.ShardingConfig["Service"]> = {
   runnerAddress: Option.some(RunnerAddress.make("basalt", 0)),
   // Stored with every message: changing it would strand the messages of shards that no longer exist.
   shardsPerGroup: 300,
@@ -39,7 +49,7 @@ export const shardingConfig: Partial<ShardingConfig.ShardingConfig["Type"]> = {
  * create them (and the vector index).
  */
 const underMigrationLock = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
-  Layer.scopedContext(
+  Layer.effectContext(
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       const layerScope = yield* Effect.scope
@@ -63,7 +73,7 @@ const underMigrationLock = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
  * reader, which then fails on lock numbers it does not know. There the shard locks are rows
  * instead (the cluster's table-based locks); on Postgres, advisory locks as SingleRunner uses.
  */
-const shardingConfigLive = Layer.unwrapEffect(
+const shardingConfigLive = Layer.unwrap(
   Effect.map(DatabaseInfo, (database) =>
     ShardingConfig.layer({ ...shardingConfig, shardLockDisableAdvisory: database.backend === "pglite" }))
 )
@@ -74,7 +84,8 @@ export const ClusterLive = underMigrationLock(
     Layer.provideMerge(Runners.layerNoop),
     Layer.provideMerge(SqlMessageStorage.layer),
     Layer.provide([Layer.orDie(SqlRunnerStorage.layer), RunnerHealth.layerNoop]),
-    Layer.provide(shardingConfigLive)
+    // Hashes message keys too long for their column (never Basalt's: a document id and a revision).
+    Layer.provide([shardingConfigLive, Digest.layerWebCrypto])
   )
 )
 
@@ -108,16 +119,16 @@ export const DocumentIndexerLive = Layer.effect(
       // One after the other: two revisions of one document are stored (and so handled) in order.
       submitAll: (requests) => Effect.forEach(requests, store, { discard: true }),
       wake: sharding.pollStorage,
-      submit: (request) => Effect.zipRight(store(request), sharding.pollStorage)
+      submit: (request) => Effect.andThen(store(request), sharding.pollStorage)
     })
   })
 )
 
 /** Records the model and creates its vector index before any document is indexed with it. */
-const PrepareEmbeddingIndex = underMigrationLock(Layer.effectDiscard(Effect.flatMap(EmbeddingIndex, (index) => index.prepare)))
+const PrepareEmbeddingIndex = underMigrationLock(Layer.effectDiscard(EmbeddingIndex.use((index) => index.prepare)))
 
 /** One re-embedding at a time across processes: a singleton runs where its shard is held. */
-const ReembedLive = Singleton.make("basalt/Reembed", Effect.flatMap(EmbeddingIndex, (index) => index.reembed))
+const ReembedLive = Singleton.make("basalt/Reembed", EmbeddingIndex.use((index) => index.reembed))
 
 /**
  * How long a processed message is kept. It coalesces a repeated submission of its revision while
@@ -129,7 +140,7 @@ export const processedMessageRetention = Duration.hours(1)
 const messageCleanupInterval = Duration.minutes(1)
 
 /** Keeps `cluster_messages` and `cluster_replies` from growing by a row per indexing request forever. */
-const ClusterMessagesCleanupLive = Layer.scopedDiscard(
+const ClusterMessagesCleanupLive = Layer.effectDiscard(
   Effect.gen(function*() {
     const repo = yield* ClusterMessagesRepo
     yield* cleanUpEvery(
@@ -138,10 +149,10 @@ const ClusterMessagesCleanupLive = Layer.scopedDiscard(
       olderThan(processedMessageRetention, repo.deleteProcessed)
     )
   })
-).pipe(Layer.provide(ClusterMessagesRepo.Default))
+).pipe(Layer.provide(ClusterMessagesRepo.layer))
 
 export const IndexingLive = Layer.mergeAll(DocumentIndexerLive, DocumentIndexingLive, ReembedLive, ClusterMessagesCleanupLive).pipe(
   Layer.provide(PrepareEmbeddingIndex),
-  Layer.provide([IndexingPipeline.Default, EmbeddingIndex.Default]),
+  Layer.provide([IndexingPipeline.layer, EmbeddingIndex.layer]),
   Layer.provide(ClusterLive)
 )

@@ -18,7 +18,7 @@ export const LocalEmbedderLive = Layer.sync(Embedder, () => {
       Effect.gen(function*() {
         const vectors: Array<Float32Array> = []
         for (let start = 0; start < texts.length; start += textsPerSlice) {
-          if (start > 0) yield* Effect.yieldNow()
+          if (start > 0) yield* Effect.yieldNow
           for (const text of texts.slice(start, start + textsPerSlice)) vectors.push(model.embed(text))
         }
         return vectors

@@ -3,8 +3,8 @@
  * authorization URL, the code exchange (client_secret_basic, PKCE), ID token checks with the
  * provider's published keys (jose), and userinfo when the ID token carries no email.
  */
-import { FetchHttpClient, HttpClient, HttpClientRequest, HttpClientResponse } from "@effect/platform"
 import { Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { FetchHttpClient, HttpClient, HttpClientRequest, HttpClientResponse } from "effect/http"
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify } from "jose"
 import { type ProviderIdentity, OidcProvider, ProviderUnavailable, SignInRejected } from "../src/accounts/OidcProvider.ts"
 import { AppConfig, type OidcConfig } from "../src/config/AppConfig.ts"
@@ -30,7 +30,7 @@ const ProviderError = Schema.Struct({ error: Schema.String, error_description: S
 const UserInfo = Schema.Struct({
   sub: Schema.String,
   email: Schema.optional(Schema.String),
-  email_verified: Schema.optional(Schema.Union(Schema.Boolean, Schema.Literal("true", "false"))),
+  email_verified: Schema.optional(Schema.Union([Schema.Boolean, Schema.Literals(["true", "false"])])),
   name: Schema.optional(Schema.String)
 })
 
@@ -61,7 +61,7 @@ const make = (config: OidcConfig) =>
     }).pipe(Effect.mapError((error) => error instanceof ProviderUnavailable ? error : unavailable("discovery failed")(error)))
 
     // Read once; a failure is not remembered, so the next sign-in tries again.
-    let discovered: Option.Option<Effect.Effect.Success<typeof readDiscovery>> = Option.none()
+    let discovered: Option.Option<Effect.Success<typeof readDiscovery>> = Option.none()
     const discovery = Effect.suspend(() =>
       Option.match(discovered, {
         onSome: Effect.succeed,
@@ -69,7 +69,7 @@ const make = (config: OidcConfig) =>
       })
     )
 
-    const authorizationUrl: OidcProvider["Type"]["authorizationUrl"] = ({ codeChallenge, nonce, state }) =>
+    const authorizationUrl: OidcProvider["Service"]["authorizationUrl"] = ({ codeChallenge, nonce, state }) =>
       Effect.map(discovery, ({ authorization_endpoint }) => {
         const url = new URL(authorization_endpoint)
         url.searchParams.set("response_type", "code")
@@ -126,7 +126,7 @@ const make = (config: OidcConfig) =>
         )
       })
 
-    const redeem: OidcProvider["Type"]["redeem"] = ({ code, codeVerifier, nonce }) =>
+    const redeem: OidcProvider["Service"]["redeem"] = ({ code, codeVerifier, nonce }) =>
       Effect.gen(function*() {
         const found = yield* discovery
         const tokens = yield* exchange(found.token_endpoint, code, codeVerifier)
@@ -166,7 +166,7 @@ const make = (config: OidcConfig) =>
  * The provider of BASALT_OIDC_ISSUER. Without one the service is simply absent: its only user
  * looks it up with Effect.serviceOption and answers 404.
  */
-export const OidcProviderLive: Layer.Layer<OidcProvider, never, AppConfig> = Layer.unwrapEffect(
+export const OidcProviderLive: Layer.Layer<OidcProvider, never, AppConfig> = Layer.unwrap(
   Effect.map(AppConfig, (config): Layer.Layer<OidcProvider> =>
     Option.match(config.auth.oidc, {
       onNone: () => Layer.empty as Layer.Layer<OidcProvider>,

@@ -4,10 +4,10 @@
  * EmbeddingError when the options are wrong, or when the vector size has to be learnt from the
  * provider and it cannot be reached. Its request fibers end with the layer.
  */
-import { FetchHttpClient } from "@effect/platform"
 import { Layer } from "effect"
+import { FetchHttpClient } from "effect/http"
 import { Embedder } from "../src/embedding/Embedder.ts"
 import * as OpenAiEmbedder from "../src/embedding/OpenAiEmbedder.ts"
 
 export const OpenAiEmbedderLive = (options: OpenAiEmbedder.OpenAiEmbedderOptions) =>
-  Layer.scoped(Embedder, OpenAiEmbedder.make(options)).pipe(Layer.provide(FetchHttpClient.layer))
+  Layer.effect(Embedder, OpenAiEmbedder.make(options)).pipe(Layer.provide(FetchHttpClient.layer))

@@ -1,13 +1,14 @@
 /**
  * The embedded database: PGlite (Postgres in WebAssembly, with pgvector) persisted on disk and
- * served on a loopback port through pglite-socket, so the server reaches it with the same pg
- * driver and SqlClient as a real Postgres. It runs in a worker thread of this process
+ * served on a loopback port through pglite-socket, so the server reaches it with the same
+ * Postgres driver and SqlClient as a real Postgres. It runs in a worker thread of this process
  * (PgliteWorker.ts), so that its statements, synchronous WebAssembly, do not hold the event loop.
  */
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Layer, Runtime } from "effect"
+import { Effect, Layer } from "effect"
 import { Worker } from "node:worker_threads"
 import { AppConfig } from "../src/config/AppConfig.ts"
+import { makeTypes } from "../src/database/PgTypeCodecs.ts"
 
 const bootstrap = new URL("./TypeScriptWorker.mjs", import.meta.url)
 const workerModule = new URL("./PgliteWorker.ts", import.meta.url).href
@@ -21,8 +22,8 @@ interface PgliteThread {
 
 const startThread = (dataDir: string) =>
   Effect.gen(function*() {
-    const runtime = yield* Effect.runtime<never>()
-    return yield* Effect.async<PgliteThread>((resume) => {
+    const context = yield* Effect.context<never>()
+    return yield* Effect.callback<PgliteThread>((resume) => {
       const worker = new Worker(bootstrap, { workerData: { module: workerModule, dataDir } })
       // The scope ends the thread; a server failing before that must still be able to exit.
       worker.unref()
@@ -31,7 +32,7 @@ const startThread = (dataDir: string) =>
       worker.on("error", (error) => {
         if (!listening) return resume(Effect.die(error))
         // Past the start, an uncaught error is logged (an 'error' event nobody hears would end the process).
-        Runtime.runFork(runtime)(Effect.logError("the embedded database's thread failed", error))
+        Effect.runForkWith(context)(Effect.logError("the embedded database's thread failed", error))
       })
       worker.on("exit", (code) => {
         ended = true
@@ -50,7 +51,7 @@ const startThread = (dataDir: string) =>
  */
 export const servePglite = (dataDir: string) =>
   Effect.acquireRelease(startThread(dataDir), ({ ended, worker }) =>
-    Effect.async<void>((resume) => {
+    Effect.callback<void>((resume) => {
       if (ended()) return resume(Effect.void)
       worker.once("exit", () => resume(Effect.void))
       worker.postMessage("close")
@@ -59,7 +60,7 @@ export const servePglite = (dataDir: string) =>
       Effect.map(({ port }) => ({ port }))
     )
 
-export const PgliteClientLive = Layer.unwrapScoped(
+export const PgliteClientLive = Layer.unwrap(
   Effect.gen(function*() {
     const config = yield* AppConfig
     const { port } = yield* servePglite(config.dataDir)
@@ -69,7 +70,11 @@ export const PgliteClientLive = Layer.unwrapScoped(
       username: "postgres",
       database: "postgres",
       maxConnections: config.database.poolMax,
-      applicationName: "basalt"
+      applicationName: "basalt",
+      types: makeTypes(),
+      // Every connection is the same PGlite session: statements prepared by name would stay in it
+      // after their connection closed, a few more with each connection the pool opens.
+      prepare: false
     })
   })
 )

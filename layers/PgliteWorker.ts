@@ -6,7 +6,8 @@
  * this thread.
  *
  * Protocol with the parent: `workerData` holds `dataDir`; once listening the worker posts
- * `{ port }`; the message "close" closes the socket server and PGlite, then the thread ends.
+ * `{ port }`; the message "close" closes the socket server and PGlite, then the thread ends
+ * (exit code 0).
  */
 import { PGlite } from "@electric-sql/pglite"
 import { vector } from "@electric-sql/pglite-pgvector"
@@ -40,6 +41,7 @@ parentPort!.once("message", async () => {
   for (const socket of sockets) socket.destroy()
   await new Promise<void>((resolve) => server.close(() => resolve()))
   await db.close()
-  parentPort!.close()
+  // Ends this thread only (Node and Deno alike; Deno's parentPort has no close()).
+  process.exit(0)
 })
 parentPort!.postMessage({ port: (server.address() as AddressInfo).port })

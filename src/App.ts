@@ -1,12 +1,11 @@
 /** The whole server as one Layer: the API served over HTTP, on its database, with telemetry. */
-import { HttpApiBuilder } from "@effect/platform"
 import { Layer } from "effect"
 import { AppConfigLive } from "../layers/AppConfigLive.ts"
 import { DatabaseLive } from "../layers/DatabaseLive.ts"
 import { EmbedderLive } from "../layers/EmbedderLive.ts"
+import { serveApi } from "../layers/HttpServerLive.ts"
 import { IndexingLive } from "../layers/IndexingLive.ts"
 import { OidcProviderLive } from "../layers/OidcProviderLive.ts"
-import { serveApi } from "../layers/HttpServerLive.ts"
 import { LoggerLive, TelemetryLive } from "../layers/TelemetryLive.ts"
 import { AccessTokens } from "./accounts/AccessTokens.ts"
 import { AdminHttpLive, ApiKeysHttpLive, AuthHttpLive, UsersHttpLive } from "./accounts/AccountsHttp.ts"
@@ -21,30 +20,41 @@ import { DocumentDeletionsPruningLive } from "./documents/DocumentEvents.ts"
 import { DocumentsHttpLive } from "./documents/DocumentsHttp.ts"
 import { HealthHttpLive } from "./health/HealthHttp.ts"
 import { ServerLifecycle } from "./http/ServerLifecycle.ts"
+import { AuthRateLimitLive } from "./ratelimit/RateLimitHttp.ts"
 import { RateLimiter } from "./ratelimit/RateLimiter.ts"
 import { SearchHttpLive } from "./search/SearchHttp.ts"
 import { SearchStatisticsLive } from "./search/SearchStatistics.ts"
-import { AuthRateLimitLive } from "./ratelimit/RateLimitHttp.ts"
 
-const AccountsLive = Layer.mergeAll(AccessTokens.Live, PasswordHasher.Live, CallerCache.Live, OidcProviderLive)
+const AccountsLive = Layer.mergeAll(AccessTokens.layer, PasswordHasher.layer, CallerCache.layer, OidcProviderLive)
 
-const ApiLive = HttpApiBuilder.api(BasaltApi).pipe(
-  Layer.provide([HealthHttpLive, DocsHttpLive, AuthHttpLive, SingleSignOnHttpLive, UsersHttpLive, AdminHttpLive, ApiKeysHttpLive]),
-  Layer.provide([DocumentsHttpLive, CollectionsHttpLive, SearchHttpLive]),
-  Layer.provide([Authentication.Live, AdminAuthentication.Live, AuthRateLimitLive]),
+const HandlersLive = Layer.mergeAll(
+  HealthHttpLive,
+  DocsHttpLive,
+  AuthHttpLive,
+  SingleSignOnHttpLive,
+  UsersHttpLive,
+  AdminHttpLive,
+  ApiKeysHttpLive,
+  DocumentsHttpLive,
+  CollectionsHttpLive,
+  SearchHttpLive
+).pipe(
+  Layer.provide([Authentication.layer, AdminAuthentication.layer, AuthRateLimitLive]),
   // The middleware and the event streams (which re-check their request) identify callers alike.
-  Layer.provide(Authenticator.Live),
-  Layer.provide([AccountsLive, RateLimiter.Live])
+  Layer.provide(Authenticator.layer),
+  Layer.provide([AccountsLive, RateLimiter.layer])
 )
 
 // Indexing (and the DocumentIndexer the handlers submit to) runs as long as the server; merged
 // so that the database and the indexer are reachable from the runtime (tests, scripts). One
 // embedder serves indexing and search alike.
-export const AppLive = serveApi(BasaltApi, Layer.mergeAll(ApiLive, SearchStatisticsLive, DocumentDeletionsPruningLive)).pipe(
+const ServedLive = Layer.mergeAll(HandlersLive, SearchStatisticsLive, DocumentDeletionsPruningLive)
+
+export const AppLive = serveApi(BasaltApi, ServedLive).pipe(
   Layer.provideMerge(IndexingLive),
   Layer.provideMerge(EmbedderLive),
   Layer.provideMerge(DatabaseLive),
-  Layer.provide(ServerLifecycle.Live),
+  Layer.provide(ServerLifecycle.layer),
   Layer.provide(TelemetryLive),
   Layer.provide(LoggerLive),
   Layer.provide(AppConfigLive)

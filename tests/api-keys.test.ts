@@ -1,8 +1,7 @@
 /** API keys: shown once, stored hashed, capped at the creator's role, revocable, owner-only. */
 import { createHash } from "node:crypto"
-import pg from "pg"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { startServer, type TestServer } from "./support/server.ts"
+import { postgresQuery, startServer, type TestServer } from "./support/server.ts"
 
 const request = (method: string, token: string, body?: unknown): RequestInit => ({
   method,
@@ -55,16 +54,14 @@ describe("API keys", () => {
   // PGlite is reachable only from inside the server; the Postgres run looks at the table itself.
   it.runIf(process.env.DATABASE_URL !== undefined)("keeps only a hash of the secret", async () => {
     const { key, secret } = (await server.request("/api/v1/api-keys", request("POST", basic, { name: "hashed" }))).json()
-    const client = new pg.Client({ connectionString: server.databaseUrl })
-    await client.connect()
-    try {
-      const { rows } = await client.query("SELECT to_jsonb(k)::text AS row, secret_hash FROM api_keys k WHERE id = $1", [key.id])
-      expect(rows).toHaveLength(1)
-      expect(rows[0].row).not.toContain(secret)
-      expect(rows[0].secret_hash).toBe(createHash("sha256").update(secret).digest("base64url"))
-    } finally {
-      await client.end()
-    }
+    const rows = await postgresQuery<{ row: string; secret_hash: string }>(
+      server.databaseUrl!,
+      "SELECT to_jsonb(k)::text AS row, secret_hash FROM api_keys k WHERE id = $1",
+      [key.id]
+    )
+    expect(rows).toHaveLength(1)
+    expect(rows[0]!.row).not.toContain(secret)
+    expect(rows[0]!.secret_hash).toBe(createHash("sha256").update(secret).digest("base64url"))
   })
 
   it("refuses a role above the creator's with 403, and an expiry in the past with 422", async () => {

@@ -1,26 +1,24 @@
 /** Configuration: defaults, validation with one clear line per bad variable, secrets kept secret. */
-import { ConfigProvider, Duration, Effect, Either, LogLevel, Option, Redacted } from "effect"
+import { ConfigProvider, Duration, Effect, Option, Redacted, Result } from "effect"
 import { describe, expect, it } from "vitest"
 import { appConfig, describeConfigError, parseByteSize } from "../src/config/AppConfig.ts"
 
-const load = (env: Record<string, string>) =>
-  Effect.runSync(
-    Effect.either(Effect.withConfigProvider(appConfig, ConfigProvider.fromMap(new Map(Object.entries(env)))))
-  )
+// Read as the server reads its environment.
+const load = (env: Record<string, string>) => Effect.runSync(Effect.result(appConfig.parse(ConfigProvider.fromEnv({ env }))))
 
 const errorOf = (env: Record<string, string>) => {
   const result = load(env)
-  if (Either.isRight(result)) throw new Error("expected the configuration to be refused")
-  return describeConfigError(result.left)
+  if (Result.isSuccess(result)) throw new Error("expected the configuration to be refused")
+  return describeConfigError(result.failure)
 }
 
 describe("configuration", () => {
   it("has working defaults with nothing set", () => {
-    const config = Either.getOrThrow(load({}))
+    const config = Result.getOrThrow(load({}))
     expect(config.port).toBe(8080)
     expect(config.host).toBe("0.0.0.0")
     expect(config.dataDir).toBe("./data")
-    expect(config.logLevel).toBe(LogLevel.Info)
+    expect(config.logLevel).toBe("Info")
     expect(config.corsOrigins).toEqual([])
     expect(config.bodyLimitBytes).toBe(1024 * 1024)
     expect(Duration.toMillis(config.shutdownGrace)).toBe(10_000)
@@ -32,7 +30,7 @@ describe("configuration", () => {
   })
 
   it("reads every variable", () => {
-    const config = Either.getOrThrow(
+    const config = Result.getOrThrow(
       load({
         PORT: "9090",
         HOST: "127.0.0.1",
@@ -48,7 +46,7 @@ describe("configuration", () => {
       })
     )
     expect(config.port).toBe(9090)
-    expect(config.logLevel).toBe(LogLevel.Warning)
+    expect(config.logLevel).toBe("Warn")
     expect(config.corsOrigins).toEqual(["https://a.example", "https://b.example"])
     expect(config.bodyLimitBytes).toBe(512 * 1024)
     expect(Duration.toMillis(config.shutdownGrace)).toBe(3000)
@@ -59,7 +57,7 @@ describe("configuration", () => {
   })
 
   it("treats an empty optional variable as unset", () => {
-    const config = Either.getOrThrow(load({ DATABASE_URL: "", OTEL_EXPORTER_OTLP_ENDPOINT: " ", DATABASE_SSL_CA_FILE: "" }))
+    const config = Result.getOrThrow(load({ DATABASE_URL: "", OTEL_EXPORTER_OTLP_ENDPOINT: " ", DATABASE_SSL_CA_FILE: "" }))
     expect(Option.isNone(config.database.url)).toBe(true)
     expect(Option.isNone(config.telemetry.otlpEndpoint)).toBe(true)
     expect(Option.isNone(config.database.sslCaFile)).toBe(true)
@@ -92,7 +90,7 @@ describe("configuration", () => {
   })
 
   it("never shows secrets when the configuration is printed or logged", () => {
-    const config = Either.getOrThrow(
+    const config = Result.getOrThrow(
       load({ DATABASE_URL: "postgres://u:hunter2@db/basalt", OTEL_EXPORTER_OTLP_HEADERS: "authorization=Bearer tok3n" })
     )
     const printed = `${JSON.stringify(config)} ${String(config.database.url)} ${String(config.telemetry.otlpHeaders)}`
@@ -105,23 +103,23 @@ describe("configuration", () => {
     ["1MiB", 1048576],
     ["2 mb", 2097152]
   ])("parses the size %s", (text, bytes) => {
-    expect(parseByteSize(text)).toEqual(Either.right(bytes))
+    expect(parseByteSize(text)).toEqual(Result.succeed(bytes))
   })
 })
 
 describe("configuration of rate limits", () => {
   it("limits by default, with no trusted proxy", () => {
-    const config = Either.getOrThrow(load({}))
+    const config = Result.getOrThrow(load({}))
     expect(config.rateLimits.auth).toEqual(Option.some({ quota: 10, windowSeconds: 60 }))
     expect(config.rateLimits.principal).toEqual(Option.some({ quota: 600, windowSeconds: 60 }))
     expect(config.trustedProxies).toEqual([])
     // Empty is unset, as for every variable.
-    const empty = Either.getOrThrow(load({ BASALT_RATE_LIMIT_AUTH: "", BASALT_TRUSTED_PROXIES: "" }))
+    const empty = Result.getOrThrow(load({ BASALT_RATE_LIMIT_AUTH: "", BASALT_TRUSTED_PROXIES: "" }))
     expect(empty.rateLimits.auth).toEqual(Option.some({ quota: 10, windowSeconds: 60 }))
   })
 
   it("reads the limits, off, and the trusted proxies", () => {
-    const config = Either.getOrThrow(
+    const config = Result.getOrThrow(
       load({ BASALT_RATE_LIMIT_AUTH: "5/30s", BASALT_RATE_LIMIT_PRINCIPAL: "off", BASALT_TRUSTED_PROXIES: "10.0.0.0/8, ::1" })
     )
     expect(config.rateLimits.auth).toEqual(Option.some({ quota: 5, windowSeconds: 30 }))
@@ -138,10 +136,10 @@ describe("configuration of accounts", () => {
   })
 
   it("reads the accounts settings, with sign-up closed by default", () => {
-    const defaults = Either.getOrThrow(load({}))
+    const defaults = Result.getOrThrow(load({}))
     expect(defaults.auth.allowSignup).toBe(false)
     expect(Duration.toMinutes(defaults.auth.accessTokenTtl)).toBe(15)
-    const set = Either.getOrThrow(load({ BASALT_ALLOW_SIGNUP: "true", BASALT_ACCESS_TOKEN_TTL: "5 minutes", BASALT_JWT_SECRET: "k".repeat(32) }))
+    const set = Result.getOrThrow(load({ BASALT_ALLOW_SIGNUP: "true", BASALT_ACCESS_TOKEN_TTL: "5 minutes", BASALT_JWT_SECRET: "k".repeat(32) }))
     expect(set.auth.allowSignup).toBe(true)
     expect(Duration.toMinutes(set.auth.accessTokenTtl)).toBe(5)
     expect(Option.map(set.auth.jwtSecret, Redacted.value)).toEqual(Option.some("k".repeat(32)))
@@ -157,12 +155,12 @@ describe("configuration of single sign-on", () => {
   }
 
   it("is off without an issuer, even if other OIDC variables are set", () => {
-    const config = Either.getOrThrow(load({ BASALT_OIDC_CLIENT_ID: "x" }))
+    const config = Result.getOrThrow(load({ BASALT_OIDC_CLIENT_ID: "x" }))
     expect(Option.isNone(config.auth.oidc)).toBe(true)
   })
 
   it("reads the provider, keeping the issuer exactly as given and the secret redacted", () => {
-    const config = Either.getOrThrow(load({ ...complete, BASALT_OIDC_ALLOWED_DOMAINS: "Corp.example, @lab.example" }))
+    const config = Result.getOrThrow(load({ ...complete, BASALT_OIDC_ALLOWED_DOMAINS: "Corp.example, @lab.example" }))
     const oidc = Option.getOrThrow(config.auth.oidc)
     expect(oidc.issuer).toBe("https://login.example.com/")
     expect(oidc.allowedDomains).toEqual(["corp.example", "lab.example"])
@@ -180,7 +178,7 @@ describe("configuration of single sign-on", () => {
 
 describe("configuration of embeddings and indexing", () => {
   it("uses the built-in model by default, indexing two batches of up to 64 documents at once in 512-token chunks", () => {
-    const config = Either.getOrThrow(load({}))
+    const config = Result.getOrThrow(load({}))
     expect(Option.isNone(config.embeddings.provider)).toBe(true)
     expect(config.embeddings.batchSize).toBe(64)
     expect(config.embeddings.concurrency).toBe(4)
@@ -189,7 +187,7 @@ describe("configuration of embeddings and indexing", () => {
   })
 
   it("reads a provider, its key redacted, and the indexing settings", () => {
-    const config = Either.getOrThrow(load({
+    const config = Result.getOrThrow(load({
       BASALT_EMBEDDINGS_URL: "http://localhost:11434/v1",
       BASALT_EMBEDDINGS_MODEL: "nomic-embed-text",
       BASALT_EMBEDDINGS_DIMENSIONS: "768",
@@ -212,7 +210,7 @@ describe("configuration of embeddings and indexing", () => {
   })
 
   it("treats empty provider settings as unset", () => {
-    const config = Either.getOrThrow(load({
+    const config = Result.getOrThrow(load({
       BASALT_EMBEDDINGS_URL: "",
       BASALT_EMBEDDINGS_MODEL: "",
       BASALT_EMBEDDINGS_DIMENSIONS: "",

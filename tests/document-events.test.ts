@@ -256,7 +256,7 @@ describe("document events", () => {
 
     // Once pruned, it is forgotten: the resumed stream goes on with what came after.
     const pruned = await server.run(Effect.flatMap(DocumentsRepo, (repo) => repo.pruneDeletions(new Date(Date.now() + 60_000))).pipe(
-      Effect.provide(DocumentsRepo.Default)
+      Effect.provide(DocumentsRepo.layer)
     ))
     expect(pruned).toBe(1)
     const later = await create(ada, "After pruning")

@@ -1,5 +1,5 @@
-import { FetchHttpClient, type HttpClient } from "@effect/platform"
 import { Effect, Exit, Fiber, type Layer, Redacted, Scope } from "effect"
+import { FetchHttpClient, type HttpClient } from "effect/http"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { LocalEmbedderLive } from "../layers/LocalEmbedderLive.ts"
 import { OpenAiEmbedderLive } from "../layers/OpenAiEmbedderLive.ts"
@@ -44,12 +44,11 @@ const requestsReceived = (count: number) =>
     while (fake.requests.length < count) yield* Effect.sleep("5 millis")
   })
 
-/** Waits until each caller waits for its vectors, its texts queued (it suspends only then). */
-const queuedUp = (callers: ReadonlyArray<Fiber.RuntimeFiber<unknown, unknown>>) =>
-  Effect.forEach(callers, (caller) =>
-    Effect.gen(function*() {
-      while ((yield* Fiber.status(caller))._tag !== "Suspended") yield* Effect.yieldNow()
-    }), { discard: true })
+/**
+ * Forks a caller and runs it until it first suspends: waiting for its vectors, its texts queued
+ * (it suspends only then). Fibers expose no running/suspended status to wait for instead.
+ */
+const queuedUp = <A, E>(caller: Effect.Effect<A, E>) => Effect.forkChild(caller, { startImmediately: true })
 
 /** A normal reply held until `release()`: the request keeps its slot busy while others queue up. */
 const heldReply = () => {
@@ -298,12 +297,11 @@ describe("OpenAI-compatible embedder", () => {
     const results = await run(Effect.gen(function*() {
       const embedder = yield* OpenAiEmbedder.make(optionsWith({ batchSize: 4, concurrency: 1 }))
       // The one slot is busy: everything the callers send queues up meanwhile.
-      const first = yield* Effect.fork(embedder.embed(["first"]))
+      const first = yield* Effect.forkChild(embedder.embed(["first"]))
       yield* requestsReceived(1)
-      const rest = yield* Effect.forEach(callers, (texts) => Effect.fork(embedder.embed(texts)))
-      yield* queuedUp(rest)
+      const rest = yield* Effect.forEach(callers, (texts) => queuedUp(embedder.embed(texts)))
       held.release()
-      return [yield* Fiber.join(first), ...(yield* Fiber.join(Fiber.all(rest)))]
+      return [yield* Fiber.join(first), ...(yield* Fiber.joinAll(rest))]
     }))
     expectVectorsOf(["first"], results[0]!, 16)
     callers.forEach((texts, i) => {
@@ -327,24 +325,23 @@ describe("OpenAI-compatible embedder", () => {
     })
     const [a, b, c] = await run(Effect.gen(function*() {
       const embedder = yield* OpenAiEmbedder.make(optionsWith({ batchSize: 2, concurrency: 1 }))
-      const first = yield* Effect.fork(embedder.embed(["first"]))
+      const first = yield* Effect.forkChild(embedder.embed(["first"]))
       yield* requestsReceived(1)
-      const callers = yield* Effect.forEach([["a0"], ["b0"], ["c0", "c1"]], (texts) => Effect.fork(Effect.either(embedder.embed(texts))))
-      yield* queuedUp(callers)
+      const callers = yield* Effect.forEach([["a0"], ["b0"], ["c0", "c1"]], (texts) => queuedUp(Effect.result(embedder.embed(texts))))
       held.release()
       yield* Fiber.join(first)
-      return yield* Fiber.join(Fiber.all(callers))
+      return yield* Fiber.joinAll(callers)
     }))
     expect(fake.requests.map((request) => request.body.input)).toEqual([["first"], ["a0", "b0"], ["c0", "c1"]])
     for (const refused of [a!, b!]) {
-      expect(refused._tag).toBe("Left")
-      if (refused._tag === "Left") {
-        expect(refused.left.transient).toBe(false)
-        expect(refused.left.reason).toMatch(/rejected the request \(400\)/)
+      expect(refused._tag).toBe("Failure")
+      if (refused._tag === "Failure") {
+        expect(refused.failure.transient).toBe(false)
+        expect(refused.failure.reason).toMatch(/rejected the request \(400\)/)
       }
     }
-    expect(c!._tag).toBe("Right")
-    if (c!._tag === "Right") expectVectorsOf(["c0", "c1"], c!.right, 16)
+    expect(c!._tag).toBe("Success")
+    if (c!._tag === "Success") expectVectorsOf(["c0", "c1"], c!.success, 16)
   })
 
   it("drops an interrupted caller's queued texts and serves the others", async () => {
@@ -352,17 +349,17 @@ describe("OpenAI-compatible embedder", () => {
     fake.queue(held.reply)
     const [interrupted, other, after] = await run(Effect.gen(function*() {
       const embedder = yield* OpenAiEmbedder.make(optionsWith({ batchSize: 2, concurrency: 1 }))
-      const first = yield* Effect.fork(embedder.embed(["first"]))
+      const first = yield* Effect.forkChild(embedder.embed(["first"]))
       yield* requestsReceived(1)
-      const gone = yield* Effect.fork(embedder.embed(["gone 0", "gone 1", "gone 2"]))
-      const other = yield* Effect.fork(embedder.embed(["other"]))
-      yield* queuedUp([gone, other])
-      const interrupted = yield* Fiber.interrupt(gone)
+      const gone = yield* queuedUp(embedder.embed(["gone 0", "gone 1", "gone 2"]))
+      const other = yield* queuedUp(embedder.embed(["other"]))
+      yield* Fiber.interrupt(gone)
+      const interrupted = yield* Fiber.await(gone)
       held.release()
       yield* Fiber.join(first)
       return [interrupted, yield* Fiber.join(other), yield* embedder.embed(["after"])] as const
     }))
-    expect(Exit.isInterrupted(interrupted)).toBe(true)
+    expect(Exit.hasInterrupts(interrupted)).toBe(true)
     expectVectorsOf(["other"], other, 16)
     expectVectorsOf(["after"], after, 16)
     expect(fake.requests.map((request) => request.body.input)).toEqual([["first"], ["other"], ["after"]])
@@ -372,13 +369,13 @@ describe("OpenAI-compatible embedder", () => {
     fake.queue("hang")
     const exit = await run(Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const embedder = yield* OpenAiEmbedder.make(optionsWith()).pipe(Scope.extend(scope))
-      const waiting = yield* Effect.fork(embedder.embed(["never answered"]))
+      const embedder = yield* OpenAiEmbedder.make(optionsWith()).pipe(Scope.provide(scope))
+      const waiting = yield* Effect.forkChild(embedder.embed(["never answered"]))
       yield* requestsReceived(1)
       yield* Scope.close(scope, Exit.void)
       return yield* Fiber.await(waiting)
     }))
-    expect(Exit.isInterrupted(exit)).toBe(true)
+    expect(Exit.hasInterrupts(exit)).toBe(true)
     while (fake.abandoned() < 1) await new Promise((resolve) => setTimeout(resolve, 5))
     expect(fake.abandoned()).toBe(1)
   })

@@ -4,44 +4,44 @@
  * through exactly the production stack (serveApi, the same middleware, error renderer, request
  * body guard and database) and its responses are validated against components.responses.
  */
-import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
-import { SqlClient } from "@effect/sql"
-import { ConfigProvider, Effect, Layer, ManagedRuntime, Schema } from "effect"
-import { HttpServer } from "@effect/platform"
+import { Effect, Layer, ManagedRuntime, Schema } from "effect"
+import type { HttpServer } from "effect/http"
+import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup } from "effect/http-api"
+import { SqlClient } from "effect/sql"
 import { request as httpRequest } from "node:http"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { AppConfigLive } from "../layers/AppConfigLive.ts"
 import { DatabaseLive } from "../layers/DatabaseLive.ts"
 import { serveApi } from "../layers/HttpServerLive.ts"
 import { LoggerLive } from "../layers/TelemetryLive.ts"
-import { InternalError } from "../src/http/ApiError.ts"
+import { ValidationFailed } from "../src/http/ApiError.ts"
+import { ErrorResponse } from "../src/http/ErrorResponse.ts"
 import { withBody } from "../src/http/RequestBody.ts"
 import { ServerLifecycle } from "../src/http/ServerLifecycle.ts"
 import { validateComponentResponse } from "./support/contract.ts"
-import { startServer, type TestServer, testEnv } from "./support/server.ts"
+import { configFrom, serverUrl, startServer, type TestServer, testEnv } from "./support/server.ts"
 
-const Item = Schema.Struct({ title: Schema.String.pipe(Schema.minLength(1)), count: Schema.Int })
+const Item = Schema.Struct({ title: Schema.String.check(Schema.isMinLength(1)), count: Schema.Int })
 
 class ProbeApi extends HttpApi.make("probe")
   .add(
-    HttpApiGroup.make("probe")
-      .add(withBody(Item)(HttpApiEndpoint.post("createItem", "/probe/items").addSuccess(Item)))
-      .add(HttpApiEndpoint.get("defect", "/probe/defect"))
-      .add(HttpApiEndpoint.get("sqlFailure", "/probe/sql"))
+    HttpApiGroup.make("probe").add(
+      HttpApiEndpoint.post("createItem", "/probe/items", { payload: Item, success: Item, error: ValidationFailed }).pipe(
+        withBody()
+      ),
+      HttpApiEndpoint.get("defect", "/probe/defect"),
+      HttpApiEndpoint.get("sqlFailure", "/probe/sql")
+    )
   )
-  .addError(InternalError)
+  .middleware(ErrorResponse)
 {}
 
-const ProbeLive = HttpApiBuilder.api(ProbeApi).pipe(
-  Layer.provide(
-    HttpApiBuilder.group(ProbeApi, "probe", (handlers) =>
-      handlers
-        .handle("createItem", ({ payload }) => Effect.succeed(payload))
-        .handle("defect", () => Effect.die(new Error("secret internal detail at /srv/basalt/src/x.ts")))
-        .handle("sqlFailure", () =>
-          Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT secret_column FROM no_such_table`).pipe(Effect.orDie, Effect.asVoid)))
-  )
-)
+const ProbeLive = HttpApiBuilder.group(ProbeApi, "probe", (handlers) =>
+  handlers
+    .handle("createItem", ({ payload }) => Effect.succeed(payload))
+    .handle("defect", () => Effect.die(new Error("secret internal detail at /srv/basalt/src/x.ts")))
+    .handle("sqlFailure", () =>
+      Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT secret_column FROM no_such_table`).pipe(Effect.orDie, Effect.asVoid)))
 
 interface Raw {
   readonly status: number
@@ -77,16 +77,13 @@ describe("errors of the body guard and unexpected failures (probe API on the pro
 
   beforeAll(async () => {
     const { values } = testEnv({ BASALT_BODY_LIMIT: "1kb", LOG_LEVEL: "info" })
-    const provider = Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(values))))
     const app = serveApi(ProbeApi, ProbeLive).pipe(
-      Layer.provide([DatabaseLive, ServerLifecycle.Live, LoggerLive]),
+      Layer.provide([DatabaseLive, ServerLifecycle.layer, LoggerLive]),
       Layer.provide(AppConfigLive),
-      Layer.provide(provider)
+      Layer.provide(configFrom(values))
     )
     runtime = ManagedRuntime.make(app)
-    const address = await runtime.runPromise(Effect.map(HttpServer.HttpServer, (server) => server.address))
-    if (address._tag !== "TcpAddress") throw new Error("expected TCP")
-    base = `http://127.0.0.1:${address.port}`
+    base = await runtime.runPromise(serverUrl)
     logs = []
     process.stdout.write = ((chunk: string | Uint8Array, ...rest: Array<any>) => {
       logs.push(String(chunk))

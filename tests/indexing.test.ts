@@ -132,7 +132,7 @@ describe("processed indexing messages", () => {
   it("are deleted with their replies once old, in batches; unprocessed ones stay; a re-submission still ends already indexed", async () => {
     const app = await startIndexingApp(await freshDatabase())
     const deleteProcessed = (before: Date) => app.run(Effect.flatMap(ClusterMessagesRepo, (repo) => repo.deleteProcessed(before)).pipe(
-      Effect.provide(ClusterMessagesRepo.Default)
+      Effect.provide(ClusterMessagesRepo.layer)
     ))
     const countOf = async (text: string, params: ReadonlyArray<unknown> = []) => (await app.query<{ n: number }>(text, params))[0]!.n
     try {

@@ -3,29 +3,22 @@
  * one database (they take turns on an advisory lock). Needs a real Postgres: it runs in CI's
  * Postgres pass (DATABASE_URL set), on a database of its own.
  */
-import pg from "pg"
 import { describe, expect, it } from "vitest"
 import { latestMigrationId, migrationCount } from "../src/database/migrations/index.ts"
-import { startServer } from "./support/server.ts"
+import { postgresQuery, startServer } from "./support/server.ts"
 
 const adminUrl = process.env.DATABASE_URL
 
 describe.runIf(adminUrl !== undefined)("migrations on Postgres", () => {
-  const withAdmin = async <A>(f: (client: pg.Client) => Promise<A>, database?: string): Promise<A> => {
+  const query = async (text: string, database?: string) => {
     const url = new URL(adminUrl!)
     if (database !== undefined) url.pathname = `/${database}`
-    const client = new pg.Client({ connectionString: url.toString() })
-    await client.connect()
-    try {
-      return await f(client)
-    } finally {
-      await client.end()
-    }
+    return postgresQuery<{ n: number }>(url.toString(), text)
   }
 
   it("applies each migration once when four servers start at the same moment, then again on restart", async () => {
     const database = `basalt_migrations_${process.pid}_${Date.now()}`
-    await withAdmin((client) => client.query(`CREATE DATABASE ${database}`))
+    await query(`CREATE DATABASE ${database}`)
     const url = new URL(adminUrl!)
     url.pathname = `/${database}`
     try {
@@ -40,13 +33,13 @@ describe.runIf(adminUrl !== undefined)("migrations on Postgres", () => {
       expect((await restarted.request("/ready")).status).toBe(200)
       await restarted.stop()
 
-      const counts = await withAdmin(async (client) => ({
-        migrations: (await client.query("SELECT count(*)::int AS n FROM basalt_migrations")).rows[0].n,
-        instances: (await client.query("SELECT count(*)::int AS n FROM basalt_instance")).rows[0].n
-      }), database)
+      const counts = {
+        migrations: (await query("SELECT count(*)::int AS n FROM basalt_migrations", database))[0]!.n,
+        instances: (await query("SELECT count(*)::int AS n FROM basalt_instance", database))[0]!.n
+      }
       expect(counts).toEqual({ migrations: migrationCount, instances: 1 })
     } finally {
-      await withAdmin((client) => client.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`))
+      await query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
     }
   })
 })

@@ -4,21 +4,21 @@
  * on each other: interleaved extended-protocol queries, a transaction others must not see into,
  * and a connection that dies inside a transaction.
  */
-import { SqlClient } from "@effect/sql"
-import { ConfigProvider, Deferred, Effect, Fiber, Layer, ManagedRuntime } from "effect"
+import { Deferred, Effect, Fiber, Layer, ManagedRuntime } from "effect"
+import { SqlClient } from "effect/sql"
 import { rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { AppConfigLive } from "../layers/AppConfigLive.ts"
 import { PgliteClientLive } from "../layers/PgliteLive.ts"
-import { testEnv } from "./support/server.ts"
+import { configFrom, testEnv } from "./support/server.ts"
 
 describe("PGlite served to a pool", () => {
   const { dataDir, values } = testEnv({ DATABASE_POOL_MAX: "8" })
   const runtime = ManagedRuntime.make(
     PgliteClientLive.pipe(
       Layer.provide(AppConfigLive),
-      Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(values)))))
+      Layer.provide(configFrom(values))
     )
   )
   const run = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) => runtime.runPromise(effect)
@@ -45,7 +45,7 @@ describe("PGlite served to a pool", () => {
         // Short transactions on other connections meanwhile, as real traffic has.
         const transactions = Effect.forEach(
           Array.from({ length: 40 }, (_, i) => i),
-          (i) => sql.withTransaction(Effect.zipRight(sql`INSERT INTO counter VALUES (${i})`, check(i))),
+          (i) => sql.withTransaction(Effect.andThen(sql`INSERT INTO counter VALUES (${i})`, check(i))),
           { concurrency: 4 }
         )
         const [plain, transactional] = yield* Effect.all(
@@ -67,9 +67,9 @@ describe("PGlite served to a pool", () => {
         // released once the transaction has written its first row.
         const inTransaction = yield* Deferred.make<void>()
         const reader = yield* Deferred.await(inTransaction).pipe(
-          Effect.zipRight(sql<{ n: string }>`SELECT count(*)::text AS n FROM counter`),
+          Effect.andThen(sql<{ n: string }>`SELECT count(*)::text AS n FROM counter`),
           Effect.map((rows) => Number(rows[0]!.n)),
-          Effect.fork
+          Effect.forkChild
         )
         yield* sql.withTransaction(
           Effect.gen(function*() {
@@ -93,7 +93,7 @@ describe("PGlite served to a pool", () => {
         yield* sql`DELETE FROM counter`
         // A transaction that fails midway is rolled back by the client...
         yield* sql.withTransaction(
-          Effect.zipRight(sql`INSERT INTO counter VALUES (1)`, Effect.fail("abandoned" as const))
+          Effect.andThen(sql`INSERT INTO counter VALUES (1)`, Effect.fail("abandoned" as const))
         ).pipe(Effect.ignore)
         const rows = yield* sql<{ n: string }>`SELECT count(*)::text AS n FROM counter`
         return Number(rows[0]!.n)
@@ -126,7 +126,7 @@ describe("PGlite that cannot open its data directory", () => {
     const runtime = ManagedRuntime.make(
       PgliteClientLive.pipe(
         Layer.provide(AppConfigLive),
-        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries({ ...values, BASALT_DATA_DIR: blocker })))))
+        Layer.provide(configFrom({ ...values, BASALT_DATA_DIR: blocker }))
       )
     )
     try {

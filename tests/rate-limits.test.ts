@@ -5,20 +5,19 @@
  * response goes through the contract check of the shared helpers.
  */
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Either, Exit, Layer, ManagedRuntime, Redacted, Scope } from "effect"
+import { Effect, Exit, Layer, ManagedRuntime, Redacted, Result, Scope } from "effect"
 import { SignJWT } from "jose"
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import pg from "pg"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { servePglite } from "../layers/PgliteLive.ts"
 import { type Cidr, formatIp, parseIp, parseTrustedProxies, resolveClientIp } from "../src/http/ClientIp.ts"
 import { addressBucket } from "../src/ratelimit/RateLimiter.ts"
 import { decide, parseRateLimit } from "../src/ratelimit/RateLimitPolicy.ts"
 import { RateLimitRepo } from "../src/ratelimit/RateLimitRepo.ts"
-import { freshPostgresDatabase, receive, startServer, type TestResponse, type TestServer } from "./support/server.ts"
+import { freshPostgresDatabase, postgresQuery, receive, startServer, type TestResponse, type TestServer } from "./support/server.ts"
 
 const secret = "rate-limit-secret-of-at-least-32-chars"
 
@@ -66,8 +65,8 @@ const expectRateLimited = (response: TestResponse, policy: string) => {
 describe("the client address", () => {
   const trusted = (text: string): ReadonlyArray<Cidr> => {
     const parsed = parseTrustedProxies(text)
-    if (parsed._tag === "Left") throw new Error(parsed.left)
-    return parsed.right
+    if (parsed._tag === "Failure") throw new Error(parsed.failure)
+    return parsed.success
   }
   const client = (peer: string | undefined, forwardedFor: string | undefined, proxies: string) => {
     const ip = resolveClientIp(peer, forwardedFor, trusted(proxies))
@@ -133,7 +132,7 @@ describe("the client address", () => {
   it.each(["10.0.0.0/33", "::1/129", "10.0.0.0/8/1", "example.com", "10.0.0.0/-1", "::ffff:10.0.0.0/8"])(
     "refuses the trusted proxy %s",
     (entry) => {
-      expect(parseTrustedProxies(`127.0.0.1, ${entry}`)._tag).toBe("Left")
+      expect(parseTrustedProxies(`127.0.0.1, ${entry}`)._tag).toBe("Failure")
     }
   )
 })
@@ -162,7 +161,7 @@ describe("the token bucket's arithmetic", () => {
     ["off", undefined],
     ["OFF", undefined]
   ])("reads %j", (text, limit) => {
-    expect(Either.getOrThrow(parseRateLimit(text))).toEqual(limit)
+    expect(Result.getOrThrow(parseRateLimit(text))).toEqual(limit)
   })
 })
 
@@ -391,23 +390,13 @@ const sharedDatabase = async () => {
   }
   const dir = mkdtempSync(join(tmpdir(), "basalt-shared-pglite-"))
   const scope = Effect.runSync(Scope.make())
-  const { port } = await Effect.runPromise(Scope.extend(servePglite(dir), scope))
+  const { port } = await Effect.runPromise(Scope.provide(servePglite(dir), scope))
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     close: async () => {
       await Effect.runPromise(Scope.close(scope, Exit.void))
       rmSync(dir, { recursive: true, force: true })
     }
-  }
-}
-
-const withDatabase = async <A>(url: string, f: (client: pg.Client) => Promise<A>): Promise<A> => {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return await f(client)
-  } finally {
-    await client.end()
   }
 }
 
@@ -506,7 +495,7 @@ describe("rate-limit buckets in the database", () => {
       BASALT_TRUSTED_PROXIES: "127.0.0.1"
     })
     repo = ManagedRuntime.make(
-      RateLimitRepo.Default.pipe(Layer.provide(PgClient.layer({ url: Redacted.make(database.url), maxConnections: 8 })))
+      RateLimitRepo.layer.pipe(Layer.provide(PgClient.layer({ url: Redacted.make(database.url), maxConnections: 8 })))
     )
   })
   afterAll(async () => {
@@ -515,9 +504,8 @@ describe("rate-limit buckets in the database", () => {
     await database.close()
   })
 
-  const countRows = (pattern: string) =>
-    withDatabase(database.url, async (client) =>
-      Number((await client.query("SELECT count(*) AS n FROM rate_limit_buckets WHERE key LIKE $1", [pattern])).rows[0].n))
+  const countRows = async (pattern: string) =>
+    Number((await postgresQuery(database.url, "SELECT count(*) AS n FROM rate_limit_buckets WHERE key LIKE $1", [pattern]))[0]!.n)
 
   it("grants exactly the quota to concurrent first requests on a new bucket", async () => {
     const key = `test:${crypto.randomUUID()}`
@@ -559,11 +547,10 @@ describe("rate-limit buckets in the database", () => {
     expect(await countRows("auth:ip:198.18.%")).toBe(clients.length)
 
     // An hour passes for these buckets (each took 1 of 2 tokens, refilled at 1 an hour)...
-    await withDatabase(database.url, (client) =>
-      client.query(`
-        UPDATE rate_limit_buckets
-        SET updated_at = updated_at - interval '61 minutes', full_at = full_at - interval '61 minutes'
-        WHERE key LIKE 'auth:ip:198.18.%'`))
+    await postgresQuery(database.url, `
+      UPDATE rate_limit_buckets
+      SET updated_at = updated_at - interval '61 minutes', full_at = full_at - interval '61 minutes'
+      WHERE key LIKE 'auth:ip:198.18.%'`)
     // ...but not for this one.
     const live = `test:${crypto.randomUUID()}`
     await repo.runPromise(Effect.flatMap(RateLimitRepo, (buckets) => buckets.take(live, 2, 2 / 3600)))
@@ -574,11 +561,10 @@ describe("rate-limit buckets in the database", () => {
   })
 
   it("clears a backlog larger than one cleanup statement deletes", async () => {
-    await withDatabase(database.url, (client) =>
-      client.query(`
-        INSERT INTO rate_limit_buckets (key, tokens, granted, updated_at, full_at)
-        SELECT 'test:backlog:' || n, 1, 1, now() - interval '1 hour', now() - interval '1 minute'
-        FROM generate_series(1, 12000) AS n`))
+    await postgresQuery(database.url, `
+      INSERT INTO rate_limit_buckets (key, tokens, granted, updated_at, full_at)
+      SELECT 'test:backlog:' || n, 1, 1, now() - interval '1 hour', now() - interval '1 minute'
+      FROM generate_series(1, 12000) AS n`)
     const deleted = await repo.runPromise(Effect.flatMap(RateLimitRepo, (buckets) => buckets.deleteFull))
     expect(deleted).toBeGreaterThanOrEqual(12000)
     expect(await countRows("test:backlog:%")).toBe(0)

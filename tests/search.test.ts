@@ -3,9 +3,8 @@
  * database (cut by the real chunker, embedded by the local embedder where pgvector is): each
  * mode, the filters, visibility, highlights, pages, bad input, and the lexical-only path.
  */
-import { HttpServer } from "@effect/platform"
-import { SqlClient } from "@effect/sql"
-import { ConfigProvider, Effect, Layer, ManagedRuntime } from "effect"
+import { Effect, Layer, ManagedRuntime } from "effect"
+import { SqlClient } from "effect/sql"
 import { rmSync } from "node:fs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { AppConfigLive } from "../layers/AppConfigLive.ts"
@@ -16,7 +15,7 @@ import { DatabaseInfo } from "../src/database/Database.ts"
 import { visibleTo } from "../src/documents/Visibility.ts"
 import { makeHashEmbedding } from "../src/embedding/HashEmbedding.ts"
 import { chunkDocument } from "../src/indexing/Chunker.ts"
-import { freshPostgresDatabase, receive, type TestResponse, testEnv } from "./support/server.ts"
+import { configFrom, freshPostgresDatabase, receive, serverUrl, type TestResponse, testEnv } from "./support/server.ts"
 
 interface Server {
   readonly request: (path: string, init?: RequestInit) => Promise<TestResponse>
@@ -29,14 +28,11 @@ interface Server {
 const start = async (): Promise<Server> => {
   const database = process.env.DATABASE_URL ? await freshPostgresDatabase() : undefined
   const { dataDir, values } = testEnv({ BASALT_ALLOW_SIGNUP: "true", ...(database ? { DATABASE_URL: database.url } : {}) })
-  const provider = Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(values))))
   const runtime = ManagedRuntime.make(
-    Layer.merge(AppLive, DatabaseLive.pipe(Layer.provide(AppConfigLive))).pipe(Layer.provide(provider))
+    Layer.merge(AppLive, DatabaseLive.pipe(Layer.provide(AppConfigLive))).pipe(Layer.provide(configFrom(values)))
   )
-  const address = await runtime.runPromise(Effect.map(HttpServer.HttpServer, (server) => server.address))
-  if (address._tag !== "TcpAddress") throw new Error("expected a TCP address")
+  const url = await runtime.runPromise(serverUrl)
   const { pgvector } = await runtime.runPromise(DatabaseInfo)
-  const url = `http://127.0.0.1:${address.port}`
   return {
     request: async (path, init) => receive(init?.method ?? "GET", path, await fetch(`${url}${path}`, init)),
     sql: (f) => runtime.runPromise(Effect.flatMap(SqlClient.SqlClient, f)),

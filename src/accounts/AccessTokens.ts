@@ -3,8 +3,8 @@
  * BASALT_ACCESS_TOKEN_TTL. The key is BASALT_JWT_SECRET, or else one generated on first start and
  * kept in the database, so every process on that database signs and checks with the same key.
  */
-import { SqlClient } from "@effect/sql"
 import { Context, Duration, Effect, Layer, Option, Redacted } from "effect"
+import { SqlClient } from "effect/sql"
 import { jwtVerify, SignJWT } from "jose"
 import { randomBytes } from "node:crypto"
 import { AppConfig } from "../config/AppConfig.ts"
@@ -19,13 +19,13 @@ export interface AccessClaims {
   readonly expiresAtMs: number
 }
 
-export class AccessTokens extends Context.Tag("basalt/AccessTokens")<AccessTokens, {
+export class AccessTokens extends Context.Service<AccessTokens, {
   readonly ttlSeconds: number
   readonly issue: (claims: Omit<AccessClaims, "expiresAtMs">) => Effect.Effect<string>
   /** The claims of a valid token; None for anything else (malformed, expired, forged, alg none). */
   readonly verify: (token: string) => Effect.Effect<Option.Option<AccessClaims>>
-}>() {
-  static readonly Live = Layer.effect(
+}>()("basalt/AccessTokens") {
+  static readonly layer = Layer.effect(
     AccessTokens,
     Effect.gen(function*() {
       const config = yield* AppConfig

@@ -1,34 +1,42 @@
 /** Accounts as the contract names them. */
-import { Schema } from "effect"
+import { Schema, SchemaTransformation } from "effect"
 import { contractBody } from "../contract/Contract.ts"
+import { Uuid } from "../contract/Uuid.ts"
 
-export const Role = contractBody("Role", Schema.Literal("admin", "curator", "basic"))
+export const Role = contractBody("Role", Schema.Literals(["admin", "curator", "basic"]))
 export type Role = typeof Role.Type
+
+const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
 
 /** Trimmed and lower-cased on the way in, so that one person has one account. */
 export const Email = contractBody(
   "Email",
-  Schema.compose(Schema.Trim, Schema.Lowercase).pipe(
-    Schema.maxLength(254),
-    Schema.pattern(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, { message: () => "Expected an email address" })
+  Schema.Trim.pipe(
+    Schema.decodeTo(
+      Schema.String.check(
+        Schema.isMaxLength(254),
+        Schema.isPattern(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, { message: "Expected an email address" })
+      ),
+      SchemaTransformation.toLowerCase()
+    )
   )
 )
 
 export const User = contractBody(
   "User",
   Schema.Struct({
-    id: Schema.UUID,
+    id: Uuid,
     email: Schema.String,
     display_name: Schema.String,
     role: Role,
     active: Schema.Boolean,
-    created_at: Schema.Date
+    created_at: Schema.DateFromString
   })
 )
 export type User = typeof User.Type
 
-const Password = Schema.String.pipe(Schema.minLength(8), Schema.maxLength(128))
-const DisplayName = Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(100))
+const Password = Schema.String.check(Schema.isMinLength(8), Schema.isMaxLength(128))
+const DisplayName = Schema.Trim.check(Schema.isMinLength(1), Schema.isMaxLength(100))
 
 export const RegisterRequest = contractBody(
   "RegisterRequest",
@@ -46,21 +54,21 @@ export const CreateUserRequest = contractBody(
 
 export const ChangePasswordRequest = contractBody(
   "ChangePasswordRequest",
-  Schema.Struct({ current_password: Schema.String.pipe(Schema.maxLength(128)), new_password: Password })
+  Schema.Struct({ current_password: Schema.String.check(Schema.isMaxLength(128)), new_password: Password })
 )
 
 export const LoginRequest = contractBody(
   "LoginRequest",
   Schema.Struct({
-    email: Schema.String.pipe(Schema.maxLength(254)),
-    password: Schema.String.pipe(Schema.maxLength(128)),
+    email: Schema.String.check(Schema.isMaxLength(254)),
+    password: Schema.String.check(Schema.isMaxLength(128)),
     session_cookie: Schema.optional(Schema.Boolean)
   })
 )
 
 export const RefreshRequest = contractBody(
   "RefreshRequest",
-  Schema.Struct({ refresh_token: Schema.String.pipe(Schema.maxLength(256)) })
+  Schema.Struct({ refresh_token: Schema.String.check(Schema.isMaxLength(256)) })
 )
 
 export const TokenPair = contractBody(
@@ -68,7 +76,7 @@ export const TokenPair = contractBody(
   Schema.Struct({
     access_token: Schema.String,
     token_type: Schema.Literal("Bearer"),
-    expires_in: Schema.Int.pipe(Schema.positive()),
+    expires_in: PositiveInt,
     refresh_token: Schema.String,
     user: User
   })
@@ -80,7 +88,7 @@ export const BrowserSession = contractBody(
   "BrowserSession",
   Schema.Struct({
     csrf_token: Schema.String,
-    expires_at: Schema.Date,
+    expires_at: Schema.DateFromString,
     user: User
   })
 )
@@ -98,16 +106,18 @@ export const UpdateCurrentUserRequest = contractBody(
 export const UpdateUserRequest = contractBody(
   "UpdateUserRequest",
   Schema.Struct({ role: Schema.optional(Role), active: Schema.optional(Schema.Boolean) }).pipe(
-    Schema.filter((change) => change.role !== undefined || change.active !== undefined, {
-      message: () => "Give a role, active, or both"
-    })
+    Schema.check(
+      Schema.makeFilter((change) => change.role !== undefined || change.active !== undefined, {
+        message: "Give a role, active, or both"
+      })
+    )
   )
 )
 
 export const UserListQuery = Schema.Struct({
-  email: Schema.optional(Schema.String.pipe(Schema.maxLength(254))),
-  limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 100))),
-  cursor: Schema.optional(Schema.String.pipe(Schema.maxLength(200)))
+  email: Schema.optional(Schema.String.check(Schema.isMaxLength(254))),
+  limit: Schema.optional(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 100 }))),
+  cursor: Schema.optional(Schema.String.check(Schema.isMaxLength(200)))
 })
 
 /** Roles from least to most: a key may not be given more than its creator has. */
@@ -116,13 +126,13 @@ export const roleRank: Record<Role, number> = { basic: 0, curator: 1, admin: 2 }
 export const ApiKey = contractBody(
   "ApiKey",
   Schema.Struct({
-    id: Schema.UUID,
+    id: Uuid,
     name: Schema.String,
     prefix: Schema.String,
     role: Role,
-    expires_at: Schema.NullOr(Schema.Date),
-    last_used_at: Schema.NullOr(Schema.Date),
-    created_at: Schema.Date
+    expires_at: Schema.NullOr(Schema.DateFromString),
+    last_used_at: Schema.NullOr(Schema.DateFromString),
+    created_at: Schema.DateFromString
   })
 )
 export type ApiKey = typeof ApiKey.Type
@@ -134,9 +144,9 @@ export const ApiKeyList = contractBody("ApiKeyList", Schema.Struct({ items: Sche
 export const CreateApiKeyRequest = contractBody(
   "CreateApiKeyRequest",
   Schema.Struct({
-    name: Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(100)),
+    name: Schema.Trim.check(Schema.isMinLength(1), Schema.isMaxLength(100)),
     role: Schema.optional(Role),
-    expires_at: Schema.optional(Schema.Date)
+    expires_at: Schema.optional(Schema.DateFromString)
   })
 )
 
@@ -144,8 +154,8 @@ export const TokenRequest = contractBody(
   "TokenRequest",
   Schema.Struct({
     grant_type: Schema.String,
-    username: Schema.String.pipe(Schema.maxLength(254)),
-    password: Schema.String.pipe(Schema.maxLength(128)),
+    username: Schema.String.check(Schema.isMaxLength(254)),
+    password: Schema.String.check(Schema.isMaxLength(128)),
     scope: Schema.optional(Schema.String),
     client_id: Schema.optional(Schema.String),
     client_secret: Schema.optional(Schema.String)
@@ -157,7 +167,7 @@ export const OAuthToken = contractBody(
   Schema.Struct({
     access_token: Schema.String,
     token_type: Schema.Literal("bearer"),
-    expires_in: Schema.Int.pipe(Schema.positive()),
+    expires_in: PositiveInt,
     refresh_token: Schema.String
   })
 )

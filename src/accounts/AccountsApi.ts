@@ -1,5 +1,5 @@
-import { HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import { AuditPage, AuditQuery } from "../audit/Audit.ts"
 import { endpoint } from "../contract/Contract.ts"
 import {
@@ -9,6 +9,7 @@ import {
   NotFound,
   Unauthorized,
   UnsupportedGrantType,
+  ValidationFailed
 } from "../http/ApiError.ts"
 import { withBody } from "../http/RequestBody.ts"
 import { withPath, withQuery } from "../http/RequestParams.ts"
@@ -18,8 +19,8 @@ import {
   BrowserSession,
   ChangePasswordRequest,
   CreateApiKeyRequest,
-  CreateUserRequest,
   CreatedApiKey,
+  CreateUserRequest,
   LoginRequest,
   OAuthToken,
   RefreshRequest,
@@ -33,105 +34,106 @@ import {
   UserPage
 } from "./Accounts.ts"
 import { AdminAuthentication, Authentication } from "./Authentication.ts"
+import { Uuid } from "../contract/Uuid.ts"
 
 export class AuthApi extends HttpApiGroup.make("auth")
   .add(endpoint("register", (op) =>
-    op.post("/api/v1/auth/register").pipe(
-      withBody(op.payload("application/json", RegisterRequest))
-    )
-      .middleware(AuthRateLimit)
-      .addSuccess(op.response(201, "application/json", User), { status: 201 })
-      .addError(Forbidden)
-      .addError(Conflict)))
+    HttpApiEndpoint.post(op.name, "/api/v1/auth/register", {
+      payload: op.payload("application/json", RegisterRequest),
+      success: op.response(201, "application/json", User),
+      error: [Forbidden, Conflict, ValidationFailed]
+    }).pipe(withBody()).middleware(AuthRateLimit)))
   .add(endpoint("login", (op) =>
-    op.post("/api/v1/auth/login").pipe(withBody(op.payload("application/json", LoginRequest)))
-      .middleware(AuthRateLimit)
-      .addSuccess(op.response(200, "application/json", Schema.Union(TokenPair, BrowserSession)))
-      .addError(Unauthorized)))
+    HttpApiEndpoint.post(op.name, "/api/v1/auth/login", {
+      payload: op.payload("application/json", LoginRequest),
+      success: op.response(200, "application/json", Schema.Union([TokenPair, BrowserSession])),
+      error: [Unauthorized, ValidationFailed]
+    }).pipe(withBody()).middleware(AuthRateLimit)))
   .add(endpoint("issueToken", (op) =>
-    op.post("/api/v1/auth/token").pipe(
-      withBody(
-        op.payload(
-          "application/x-www-form-urlencoded",
-          TokenRequest.pipe(HttpApiSchema.withEncoding({ kind: "UrlParams" }))
-        ),
-        { unknownFields: "ignore" }
-      )
-    )
-      .middleware(AuthRateLimit)
-      .addSuccess(op.response(200, "application/json", OAuthToken))
-      .addError(InvalidGrant)
-      .addError(UnsupportedGrantType)))
+    HttpApiEndpoint.post(op.name, "/api/v1/auth/token", {
+      payload: op.payload("application/x-www-form-urlencoded", TokenRequest),
+      success: op.response(200, "application/json", OAuthToken),
+      error: [InvalidGrant, UnsupportedGrantType, ValidationFailed]
+    }).pipe(withBody({ unknownFields: "ignore" })).middleware(AuthRateLimit)))
   .add(endpoint("refreshSession", (op) =>
-    op.post("/api/v1/auth/refresh").pipe(
-      withBody(op.payload("application/json", RefreshRequest))
-    )
-      .middleware(AuthRateLimit)
-      .addSuccess(op.response(200, "application/json", TokenPair))
-      .addError(Unauthorized)))
+    HttpApiEndpoint.post(op.name, "/api/v1/auth/refresh", {
+      payload: op.payload("application/json", RefreshRequest),
+      success: op.response(200, "application/json", TokenPair),
+      error: [Unauthorized, ValidationFailed]
+    }).pipe(withBody()).middleware(AuthRateLimit)))
   .add(endpoint("logout", (op) =>
-    op.post("/api/v1/auth/logout")
-      .addSuccess(op.empty(204))
-      .middleware(Authentication)))
+    HttpApiEndpoint.post(op.name, "/api/v1/auth/logout", { success: op.empty(204) }).middleware(Authentication)))
   .annotate(OpenApi.Title, "auth")
 {}
 
 export class UsersApi extends HttpApiGroup.make("users")
   .add(endpoint("getCurrentUser", (op) =>
-    op.get("/api/v1/users/me")
-      .addSuccess(op.response(200, "application/json", User))))
+    HttpApiEndpoint.get(op.name, "/api/v1/users/me", { success: op.response(200, "application/json", User) })))
   .add(endpoint("updateCurrentUser", (op) =>
-    op.patch("/api/v1/users/me").pipe(
-      withBody(op.payload("application/json", UpdateCurrentUserRequest))
-    )
-      .addSuccess(op.response(200, "application/json", User))))
+    HttpApiEndpoint.patch(op.name, "/api/v1/users/me", {
+      payload: op.payload("application/json", UpdateCurrentUserRequest),
+      success: op.response(200, "application/json", User),
+      error: ValidationFailed
+    }).pipe(withBody())))
   .add(endpoint("changePassword", (op) =>
-    op.post("/api/v1/users/me/password").pipe(
-      withBody(op.payload("application/json", ChangePasswordRequest))
-    )
-      .addSuccess(op.empty(204))
-      .addError(Forbidden)))
+    HttpApiEndpoint.post(op.name, "/api/v1/users/me/password", {
+      payload: op.payload("application/json", ChangePasswordRequest),
+      success: op.empty(204),
+      error: [Forbidden, ValidationFailed]
+    }).pipe(withBody())))
   .middleware(Authentication)
   .annotate(OpenApi.Title, "users")
 {}
 
+const UserPath = Schema.Struct({ user_id: Uuid })
+
 export class AdminApi extends HttpApiGroup.make("admin")
   .add(endpoint("listUsers", (op) =>
-    op.get("/api/v1/admin/users").pipe(withQuery(op.query(UserListQuery)))
-      .addSuccess(op.response(200, "application/json", UserPage))))
+    HttpApiEndpoint.get(op.name, "/api/v1/admin/users", {
+      query: op.query(UserListQuery),
+      success: op.response(200, "application/json", UserPage),
+      error: ValidationFailed
+    }).pipe(withQuery({ unknownParams: "ignore" }))))
   .add(endpoint("listAuditEvents", (op) =>
-    op.get("/api/v1/admin/audit").pipe(withQuery(op.query(AuditQuery)))
-      .addSuccess(op.response(200, "application/json", AuditPage))))
+    HttpApiEndpoint.get(op.name, "/api/v1/admin/audit", {
+      query: op.query(AuditQuery),
+      success: op.response(200, "application/json", AuditPage),
+      error: ValidationFailed
+    }).pipe(withQuery({ unknownParams: "ignore" }))))
   .add(endpoint("createUser", (op) =>
-    op.post("/api/v1/admin/users").pipe(
-      withBody(op.payload("application/json", CreateUserRequest))
-    )
-      .addSuccess(op.response(201, "application/json", User), { status: 201 })
-      .addError(Conflict)))
+    HttpApiEndpoint.post(op.name, "/api/v1/admin/users", {
+      payload: op.payload("application/json", CreateUserRequest),
+      success: op.response(201, "application/json", User),
+      error: [Conflict, ValidationFailed]
+    }).pipe(withBody())))
   .add(endpoint("updateUser", (op) =>
-    op.patch("/api/v1/admin/users/:user_id").pipe(withPath(op.path(Schema.Struct({ user_id: Schema.UUID }))))
-      .pipe(withBody(op.payload("application/json", UpdateUserRequest)))
-      .addSuccess(op.response(200, "application/json", User))
-      .addError(NotFound)
-      .addError(Conflict)))
+    HttpApiEndpoint.patch(op.name, "/api/v1/admin/users/:user_id", {
+      params: op.path(UserPath),
+      payload: op.payload("application/json", UpdateUserRequest),
+      success: op.response(200, "application/json", User),
+      error: [NotFound, Conflict, ValidationFailed]
+    }).pipe(withPath, withBody())))
   .middleware(AdminAuthentication)
   .annotate(OpenApi.Title, "admin")
 {}
 
+const KeyPath = Schema.Struct({ key_id: Uuid })
+
 export class ApiKeysApi extends HttpApiGroup.make("api-keys")
   .add(endpoint("createApiKey", (op) =>
-    op.post("/api/v1/api-keys").pipe(
-      withBody(op.payload("application/json", CreateApiKeyRequest))
-    )
-      .addSuccess(op.response(201, "application/json", CreatedApiKey), { status: 201 })
-      .addError(Forbidden)))
+    HttpApiEndpoint.post(op.name, "/api/v1/api-keys", {
+      payload: op.payload("application/json", CreateApiKeyRequest),
+      success: op.response(201, "application/json", CreatedApiKey),
+      error: [Forbidden, ValidationFailed]
+    }).pipe(withBody())))
   .add(endpoint("listApiKeys", (op) =>
-    op.get("/api/v1/api-keys")
-      .addSuccess(op.response(200, "application/json", ApiKeyList))))
+    HttpApiEndpoint.get(op.name, "/api/v1/api-keys", { success: op.response(200, "application/json", ApiKeyList) })))
   .add(endpoint("revokeApiKey", (op) =>
-    op.del("/api/v1/api-keys/:key_id").pipe(withPath(op.path(Schema.Struct({ key_id: Schema.UUID }))))
-      .addSuccess(op.empty(204))
-      .addError(NotFound)))
+    HttpApiEndpoint.delete(op.name, "/api/v1/api-keys/:key_id", {
+      params: op.path(KeyPath),
+      success: op.empty(204),
+      error: [NotFound, ValidationFailed]
+    }).pipe(withPath)))
   .middleware(Authentication)
   .annotate(OpenApi.Title, "api-keys")
 {}

@@ -1,5 +1,6 @@
-import { HttpApiBuilder, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Layer, Redacted } from "effect"
+import { HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpApiBuilder } from "effect/http-api"
 import { BasaltApi } from "../Api.ts"
 import { AuditRepo } from "../audit/AuditRepo.ts"
 import { AppConfig } from "../config/AppConfig.ts"
@@ -55,8 +56,8 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
       .handle("login", ({ payload }) =>
         Effect.flatMap(signIn.checkPassword(payload.email, payload.password), (user) =>
           payload.session_cookie === true
-            ? signIn.withCookie(user, "password", (session) => HttpServerResponse.unsafeJson(session, noStore))
-            : Effect.map(signIn.withTokens(user, "password"), (tokens) => HttpServerResponse.unsafeJson(tokens, noStore))))
+            ? signIn.withCookie(user, "password", (session) => HttpServerResponse.jsonUnsafe(session, noStore))
+            : Effect.map(signIn.withTokens(user, "password"), (tokens) => HttpServerResponse.jsonUnsafe(tokens, noStore))))
       .handle("issueToken", ({ payload }) =>
         Effect.gen(function*() {
           if (payload.grant_type !== "password") {
@@ -66,7 +67,7 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
             Effect.mapError(() => new InvalidGrant({ message: "Incorrect email or password" }))
           )
           const issued = yield* signIn.withTokens(user, "password_grant")
-          return HttpServerResponse.unsafeJson(
+          return HttpServerResponse.jsonUnsafe(
             {
               access_token: issued.access_token,
               token_type: "bearer",
@@ -104,7 +105,7 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
           const ended = HttpServerResponse.empty({ status: 204 })
           return request.cookies[sessionCookieName] === undefined ? ended : withoutSessionCookies(ended)
         }))
-  })).pipe(Layer.provide([SignIn.Default, UsersRepo.Default, SessionsRepo.Default, AuditRepo.Default]))
+  })).pipe(Layer.provide([SignIn.layer, UsersRepo.layer, SessionsRepo.layer, AuditRepo.layer]))
 
 export const UsersHttpLive = HttpApiBuilder.group(BasaltApi, "users", (handlers) =>
   Effect.gen(function*() {
@@ -129,7 +130,7 @@ export const UsersHttpLive = HttpApiBuilder.group(BasaltApi, "users", (handlers)
       .handle("getCurrentUser", () => Effect.map(CurrentUser, publicUser))
       .handle("updateCurrentUser", ({ payload }) =>
         Effect.flatMap(CurrentUser, (user) => Effect.orDie(users.setDisplayName(user.id, payload.display_name))))
-  })).pipe(Layer.provide([UsersRepo.Default, SessionsRepo.Default, AuditRepo.Default]))
+  })).pipe(Layer.provide([UsersRepo.layer, SessionsRepo.layer, AuditRepo.layer]))
 
 /** The audit log pages by its event id (a bigint), kept as text in the cursor. */
 const decodeAuditCursor = (cursor: string) => {
@@ -144,15 +145,15 @@ export const AdminHttpLive = HttpApiBuilder.group(BasaltApi, "admin", (handlers)
     const audit = yield* AuditRepo
     const callers = yield* CallerCache
     return handlers
-      .handle("listAuditEvents", ({ urlParams }) =>
+      .handle("listAuditEvents", ({ query }) =>
         Effect.gen(function*() {
-          const limit = urlParams.limit ?? 50
-          const beforeId = urlParams.cursor === undefined ? undefined : yield* decodeAuditCursor(urlParams.cursor)
+          const limit = query.limit ?? 50
+          const beforeId = query.cursor === undefined ? undefined : yield* decodeAuditCursor(query.cursor)
           const rows = yield* Effect.orDie(audit.list({
-            action: urlParams.action,
-            actorId: urlParams.actor_id,
-            since: urlParams.since,
-            until: urlParams.until,
+            action: query.action,
+            actorId: query.actor_id,
+            since: query.since,
+            until: query.until,
             beforeId,
             limit
           }))
@@ -170,18 +171,18 @@ export const AdminHttpLive = HttpApiBuilder.group(BasaltApi, "admin", (handlers)
           yield* audit.record({ action: "user_created", actorId: caller.id, subjectId: user.id, details: { role: user.role } })
           return publicUser(user)
         }))
-      .handle("listUsers", ({ urlParams }) =>
+      .handle("listUsers", ({ query }) =>
         Effect.gen(function*() {
-          const limit = urlParams.limit ?? 50
-          const position = yield* decodeCursor(urlParams.cursor)
+          const limit = query.limit ?? 50
+          const position = yield* decodeCursor(query.cursor)
           const after = position === undefined ? undefined : { createdAt: position.at, id: position.id }
-          const rows = yield* Effect.orDie(users.list({ emailContains: urlParams.email, limit, after }))
+          const rows = yield* Effect.orDie(users.list({ emailContains: query.email, limit, after }))
           return pageOf(rows, limit, publicUser, (last) => encodeCursor({ at: last.created_at_exact, id: last.id }))
         }))
-      .handle("updateUser", ({ path, payload }) =>
+      .handle("updateUser", ({ params, payload }) =>
         Effect.gen(function*() {
           const user = yield* users.update(
-            path.user_id,
+            params.user_id,
             payload,
             () => new Conflict({ message: "This would leave no active admin" })
           ).pipe(Effect.catchTag("SqlError", Effect.die))
@@ -194,7 +195,7 @@ export const AdminHttpLive = HttpApiBuilder.group(BasaltApi, "admin", (handlers)
           if (user.active !== user.previous_active) yield* record(user.active ? "user_reactivated" : "user_deactivated")
           return publicUser(user)
         }))
-  })).pipe(Layer.provide([UsersRepo.Default, AuditRepo.Default]))
+  })).pipe(Layer.provide([UsersRepo.layer, AuditRepo.layer]))
 
 export const ApiKeysHttpLive = HttpApiBuilder.group(BasaltApi, "api-keys", (handlers) =>
   Effect.gen(function*() {
@@ -222,12 +223,12 @@ export const ApiKeysHttpLive = HttpApiBuilder.group(BasaltApi, "api-keys", (hand
         }))
       .handle("listApiKeys", () =>
         Effect.flatMap(CurrentUser, (caller) => Effect.map(Effect.orDie(apiKeys.list(caller.id)), (items) => ({ items }))))
-      .handle("revokeApiKey", ({ path }) =>
+      .handle("revokeApiKey", ({ params }) =>
         Effect.gen(function*() {
           const caller = yield* CurrentUser
-          const revoked = yield* Effect.orDie(apiKeys.revoke(caller.id, path.key_id))
+          const revoked = yield* Effect.orDie(apiKeys.revoke(caller.id, params.key_id))
           if (!revoked) return yield* new NotFound({ message: "No such API key" })
           yield* callers.invalidateAll
-          yield* audit.record({ action: "api_key_revoked", actorId: caller.id, subjectId: path.key_id })
+          yield* audit.record({ action: "api_key_revoked", actorId: caller.id, subjectId: params.key_id })
         }))
-  })).pipe(Layer.provide([ApiKeysRepo.Default, AuditRepo.Default]))
+  })).pipe(Layer.provide([ApiKeysRepo.layer, AuditRepo.layer]))

@@ -2,8 +2,8 @@
  * SQL for API keys. Secrets are long random strings, stored as SHA-256 hashes; a key acts for its
  * creator with the lower of its own role and the creator's current one.
  */
-import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
 import { createHash, randomBytes } from "node:crypto"
 import type { ApiKey, Role } from "./Accounts.ts"
 import type { Caller } from "./SessionsRepo.ts"
@@ -14,8 +14,8 @@ export const newApiKeySecret = () => `${apiKeyPrefix}${randomBytes(32).toString(
 
 const hashOf = (secret: string) => createHash("sha256").update(secret).digest("base64url")
 
-export class ApiKeysRepo extends Effect.Service<ApiKeysRepo>()("basalt/ApiKeysRepo", {
-  effect: Effect.gen(function*() {
+export class ApiKeysRepo extends Context.Service<ApiKeysRepo>()("basalt/ApiKeysRepo", {
+  make: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const columns = sql`id, name, prefix, role, expires_at, date_trunc('minute', last_used_at) AS last_used_at, created_at`
 
@@ -69,4 +69,6 @@ export class ApiKeysRepo extends Effect.Service<ApiKeysRepo>()("basalt/ApiKeysRe
 
     return { create, list, revoke, caller } as const
   })
-}) {}
+}) {
+  static readonly layer = Layer.effect(this, this.make)
+}

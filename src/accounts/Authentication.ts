@@ -4,8 +4,9 @@
  * user active; see CallerCache for how soon a change takes effect), then its rate limit
  * (src/ratelimit/). Declared once per group of routes; handlers receive the CurrentUser.
  */
-import { HttpApiMiddleware, HttpApiSecurity, HttpServerRequest } from "@effect/platform"
-import { Context, Effect, type Exit, Layer, Option, Schema } from "effect"
+import { Context, Effect, type Exit, Layer, Option, type Types } from "effect"
+import { HttpServerRequest, type HttpServerResponse } from "effect/http"
+import { HttpApiMiddleware, HttpApiSecurity } from "effect/http-api"
 import { Forbidden, RateLimited, Unauthorized } from "../http/ApiError.ts"
 import { RateLimiter } from "../ratelimit/RateLimiter.ts"
 import { AccessTokens } from "./AccessTokens.ts"
@@ -14,7 +15,7 @@ import { csrfHeaderName, csrfTokenMatches, needsCsrfToken, sessionCookieName } f
 import { CallerCache } from "./CallerCache.ts"
 import { type Caller, SessionsRepo } from "./SessionsRepo.ts"
 
-export class CurrentUser extends Context.Tag("basalt/CurrentUser")<CurrentUser, Caller>() {}
+export class CurrentUser extends Context.Service<CurrentUser, Caller>()("basalt/CurrentUser") {}
 
 const refused = (message: string) => new Unauthorized({ message })
 
@@ -26,7 +27,7 @@ const bearerToken = /^Bearer[ \t]+(\S+)[ \t]*$/i
  * cookie, which needs the CSRF header for unsafe methods. API keys and access tokens both
  * arrive as `Bearer` and are told apart by the key prefix.
  */
-export class Authenticator extends Context.Tag("basalt/Authenticator")<Authenticator, {
+export class Authenticator extends Context.Service<Authenticator, {
   /**
    * The caller of `request` now: its credential checked again (through CallerCache, so at most a
    * database read per credential every two seconds). Takes no rate-limit token: an open event
@@ -34,8 +35,8 @@ export class Authenticator extends Context.Tag("basalt/Authenticator")<Authentic
    * stops authenticating.
    */
   readonly identify: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<Caller, Unauthorized | Forbidden>
-}>() {
-  static readonly Live = Layer.effect(
+}>()("basalt/Authenticator") {
+  static readonly layer = Layer.effect(
     Authenticator,
     Effect.gen(function*() {
       const tokens = yield* AccessTokens
@@ -94,7 +95,7 @@ export class Authenticator extends Context.Tag("basalt/Authenticator")<Authentic
 
       return Authenticator.of({ identify })
     })
-  ).pipe(Layer.provide([SessionsRepo.Default, ApiKeysRepo.Default]))
+  ).pipe(Layer.provide([SessionsRepo.layer, ApiKeysRepo.layer]))
 }
 
 const authenticate = Effect.gen(function*() {
@@ -124,32 +125,38 @@ const security = {
   cookieSession: HttpApiSecurity.apiKey({ in: "cookie", key: sessionCookieName })
 }
 
+const error = [Unauthorized, Forbidden, RateLimited] as const
+
+/** Runs the endpoint as `caller`, under every security scheme alike (the credential is read from the request). */
+const asCaller = <E, R>(caller: Effect.Effect<Caller, E, R>) =>
+(httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled, CurrentUser>) =>
+  Effect.flatMap(caller, (user) => Effect.provideService(httpEffect, CurrentUser, user))
+
 /** Any signed-in account. */
-export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("basalt/Authentication", {
-  failure: Schema.Union(Unauthorized, Forbidden, RateLimited),
-  provides: CurrentUser,
-  security
-}) {
-  static readonly Live = Layer.effect(
+export class Authentication extends HttpApiMiddleware.Service<Authentication, { provides: CurrentUser }>()(
+  "basalt/Authentication",
+  { error, security }
+) {
+  static readonly layer = Layer.effect(
     Authentication,
     Effect.map(authenticate, (caller) => {
-      const signedIn = () => caller
+      const signedIn = asCaller(caller)
       return Authentication.of({ bearerJwt: signedIn, apiKey: signedIn, cookieSession: signedIn })
     })
   )
 }
 
 /** A signed-in admin: others get 403. */
-export class AdminAuthentication extends HttpApiMiddleware.Tag<AdminAuthentication>()("basalt/AdminAuthentication", {
-  failure: Schema.Union(Unauthorized, Forbidden, RateLimited),
-  provides: CurrentUser,
-  security
-}) {
-  static readonly Live = Layer.effect(
+export class AdminAuthentication extends HttpApiMiddleware.Service<AdminAuthentication, { provides: CurrentUser }>()(
+  "basalt/AdminAuthentication",
+  { error, security }
+) {
+  static readonly layer = Layer.effect(
     AdminAuthentication,
     Effect.map(authenticate, (caller) => {
-      const admin = () =>
+      const admin = asCaller(
         Effect.filterOrFail(caller, (user) => user.role === "admin", () => new Forbidden({ message: "This needs the admin role" }))
+      )
       return AdminAuthentication.of({ bearerJwt: admin, apiKey: admin, cookieSession: admin })
     })
   )

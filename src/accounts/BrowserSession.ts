@@ -5,8 +5,8 @@
  * page on another site can make the browser send the cookie, but cannot read it nor the token,
  * so it cannot send the matching X-CSRF-Token header. Nothing extra is stored.
  */
-import { HttpServerResponse } from "@effect/platform"
 import type { Duration } from "effect"
+import { HttpServerResponse } from "effect/http"
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 
 export const sessionCookieName = "basalt_session"
@@ -37,15 +37,15 @@ export const withSessionCookies = (
   cookieToken: string,
   lifetime: Duration.Duration
 ) =>
-  HttpServerResponse.unsafeSetCookies(response, [
+  HttpServerResponse.setCookiesUnsafe(response, [
     [sessionCookieName, cookieToken, { ...attributes, httpOnly: true, maxAge: lifetime }],
     [csrfCookieName, csrfTokenOf(cookieToken), { ...attributes, maxAge: lifetime }]
   ])
 
 /** The response with the session's cookies removed from the browser. */
 export const withoutSessionCookies = (response: HttpServerResponse.HttpServerResponse) =>
-  HttpServerResponse.expireCookie(
-    HttpServerResponse.expireCookie(response, sessionCookieName, { ...attributes, httpOnly: true }),
+  HttpServerResponse.expireCookieUnsafe(
+    HttpServerResponse.expireCookieUnsafe(response, sessionCookieName, { ...attributes, httpOnly: true }),
     csrfCookieName,
     attributes
   )

@@ -20,7 +20,7 @@ export class ProviderUnavailable extends Data.TaggedError("ProviderUnavailable")
 /** The provider's answer does not prove a sign-in (refused code, bad ID token, wrong nonce...). */
 export class SignInRejected extends Data.TaggedError("SignInRejected")<{ readonly reason: string }> {}
 
-export class OidcProvider extends Context.Tag("basalt/OidcProvider")<OidcProvider, {
+export class OidcProvider extends Context.Service<OidcProvider, {
   readonly config: OidcConfig
   /** The provider's authorization URL for one sign-in (code flow, S256 PKCE). */
   readonly authorizationUrl: (request: {
@@ -34,4 +34,4 @@ export class OidcProvider extends Context.Tag("basalt/OidcProvider")<OidcProvide
     readonly codeVerifier: string
     readonly nonce: string
   }) => Effect.Effect<ProviderIdentity, ProviderUnavailable | SignInRejected>
-}>() {}
+}>()("basalt/OidcProvider") {}

@@ -9,12 +9,12 @@ import { Context, Effect, Layer, Redacted } from "effect"
 
 const owasp: Options = { memoryCost: 19_456, timeCost: 2, parallelism: 1, outputLen: 32 }
 
-export class PasswordHasher extends Context.Tag("basalt/PasswordHasher")<PasswordHasher, {
+export class PasswordHasher extends Context.Service<PasswordHasher, {
   readonly hash: (password: Redacted.Redacted) => Effect.Effect<string>
   /** Whether `password` matches `phc`; with no `phc`, spends the same time and answers false. */
   readonly verifyOrWaste: (phc: string | undefined, password: Redacted.Redacted) => Effect.Effect<boolean>
-}>() {
-  static readonly Live = Layer.effect(
+}>()("basalt/PasswordHasher") {
+  static readonly layer = Layer.effect(
     PasswordHasher,
     Effect.gen(function*() {
       const hashOf = (password: Redacted.Redacted) => Effect.promise(() => hash(Redacted.value(password), owasp))

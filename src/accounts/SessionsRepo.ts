@@ -2,8 +2,8 @@
  * SQL for sessions. Refresh tokens are stored only as SHA-256 hashes: they are long random
  * strings, so a fast hash suffices, and a leaked table gives no usable token.
  */
-import { SqlClient } from "@effect/sql"
-import { Duration, Effect } from "effect"
+import { Context, Duration, Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
 import { createHash, randomBytes } from "node:crypto"
 import type { User } from "./Accounts.ts"
 import type { UserRow } from "./UsersRepo.ts"
@@ -33,8 +33,8 @@ export type RefreshOutcome =
   | { readonly _tag: "Replayed" }
   | { readonly _tag: "Invalid" }
 
-export class SessionsRepo extends Effect.Service<SessionsRepo>()("basalt/SessionsRepo", {
-  effect: Effect.gen(function*() {
+export class SessionsRepo extends Context.Service<SessionsRepo>()("basalt/SessionsRepo", {
+  make: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
 
     /** A new session; with `cookieToken`, also reachable by the browser session cookie. */
@@ -110,4 +110,6 @@ export class SessionsRepo extends Effect.Service<SessionsRepo>()("basalt/Session
 
     return { create, activeUser, activeUserByCookie, rotate, revoke, revokeOthers } as const
   })
-}) {}
+}) {
+  static readonly layer = Layer.effect(this, this.make)
+}

@@ -3,8 +3,8 @@
  * sign-on): the session row, the audit event, and what the client gets back, either tokens or
  * the browser session cookie.
  */
-import type { HttpServerResponse } from "@effect/platform"
-import { Duration, Effect, Redacted } from "effect"
+import { Context, Duration, Effect, Layer, Redacted } from "effect"
+import type { HttpServerResponse } from "effect/http"
 import { AuditRepo } from "../audit/AuditRepo.ts"
 import { AppConfig } from "../config/AppConfig.ts"
 import { Unauthorized } from "../http/ApiError.ts"
@@ -25,8 +25,8 @@ export const publicUser = ({ active, created_at, display_name, email, id, role }
   created_at
 })
 
-export class SignIn extends Effect.Service<SignIn>()("basalt/SignIn", {
-  effect: Effect.gen(function*() {
+export class SignIn extends Context.Service<SignIn>()("basalt/SignIn", {
+  make: Effect.gen(function*() {
     const config = yield* AppConfig
     const users = yield* UsersRepo
     const sessions = yield* SessionsRepo
@@ -91,6 +91,9 @@ export class SignIn extends Effect.Service<SignIn>()("basalt/SignIn", {
       })
 
     return { checkPassword, withTokens, withCookie, tokenPair } as const
-  }),
-  dependencies: [UsersRepo.Default, SessionsRepo.Default, AuditRepo.Default]
-}) {}
+  })
+}) {
+  static readonly layer = Layer.effect(this, this.make).pipe(
+    Layer.provide([UsersRepo.layer, SessionsRepo.layer, AuditRepo.layer])
+  )
+}

@@ -4,8 +4,9 @@
  * by a short-lived cookie, so a sign-in started by someone else cannot be completed here (login
  * CSRF). The end is the same browser session a password login with `session_cookie` gets.
  */
-import { HttpApiBuilder, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Duration, Effect, Layer, Option } from "effect"
+import { HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpApiBuilder } from "effect/http-api"
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import { BasaltApi } from "../Api.ts"
 import { AuditRepo } from "../audit/AuditRepo.ts"
@@ -44,13 +45,13 @@ export const SingleSignOnHttpLive = HttpApiBuilder.group(BasaltApi, "oidc", (han
 
     /** A refused sign-on, recorded in the audit log with why. */
     const refuse = (error: Unauthorized | Forbidden, details: Record<string, unknown>) =>
-      Effect.zipRight(
+      Effect.andThen(
         audit.record({ action: "sign_in_failed", actorId: null, subjectId: null, details: { method: "oidc", ...details } }),
         Effect.fail(error)
       )
 
     return handlers
-      .handle("startOidcSignIn", ({ urlParams }) =>
+      .handle("startOidcSignIn", ({ query }) =>
         Effect.gen(function*() {
           const oidc = yield* configured
           const state = randomToken()
@@ -58,19 +59,19 @@ export const SingleSignOnHttpLive = HttpApiBuilder.group(BasaltApi, "oidc", (han
           const codeVerifier = randomToken()
           const codeChallenge = createHash("sha256").update(codeVerifier).digest("base64url")
           const location = yield* oidc.authorizationUrl({ state, nonce, codeChallenge }).pipe(Effect.mapError(unreachable))
-          yield* Effect.orDie(repo.begin(state, { nonce, code_verifier: codeVerifier, return_to: urlParams.return_to ?? "/" }, signInLifetime))
-          return HttpServerResponse.unsafeSetCookie(
+          yield* Effect.orDie(repo.begin(state, { nonce, code_verifier: codeVerifier, return_to: query.return_to ?? "/" }, signInLifetime))
+          return HttpServerResponse.setCookieUnsafe(
             HttpServerResponse.empty({ status: 302, headers: { location, "cache-control": "no-store" } }),
             stateCookieName,
             state,
             { ...stateCookie, maxAge: signInLifetime }
           )
         }))
-      .handle("completeOidcSignIn", ({ urlParams }) =>
+      .handle("completeOidcSignIn", ({ query }) =>
         Effect.gen(function*() {
           const oidc = yield* configured
           const request = yield* HttpServerRequest.HttpServerRequest
-          const { code, error, error_description, state } = urlParams
+          const { code, error, error_description, state } = query
           // Whatever happens, the state is used up.
           const pending = state === undefined ? undefined : yield* Effect.orDie(repo.take(state))
           if (error !== undefined) {
@@ -120,6 +121,6 @@ export const SingleSignOnHttpLive = HttpApiBuilder.group(BasaltApi, "oidc", (han
           }
           const signedIn = yield* signIn.withCookie(user, "oidc", () =>
             HttpServerResponse.empty({ status: 303, headers: { location: pending.return_to, "cache-control": "no-store" } }))
-          return HttpServerResponse.expireCookie(signedIn, stateCookieName, stateCookie)
+          return HttpServerResponse.expireCookieUnsafe(signedIn, stateCookieName, stateCookie)
         }))
-  })).pipe(Layer.provide([SignIn.Default, SingleSignOnRepo.Default, AuditRepo.Default]))
+  })).pipe(Layer.provide([SignIn.layer, SingleSignOnRepo.layer, AuditRepo.layer]))

@@ -2,8 +2,8 @@
  * SQL for single sign-on: sign-ins in flight (looked up by a hash of their state, taken once)
  * and the provider identities linked to accounts.
  */
-import { SqlClient } from "@effect/sql"
-import { Duration, Effect } from "effect"
+import { Context, Duration, Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
 import { createHash } from "node:crypto"
 import type { User } from "./Accounts.ts"
 import type { ProviderIdentity } from "./OidcProvider.ts"
@@ -17,14 +17,14 @@ export interface PendingSignIn {
   readonly return_to: string
 }
 
-export class SingleSignOnRepo extends Effect.Service<SingleSignOnRepo>()("basalt/SingleSignOnRepo", {
-  effect: Effect.gen(function*() {
+export class SingleSignOnRepo extends Context.Service<SingleSignOnRepo>()("basalt/SingleSignOnRepo", {
+  make: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const users = yield* UsersRepo
 
     /** Remembers a sign-in until `ttl`; sign-ins abandoned earlier are cleared on the way. */
     const begin = (state: string, pending: PendingSignIn, ttl: Duration.Duration) =>
-      Effect.zipRight(
+      Effect.andThen(
         sql`DELETE FROM oidc_sign_ins WHERE expires_at < now()`,
         sql`
           INSERT INTO oidc_sign_ins (state_hash, nonce, code_verifier, return_to, expires_at)
@@ -68,6 +68,7 @@ export class SingleSignOnRepo extends Effect.Service<SingleSignOnRepo>()("basalt
       )
 
     return { begin, take, accountOf } as const
-  }),
-  dependencies: [UsersRepo.Default]
-}) {}
+  })
+}) {
+  static readonly layer = Layer.effect(this, this.make).pipe(Layer.provide(UsersRepo.layer))
+}

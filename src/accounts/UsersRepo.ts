@@ -1,6 +1,6 @@
 /** SQL for accounts. */
-import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
 import type { Role, User } from "./Accounts.ts"
 
 export interface UserRow {
@@ -19,8 +19,8 @@ export interface UserWithPassword extends User {
 // Serialises registrations, so that exactly one first account becomes the admin.
 const registrationLockKey = 7_212_881_002
 
-export class UsersRepo extends Effect.Service<UsersRepo>()("basalt/UsersRepo", {
-  effect: Effect.gen(function*() {
+export class UsersRepo extends Context.Service<UsersRepo>()("basalt/UsersRepo", {
+  make: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const columns = sql`id, email, display_name, role, active, created_at`
 
@@ -119,4 +119,6 @@ export class UsersRepo extends Effect.Service<UsersRepo>()("basalt/UsersRepo", {
 
     return { findByEmail, register, setDisplayName, passwordHashOf, setPasswordHash, list, update } as const
   })
-}) {}
+}) {
+  static readonly layer = Layer.effect(this, this.make)
+}

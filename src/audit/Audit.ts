@@ -1,10 +1,11 @@
 /** The audit log as the contract names it. */
 import { Schema } from "effect"
 import { contractBody } from "../contract/Contract.ts"
+import { Uuid } from "../contract/Uuid.ts"
 
 export const AuditAction = contractBody(
   "AuditAction",
-  Schema.Literal(
+  Schema.Literals([
     "sign_in_succeeded",
     "sign_in_failed",
     "user_created",
@@ -14,7 +15,7 @@ export const AuditAction = contractBody(
     "password_changed",
     "api_key_created",
     "api_key_revoked"
-  )
+  ])
 )
 export type AuditAction = typeof AuditAction.Type
 
@@ -22,12 +23,12 @@ export const AuditEvent = contractBody(
   "AuditEvent",
   Schema.Struct({
     id: Schema.String,
-    at: Schema.Date,
+    at: Schema.DateFromString,
     action: AuditAction,
     actor_id: Schema.NullOr(Schema.String),
     subject_id: Schema.NullOr(Schema.String),
     client_ip: Schema.NullOr(Schema.String),
-    details: Schema.Record({ key: Schema.String, value: Schema.Unknown })
+    details: Schema.Record(Schema.String, Schema.Unknown)
   })
 )
 
@@ -38,9 +39,9 @@ export const AuditPage = contractBody(
 
 export const AuditQuery = Schema.Struct({
   action: Schema.optional(AuditAction),
-  actor_id: Schema.optional(Schema.UUID),
-  since: Schema.optional(Schema.Date),
-  until: Schema.optional(Schema.Date),
-  limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 100))),
-  cursor: Schema.optional(Schema.String.pipe(Schema.maxLength(200)))
+  actor_id: Schema.optional(Uuid),
+  since: Schema.optional(Schema.DateFromString),
+  until: Schema.optional(Schema.DateFromString),
+  limit: Schema.optional(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 100 }))),
+  cursor: Schema.optional(Schema.String.check(Schema.isMaxLength(200)))
 })

@@ -2,9 +2,9 @@
  * Writes and reads the audit log. `record` takes the client address from the request being
  * served (through trusted proxies, see ClientIp), so handlers name only what happened.
  */
-import { HttpServerRequest } from "@effect/platform"
-import { SqlClient } from "@effect/sql"
-import { Effect, Option } from "effect"
+import { Context, Effect, Layer, Option } from "effect"
+import { HttpServerRequest } from "effect/http"
+import { SqlClient } from "effect/sql"
 import { AppConfig } from "../config/AppConfig.ts"
 import { clientIpOf, formatIp } from "../http/ClientIp.ts"
 import type { AuditAction } from "./Audit.ts"
@@ -26,15 +26,15 @@ interface AuditRow {
   readonly details: Record<string, unknown>
 }
 
-export class AuditRepo extends Effect.Service<AuditRepo>()("basalt/AuditRepo", {
-  effect: Effect.gen(function*() {
+export class AuditRepo extends Context.Service<AuditRepo>()("basalt/AuditRepo", {
+  make: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const { trustedProxies } = yield* AppConfig
 
     const record = (entry: AuditEntry) =>
       Effect.gen(function*() {
         const request = yield* Effect.serviceOption(HttpServerRequest.HttpServerRequest)
-        const client = Option.flatMapNullable(request, (r) => clientIpOf(r, trustedProxies))
+        const client = Option.flatMapNullishOr(request, (r) => clientIpOf(r, trustedProxies))
         const clientIp = Option.getOrNull(Option.map(client, formatIp))
         yield* sql`
           INSERT INTO audit_events (action, actor_id, subject_id, client_ip, details)
@@ -62,4 +62,6 @@ export class AuditRepo extends Effect.Service<AuditRepo>()("basalt/AuditRepo", {
 
     return { record, list } as const
   })
-}) {}
+}) {
+  static readonly layer = Layer.effect(this, this.make)
+}

@@ -1,22 +1,23 @@
 /** Collections as the contract names them. */
 import { Schema } from "effect"
 import { contractBody } from "../contract/Contract.ts"
+import { Uuid } from "../contract/Uuid.ts"
 
-export const CollectionRole = contractBody("CollectionRole", Schema.Literal("owner", "editor", "viewer"))
+export const CollectionRole = contractBody("CollectionRole", Schema.Literals(["owner", "editor", "viewer"]))
 export type CollectionRole = typeof CollectionRole.Type
 
 export const Collection = contractBody(
   "Collection",
   Schema.Struct({
-    id: Schema.UUID,
+    id: Uuid,
     name: Schema.String,
     description: Schema.String,
-    owner_id: Schema.UUID,
+    owner_id: Uuid,
     role: Schema.NullOr(CollectionRole),
     document_count: Schema.Int,
     member_count: Schema.Int,
-    created_at: Schema.Date,
-    updated_at: Schema.Date
+    created_at: Schema.DateFromString,
+    updated_at: Schema.DateFromString
   })
 )
 export type Collection = typeof Collection.Type
@@ -26,8 +27,8 @@ export const CollectionPage = contractBody(
   Schema.Struct({ items: Schema.Array(Collection), next_cursor: Schema.NullOr(Schema.String), total: Schema.Int })
 )
 
-const Name = Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(200))
-const Description = Schema.Trim.pipe(Schema.maxLength(2000))
+const Name = Schema.Trim.check(Schema.isMinLength(1), Schema.isMaxLength(200))
+const Description = Schema.Trim.check(Schema.isMaxLength(2000))
 
 export const CreateCollectionRequest = contractBody(
   "CreateCollectionRequest",
@@ -36,21 +37,21 @@ export const CreateCollectionRequest = contractBody(
 
 export const UpdateCollectionRequest = contractBody(
   "UpdateCollectionRequest",
-  Schema.Struct({ name: Schema.optional(Name), description: Schema.optional(Description) }).pipe(
-    Schema.filter((change) => change.name !== undefined || change.description !== undefined, {
-      message: () => "Give a name, a description, or both"
-    })
+  Schema.Struct({ name: Schema.optional(Name), description: Schema.optional(Description) }).check(
+    Schema.makeFilter((change) =>
+      change.name !== undefined || change.description !== undefined || "Give a name, a description, or both"
+    )
   )
 )
 
 export const CollectionMember = contractBody(
   "CollectionMember",
   Schema.Struct({
-    user_id: Schema.UUID,
+    user_id: Uuid,
     email: Schema.String,
     display_name: Schema.String,
     role: CollectionRole,
-    added_at: Schema.Date
+    added_at: Schema.DateFromString
   })
 )
 

@@ -1,9 +1,9 @@
-import { HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import { Authentication } from "../accounts/Authentication.ts"
 import { endpoint } from "../contract/Contract.ts"
 import { PageQuery } from "../documents/Documents.ts"
-import { Conflict, Forbidden, NotFound, } from "../http/ApiError.ts"
+import { Conflict, Forbidden, NotFound, ValidationFailed } from "../http/ApiError.ts"
 import { withBody } from "../http/RequestBody.ts"
 import { withPath, withQuery } from "../http/RequestParams.ts"
 import {
@@ -15,62 +15,75 @@ import {
   SetCollectionMemberRequest,
   UpdateCollectionRequest
 } from "./Collections.ts"
+import { Uuid } from "../contract/Uuid.ts"
 
-const CollectionPath = Schema.Struct({ collection_id: Schema.UUID })
-const MemberPath = Schema.Struct({ collection_id: Schema.UUID, user_id: Schema.UUID })
-const CollectionDocumentPath = Schema.Struct({ collection_id: Schema.UUID, document_id: Schema.UUID })
+const CollectionPath = Schema.Struct({ collection_id: Uuid })
+const MemberPath = Schema.Struct({ collection_id: Uuid, user_id: Uuid })
+const CollectionDocumentPath = Schema.Struct({ collection_id: Uuid, document_id: Uuid })
 
 export class CollectionsApi extends HttpApiGroup.make("collections")
   .add(endpoint("createCollection", (op) =>
-    op.post("/api/v1/collections").pipe(
-      withBody(op.payload("application/json", CreateCollectionRequest))
-    )
-      .addSuccess(op.response(201, "application/json", Collection), { status: 201 })))
+    HttpApiEndpoint.post(op.name, "/api/v1/collections", {
+      payload: op.payload("application/json", CreateCollectionRequest),
+      success: op.response(201, "application/json", Collection),
+      error: ValidationFailed
+    }).pipe(withBody())))
   .add(endpoint("listCollections", (op) =>
-    op.get("/api/v1/collections").pipe(withQuery(op.query(PageQuery)))
-      .addSuccess(op.response(200, "application/json", CollectionPage))))
+    HttpApiEndpoint.get(op.name, "/api/v1/collections", {
+      query: op.query(PageQuery),
+      success: op.response(200, "application/json", CollectionPage),
+      error: ValidationFailed
+    }).pipe(withQuery())))
   .add(endpoint("getCollection", (op) =>
-    op.get("/api/v1/collections/:collection_id").pipe(withPath(op.path(CollectionPath)))
-      .addSuccess(op.response(200, "application/json", Collection))
-      .addError(NotFound)))
+    HttpApiEndpoint.get(op.name, "/api/v1/collections/:collection_id", {
+      params: op.path(CollectionPath),
+      success: op.response(200, "application/json", Collection),
+      error: [NotFound, ValidationFailed]
+    }).pipe(withPath)))
   .add(endpoint("updateCollection", (op) =>
-    op.patch("/api/v1/collections/:collection_id").pipe(withPath(op.path(CollectionPath)))
-      .pipe(withBody(op.payload("application/json", UpdateCollectionRequest)))
-      .addSuccess(op.response(200, "application/json", Collection))
-      .addError(NotFound)
-      .addError(Forbidden)))
+    HttpApiEndpoint.patch(op.name, "/api/v1/collections/:collection_id", {
+      params: op.path(CollectionPath),
+      payload: op.payload("application/json", UpdateCollectionRequest),
+      success: op.response(200, "application/json", Collection),
+      error: [NotFound, Forbidden, ValidationFailed]
+    }).pipe(withPath, withBody())))
   .add(endpoint("deleteCollection", (op) =>
-    op.del("/api/v1/collections/:collection_id").pipe(withPath(op.path(CollectionPath)))
-      .addSuccess(op.empty(204))
-      .addError(NotFound)
-      .addError(Forbidden)))
+    HttpApiEndpoint.delete(op.name, "/api/v1/collections/:collection_id", {
+      params: op.path(CollectionPath),
+      success: op.empty(204),
+      error: [NotFound, Forbidden, ValidationFailed]
+    }).pipe(withPath)))
   .add(endpoint("listCollectionMembers", (op) =>
-    op.get("/api/v1/collections/:collection_id/members").pipe(withPath(op.path(CollectionPath)))
-      .addSuccess(op.response(200, "application/json", CollectionMemberList))
-      .addError(NotFound)))
+    HttpApiEndpoint.get(op.name, "/api/v1/collections/:collection_id/members", {
+      params: op.path(CollectionPath),
+      success: op.response(200, "application/json", CollectionMemberList),
+      error: [NotFound, ValidationFailed]
+    }).pipe(withPath)))
   .add(endpoint("setCollectionMember", (op) =>
-    op.put("/api/v1/collections/:collection_id/members/:user_id").pipe(withPath(op.path(MemberPath)))
-      .pipe(withBody(op.payload("application/json", SetCollectionMemberRequest)))
-      .addSuccess(op.response(200, "application/json", CollectionMember))
-      .addError(NotFound)
-      .addError(Forbidden)
-      .addError(Conflict)))
+    HttpApiEndpoint.put(op.name, "/api/v1/collections/:collection_id/members/:user_id", {
+      params: op.path(MemberPath),
+      payload: op.payload("application/json", SetCollectionMemberRequest),
+      success: op.response(200, "application/json", CollectionMember),
+      error: [NotFound, Forbidden, Conflict, ValidationFailed]
+    }).pipe(withPath, withBody())))
   .add(endpoint("removeCollectionMember", (op) =>
-    op.del("/api/v1/collections/:collection_id/members/:user_id").pipe(withPath(op.path(MemberPath)))
-      .addSuccess(op.empty(204))
-      .addError(NotFound)
-      .addError(Forbidden)
-      .addError(Conflict)))
+    HttpApiEndpoint.delete(op.name, "/api/v1/collections/:collection_id/members/:user_id", {
+      params: op.path(MemberPath),
+      success: op.empty(204),
+      error: [NotFound, Forbidden, Conflict, ValidationFailed]
+    }).pipe(withPath)))
   .add(endpoint("addCollectionDocument", (op) =>
-    op.post("/api/v1/collections/:collection_id/documents/:document_id").pipe(withPath(op.path(CollectionDocumentPath)))
-      .addSuccess(op.empty(204))
-      .addError(NotFound)
-      .addError(Forbidden)))
+    HttpApiEndpoint.post(op.name, "/api/v1/collections/:collection_id/documents/:document_id", {
+      params: op.path(CollectionDocumentPath),
+      success: op.empty(204),
+      error: [NotFound, Forbidden, ValidationFailed]
+    }).pipe(withPath)))
   .add(endpoint("removeCollectionDocument", (op) =>
-    op.del("/api/v1/collections/:collection_id/documents/:document_id").pipe(withPath(op.path(CollectionDocumentPath)))
-      .addSuccess(op.empty(204))
-      .addError(NotFound)
-      .addError(Forbidden)))
+    HttpApiEndpoint.delete(op.name, "/api/v1/collections/:collection_id/documents/:document_id", {
+      params: op.path(CollectionDocumentPath),
+      success: op.empty(204),
+      error: [NotFound, Forbidden, ValidationFailed]
+    }).pipe(withPath)))
   .middleware(Authentication)
   .annotate(OpenApi.Title, "collections")
 {}

@@ -1,5 +1,5 @@
-import { HttpApiBuilder } from "@effect/platform"
 import { Effect, Layer } from "effect"
+import { HttpApiBuilder } from "effect/http-api"
 import { CurrentUser } from "../accounts/Authentication.ts"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import { BasaltApi } from "../Api.ts"
@@ -45,70 +45,70 @@ export const CollectionsHttpLive = HttpApiBuilder.group(BasaltApi, "collections"
           const caller = yield* CurrentUser
           return toCollection(yield* collections.create(caller, payload.name, payload.description ?? ""))
         }).pipe(Effect.orDie))
-      .handle("listCollections", ({ urlParams }) =>
+      .handle("listCollections", ({ query }) =>
         Effect.gen(function*() {
           const caller = yield* CurrentUser
-          const limit = urlParams.limit ?? 50
-          const after = yield* decodeCursor(urlParams.cursor)
+          const limit = query.limit ?? 50
+          const after = yield* decodeCursor(query.cursor)
           const { rows, total } = yield* Effect.orDie(collections.list(caller, limit, after))
           return { ...pageOf(rows, limit, toCollection, (last) => encodeCursor({ at: last.created_at_exact, id: last.id })), total }
         }))
-      .handle("getCollection", ({ path }) =>
+      .handle("getCollection", ({ params }) =>
         Effect.gen(function*() {
           const caller = yield* CurrentUser
-          yield* authorized(caller, path.collection_id, "read")
-          return yield* view(caller, path.collection_id)
+          yield* authorized(caller, params.collection_id, "read")
+          return yield* view(caller, params.collection_id)
         }).pipe(Effect.catchTag("SqlError", Effect.die)))
-      .handle("updateCollection", ({ path, payload }) =>
+      .handle("updateCollection", ({ params, payload }) =>
         Effect.gen(function*() {
           const caller = yield* CurrentUser
-          yield* authorized(caller, path.collection_id, "edit")
-          yield* collections.update(path.collection_id, payload)
-          return yield* view(caller, path.collection_id)
+          yield* authorized(caller, params.collection_id, "edit")
+          yield* collections.update(params.collection_id, payload)
+          return yield* view(caller, params.collection_id)
         }).pipe(Effect.catchTag("SqlError", Effect.die)))
-      .handle("deleteCollection", ({ path }) =>
+      .handle("deleteCollection", ({ params }) =>
         Effect.gen(function*() {
           const caller = yield* CurrentUser
-          yield* authorized(caller, path.collection_id, "manage")
-          yield* collections.remove(path.collection_id)
+          yield* authorized(caller, params.collection_id, "manage")
+          yield* collections.remove(params.collection_id)
         }).pipe(Effect.catchTag("SqlError", Effect.die)))
-      .handle("listCollectionMembers", ({ path }) =>
+      .handle("listCollectionMembers", ({ params }) =>
         Effect.gen(function*() {
           const caller = yield* CurrentUser
-          yield* authorized(caller, path.collection_id, "read")
-          return { items: yield* collections.members(path.collection_id) }
+          yield* authorized(caller, params.collection_id, "read")
+          return { items: yield* collections.members(params.collection_id) }
         }).pipe(Effect.catchTag("SqlError", Effect.die)))
-      .handle("setCollectionMember", ({ path, payload }) =>
+      .handle("setCollectionMember", ({ params, payload }) =>
         Effect.gen(function*() {
           const caller = yield* CurrentUser
           // The collection is locked: two owners demoting each other at once cannot leave none.
           const member = yield* collections.withTransaction(Effect.gen(function*() {
-            yield* authorized(caller, path.collection_id, "manage", { lock: true })
-            return yield* membershipResult(yield* collections.setMember(path.collection_id, path.user_id, payload.role))
+            yield* authorized(caller, params.collection_id, "manage", { lock: true })
+            return yield* membershipResult(yield* collections.setMember(params.collection_id, params.user_id, payload.role))
           }))
           return member!
         }).pipe(Effect.catchTag("SqlError", Effect.die)))
-      .handle("removeCollectionMember", ({ path }) =>
+      .handle("removeCollectionMember", ({ params }) =>
         Effect.gen(function*() {
           const caller = yield* CurrentUser
           const removed = yield* collections.withTransaction(Effect.gen(function*() {
-            yield* authorized(caller, path.collection_id, "manage", { lock: true })
-            return yield* membershipResult(yield* collections.removeMember(path.collection_id, path.user_id))
+            yield* authorized(caller, params.collection_id, "manage", { lock: true })
+            return yield* membershipResult(yield* collections.removeMember(params.collection_id, params.user_id))
           }))
           if (removed === undefined) return yield* new NotFound({ message: "No such member of this collection" })
         }).pipe(Effect.catchTag("SqlError", Effect.die)))
-      .handle("addCollectionDocument", ({ path }) =>
+      .handle("addCollectionDocument", ({ params }) =>
         Effect.gen(function*() {
           const caller = yield* CurrentUser
-          yield* authorized(caller, path.collection_id, "edit")
-          const document = yield* changeable(yield* documents.find(caller, path.document_id))
-          yield* collections.addDocument(path.collection_id, document.id)
+          yield* authorized(caller, params.collection_id, "edit")
+          const document = yield* changeable(yield* documents.find(caller, params.document_id))
+          yield* collections.addDocument(params.collection_id, document.id)
         }).pipe(Effect.catchTag("SqlError", Effect.die)))
-      .handle("removeCollectionDocument", ({ path }) =>
+      .handle("removeCollectionDocument", ({ params }) =>
         Effect.gen(function*() {
           const caller = yield* CurrentUser
-          yield* authorized(caller, path.collection_id, "edit")
-          const document = yield* changeable(yield* documents.find(caller, path.document_id))
-          yield* collections.removeDocument(path.collection_id, document.id)
+          yield* authorized(caller, params.collection_id, "edit")
+          const document = yield* changeable(yield* documents.find(caller, params.document_id))
+          yield* collections.removeDocument(params.collection_id, document.id)
         }).pipe(Effect.catchTag("SqlError", Effect.die)))
-  })).pipe(Layer.provide([CollectionsRepo.Default, DocumentsRepo.Default]))
+  })).pipe(Layer.provide([CollectionsRepo.layer, DocumentsRepo.layer]))

@@ -1,6 +1,6 @@
 /** Collections, their members and their documents, in SQL. */
-import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import { exactTime, type PagePosition } from "../http/PageCursor.ts"
 import type { CollectionAccess } from "./CollectionPolicy.ts"
@@ -38,8 +38,8 @@ export interface DocumentInCollection {
   readonly collection_id: string
 }
 
-export class CollectionsRepo extends Effect.Service<CollectionsRepo>()("basalt/CollectionsRepo", {
-  effect: Effect.gen(function*() {
+export class CollectionsRepo extends Context.Service<CollectionsRepo>()("basalt/CollectionsRepo", {
+  make: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
 
     const columns = (caller: Caller) => sql`
@@ -203,4 +203,6 @@ export class CollectionsRepo extends Effect.Service<CollectionsRepo>()("basalt/C
       withTransaction: sql.withTransaction
     } as const
   })
-}) {}
+}) {
+  static readonly layer = Layer.effect(this, this.make)
+}

@@ -2,7 +2,7 @@
  * Every setting Basalt reads, from environment variables, validated once at start.
  * `.env.example` and the README's configuration table list the same variables.
  */
-import { Config, ConfigError, Context, Duration, Either, LogLevel, Option, Redacted } from "effect"
+import { Config, Context, Duration, Effect, type LogLevel, Option, Redacted, Result, Schema, SchemaIssue } from "effect"
 import { type Cidr, parseTrustedProxies } from "../http/ClientIp.ts"
 import { parseRateLimit, type RateLimit } from "../ratelimit/RateLimitPolicy.ts"
 
@@ -87,115 +87,179 @@ export interface EmbeddingsConfig {
   readonly timeout: Duration.Duration
 }
 
-export class AppConfig extends Context.Tag("basalt/AppConfig")<AppConfig, AppConfigShape>() {}
+export class AppConfig extends Context.Service<AppConfig, AppConfigShape>()("basalt/AppConfig") {}
 
 const sizeUnits: Record<string, number> = { "": 1, b: 1, kb: 1024, kib: 1024, mb: 1024 ** 2, mib: 1024 ** 2 }
 
 /** `1048576`, `512kb`, `1mb`, `1MiB` → bytes. */
-export const parseByteSize = (text: string): Either.Either<number, string> => {
+export const parseByteSize = (text: string): Result.Result<number, string> => {
   const match = /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(text)
   const unit = sizeUnits[match?.[2]?.toLowerCase() ?? "?"]
   if (match === null || unit === undefined) {
-    return Either.left(`expected a size such as 1048576, 512kb or 1mb, got "${text}"`)
+    return Result.fail(`expected a size such as 1048576, 512kb or 1mb, got "${text}"`)
   }
   const bytes = Number(match[1]) * unit
-  return bytes > 0 ? Either.right(bytes) : Either.left("must be greater than 0")
+  return bytes > 0 ? Result.succeed(bytes) : Result.fail("must be greater than 0")
 }
 
-/** A variable read by a parser that explains itself: its message is the one line shown. */
-const parsed = <A>(name: string, parse: (text: string) => Either.Either<A, string>) =>
-  Config.string(name).pipe(
-    Config.mapOrFail((text) => Either.mapLeft(parse(text), (message) => ConfigError.InvalidData([], message)))
+/** One bad variable: the message is the whole line shown after its name. */
+const invalid = (name: string, message: string): SchemaIssue.Issue =>
+  new SchemaIssue.Pointer([name], new SchemaIssue.InvalidValue({ message }))
+
+const refuse = (issues: readonly [SchemaIssue.Issue, ...Array<SchemaIssue.Issue>]): Config.ConfigError =>
+  new Config.ConfigError(
+    new Schema.SchemaError(issues.length === 1 ? issues[0] : new SchemaIssue.Composite(Schema.Unknown.ast, issues))
   )
 
+/** A variable read by a parser that explains itself: its message is the one line shown. */
+const parsed = <A>(name: string, parse: (text: string) => Result.Result<A, string>) =>
+  Config.String(name).pipe(
+    Config.mapEffect((text) =>
+      Result.match(parse(text), {
+        onSuccess: Effect.succeed,
+        onFailure: (message) => Effect.fail(refuse([invalid(name, message)]))
+      })
+    )
+  )
+
+/** A refusal with `message` unless `valid` holds; chained after a parser. */
+const must = <A>(message: string, valid: (value: A) => boolean) => (value: A): Result.Result<A, string> =>
+  valid(value) ? Result.succeed(value) : Result.fail(message)
+
+/** A whole number, or the line `Expected an integer value but received "abc"`. */
+const parseInteger = (text: string): Result.Result<number, string> => {
+  const value = Number(text)
+  return text.trim() !== "" && Number.isInteger(value)
+    ? Result.succeed(value)
+    : Result.fail(`Expected an integer value but received "${text}"`)
+}
+
+/** A whole number that `valid` accepts, else refused with `message`. */
+const integer = (name: string, message: string, valid: (value: number) => boolean) =>
+  parsed(name, (text) => Result.flatMap(parseInteger(text), must(message, valid)))
+
+/** Text that `valid` accepts, else refused with `message` (which names no value: some are secrets). */
+const text = (name: string, message: string, valid: (value: string) => boolean) => parsed(name, must(message, valid))
+
 const byteSize = (name: string) => parsed(name, parseByteSize)
+
+/** `10 seconds`, `500 millis`, `2 minutes`: what `Duration.fromInput` reads. */
+const duration = (name: string) =>
+  parsed(name, (text) =>
+    // Any text may be tried: fromInput answers None for what it cannot read.
+    Option.match(Duration.fromInput(text.trim() as Duration.Input), {
+      onNone: () => Result.fail(`expected a duration such as 10 seconds, 500 millis or 2 minutes, got "${text}"`),
+      onSome: Result.succeed
+    }))
 
 /** A rate limit (`10/1m`), `off` (None), or the default when unset or empty. */
 const rateLimit = (name: string, fallback: RateLimit) =>
   parsed(name, (text) =>
-    text.trim() === "" ? Either.right(Option.some(fallback)) : Either.map(parseRateLimit(text), Option.fromNullable)
+    text.trim() === "" ? Result.succeed(Option.some(fallback)) : Result.map(parseRateLimit(text), Option.fromNullishOr)
   ).pipe(Config.withDefault(Option.some(fallback)))
 
-const positiveInt = (name: string) =>
-  Config.integer(name).pipe(Config.validate({ message: "must be a whole number greater than 0", validation: (n) => n > 0 }))
+const positiveInt = (name: string) => integer(name, "must be a whole number greater than 0", (n) => n > 0)
 
-const oneOf = <const A extends string>(name: string, values: ReadonlyArray<A>) =>
-  Config.string(name).pipe(
-    Config.validate({
-      message: `must be one of ${values.join(", ")}`,
-      validation: (value): value is A => (values as ReadonlyArray<string>).includes(value)
-    })
-  )
+const oneOf = <const A extends string>(name: string, values: readonly [A, ...Array<A>]) =>
+  Config.schema(Schema.Literals(values).annotate({ message: `must be one of ${values.join(", ")}` }), name)
 
 const logLevels: Record<string, LogLevel.LogLevel> = {
-  trace: LogLevel.Trace,
-  debug: LogLevel.Debug,
-  info: LogLevel.Info,
-  warn: LogLevel.Warning,
-  warning: LogLevel.Warning,
-  error: LogLevel.Error,
-  fatal: LogLevel.Fatal,
-  none: LogLevel.None
+  trace: "Trace",
+  debug: "Debug",
+  info: "Info",
+  warn: "Warn",
+  warning: "Warn",
+  error: "Error",
+  fatal: "Fatal",
+  none: "None"
 }
 
 const logLevel = (name: string) =>
-  Config.string(name).pipe(
-    Config.mapOrFail((text) => {
-      const level = logLevels[text.trim().toLowerCase()]
-      return level === undefined
-        ? Either.left(ConfigError.InvalidData([], `must be one of trace, debug, info, warn, error, fatal, none; got "${text}"`))
-        : Either.right(level)
-    })
-  )
+  parsed(name, (text) => {
+    const level = logLevels[text.trim().toLowerCase()]
+    return level === undefined
+      ? Result.fail(`must be one of trace, debug, info, warn, error, fatal, none; got "${text}"`)
+      : Result.succeed(level)
+  })
 
 /** Unset and empty are the same: `.env` files and orchestrators often write `NAME=`. */
 const optional = <A>(config: Config.Config<A>, isEmpty: (a: A) => boolean) =>
   Config.option(config).pipe(Config.map(Option.filter((a) => !isEmpty(a))))
 
 const list = (name: string) =>
-  Config.string(name).pipe(
+  Config.String(name).pipe(
     Config.map((text) => text.split(",").map((item) => item.trim()).filter((item) => item !== ""))
   )
 
 /** `key=value,key2=value2`, the OTLP exporters' header syntax. */
 const keyValues = (name: string) =>
-  Config.string(name).pipe(
-    Config.mapOrFail((text) => {
-      const entries = text.split(",").map((item) => item.trim()).filter((item) => item !== "")
-      const pairs = entries.map((entry) => [entry.slice(0, entry.indexOf("=")).trim(), entry.slice(entry.indexOf("=") + 1).trim()] as const)
-      return pairs.some(([key]) => key === "")
-        ? Either.left(ConfigError.InvalidData([], "expected key=value pairs separated by commas"))
-        : Either.right(Object.fromEntries(pairs))
+  parsed(name, (text) => {
+    const entries = text.split(",").map((item) => item.trim()).filter((item) => item !== "")
+    const pairs = entries.map((entry) => [entry.slice(0, entry.indexOf("=")).trim(), entry.slice(entry.indexOf("=") + 1).trim()] as const)
+    return pairs.some(([key]) => key === "")
+      ? Result.fail("expected key=value pairs separated by commas")
+      : Result.succeed<Record<string, string>>(Object.fromEntries(pairs))
+  })
+
+/**
+ * `Config.all` that reports every refused variable, not only the first one met.
+ * Every setting below has a default, so a child is never absent: any failure is a refusal.
+ */
+const all = <const Configs extends Record<string, Config.Config<unknown>>>(
+  configs: Configs
+): Config.Config<{ -readonly [K in keyof Configs]: Config.Success<Configs[K]> }> => {
+  const attempts: Record<string, Config.Config<Result.Result<unknown, Config.ConfigError>>> = {}
+  for (const [key, config] of Object.entries(configs)) {
+    attempts[key] = config.pipe(
+      Config.map(Result.succeed),
+      Config.orElse((error) => Config.succeed(Result.fail(error)))
+    )
+  }
+  return Config.all(attempts).pipe(
+    Config.mapEffect((results) => {
+      const values: Record<string, unknown> = {}
+      const errors: Array<Config.ConfigError> = []
+      for (const [key, result] of Object.entries(results)) {
+        if (Result.isSuccess(result)) values[key] = result.success
+        else errors.push(result.failure)
+      }
+      if (errors.length === 0) {
+        return Effect.succeed(values as { -readonly [K in keyof Configs]: Config.Success<Configs[K]> })
+      }
+      const sourceError = errors.find((error) => error.cause._tag === "SourceError")
+      const issues = errors.flatMap((error) => error.cause._tag === "SchemaError" ? [error.cause.issue] : [])
+      return Effect.fail(sourceError ?? refuse(issues as [SchemaIssue.Issue, ...Array<SchemaIssue.Issue>]))
     })
   )
+}
 
 const isHttpUrl = (url: string) => URL.canParse(url) && /^https?:$/.test(new URL(url).protocol)
 
-const optionalText = (name: string) => optional(Config.string(name), (text) => text.trim() === "")
+const optionalText = (name: string) => optional(Config.String(name), (text) => text.trim() === "")
 
 /** Nothing is required unless an issuer is set; then the client's settings are. */
-const oidcConfig: Config.Config<Option.Option<OidcConfig>> = Config.all({
+const oidcConfig: Config.Config<Option.Option<OidcConfig>> = all({
   issuer: optionalText("BASALT_OIDC_ISSUER"),
   clientId: optionalText("BASALT_OIDC_CLIENT_ID"),
   clientSecret: optionalText("BASALT_OIDC_CLIENT_SECRET"),
   redirectUrl: optionalText("BASALT_OIDC_REDIRECT_URL"),
   allowedDomains: list("BASALT_OIDC_ALLOWED_DOMAINS").pipe(Config.withDefault([])),
-  scopes: Config.string("BASALT_OIDC_SCOPES").pipe(Config.withDefault("openid email profile"))
+  scopes: Config.String("BASALT_OIDC_SCOPES").pipe(Config.withDefault("openid email profile"))
 }).pipe(
-  Config.mapOrFail(({ allowedDomains, clientId, clientSecret, issuer, redirectUrl, scopes }) => {
-    if (Option.isNone(issuer)) return Either.right(Option.none())
-    const problems: Array<ConfigError.ConfigError> = []
-    const invalid = (name: string, message: string) => problems.push(ConfigError.InvalidData([name], message))
-    if (!isHttpUrl(issuer.value)) invalid("BASALT_OIDC_ISSUER", "must be an http(s) URL")
-    if (Option.isNone(clientId)) invalid("BASALT_OIDC_CLIENT_ID", "is required when BASALT_OIDC_ISSUER is set")
-    if (Option.isNone(clientSecret)) invalid("BASALT_OIDC_CLIENT_SECRET", "is required when BASALT_OIDC_ISSUER is set")
-    if (Option.isNone(redirectUrl)) invalid("BASALT_OIDC_REDIRECT_URL", "is required when BASALT_OIDC_ISSUER is set")
-    else if (!isHttpUrl(redirectUrl.value)) invalid("BASALT_OIDC_REDIRECT_URL", "must be an http(s) URL")
-    if (!scopes.split(/\s+/).includes("openid")) invalid("BASALT_OIDC_SCOPES", "must include openid")
+  Config.mapEffect(({ allowedDomains, clientId, clientSecret, issuer, redirectUrl, scopes }) => {
+    if (Option.isNone(issuer)) return Effect.succeed(Option.none())
+    const problems: Array<SchemaIssue.Issue> = []
+    const problem = (name: string, message: string) => problems.push(invalid(name, message))
+    if (!isHttpUrl(issuer.value)) problem("BASALT_OIDC_ISSUER", "must be an http(s) URL")
+    if (Option.isNone(clientId)) problem("BASALT_OIDC_CLIENT_ID", "is required when BASALT_OIDC_ISSUER is set")
+    if (Option.isNone(clientSecret)) problem("BASALT_OIDC_CLIENT_SECRET", "is required when BASALT_OIDC_ISSUER is set")
+    if (Option.isNone(redirectUrl)) problem("BASALT_OIDC_REDIRECT_URL", "is required when BASALT_OIDC_ISSUER is set")
+    else if (!isHttpUrl(redirectUrl.value)) problem("BASALT_OIDC_REDIRECT_URL", "must be an http(s) URL")
+    if (!scopes.split(/\s+/).includes("openid")) problem("BASALT_OIDC_SCOPES", "must include openid")
     if (problems.length > 0 || Option.isNone(clientId) || Option.isNone(clientSecret) || Option.isNone(redirectUrl)) {
-      return Either.left(problems.reduce((all, problem) => ConfigError.And(all, problem)))
+      return Effect.fail(refuse(problems as [SchemaIssue.Issue, ...Array<SchemaIssue.Issue>]))
     }
-    return Either.right(Option.some({
+    return Effect.succeed(Option.some({
       issuer: issuer.value,
       clientId: clientId.value,
       clientSecret: Redacted.make(clientSecret.value),
@@ -207,46 +271,42 @@ const oidcConfig: Config.Config<Option.Option<OidcConfig>> = Config.all({
 )
 
 /** The provider's settings are read only when a URL is set; without one they must be empty. */
-const embeddingsConfig: Config.Config<EmbeddingsConfig> = Config.all({
+const embeddingsConfig: Config.Config<EmbeddingsConfig> = all({
   url: optionalText("BASALT_EMBEDDINGS_URL"),
   model: optionalText("BASALT_EMBEDDINGS_MODEL"),
   dimensions: optional(
-    Config.string("BASALT_EMBEDDINGS_DIMENSIONS").pipe(
-      Config.mapOrFail((text) =>
-        text.trim() === "" || /^\s*[1-9]\d*\s*$/.test(text)
-          ? Either.right(text.trim() === "" ? 0 : Number(text))
-          : Either.left(ConfigError.InvalidData([], "must be a whole number greater than 0"))
-      )
-    ),
+    parsed("BASALT_EMBEDDINGS_DIMENSIONS", (text) =>
+      text.trim() === "" || /^\s*[1-9]\d*\s*$/.test(text)
+        ? Result.succeed(text.trim() === "" ? 0 : Number(text))
+        : Result.fail("must be a whole number greater than 0")),
     (dimensions) => dimensions === 0
   ),
   // Validated as text, then wrapped: the message names no value.
-  apiKey: optional(Config.string("BASALT_EMBEDDINGS_API_KEY").pipe(Config.map(Redacted.make)), (key) => Redacted.value(key).trim() === ""),
+  apiKey: optional(Config.String("BASALT_EMBEDDINGS_API_KEY").pipe(Config.map(Redacted.make)), (key) => Redacted.value(key).trim() === ""),
   batchSize: positiveInt("BASALT_EMBEDDINGS_BATCH_SIZE").pipe(Config.withDefault(64)),
   concurrency: positiveInt("BASALT_EMBEDDINGS_CONCURRENCY").pipe(Config.withDefault(4)),
-  timeout: Config.duration("BASALT_EMBEDDINGS_TIMEOUT").pipe(Config.withDefault(Duration.seconds(60)))
+  timeout: duration("BASALT_EMBEDDINGS_TIMEOUT").pipe(Config.withDefault(Duration.seconds(60)))
 }).pipe(
-  Config.mapOrFail(({ apiKey, batchSize, concurrency, dimensions, model, timeout, url }) => {
+  Config.mapEffect(({ apiKey, batchSize, concurrency, dimensions, model, timeout, url }) => {
     if (Option.isNone(url)) {
       const set = [
         Option.isSome(model) ? "BASALT_EMBEDDINGS_MODEL" : undefined,
         Option.isSome(dimensions) ? "BASALT_EMBEDDINGS_DIMENSIONS" : undefined
       ].filter((name) => name !== undefined)
-      return set.length === 0
-        ? Either.right({ provider: Option.none(), batchSize, concurrency, timeout })
-        : Either.left(
-          set.map((name) =>
-            ConfigError.InvalidData([name], "applies to a provider: set BASALT_EMBEDDINGS_URL too, or leave it empty for the built-in model")
-          ).reduce((all, problem) => ConfigError.And(all, problem))
-        )
+      const problems = set.map((name) =>
+        invalid(name, "applies to a provider: set BASALT_EMBEDDINGS_URL too, or leave it empty for the built-in model")
+      )
+      return problems.length === 0
+        ? Effect.succeed<EmbeddingsConfig>({ provider: Option.none(), batchSize, concurrency, timeout })
+        : Effect.fail(refuse(problems as [SchemaIssue.Issue, ...Array<SchemaIssue.Issue>]))
     }
     if (!isHttpUrl(url.value)) {
-      return Either.left(ConfigError.InvalidData(["BASALT_EMBEDDINGS_URL"], "must be an http(s) URL such as https://api.openai.com/v1"))
+      return Effect.fail(refuse([invalid("BASALT_EMBEDDINGS_URL", "must be an http(s) URL such as https://api.openai.com/v1")]))
     }
     if (Option.isNone(model)) {
-      return Either.left(ConfigError.InvalidData(["BASALT_EMBEDDINGS_MODEL"], "is required when BASALT_EMBEDDINGS_URL is set"))
+      return Effect.fail(refuse([invalid("BASALT_EMBEDDINGS_MODEL", "is required when BASALT_EMBEDDINGS_URL is set")]))
     }
-    return Either.right({
+    return Effect.succeed<EmbeddingsConfig>({
       provider: Option.some({ url: url.value.trim(), model: model.value.trim(), dimensions, apiKey }),
       batchSize,
       concurrency,
@@ -255,95 +315,90 @@ const embeddingsConfig: Config.Config<EmbeddingsConfig> = Config.all({
   })
 )
 
-const indexingConfig = Config.all({
+const indexingConfig = all({
   concurrency: positiveInt("BASALT_INDEXING_CONCURRENCY").pipe(Config.withDefault(4)),
   batchSize: positiveInt("BASALT_INDEXING_BATCH_SIZE").pipe(Config.withDefault(64)),
-  chunkTokens: positiveInt("BASALT_CHUNK_TOKENS").pipe(
-    Config.validate({ message: "must be at least 32 (smaller chunks carry too little text)", validation: (n) => n >= 32 }),
+  chunkTokens: integer("BASALT_CHUNK_TOKENS", "must be at least 32 (smaller chunks carry too little text)", (n) => n >= 32).pipe(
     Config.withDefault(512)
   ),
-  chunkOverlapTokens: Config.integer("BASALT_CHUNK_OVERLAP_TOKENS").pipe(
-    Config.validate({ message: "must be a whole number, 0 or more", validation: (n) => n >= 0 }),
+  chunkOverlapTokens: integer("BASALT_CHUNK_OVERLAP_TOKENS", "must be a whole number, 0 or more", (n) => n >= 0).pipe(
     Config.withDefault(64)
   )
 }).pipe(
-  Config.mapOrFail((indexing) =>
+  Config.mapEffect((indexing) =>
     indexing.chunkOverlapTokens * 2 > indexing.chunkTokens
-      ? Either.left(ConfigError.InvalidData(["BASALT_CHUNK_OVERLAP_TOKENS"], "must be at most half of BASALT_CHUNK_TOKENS"))
-      : Either.right(indexing)
+      ? Effect.fail(refuse([invalid("BASALT_CHUNK_OVERLAP_TOKENS", "must be at most half of BASALT_CHUNK_TOKENS")]))
+      : Effect.succeed(indexing)
   )
 )
 
-export const appConfig: Config.Config<AppConfigShape> = Config.all({
-  port: Config.integer("PORT").pipe(
-    Config.validate({ message: "must be a port number from 0 to 65535 (0 picks a free port)", validation: (n) => n >= 0 && n <= 65535 }),
+export const appConfig: Config.Config<AppConfigShape> = all({
+  port: integer("PORT", "must be a port number from 0 to 65535 (0 picks a free port)", (n) => n >= 0 && n <= 65535).pipe(
     Config.withDefault(8080)
   ),
-  host: Config.string("HOST").pipe(Config.withDefault("0.0.0.0")),
-  dataDir: Config.string("BASALT_DATA_DIR").pipe(Config.withDefault("./data")),
-  logLevel: logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
+  host: Config.String("HOST").pipe(Config.withDefault("0.0.0.0")),
+  dataDir: Config.String("BASALT_DATA_DIR").pipe(Config.withDefault("./data")),
+  logLevel: logLevel("LOG_LEVEL").pipe(Config.withDefault<LogLevel.LogLevel>("Info")),
   corsOrigins: list("BASALT_CORS_ORIGINS").pipe(Config.withDefault([])),
   bodyLimitBytes: byteSize("BASALT_BODY_LIMIT").pipe(Config.withDefault(1024 * 1024)),
   uploadLimitBytes: byteSize("BASALT_UPLOAD_LIMIT").pipe(Config.withDefault(25 * 1024 * 1024)),
-  shutdownGrace: Config.duration("BASALT_SHUTDOWN_GRACE").pipe(Config.withDefault(Duration.seconds(10))),
+  shutdownGrace: duration("BASALT_SHUTDOWN_GRACE").pipe(Config.withDefault(Duration.seconds(10))),
   trustedProxies: parsed("BASALT_TRUSTED_PROXIES", parseTrustedProxies).pipe(Config.withDefault([])),
-  rateLimits: Config.all({
+  rateLimits: all({
     auth: rateLimit("BASALT_RATE_LIMIT_AUTH", { quota: 10, windowSeconds: 60 }),
     principal: rateLimit("BASALT_RATE_LIMIT_PRINCIPAL", { quota: 600, windowSeconds: 60 })
   }),
-  database: Config.all({
-    url: optional(Config.redacted("DATABASE_URL"), (url) => Redacted.value(url).trim() === ""),
+  database: all({
+    url: optional(Config.Redacted("DATABASE_URL"), (url) => Redacted.value(url).trim() === ""),
     poolMax: positiveInt("DATABASE_POOL_MAX").pipe(Config.withDefault(10)),
-    connectTimeout: Config.duration("DATABASE_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
-    idleTimeout: Config.duration("DATABASE_IDLE_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
-    ssl: oneOf("DATABASE_SSL", ["disable", "require", "verify-full"] as const).pipe(Config.withDefault("disable" as const)),
-    sslCaFile: optional(Config.string("DATABASE_SSL_CA_FILE"), (file) => file.trim() === "")
+    connectTimeout: duration("DATABASE_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
+    idleTimeout: duration("DATABASE_IDLE_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
+    ssl: oneOf("DATABASE_SSL", ["disable", "require", "verify-full"]).pipe(Config.withDefault("disable" as const)),
+    sslCaFile: optional(Config.String("DATABASE_SSL_CA_FILE"), (file) => file.trim() === "")
   }),
-  auth: Config.all({
+  auth: all({
     // Validated as text, then wrapped: the message names no value.
     jwtSecret: optional(
-      Config.string("BASALT_JWT_SECRET").pipe(
-        Config.validate({
-          message: "must be at least 32 characters (a shorter HS256 key can be guessed)",
-          validation: (secret) => secret.trim() === "" || secret.length >= 32
-        }),
-        Config.map(Redacted.make)
-      ),
+      text(
+        "BASALT_JWT_SECRET",
+        "must be at least 32 characters (a shorter HS256 key can be guessed)",
+        (secret) => secret.trim() === "" || secret.length >= 32
+      ).pipe(Config.map(Redacted.make)),
       (secret) => Redacted.value(secret).trim() === ""
     ),
-    accessTokenTtl: Config.duration("BASALT_ACCESS_TOKEN_TTL").pipe(Config.withDefault(Duration.minutes(15))),
-    refreshTokenTtl: Config.duration("BASALT_REFRESH_TOKEN_TTL").pipe(Config.withDefault(Duration.days(30))),
-    allowSignup: Config.boolean("BASALT_ALLOW_SIGNUP").pipe(Config.withDefault(false)),
+    accessTokenTtl: duration("BASALT_ACCESS_TOKEN_TTL").pipe(Config.withDefault(Duration.minutes(15))),
+    refreshTokenTtl: duration("BASALT_REFRESH_TOKEN_TTL").pipe(Config.withDefault(Duration.days(30))),
+    allowSignup: Config.Boolean("BASALT_ALLOW_SIGNUP").pipe(Config.withDefault(false)),
     oidc: oidcConfig
   }),
   embeddings: embeddingsConfig,
   indexing: indexingConfig,
-  telemetry: Config.all({
+  telemetry: all({
     otlpEndpoint: optional(
-      Config.string("OTEL_EXPORTER_OTLP_ENDPOINT").pipe(
-        Config.validate({
-          message: "must be an http(s) URL such as http://localhost:4318",
-          validation: (url) => url.trim() === "" || /^https?:\/\/\S+$/.test(url)
-        })
+      text(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "must be an http(s) URL such as http://localhost:4318",
+        (url) => url.trim() === "" || /^https?:\/\/\S+$/.test(url)
       ),
       (url) => url.trim() === ""
     ),
-    // Wrapped after parsing: the parse error names no value, and Config.redacted would hide the error too.
+    // Wrapped after parsing: the parse error names no value, and Config.Redacted would hide the error too.
     otlpHeaders: keyValues("OTEL_EXPORTER_OTLP_HEADERS").pipe(
       Config.map(Redacted.make),
       Config.withDefault(Redacted.make<Record<string, string>>({}))
     ),
-    serviceName: Config.string("OTEL_SERVICE_NAME").pipe(Config.withDefault("basalt"))
+    serviceName: Config.String("OTEL_SERVICE_NAME").pipe(Config.withDefault("basalt"))
   })
 })
 
-/** One line per bad variable: `PORT: Expected an integer value but received abc`. */
-export const describeConfigError = (error: ConfigError.ConfigError): string =>
-  ConfigError.reduceWithContext(error, undefined, {
-    andCase: (_, left: string, right: string) => `${left}; ${right}`,
-    orCase: (_, left: string, right: string) => `${left}; ${right}`,
-    invalidDataCase: (_, path, message) => `${path.join(".")}: ${message}`,
-    missingDataCase: (_, path, message) => `${path.join(".")}: ${message}`,
-    sourceUnavailableCase: (_, path, message) => `${path.join(".")}: ${message}`,
-    unsupportedCase: (_, path, message) => `${path.join(".")}: ${message}`
-  })
+const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1()
+
+/** One line per bad variable: `PORT: Expected a string representing a finite number`. */
+export const describeConfigError = (error: Config.ConfigError): string => {
+  if (error.cause._tag === "SourceError") return error.cause.message.replace(/\s*\n\s*/g, " ")
+  return formatIssue(error.cause.issue).issues.map(({ message, path = [] }) => {
+    const name = path.map((segment) => String(typeof segment === "object" ? segment.key : segment)).join(".")
+    const line = message.replace(/\s*\n\s*/g, " ")
+    return name === "" ? line : `${name}: ${line}`
+  }).join("; ")
+}

@@ -2,20 +2,30 @@
  * Ties the server's Schemas to openapi.yaml at compile time.
  *
  * openapi-typescript turns openapi.yaml into `openapi.gen.ts` (`npm run gen`). Every endpoint of
- * the HttpApi is declared through `endpoint(operationId, (op) => …)`, and every request and
- * response Schema through the operation's `op.path` / `op.query` / `op.payload` / `op.response` /
+ * the HttpApi is declared through `endpoint(operationId, (op) => …)`, which demands that the
+ * endpoint built have the operation's name, method and path, and every request and response
+ * Schema goes through the operation's `op.path` / `op.query` / `op.payload` / `op.response` /
  * `op.empty`, or `contractBody` for a named schema: each demands that the Schema's Encoded type
- * equal the generated type, so a drift on either side is a tsc error. Each also annotates the Schema with what it was checked against, so the contract
- * test can prove that no endpoint skipped the check.
+ * equal the generated type, so a drift on either side is a tsc error. Each also annotates the
+ * Schema with what it was checked against, so the contract test can prove that no endpoint
+ * skipped the check.
  */
-import { HttpApiEndpoint, HttpApiSchema } from "@effect/platform"
+import { HttpApiSchema } from "effect/http-api"
 import type { Schema } from "effect"
 import type { components, operations, paths } from "./openapi.gen.ts"
 
 export type OperationId = keyof operations
 
 /** The annotation key under which a Schema records what it was checked against. */
-export const ContractChecked: unique symbol = Symbol.for("basalt/ContractChecked")
+export const ContractChecked = "basalt/contractChecked"
+
+declare module "effect/Schema" {
+  namespace Annotations {
+    interface Annotations {
+      readonly "basalt/contractChecked"?: string | undefined
+    }
+  }
+}
 
 // Readonly-ness and `| undefined` on optional keys are representation details of either side,
 // not contract differences; everything else must match exactly.
@@ -45,17 +55,22 @@ type Params<Op extends OperationId, In extends "path" | "query"> = Operation<Op>
   { readonly [K in In]?: infer P } ? NonNullable<P>
   : never
 
-const annotate = <S extends Schema.Schema.Any>(schema: S, checkedAgainst: string): S =>
-  schema.annotations({ [ContractChecked]: checkedAgainst }) as S
+const annotate = <S extends Schema.Top>(schema: S, checkedAgainst: string): S["Rebuild"] =>
+  schema.annotate({ [ContractChecked]: checkedAgainst })
 
 /** A named schema of `components.schemas`. */
-export const contractBody = <Name extends keyof components["schemas"], S extends Schema.Schema.Any>(
+export const contractBody = <Name extends keyof components["schemas"], S extends Schema.Top>(
   name: Name,
-  schema: S & Matches<Schema.Schema.Encoded<S>, components["schemas"][Name], `components.schemas.${Name}`>
-): S => annotate(schema, `components.schemas.${name}`)
+  schema: S & Matches<S["Encoded"], components["schemas"][Name], `components.schemas.${Name}`>
+): S["Rebuild"] => annotate(schema, `components.schemas.${name}`)
 
-// On the wire every query value is text: a Schema decodes `limit=20` from a string.
-type QueryOnTheWire<T> = { readonly [K in keyof T]: T[K] extends number | boolean | undefined ? string : T[K] }
+// On the wire every parameter is text. The endpoint's string codec writes a number or boolean as
+// text, so a Schema may encode either to the contract's own type (`limit: Schema.Int`) or to the
+// text itself (`limit: Schema.NumberFromString`); anything else is a mismatch.
+type OnTheWire<T> = { readonly [K in keyof T]: T[K] extends number | boolean | undefined ? string : T[K] }
+
+type MatchesParameters<Actual, Expected, Where extends string> = Exact<Actual, Expected> extends true ? unknown
+  : Matches<Actual, OnTheWire<Expected>, Where>
 
 /** `/documents/:id` → `/documents/{id}`, as openapi.yaml writes paths. */
 export type OpenApiPath<P extends string> = P extends `${infer A}:${infer Param}/${infer Rest}`
@@ -68,52 +83,85 @@ type MethodOf<Op extends OperationId, P extends string> = OpenApiPath<P> extends
   }[keyof paths[OpenApiPath<P>]]
   : never
 
-type OperationAt<Op extends OperationId, M extends string, P extends string> = M extends MethodOf<Op, P> ? unknown
-  : { readonly contractMismatch: `${Op} is not ${Uppercase<M>} ${OpenApiPath<P>} in openapi.yaml` }
+/** `unknown` when the endpoint is the operation `Op` of openapi.yaml: its name, method and path. */
+export type OperationAt<Op extends OperationId, Name extends string, Method extends string, P extends string> =
+  Name extends Op ? Lowercase<Method> extends MethodOf<Op, P> ? unknown
+    : { readonly contractMismatch: `${Op} is not ${Uppercase<Method>} ${OpenApiPath<P>} in openapi.yaml` }
+    : { readonly contractMismatch: `the endpoint of ${Op} is named ${Name}` }
+
+// The contract's media type decides how a body is read; multipart is left to the Schema
+// (`HttpApiSchema.asMultipartStream()` or `asMultipart()`), which also decides the handler's type.
+const withPayloadEncoding = <S extends Schema.Top>(schema: S, contentType: string): S["Rebuild"] =>
+  contentType === "multipart/form-data"
+    ? schema
+    : contentType === "application/x-www-form-urlencoded"
+    ? HttpApiSchema.asFormUrlEncoded({ contentType })(schema)
+    : HttpApiSchema.asJson({ contentType })(schema)
 
 /**
- * One operation of openapi.yaml, named once: its endpoint (the method and path must be the ones
- * the contract gives that operation, and its name is the operationId), and the checks of its
- * parameters, request body and responses, bound to it.
+ * The checks of one operation of openapi.yaml: its parameters, request body and responses, each
+ * bound to it. `name` is the operationId, the name its endpoint must have.
  */
 export const operation = <Op extends OperationId & string>(op: Op) => ({
-  get: <P extends HttpApiEndpoint.PathSegment>(path: P & OperationAt<Op, "get", P>) => HttpApiEndpoint.get(op, path),
-  post: <P extends HttpApiEndpoint.PathSegment>(path: P & OperationAt<Op, "post", P>) => HttpApiEndpoint.post(op, path),
-  put: <P extends HttpApiEndpoint.PathSegment>(path: P & OperationAt<Op, "put", P>) => HttpApiEndpoint.put(op, path),
-  patch: <P extends HttpApiEndpoint.PathSegment>(path: P & OperationAt<Op, "patch", P>) =>
-    HttpApiEndpoint.patch(op, path),
-  del: <P extends HttpApiEndpoint.PathSegment>(path: P & OperationAt<Op, "delete", P>) => HttpApiEndpoint.del(op, path),
-  path: <S extends Schema.Schema.Any>(
-    schema: S & Matches<Schema.Schema.Encoded<S>, Params<Op, "path">, `${Op} path parameters`>
-  ): S => annotate(schema, `${op} path`),
-  query: <S extends Schema.Schema.Any>(
-    schema: S & Matches<Schema.Schema.Encoded<S>, QueryOnTheWire<Params<Op, "query">>, `${Op} query parameters`>
-  ): S => annotate(schema, `${op} query`),
-  payload: <ContentType extends keyof RequestContent<Op> & string, S extends Schema.Schema.Any>(
+  name: op,
+  path: <S extends Schema.Top>(
+    schema: S & MatchesParameters<S["Encoded"], Params<Op, "path">, `${Op} path parameters`>
+  ): S["Rebuild"] => annotate(schema, `${op} path`),
+  query: <S extends Schema.Top>(
+    schema: S & MatchesParameters<S["Encoded"], Params<Op, "query">, `${Op} query parameters`>
+  ): S["Rebuild"] => annotate(schema, `${op} query`),
+  /** The request body, read as `contentType` says. */
+  payload: <ContentType extends keyof RequestContent<Op> & string, S extends Schema.Top>(
     contentType: ContentType,
-    schema: S & Matches<Schema.Schema.Encoded<S>, RequestContent<Op>[ContentType], `${Op} request body`>
-  ): S => annotate(schema, `${op} body ${contentType}`),
+    schema: S & Matches<S["Encoded"], RequestContent<Op>[ContentType], `${Op} request body`>
+  ): S["Rebuild"] => withPayloadEncoding(annotate(schema, `${op} body ${contentType}`), contentType),
+  /** A JSON response, answered with `status`. */
   response: <
     Status extends keyof Responses<Op> & number,
-    ContentType extends keyof ResponseContent<Op, Status> & string,
-    S extends Schema.Schema.Any
+    ContentType extends keyof ResponseContent<Op, Status> & `${string}json`,
+    S extends Schema.Top
   >(
     status: Status,
     contentType: ContentType,
-    schema: S & Matches<Schema.Schema.Encoded<S>, ResponseContent<Op, Status>[ContentType], `${Op} ${Status}`>
-  ): S => annotate(schema, `${op} ${status} ${contentType}`),
+    schema: S & Matches<S["Encoded"], ResponseContent<Op, Status>[ContentType], `${Op} ${Status}`>
+  ): S["Rebuild"] =>
+    annotate(schema, `${op} ${status} ${contentType}`).pipe(
+      HttpApiSchema.asJson({ contentType }),
+      HttpApiSchema.status(status)
+    ),
+  /** A text response (HTML, YAML, an event stream…), answered with `status`. */
+  text: <
+    Status extends keyof Responses<Op> & number,
+    ContentType extends keyof ResponseContent<Op, Status> & string,
+    S extends Schema.Top & { readonly Encoded: string }
+  >(
+    status: Status,
+    contentType: ContentType,
+    schema: S & Matches<S["Encoded"], ResponseContent<Op, Status>[ContentType], `${Op} ${Status}`>
+  ): S["Rebuild"] =>
+    annotate(
+      schema.pipe(HttpApiSchema.asText({ contentType }), HttpApiSchema.status(status)),
+      `${op} ${status} ${contentType}`
+    ),
+  /** A response without a body, answered with `status`. */
   empty: <Status extends keyof Responses<Op> & number>(
     status: Status &
       (Responses<Op>[Status] extends { readonly content?: never } ? unknown
         : { readonly contractMismatch: `${Op} ${Status} has a body in openapi.yaml` })
-  ) => annotate(HttpApiSchema.Empty(status), `${op} ${status} (no body)`)
+  ): Schema.Void => annotate(HttpApiSchema.Empty(status), `${op} ${status} (no body)`)
 })
 
 export type ContractOperation<Op extends OperationId & string> = ReturnType<typeof operation<Op>>
 
 /**
- * An HttpApi endpoint for one operation of openapi.yaml, built by `build` from the operation:
- * `endpoint("getDocument", (op) => op.get("/api/v1/documents/:document_id").addSuccess(op.response(200, …)))`.
+ * An HttpApi endpoint for one operation of openapi.yaml, built by `build` from the operation's
+ * checks; the endpoint must carry the operation's name, method and path:
+ * `endpoint("getDocument", (op) => HttpApiEndpoint.get(op.name, "/api/v1/documents/:document_id", { … }))`.
  */
-export const endpoint = <Op extends OperationId & string, E>(op: Op, build: (operation: ContractOperation<Op>) => E): E =>
-  build(operation(op))
+export const endpoint = <
+  Op extends OperationId & string,
+  E extends { readonly identifier: string; readonly method: string; readonly path: string }
+>(
+  op: Op,
+  build: (operation: ContractOperation<Op>) => E & OperationAt<Op, E["identifier"], E["method"], E["path"]>
+): E => build(operation(op))

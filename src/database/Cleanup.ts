@@ -24,15 +24,15 @@ export const deleteInBatches = <E, R>(batch: number, deleteBatch: Effect.Effect<
  * debug, a failure is a warning and the next round tries again. Several processes may run the same
  * cleanup at once (each statement skips rows another one holds).
  */
-export const cleanUpEvery = <E, R>(interval: Duration.DurationInput, what: string, cleanup: Effect.Effect<number, E, R>) =>
+export const cleanUpEvery = <E, R>(interval: Duration.Input, what: string, cleanup: Effect.Effect<number, E, R>) =>
   cleanup.pipe(
     Effect.tap((deleted) => deleted > 0 ? Effect.logDebug(`deleted ${deleted} ${what}`) : Effect.void),
-    Effect.catchAllCause((cause) => Effect.logWarning(`could not delete ${what}`, cause)),
+    Effect.catchCause((cause) => Effect.logWarning(`could not delete ${what}`, cause)),
     Effect.delay(interval),
     Effect.forever,
     Effect.forkScoped
   )
 
 /** `prune` of the rows older than `retention`, the cutoff taken anew each time it runs. */
-export const olderThan = <E, R>(retention: Duration.DurationInput, prune: (cutoff: Date) => Effect.Effect<number, E, R>) =>
+export const olderThan = <E, R>(retention: Duration.Input, prune: (cutoff: Date) => Effect.Effect<number, E, R>) =>
   Effect.suspend(() => prune(new Date(Date.now() - Duration.toMillis(retention))))

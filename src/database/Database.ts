@@ -8,7 +8,7 @@ export interface DatabaseInfoShape {
   readonly pgvector: boolean
 }
 
-export class DatabaseInfo extends Context.Tag("basalt/DatabaseInfo")<DatabaseInfo, DatabaseInfoShape>() {}
+export class DatabaseInfo extends Context.Service<DatabaseInfo, DatabaseInfoShape>()("basalt/DatabaseInfo") {}
 
 /** The table the Migrator records applied migrations in. */
 export const migrationsTable = "basalt_migrations"

@@ -1,5 +1,6 @@
-import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
+import { HttpServerResponse } from "effect/http"
+import { HttpApiBuilder } from "effect/http-api"
 import { readFile } from "node:fs/promises"
 import { createRequire } from "node:module"
 import { parse } from "yaml"
@@ -35,10 +36,10 @@ export const DocsHttpLive = HttpApiBuilder.group(BasaltApi, "documentation", (ha
       .handle("getOpenApiYaml", () => Effect.succeed(yaml))
       .handle("getSwaggerUi", () => Effect.succeed(swaggerUiPage))
       .handle("getRedoc", () => Effect.succeed(redocPage))
-      .handle("getDocsAsset", ({ path }) =>
-        Effect.map(assetBodies[path.asset], (body) =>
+      .handle("getDocsAsset", ({ params }) =>
+        Effect.map(assetBodies[params.asset], (body) =>
           HttpServerResponse.uint8Array(body, {
-            contentType: assets[path.asset].contentType,
+            contentType: assets[params.asset].contentType,
             headers: { "cache-control": "public, max-age=86400" }
           })))
   }))

@@ -5,7 +5,7 @@
  * (`documents.3.title`); one refused (a collection it may not change, making it public) is that
  * item's 404 or 403. The rest are stored together in one transaction (DocumentIngestion).
  */
-import { Effect, Either, FiberRef, ParseResult, Schema } from "effect"
+import { Effect, Result, Schema, SchemaIssue } from "effect"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import { type ApiError, errorCode, errorStatus, ValidationFailed } from "../http/ApiError.ts"
 import { CurrentRequestId } from "../http/RequestId.ts"
@@ -14,15 +14,23 @@ import { CreateDocumentRequest, type DocumentBatchResult } from "./Documents.ts"
 
 type ItemResult = DocumentBatchResult["results"][number]
 
-const decodeItem = Schema.decodeUnknownEither(CreateDocumentRequest, { errors: "all", onExcessProperty: "error" })
+const decodeItem = Schema.decodeUnknownResult(CreateDocumentRequest, { errors: "all", onExcessProperty: "error" })
 
-const invalidItem = (index: number, error: ParseResult.ParseError) =>
+const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
+
+/** Each problem of `error` as a 422 detail, its path dotted and prefixed with `prefix`. */
+export const issueDetails = (error: Schema.SchemaError, prefix: ReadonlyArray<PropertyKey> = []) =>
+  formatIssues(error.issue).issues.map((issue) => ({
+    path: [...prefix, ...(issue.path ?? []).map((segment) => (typeof segment === "object" ? segment.key : segment))]
+      .map(String)
+      .join("."),
+    message: issue.message
+  }))
+
+const invalidItem = (index: number, error: Schema.SchemaError) =>
   new ValidationFailed({
     message: "The item does not match the CreateDocumentRequest schema",
-    details: ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({
-      path: ["documents", index, ...issue.path].map(String).join("."),
-      message: issue.message
-    }))
+    details: issueDetails(error, ["documents", index])
   })
 
 const failed = (index: number, error: ApiError, requestId: string): ItemResult => ({
@@ -36,19 +44,21 @@ const failed = (index: number, error: ApiError, requestId: string): ItemResult =
   }
 })
 
-export const ingestBatch = (ingestion: DocumentIngestion, caller: Caller, items: ReadonlyArray<unknown>) =>
+export const ingestBatch = (ingestion: DocumentIngestion["Service"], caller: Caller, items: ReadonlyArray<unknown>) =>
   Effect.gen(function*() {
-    const requestId = yield* FiberRef.get(CurrentRequestId)
+    const requestId = yield* CurrentRequestId
     const decodedItems = items.map((item) => decodeItem(item))
-    const valid = decodedItems.flatMap((decoded, index) => (Either.isRight(decoded) ? [{ index, request: decoded.right }] : []))
+    const valid = decodedItems.flatMap((decoded, index) =>
+      Result.isSuccess(decoded) ? [{ index, request: decoded.success }] : []
+    )
     const outcomes = yield* ingestion.ingestEach(caller, valid.map((item) => item.request))
     const outcomeOf = new Map(valid.map(({ index }, position) => [index, outcomes[position]!]))
     const results = decodedItems.map((decoded, index): ItemResult => {
-      if (Either.isLeft(decoded)) return failed(index, invalidItem(index, decoded.left), requestId)
+      if (Result.isFailure(decoded)) return failed(index, invalidItem(index, decoded.failure), requestId)
       const outcome = outcomeOf.get(index)!
-      return Either.isLeft(outcome)
-        ? failed(index, outcome.left, requestId)
-        : { index, status: outcome.right.outcome === "queued" ? 202 : 200, document: outcome.right.document }
+      return Result.isFailure(outcome)
+        ? failed(index, outcome.failure, requestId)
+        : { index, status: outcome.success.outcome === "queued" ? 202 : 200, document: outcome.success.document }
     })
     const succeeded = results.filter((result) => result.document !== undefined).length
     return { results, succeeded, failed: results.length - succeeded }

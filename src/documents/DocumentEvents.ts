@@ -17,8 +17,9 @@
  * skipped. The stream ends when the server starts draining, so that a graceful shutdown does
  * not wait out its grace period on open streams; the client reconnects with Last-Event-ID.
  */
-import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Chunk, Duration, Effect, Layer, Option, Schema, Stream } from "effect"
+import { Duration, Effect, Layer, Option, Schema, Stream } from "effect"
+import { Sse } from "effect/encoding"
+import { type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { cleanUpEvery, olderThan } from "../database/Cleanup.ts"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import { ServerLifecycle } from "../http/ServerLifecycle.ts"
@@ -64,7 +65,12 @@ const eventOf = (row: DocumentChangeRow) => {
       changed_at: row.changed_at
     })
     : encodeDeleted({ document_id: row.document_id, revision: row.revision, deleted_at: row.changed_at })
-  return `id: ${encodeCursor({ at: row.changed_at_exact, id: row.document_id })}\nevent: ${row.kind}\ndata: ${JSON.stringify(data)}\n\n`
+  return Sse.encoder.write({
+    _tag: "Event",
+    id: encodeCursor({ at: row.changed_at_exact, id: row.document_id }),
+    event: row.kind,
+    data: JSON.stringify(data)
+  })
 }
 
 const isAfter = (row: DocumentChangeRow, position: PagePosition) =>
@@ -73,71 +79,82 @@ const isAfter = (row: DocumentChangeRow, position: PagePosition) =>
 const shifted = (exact: string, millis: number) => new Date(new Date(exact).getTime() + millis).toISOString()
 
 /**
- * `caller`: who the request authenticated as; `reauthenticate`: the request's credential checked
- * again (none once it no longer authenticates).
+ * Opens event streams, with the services every stream reads. A stream's arguments: `caller`, who
+ * `request` authenticated as; `reauthenticate`, the request's credential checked again (none once
+ * it no longer authenticates).
  */
-export const streamDocumentEvents = (caller: Caller, reauthenticate: Effect.Effect<Option.Option<Caller>>) =>
-  Effect.gen(function*() {
-    const documents = yield* DocumentsRepo
-    const lifecycle = yield* ServerLifecycle
-    const request = yield* HttpServerRequest.HttpServerRequest
-    // A Last-Event-ID this server did not issue is ignored: the stream starts from now.
-    const resumed = yield* decodeCursor(request.headers["last-event-id"]).pipe(Effect.option, Effect.map(Option.getOrUndefined))
-    const start: PagePosition = resumed ?? { at: yield* Effect.orDie(documents.now), id: "00000000-0000-0000-0000-000000000000" }
+export const makeDocumentEvents = Effect.gen(function*() {
+  const documents = yield* DocumentsRepo
+  const lifecycle = yield* ServerLifecycle
+  return (
+    caller: Caller,
+    request: HttpServerRequest.HttpServerRequest,
+    reauthenticate: Effect.Effect<Option.Option<Caller>>
+  ) =>
+    Effect.gen(function*() {
+      // A Last-Event-ID this server did not issue is ignored: the stream starts from now.
+      const resumed = yield* decodeCursor(request.headers["last-event-id"]).pipe(
+        Effect.option,
+        Effect.map(Option.getOrUndefined)
+      )
+      const start: PagePosition = resumed ??
+        { at: yield* Effect.orDie(documents.now), id: "00000000-0000-0000-0000-000000000000" }
 
-    const poll = (caller: Caller, state: State) =>
-      Effect.gen(function*() {
-        const since = shifted(state.position.at, -lookbackMillis)
-        const rows: Array<DocumentChangeRow> = []
-        let page = yield* documents.changesSince(caller, since, pageSize)
-        rows.push(...page)
-        while (page.length === pageSize) {
-          const last = page[page.length - 1]!
-          page = yield* documents.changesSince(caller, last.changed_at_exact, pageSize)
-          page = page.filter((row) => isAfter(row, { at: last.changed_at_exact, id: last.document_id }))
-          rows.push(...page)
-        }
-        // Changes before the stream's start are not its business (a resumed client has had them).
-        const fresh = rows.filter((row) => isAfter(row, start) && state.sent.get(row.document_id) !== row.changed_at_exact)
-        const newest = rows.reduce<PagePosition>(
-          (position, row) => (isAfter(row, position) ? { at: row.changed_at_exact, id: row.document_id } : position),
-          state.position
-        )
-        const horizon = shifted(newest.at, -lookbackMillis)
-        const sent = new Map([...state.sent].filter(([, at]) => new Date(at).toISOString() >= horizon))
-        for (const row of fresh) sent.set(row.document_id, row.changed_at_exact)
-        return { fresh, next: { started: true, position: newest, sent, quietPolls: fresh.length === 0 ? state.quietPolls + 1 : 0 } }
-      }).pipe(Effect.orDie)
-
-    const events = Stream.paginateChunkEffect(
-      { started: false, position: start, sent: new Map(), quietPolls: 0 } as State,
-      (state) =>
+      const poll = (caller: Caller, state: State) =>
         Effect.gen(function*() {
-          if (!state.started) {
-            const { fresh, next } = yield* poll(caller, state)
-            return [Chunk.fromIterable(["retry: 2000\n: connected\n\n", ...fresh.map(eventOf)]), Option.some(next)] as const
+          const since = shifted(state.position.at, -lookbackMillis)
+          const rows: Array<DocumentChangeRow> = []
+          let page = yield* documents.changesSince(caller, since, pageSize)
+          rows.push(...page)
+          while (page.length === pageSize) {
+            const last = page[page.length - 1]!
+            page = yield* documents.changesSince(caller, last.changed_at_exact, pageSize)
+            page = page.filter((row) => isAfter(row, { at: last.changed_at_exact, id: last.document_id }))
+            rows.push(...page)
           }
-          yield* Effect.sleep(pollInterval)
-          if (lifecycle.isDraining()) return [Chunk.empty<string>(), Option.none<State>()] as const
-          const current = yield* reauthenticate
-          if (Option.isNone(current)) return [Chunk.empty<string>(), Option.none<State>()] as const
-          const { fresh, next } = yield* poll(current.value, state)
-          if (fresh.length > 0) return [Chunk.fromIterable(fresh.map(eventOf)), Option.some(next)] as const
-          if (next.quietPolls >= pollsPerHeartbeat) {
-            return [Chunk.of(": keep-alive\n\n"), Option.some({ ...next, quietPolls: 0 })] as const
-          }
-          return [Chunk.empty<string>(), Option.some(next)] as const
-        })
-    )
+          // Changes before the stream's start are not its business (a resumed client has had them).
+          const fresh = rows.filter((row) => isAfter(row, start) && state.sent.get(row.document_id) !== row.changed_at_exact)
+          const newest = rows.reduce<PagePosition>(
+            (position, row) => (isAfter(row, position) ? { at: row.changed_at_exact, id: row.document_id } : position),
+            state.position
+          )
+          const horizon = shifted(newest.at, -lookbackMillis)
+          const sent = new Map([...state.sent].filter(([, at]) => new Date(at).toISOString() >= horizon))
+          for (const row of fresh) sent.set(row.document_id, row.changed_at_exact)
+          const quietPolls = fresh.length === 0 ? state.quietPolls + 1 : 0
+          return { fresh, next: { started: true, position: newest, sent, quietPolls } }
+        }).pipe(Effect.orDie)
 
-    return HttpServerResponse.stream(Stream.encodeText(events), {
-      contentType: "text/event-stream",
-      headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
+      const events = Stream.paginate(
+        { started: false, position: start, sent: new Map(), quietPolls: 0 } as State,
+        (state) =>
+          Effect.gen(function*() {
+            if (!state.started) {
+              const { fresh, next } = yield* poll(caller, state)
+              return [["retry: 2000\n: connected\n\n", ...fresh.map(eventOf)], Option.some(next)] as const
+            }
+            yield* Effect.sleep(pollInterval)
+            if (lifecycle.isDraining()) return [[], Option.none<State>()] as const
+            const current = yield* reauthenticate
+            if (Option.isNone(current)) return [[], Option.none<State>()] as const
+            const { fresh, next } = yield* poll(current.value, state)
+            if (fresh.length > 0) return [fresh.map(eventOf), Option.some(next)] as const
+            if (next.quietPolls >= pollsPerHeartbeat) {
+              return [[": keep-alive\n\n"], Option.some({ ...next, quietPolls: 0 })] as const
+            }
+            return [[], Option.some(next)] as const
+          })
+      )
+
+      return HttpServerResponse.stream(Stream.encodeText(events), {
+        contentType: "text/event-stream",
+        headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
+      })
     })
-  })
+})
 
 /** Forgets, every few minutes in each process, the deletions past `deletionRetention`. */
-export const DocumentDeletionsPruningLive = Layer.scopedDiscard(
+export const DocumentDeletionsPruningLive = Layer.effectDiscard(
   Effect.gen(function*() {
     const documents = yield* DocumentsRepo
     yield* cleanUpEvery(
@@ -146,4 +163,4 @@ export const DocumentDeletionsPruningLive = Layer.scopedDiscard(
       olderThan(deletionRetention, documents.pruneDeletions)
     )
   })
-).pipe(Layer.provide(DocumentsRepo.Default))
+).pipe(Layer.provide(DocumentsRepo.layer))

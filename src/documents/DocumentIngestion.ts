@@ -5,7 +5,7 @@
  * of one.
  */
 import { createHash } from "node:crypto"
-import { Effect, Either } from "effect"
+import { Context, Effect, Layer, Result } from "effect"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import { authorizeCollection, type CollectionAccess } from "../collections/CollectionPolicy.ts"
 import { CollectionsRepo } from "../collections/CollectionsRepo.ts"
@@ -70,8 +70,8 @@ interface Rights {
   readonly changes: ReadonlyMap<number, { readonly joining: ReadonlyArray<string>; readonly leaving: ReadonlyArray<string> }>
 }
 
-export class DocumentIngestion extends Effect.Service<DocumentIngestion>()("basalt/DocumentIngestion", {
-  effect: Effect.gen(function*() {
+export class DocumentIngestion extends Context.Service<DocumentIngestion>()("basalt/DocumentIngestion", {
+  make: Effect.gen(function*() {
     const documents = yield* DocumentsRepo
     const collections = yield* CollectionsRepo
     const indexer = yield* DocumentIndexer
@@ -173,12 +173,12 @@ export class DocumentIngestion extends Effect.Service<DocumentIngestion>()("basa
           // Read inside the transaction: the answer shows each document as accepted, not
           // whatever step indexing reaches once the transaction has committed.
           const rows = yield* documents.findMany(caller, stored.map((one) => one.id))
-          const outcomes = yield* Effect.forEach(requests, (_request, index): Effect.Effect<Either.Either<Ingested, Refusal>, NotFound> => {
+          const outcomes = yield* Effect.forEach(requests, (_request, index): Effect.Effect<Result.Result<Ingested, Refusal>, NotFound> => {
             const refusal = rights.refusals[index]
-            if (refusal !== undefined) return Effect.succeed(Either.left(refusal))
+            if (refusal !== undefined) return Effect.succeed(Result.fail(refusal))
             const one = storedAt.get(index)!
             return Effect.map(readable(rows.get(one.id)), (row) =>
-              Either.right({ document: toDocument(row), outcome: one.reindex ? "queued" : "unchanged" }))
+              Result.succeed({ document: toDocument(row), outcome: one.reindex ? "queued" : "unchanged" }))
           })
           return { outcomes, queued: queued.length }
         }))
@@ -188,15 +188,18 @@ export class DocumentIngestion extends Effect.Service<DocumentIngestion>()("basa
 
     /** Each document on its own: a refused one (per-item 403/404) is not stored, the others are. */
     const ingestEach = (caller: Caller, requests: ReadonlyArray<NewDocument>) =>
-      Effect.catchAll(store(caller, requests, false), Effect.die)
+      Effect.catch(store(caller, requests, false), Effect.die)
 
     /** All or none: the first refusal refuses the call and nothing is stored. */
     const ingestAll = (caller: Caller, requests: ReadonlyArray<NewDocument>): Effect.Effect<ReadonlyArray<Ingested>, Refusal> =>
-      Effect.flatMap(store(caller, requests, true), (outcomes) => Effect.all(outcomes))
+      Effect.flatMap(store(caller, requests, true), (outcomes) => Effect.forEach(outcomes, Effect.fromResult))
 
     const ingest = (caller: Caller, request: NewDocument) => Effect.map(ingestAll(caller, [request]), (all) => all[0]!)
 
     return { ingest, ingestAll, ingestEach, syncCollections, view } as const
-  }),
-  dependencies: [DocumentsRepo.Default, CollectionsRepo.Default]
-}) {}
+  })
+}) {
+  static readonly layer = Layer.effect(this, this.make).pipe(
+    Layer.provide([DocumentsRepo.layer, CollectionsRepo.layer])
+  )
+}

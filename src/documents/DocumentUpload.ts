@@ -5,24 +5,28 @@
  * and reads its text. Every file is read before anything is stored, and all are stored in one
  * transaction: a request with one bad file creates nothing.
  */
-import { Multipart } from "@effect/platform"
-import { Effect, Option, ParseResult, Schema, type Stream } from "effect"
+import { Effect, Schema, Stream } from "effect"
+import { Multipart } from "effect/http"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import { AppConfig } from "../config/AppConfig.ts"
 import { PayloadTooLarge, UnsupportedMediaType, ValidationFailed } from "../http/ApiError.ts"
+import { issueDetails } from "./DocumentBatch.ts"
 import { extractFile } from "./extraction/Extraction.ts"
 import type { ExtractionError } from "./extraction/ExtractionErrors.ts"
 import type { DocumentIngestion, NewDocument } from "./DocumentIngestion.ts"
 import { DocumentSource, DocumentTags, DocumentVisibility, maxContentCharacters } from "./Documents.ts"
+import { Uuid } from "../contract/Uuid.ts"
 
 export const maxUploadFiles = 100
 
 const UploadFields = Schema.Struct({
   source: Schema.optional(DocumentSource),
   tags: Schema.optional(DocumentTags),
-  collection_ids: Schema.optional(Schema.Array(Schema.UUID).pipe(Schema.maxItems(50))),
+  collection_ids: Schema.optional(Schema.Array(Uuid).check(Schema.isMaxLength(50))),
   visibility: Schema.optional(DocumentVisibility)
 })
+
+const decodeFields = Schema.decodeUnknownEffect(UploadFields, { errors: "all", onExcessProperty: "error" })
 
 const repeatable = new Set(["tags", "collection_ids"])
 
@@ -31,7 +35,7 @@ const invalid = (message: string, details: ReadonlyArray<{ path: string; message
 
 const fromMultipartError = (limit: number) =>
 (error: Multipart.MultipartError): Effect.Effect<never, PayloadTooLarge | ValidationFailed> => {
-  switch (error.reason) {
+  switch (error.reason._tag) {
     case "FileTooLarge":
       return Effect.fail(new PayloadTooLarge({ message: `A file is over the upload limit of ${limit} bytes` }))
     case "BodyTooLarge":
@@ -65,19 +69,22 @@ const fromExtractionError = (index: number, name: string) => (error: ExtractionE
 const baseName = (name: string) => name.replace(/\.[^./\\]{1,10}$/, "").trim() || name
 
 export const uploadDocuments = (
-  ingestion: DocumentIngestion,
+  ingestion: DocumentIngestion["Service"],
   caller: Caller,
   parts: Stream.Stream<Multipart.Part, Multipart.MultipartError>
 ) =>
   Effect.scoped(Effect.gen(function*() {
     const { uploadLimitBytes } = yield* AppConfig
-    const persisted = yield* Multipart.toPersisted(Multipart.withLimitsStream(parts, {
-      maxFileSize: Option.some(uploadLimitBytes),
-      maxParts: Option.some(maxUploadFiles + 60),
+    const limits = Multipart.limitsServices({
+      maxFileSize: uploadLimitBytes,
+      maxParts: maxUploadFiles + 60,
       maxFieldSize: 64 * 1024,
       // Instead of BASALT_BODY_LIMIT, which the platform would otherwise apply to the whole body.
-      maxTotalSize: Option.some(uploadLimitBytes * maxUploadFiles + 1024 * 1024)
-    })).pipe(Effect.catchAll(fromMultipartError(uploadLimitBytes)))
+      maxTotalSize: uploadLimitBytes * maxUploadFiles + 1024 * 1024
+    })
+    const persisted = yield* Multipart.toPersisted(Stream.provideContext(parts, limits)).pipe(
+      Effect.catch(fromMultipartError(uploadLimitBytes))
+    )
 
     const files: Array<Multipart.PersistedFile> = []
     const fields: Record<string, unknown> = {}
@@ -99,16 +106,8 @@ export const uploadDocuments = (
     if (files.length > maxUploadFiles) {
       return yield* new PayloadTooLarge({ message: `At most ${maxUploadFiles} files per upload` })
     }
-    const options = yield* Schema.decodeUnknown(UploadFields, { errors: "all", onExcessProperty: "error" })(fields).pipe(
-      Effect.mapError((error) =>
-        invalid(
-          "The request does not match the schema",
-          ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({
-            path: issue.path.map(String).join("."),
-            message: issue.message
-          }))
-        )
-      )
+    const options = yield* decodeFields(fields).pipe(
+      Effect.mapError((error) => invalid("The request does not match the schema", issueDetails(error)))
     )
 
     const documents: Array<NewDocument> = []

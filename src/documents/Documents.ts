@@ -1,35 +1,48 @@
 /** Documents as the contract names them. */
-import { Schema } from "effect"
+import { Schema, SchemaTransformation } from "effect"
 import { contractBody } from "../contract/Contract.ts"
 import { ErrorBody } from "../http/ApiError.ts"
+import { Uuid } from "../contract/Uuid.ts"
 
 export const DocumentSource = contractBody(
   "DocumentSource",
-  Schema.String.pipe(Schema.pattern(/^[a-z][a-z0-9_]{0,31}$/, {
-    message: () => "Expected a source name: a lower-case letter, then up to 31 of a-z, 0-9 and _"
+  Schema.String.check(Schema.isPattern(/^[a-z][a-z0-9_]{0,31}$/, {
+    message: "Expected a source name: a lower-case letter, then up to 31 of a-z, 0-9 and _"
   }))
 )
 
 export const DocumentStatus = contractBody(
   "DocumentStatus",
-  Schema.Literal("queued", "parsing", "chunking", "embedding", "indexed", "failed")
+  Schema.Literals(["queued", "parsing", "chunking", "embedding", "indexed", "failed"])
 )
 export type DocumentStatus = typeof DocumentStatus.Type
 
-export const DocumentVisibility = contractBody("DocumentVisibility", Schema.Literal("private", "public"))
+export const DocumentVisibility = contractBody("DocumentVisibility", Schema.Literals(["private", "public"]))
 export type DocumentVisibility = typeof DocumentVisibility.Type
 
 export const maxTags = 10
 
-const Tag = Schema.compose(Schema.Trim, Schema.Lowercase).pipe(Schema.minLength(1), Schema.maxLength(64))
+/** ISO 8601 text on the wire, a `Date` in the program. */
+const Timestamp = Schema.DateFromString
+
+const Tag = Schema.Trim.pipe(
+  Schema.decodeTo(
+    Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(64)),
+    SchemaTransformation.toLowerCase()
+  )
+)
 
 /** Trimmed, lower-cased, repeats dropped: `[" HR", "hr"]` is `["hr"]`. */
 export const DocumentTags = contractBody(
   "DocumentTags",
-  Schema.transform(
-    Schema.Array(Tag).pipe(Schema.maxItems(maxTags, { message: () => `At most ${maxTags} tags` })),
-    Schema.Array(Schema.String),
-    { strict: true, decode: (tags) => [...new Set(tags)], encode: (tags) => tags }
+  Schema.Array(Tag).check(Schema.isMaxLength(maxTags, { message: `At most ${maxTags} tags` })).pipe(
+    Schema.decodeTo(
+      Schema.Array(Schema.String),
+      SchemaTransformation.transform({
+        decode: (tags): ReadonlyArray<string> => [...new Set(tags)],
+        encode: (tags) => tags
+      })
+    )
   )
 )
 
@@ -38,25 +51,26 @@ export const maxMetadataBytes = 16 * 1024
 
 export const DocumentMetadata = contractBody(
   "DocumentMetadata",
-  Schema.Record({ key: Schema.String, value: Schema.Unknown }).pipe(
-    Schema.filter((metadata) => Buffer.byteLength(JSON.stringify(metadata)) <= maxMetadataBytes, {
-      message: () => `Metadata is at most ${maxMetadataBytes} bytes of JSON`
-    })
+  Schema.Record(Schema.String, Schema.Unknown).check(
+    Schema.makeFilter((metadata) =>
+      Buffer.byteLength(JSON.stringify(metadata)) <= maxMetadataBytes ||
+      `Metadata is at most ${maxMetadataBytes} bytes of JSON`
+    )
   )
 )
 
 export const Document = contractBody(
   "Document",
   Schema.Struct({
-    id: Schema.UUID,
-    owner_id: Schema.UUID,
+    id: Uuid,
+    owner_id: Uuid,
     source: Schema.String,
     external_id: Schema.NullOr(Schema.String),
     url: Schema.NullOr(Schema.String),
     title: Schema.String,
-    metadata: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+    metadata: Schema.Record(Schema.String, Schema.Unknown),
     tags: Schema.Array(Schema.String),
-    collection_ids: Schema.Array(Schema.UUID),
+    collection_ids: Schema.Array(Uuid),
     visibility: DocumentVisibility,
     status: DocumentStatus,
     error: Schema.NullOr(Schema.String),
@@ -64,29 +78,29 @@ export const Document = contractBody(
     revision: Schema.Int,
     content_hash: Schema.String,
     content_length: Schema.Int,
-    created_at: Schema.Date,
-    updated_at: Schema.Date,
-    status_changed_at: Schema.Date,
-    indexed_at: Schema.NullOr(Schema.Date)
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    status_changed_at: Timestamp,
+    indexed_at: Schema.NullOr(Timestamp)
   })
 )
 export type Document = typeof Document.Type
 
-const Title = Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(500))
-const Url = Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(2048))
+const Title = Schema.Trim.check(Schema.isMinLength(1), Schema.isMaxLength(500))
+const Url = Schema.Trim.check(Schema.isMinLength(1), Schema.isMaxLength(2048))
 export const maxContentCharacters = 10_000_000
-const CollectionIds = Schema.Array(Schema.UUID).pipe(Schema.maxItems(50))
+const CollectionIds = Schema.Array(Uuid).check(Schema.isMaxLength(50))
 
 export const CreateDocumentRequest = contractBody(
   "CreateDocumentRequest",
   Schema.Struct({
     title: Title,
-    content: Schema.String.pipe(
-      Schema.maxLength(maxContentCharacters),
-      Schema.filter((content) => content.trim() !== "", { message: () => "The content is empty" })
+    content: Schema.String.check(
+      Schema.isMaxLength(maxContentCharacters),
+      Schema.makeFilter((content) => content.trim() !== "" || "The content is empty")
     ),
     source: DocumentSource,
-    external_id: Schema.optional(Schema.Trim.pipe(Schema.minLength(1), Schema.maxLength(512))),
+    external_id: Schema.optional(Schema.Trim.check(Schema.isMinLength(1), Schema.isMaxLength(512))),
     url: Schema.optional(Url),
     metadata: Schema.optional(DocumentMetadata),
     tags: Schema.optional(DocumentTags),
@@ -105,9 +119,7 @@ export const UpdateDocumentRequest = contractBody(
     tags: Schema.optional(DocumentTags),
     collection_ids: Schema.optional(CollectionIds),
     visibility: Schema.optional(DocumentVisibility)
-  }).pipe(
-    Schema.filter((change) => Object.keys(change).length > 0, { message: () => "Give at least one field to change" })
-  )
+  }).check(Schema.makeFilter((change) => Object.keys(change).length > 0 || "Give at least one field to change"))
 )
 export type UpdateDocumentRequest = typeof UpdateDocumentRequest.Type
 
@@ -120,7 +132,7 @@ export const DocumentList = contractBody("DocumentList", Schema.Struct({ items: 
 
 export const DocumentBatchRequest = contractBody(
   "DocumentBatchRequest",
-  Schema.Struct({ documents: Schema.Array(Schema.Unknown).pipe(Schema.minItems(1), Schema.maxItems(100)) })
+  Schema.Struct({ documents: Schema.Array(Schema.Unknown).check(Schema.isMinLength(1), Schema.isMaxLength(100)) })
 )
 
 export const DocumentBatchResult = contractBody(
@@ -144,7 +156,7 @@ export type DocumentBatchResult = typeof DocumentBatchResult.Type
 export const Chunk = contractBody(
   "Chunk",
   Schema.Struct({
-    id: Schema.UUID,
+    id: Uuid,
     ordinal: Schema.Int,
     content: Schema.String,
     heading_path: Schema.Array(Schema.String),
@@ -159,34 +171,31 @@ export const ChunkPage = contractBody(
   Schema.Struct({ items: Schema.Array(Chunk), next_cursor: Schema.NullOr(Schema.String), total: Schema.Int })
 )
 
-const PageLimit = Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 100))
-const Cursor = Schema.String.pipe(Schema.maxLength(300))
-
-/** Refuses unknown parameters: a misspelt filter must not silently widen the list. */
-const strictQuery = { parseOptions: { onExcessProperty: "error", errors: "all" } } as const
+const PageLimit = Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 100 }))
+const Cursor = Schema.String.check(Schema.isMaxLength(300))
 
 export const DocumentListQuery = Schema.Struct({
   source: Schema.optional(DocumentSource),
   tag: Schema.optional(Tag),
   status: Schema.optional(DocumentStatus),
-  collection_id: Schema.optional(Schema.UUID),
-  updated_after: Schema.optional(Schema.Date),
-  updated_before: Schema.optional(Schema.Date),
+  collection_id: Schema.optional(Uuid),
+  updated_after: Schema.optional(Timestamp),
+  updated_before: Schema.optional(Timestamp),
   limit: Schema.optional(PageLimit),
   cursor: Schema.optional(Cursor)
-}).annotations(strictQuery)
+})
 export type DocumentListQuery = typeof DocumentListQuery.Type
 
 /** The list's filters, without status and paging: the selection whose progress is asked. */
 export const DocumentProgressQuery = Schema.Struct({
   source: Schema.optional(DocumentSource),
   tag: Schema.optional(Tag),
-  collection_id: Schema.optional(Schema.UUID),
-  updated_after: Schema.optional(Schema.Date),
-  updated_before: Schema.optional(Schema.Date)
-}).annotations(strictQuery)
+  collection_id: Schema.optional(Uuid),
+  updated_after: Schema.optional(Timestamp),
+  updated_before: Schema.optional(Timestamp)
+})
 
-const Count = Schema.Int.pipe(Schema.nonNegative())
+const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 
 export const IndexingProgress = contractBody(
   "IndexingProgress",
@@ -205,8 +214,8 @@ export const IndexingProgress = contractBody(
     finished_in_window: Count,
     per_minute: Schema.NullOr(Schema.Number),
     estimated_seconds_remaining: Schema.NullOr(Schema.Number),
-    estimated_completion_at: Schema.NullOr(Schema.Date),
-    as_of: Schema.Date
+    estimated_completion_at: Schema.NullOr(Timestamp),
+    as_of: Timestamp
   })
 )
 export type IndexingProgress = typeof IndexingProgress.Type
@@ -214,7 +223,7 @@ export type IndexingProgress = typeof IndexingProgress.Type
 export const PageQuery = Schema.Struct({
   limit: Schema.optional(PageLimit),
   cursor: Schema.optional(Cursor)
-}).annotations(strictQuery)
+})
 
 export const DocumentUpload = contractBody(
   "DocumentUpload",
@@ -230,20 +239,20 @@ export const DocumentUpload = contractBody(
 export const DocumentStatusEvent = contractBody(
   "DocumentStatusEvent",
   Schema.Struct({
-    document_id: Schema.UUID,
+    document_id: Uuid,
     status: DocumentStatus,
     error: Schema.NullOr(Schema.String),
     chunk_count: Schema.Int,
     revision: Schema.Int,
-    changed_at: Schema.Date
+    changed_at: Timestamp
   })
 )
 
 export const DocumentDeletedEvent = contractBody(
   "DocumentDeletedEvent",
   Schema.Struct({
-    document_id: Schema.UUID,
+    document_id: Uuid,
     revision: Schema.Int,
-    deleted_at: Schema.Date
+    deleted_at: Timestamp
   })
 )

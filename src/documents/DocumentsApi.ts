@@ -1,8 +1,8 @@
-import { HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
+import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
 import { Authentication } from "../accounts/Authentication.ts"
 import { endpoint } from "../contract/Contract.ts"
-import { Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType } from "../http/ApiError.ts"
+import { Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed } from "../http/ApiError.ts"
 import { withBody } from "../http/RequestBody.ts"
 import { withPath, withQuery } from "../http/RequestParams.ts"
 import {
@@ -20,58 +20,71 @@ import {
   PageQuery,
   UpdateDocumentRequest
 } from "./Documents.ts"
+import { Uuid } from "../contract/Uuid.ts"
 
-const DocumentPath = Schema.Struct({ document_id: Schema.UUID })
+const DocumentPath = Schema.Struct({ document_id: Uuid })
 
 export class DocumentsApi extends HttpApiGroup.make("documents")
   .add(endpoint("createDocument", (op) =>
-    op.post("/api/v1/documents").pipe(withBody(op.payload("application/json", CreateDocumentRequest)))
-      .addSuccess(op.response(200, "application/json", Document))
-      .addSuccess(op.response(202, "application/json", Document), { status: 202 })
-      .addError(Forbidden)
-      .addError(NotFound)))
+    HttpApiEndpoint.post(op.name, "/api/v1/documents", {
+      payload: op.payload("application/json", CreateDocumentRequest),
+      success: [op.response(200, "application/json", Document), op.response(202, "application/json", Document)],
+      error: [Forbidden, NotFound, ValidationFailed]
+    }).pipe(withBody())))
   .add(endpoint("listDocuments", (op) =>
-    op.get("/api/v1/documents").pipe(withQuery(op.query(DocumentListQuery)))
-      .addSuccess(op.response(200, "application/json", DocumentPage))))
+    HttpApiEndpoint.get(op.name, "/api/v1/documents", {
+      query: op.query(DocumentListQuery),
+      success: op.response(200, "application/json", DocumentPage),
+      error: ValidationFailed
+    }).pipe(withQuery())))
   .add(endpoint("getIndexingProgress", (op) =>
-    op.get("/api/v1/documents/progress").pipe(withQuery(op.query(DocumentProgressQuery)))
-      .addSuccess(op.response(200, "application/json", IndexingProgress))))
+    HttpApiEndpoint.get(op.name, "/api/v1/documents/progress", {
+      query: op.query(DocumentProgressQuery),
+      success: op.response(200, "application/json", IndexingProgress),
+      error: ValidationFailed
+    }).pipe(withQuery())))
   .add(endpoint("createDocumentsBatch", (op) =>
-    op.post("/api/v1/documents/batch").pipe(withBody(op.payload("application/json", DocumentBatchRequest)))
-      .addSuccess(op.response(207, "application/json", DocumentBatchResult), { status: 207 })))
+    HttpApiEndpoint.post(op.name, "/api/v1/documents/batch", {
+      payload: op.payload("application/json", DocumentBatchRequest),
+      success: op.response(207, "application/json", DocumentBatchResult),
+      error: ValidationFailed
+    }).pipe(withBody())))
   .add(endpoint("uploadDocuments", (op) =>
-    op.post("/api/v1/documents/upload").pipe(
-      withBody(op.payload("multipart/form-data", HttpApiSchema.MultipartStream(DocumentUpload)))
-    )
-      .addSuccess(op.response(202, "application/json", DocumentList), { status: 202 })
-      .addError(NotFound)
-      .addError(PayloadTooLarge)
-      .addError(UnsupportedMediaType)))
+    HttpApiEndpoint.post(op.name, "/api/v1/documents/upload", {
+      payload: op.payload("multipart/form-data", DocumentUpload.pipe(HttpApiSchema.asMultipartStream())),
+      success: op.response(202, "application/json", DocumentList),
+      error: [NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed]
+    }).pipe(withBody())))
   .add(endpoint("documentEvents", (op) =>
-    op.get("/api/v1/documents/events").addSuccess(op.response(
-      200,
-      "text/event-stream",
-      Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/event-stream" }))
-    ))))
+    HttpApiEndpoint.get(op.name, "/api/v1/documents/events", {
+      success: op.text(200, "text/event-stream", Schema.String)
+    })))
   .add(endpoint("getDocument", (op) =>
-    op.get("/api/v1/documents/:document_id").pipe(withPath(op.path(DocumentPath)))
-      .addSuccess(op.response(200, "application/json", Document))
-      .addError(NotFound)))
+    HttpApiEndpoint.get(op.name, "/api/v1/documents/:document_id", {
+      params: op.path(DocumentPath),
+      success: op.response(200, "application/json", Document),
+      error: [NotFound, ValidationFailed]
+    }).pipe(withPath)))
   .add(endpoint("updateDocument", (op) =>
-    op.patch("/api/v1/documents/:document_id").pipe(
-      withPath(op.path(DocumentPath)),
-      withBody(op.payload("application/json", UpdateDocumentRequest))
-    )
-      .addSuccess(op.response(200, "application/json", Document))
-      .addError(NotFound)))
+    HttpApiEndpoint.patch(op.name, "/api/v1/documents/:document_id", {
+      params: op.path(DocumentPath),
+      payload: op.payload("application/json", UpdateDocumentRequest),
+      success: op.response(200, "application/json", Document),
+      error: [NotFound, ValidationFailed]
+    }).pipe(withPath, withBody())))
   .add(endpoint("deleteDocument", (op) =>
-    op.del("/api/v1/documents/:document_id").pipe(withPath(op.path(DocumentPath)))
-      .addSuccess(op.empty(204))
-      .addError(NotFound)))
+    HttpApiEndpoint.delete(op.name, "/api/v1/documents/:document_id", {
+      params: op.path(DocumentPath),
+      success: op.empty(204),
+      error: [NotFound, ValidationFailed]
+    }).pipe(withPath)))
   .add(endpoint("listDocumentChunks", (op) =>
-    op.get("/api/v1/documents/:document_id/chunks").pipe(withPath(op.path(DocumentPath)), withQuery(op.query(PageQuery)))
-      .addSuccess(op.response(200, "application/json", ChunkPage))
-      .addError(NotFound)))
+    HttpApiEndpoint.get(op.name, "/api/v1/documents/:document_id/chunks", {
+      params: op.path(DocumentPath),
+      query: op.query(PageQuery),
+      success: op.response(200, "application/json", ChunkPage),
+      error: [NotFound, ValidationFailed]
+    }).pipe(withPath, withQuery())))
   .middleware(Authentication)
   .annotate(OpenApi.Title, "documents")
 {}

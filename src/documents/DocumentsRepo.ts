@@ -3,8 +3,8 @@
  * applied before the visibility filter; `can_change` is computed in the same statement.
  */
 import { timeOrderedUuid } from "../database/TimeOrderedUuid.ts"
-import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
 import { deleteInBatches } from "../database/Cleanup.ts"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import type { Document, DocumentListQuery, DocumentStatus, DocumentVisibility } from "./Documents.ts"
@@ -66,8 +66,8 @@ export interface Stored {
   readonly created: boolean
 }
 
-export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/DocumentsRepo", {
-  effect: Effect.gen(function*() {
+export class DocumentsRepo extends Context.Service<DocumentsRepo>()("basalt/DocumentsRepo", {
+  make: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
 
     /** Owner, editor or owner of one of its collections, or admin. */
@@ -177,7 +177,7 @@ export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/Docum
           // An item neither inserted nor updated was inserted by a concurrent transaction after
           // this statement's snapshot (its insert waited for it, then did nothing): once more.
           for (let attempt = 0; pending.length > 0; attempt++) {
-            if (attempt === 3) return yield* Effect.dieMessage("A document could be neither inserted nor updated")
+            if (attempt === 3) return yield* Effect.die(new Error("A document could be neither inserted nor updated"))
             const candidates = pending.map((index) => ({ index, id: timeOrderedUuid() }))
             const inserted = yield* sql<{ id: string; revision: number }>`
               INSERT INTO documents (id, owner_id, source, external_id, url, title, content, content_hash, metadata, tags, visibility)
@@ -384,7 +384,9 @@ export class DocumentsRepo extends Effect.Service<DocumentsRepo>()("basalt/Docum
       withTransaction: sql.withTransaction
     } as const
   })
-}) {}
+}) {
+  static readonly layer = Layer.effect(this, this.make)
+}
 
 /** A Postgres array literal, so that one parameter carries the whole array on every driver. */
 const toTextArray = (values: ReadonlyArray<string>) =>

@@ -3,7 +3,7 @@
  * that a limit is never applied before the filter): the owner, members of any collection the
  * document is in, anyone for a public document, and admins.
  */
-import type { SqlClient } from "@effect/sql"
+import type { SqlClient } from "effect/sql"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 
 /** `documentAlias`: the alias of `documents` in the statement. */

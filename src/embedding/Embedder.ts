@@ -31,4 +31,4 @@ export interface EmbedderShape {
   readonly embed: (texts: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Float32Array>, EmbeddingError>
 }
 
-export class Embedder extends Context.Tag("basalt/Embedder")<Embedder, EmbedderShape>() {}
+export class Embedder extends Context.Service<Embedder, EmbedderShape>()("basalt/Embedder") {}

@@ -15,8 +15,8 @@
  * The API key goes in the Authorization header and nowhere else: it is never logged, and a
  * provider's error message that quotes it is cleaned before it reaches a reason.
  */
-import { HttpClient, HttpClientRequest } from "@effect/platform"
-import { Chunk, Data, Deferred, Duration, Effect, Either, ParseResult, Queue, Random, Redacted, Schema, type Scope } from "effect"
+import { Data, Deferred, Duration, Effect, Queue, Random, Redacted, Schema, SchemaIssue, type Scope } from "effect"
+import { HttpClient, HttpClientRequest } from "effect/http"
 import { EmbeddingError, type EmbedderShape } from "./Embedder.ts"
 
 export interface OpenAiEmbedderOptions {
@@ -39,13 +39,13 @@ export interface OpenAiEmbedderOptions {
   /** Requests in flight at once, across every caller. Default 4. */
   readonly concurrency?: number
   /** How long one request may take, answer included. Default 60 seconds. */
-  readonly requestTimeout?: Duration.DurationInput
+  readonly requestTimeout?: Duration.Input
   /** Further attempts after a transient failure. Default 4 (so 5 attempts in all). */
   readonly maxRetries?: number
   /** The first backoff; each retry doubles it, with jitter. Default 500 millis. */
-  readonly retryBaseDelay?: Duration.DurationInput
+  readonly retryBaseDelay?: Duration.Input
   /** The longest wait between attempts, Retry-After included. Default 30 seconds. */
-  readonly retryMaxDelay?: Duration.DurationInput
+  readonly retryMaxDelay?: Duration.Input
 }
 
 /** One vector: checked with a plain loop, as a per-element schema costs ~30 ms for 64 × 1536 numbers. */
@@ -53,15 +53,20 @@ const Vector = Schema.declare(
   (input: unknown): input is ReadonlyArray<number> =>
     Array.isArray(input) && input.length > 0 &&
     input.every((value) => typeof value === "number" && Number.isFinite(value)),
-  { identifier: "Vector", message: () => "expected a non-empty array of finite numbers" }
+  { identifier: "Vector", message: "expected a non-empty array of finite numbers" }
 )
 
 /** The parts of OpenAI's answer that matter here; `object`, `model` and `usage` may vary or be absent. */
 const EmbeddingsResponse = Schema.Struct({
-  data: Schema.Array(Schema.Struct({ index: Schema.Int.pipe(Schema.nonNegative()), embedding: Vector })),
+  data: Schema.Array(Schema.Struct({ index: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), embedding: Vector })),
   usage: Schema.optional(Schema.Struct({ prompt_tokens: Schema.optional(Schema.Number) }))
 })
-const decodeEmbeddingsResponse = Schema.decodeUnknownEither(EmbeddingsResponse)
+const decodeEmbeddingsResponse = Schema.decodeUnknownEffect(EmbeddingsResponse)
+
+/** Each failure of a decoding as a path and a message; a missing key reads "is missing". */
+const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1({
+  leafHook: (issue) => (issue._tag === "MissingKey" ? "is missing" : SchemaIssue.defaultLeafHook(issue))
+})
 
 /** One `embed` call waiting for its vectors. */
 interface Caller {
@@ -163,7 +168,7 @@ export const make = (
       })
     }
     const where = describeUrl(endpoint)
-    const timeout = Duration.decode(options.requestTimeout ?? "60 seconds")
+    const timeout = Duration.fromInputUnsafe(options.requestTimeout ?? "60 seconds")
     const baseDelayMs = Duration.toMillis(options.retryBaseDelay ?? "500 millis")
     const maxDelayMs = Duration.toMillis(options.retryMaxDelay ?? "30 seconds")
     const model = options.model
@@ -212,7 +217,7 @@ export const make = (
       Effect.gen(function*() {
         const request = HttpClientRequest.post(endpoint).pipe(
           HttpClientRequest.acceptJson,
-          HttpClientRequest.bodyUnsafeJson({
+          HttpClientRequest.bodyJsonUnsafe({
             model,
             // OpenAI refuses empty strings; a space embeds as "nothing" everywhere.
             input: texts.map((text) => (text === "" ? " " : text)),
@@ -224,9 +229,9 @@ export const make = (
           Effect.mapError((error) =>
             new AttemptFailed({
               transient: true,
-              reason: error._tag === "RequestError" && error.reason === "InvalidUrl"
+              reason: error.reason._tag === "InvalidUrlError"
                 ? `the embeddings URL ${where} is not valid`
-                : `could not reach the embeddings provider at ${where} (${clean(describeCause(error.cause))})`
+                : `could not reach the embeddings provider at ${where} (${clean(describeCause(error.reason.cause))})`
             })
           )
         )
@@ -234,7 +239,7 @@ export const make = (
           Effect.mapError((error) =>
             new AttemptFailed({
               transient: true,
-              reason: `the connection to the embeddings provider broke during its answer (${clean(describeCause(error.cause))})`
+              reason: `the connection to the embeddings provider broke during its answer (${clean(describeCause(error.reason.cause))})`
             })
           )
         )
@@ -262,16 +267,17 @@ export const make = (
         const malformed = (what: string) =>
           new AttemptFailed({ transient: false, reason: `the embeddings provider's answer is not usable: ${what}` })
         const json = yield* Effect.try({ try: () => JSON.parse(body) as unknown, catch: () => malformed("it is not JSON") })
-        const decoded = decodeEmbeddingsResponse(json)
-        if (Either.isLeft(decoded)) {
-          const [issue] = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
-          const where = issue === undefined || issue.path.length === 0 ? "" : `${issue.path.join(".")}: `
-          const what = (issue?.message ?? "").replace(/\s+/g, " ")
-          return yield* malformed(
-            `it does not have the shape of an embeddings response (${where}${what.length > 120 ? `${what.slice(0, 120)}…` : what})`
-          )
-        }
-        const data = decoded.right.data
+        const { data } = yield* decodeEmbeddingsResponse(json).pipe(
+          Effect.mapError((error) => {
+            const [issue] = formatIssues(error.issue).issues
+            const path = (issue?.path ?? []).map((key) => (typeof key === "object" ? key.key : key))
+            const where = path.length === 0 ? "" : `${path.join(".")}: `
+            const what = (issue?.message ?? "").replace(/\s+/g, " ")
+            return malformed(
+              `it does not have the shape of an embeddings response (${where}${what.length > 120 ? `${what.slice(0, 120)}…` : what})`
+            )
+          })
+        )
         if (data.length !== texts.length) {
           return yield* malformed(`${data.length} embeddings came back for ${texts.length} texts`)
         }
@@ -291,13 +297,15 @@ export const make = (
         }
         return vectors as Array<Float32Array>
       }).pipe(
-        Effect.timeoutFail({
+        Effect.timeoutOrElse({
           duration: timeout,
-          onTimeout: () =>
-            new AttemptFailed({
-              transient: true,
-              reason: `the embeddings provider did not answer within ${Duration.format(timeout)}`
-            })
+          orElse: () =>
+            Effect.fail(
+              new AttemptFailed({
+                transient: true,
+                reason: `the embeddings provider did not answer within ${Duration.format(timeout)}`
+              })
+            )
         }),
         Effect.withSpan("Embedder.request", { attributes: { "embedding.model": model, "embedding.texts": texts.length } })
       )
@@ -306,7 +314,7 @@ export const make = (
     const embedBatch = (texts: ReadonlyArray<string>, expectedDimensions: number | undefined) => {
       const tryFrom = (attemptNumber: number): Effect.Effect<Array<Float32Array>, EmbeddingError> =>
         attempt(texts, expectedDimensions).pipe(
-          Effect.catchAll((failure) => {
+          Effect.catch((failure) => {
             if (!failure.transient) return Effect.fail(new EmbeddingError({ transient: false, reason: failure.reason }))
             if (attemptNumber > maxRetries) {
               return Effect.fail(
@@ -366,7 +374,7 @@ export const make = (
     const settle = (caller: Caller, result: Effect.Effect<ReadonlyArray<Float32Array>, EmbeddingError>) => {
       caller.settled = true
       waiting.delete(caller)
-      Deferred.unsafeDone(caller.done, result)
+      Deferred.doneUnsafe(caller.done, result)
     }
 
     /** One request's outcome to its callers: each vector to its place, a failure to each of them once. */
@@ -393,9 +401,7 @@ export const make = (
     // too (they were queued together). Going round in one fiber, a slot sends its next request
     // as soon as it has handed out the last answer, without waiting to be scheduled.
     const slot = Effect.gen(function*() {
-      const first = yield* Queue.take(queue)
-      const batch = [first, ...Chunk.toReadonlyArray(yield* Queue.takeUpTo(queue, batchSize - 1))]
-        .filter((queued) => !queued.caller.settled)
+      const batch = (yield* Queue.takeBetween(queue, 1, batchSize)).filter((queued) => !queued.caller.settled)
       if (batch.length > 0) yield* deliver(batch)
     })
     yield* Effect.forkScoped(

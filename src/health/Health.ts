@@ -4,16 +4,16 @@ import { contractBody } from "../contract/Contract.ts"
 
 export const Health = contractBody("Health", Schema.Struct({ status: Schema.Literal("ok") }))
 
-export const DatabaseBackend = Schema.Literal("pglite", "postgres")
+export const DatabaseBackend = Schema.Literals(["pglite", "postgres"])
 export type DatabaseBackend = typeof DatabaseBackend.Type
 
 export const DatabaseStatus = contractBody(
   "DatabaseStatus",
   Schema.Struct({
     backend: DatabaseBackend,
-    migration_version: Schema.Int.pipe(Schema.nonNegative()),
+    migration_version: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
     pgvector: Schema.Boolean,
-    latency_ms: Schema.Number.pipe(Schema.nonNegative())
+    latency_ms: Schema.Number.check(Schema.isGreaterThanOrEqualTo(0))
   })
 )
 
@@ -22,7 +22,7 @@ export const Readiness = contractBody(
   Schema.Struct({
     status: Schema.Literal("ready"),
     database: DatabaseStatus,
-    search_mode: Schema.Literal("hybrid", "lexical_only")
+    search_mode: Schema.Literals(["hybrid", "lexical_only"])
   })
 )
 export type Readiness = typeof Readiness.Type

@@ -1,5 +1,5 @@
-import { HttpApiBuilder } from "@effect/platform"
 import { Effect, Layer } from "effect"
+import { HttpApiBuilder } from "effect/http-api"
 import { BasaltApi } from "../Api.ts"
 import { DatabaseInfo } from "../database/Database.ts"
 import { NotReady } from "../http/ApiError.ts"
@@ -24,16 +24,16 @@ export const HealthHttpLive = HttpApiBuilder.group(BasaltApi, "operations", (han
           if (lifecycle.isDraining()) return yield* notReady("server", "The server is shutting down")
           const started = performance.now()
           const state = yield* repo.state.pipe(
-            Effect.timeoutFail({
+            Effect.timeoutOrElse({
               duration: readinessTimeout,
-              onTimeout: () => notReady("database", `The database did not answer within ${readinessTimeout}`)
+              orElse: () => Effect.fail(notReady("database", `The database did not answer within ${readinessTimeout}`))
             }),
             Effect.catchTag("SqlError", (error) =>
-              Effect.zipRight(
+              Effect.andThen(
                 Effect.logWarning("readiness check failed", error),
                 Effect.fail(notReady("database", "The database is unreachable"))
               )),
-            Effect.catchTag("ParseError", Effect.die)
+            Effect.catchTag("SchemaError", Effect.die)
           )
           return {
             status: "ready" as const,
@@ -46,4 +46,4 @@ export const HealthHttpLive = HttpApiBuilder.group(BasaltApi, "operations", (han
             search_mode: state.pgvector ? "hybrid" as const : "lexical_only" as const
           }
         }))
-  })).pipe(Layer.provide(HealthRepo.Default))
+  })).pipe(Layer.provide(HealthRepo.layer))

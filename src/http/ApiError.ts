@@ -1,11 +1,10 @@
 /**
  * The one error shape of the API, and the domain errors that render into it.
  *
- * Each error is a `Schema.TaggedError` whose status is an HttpApiSchema annotation; the wire code
+ * Each error is a `Schema.TaggedError` whose status is its `httpApiStatus` annotation; the wire code
  * is its tag in snake case (`ValidationFailed` → `validation_failed`). `ErrorResponse` renders them.
  */
-import { HttpApiSchema } from "@effect/platform"
-import { Schema } from "effect"
+import { Schema, SchemaAST } from "effect"
 import { contractBody } from "../contract/Contract.ts"
 
 export const ErrorDetail = Schema.Struct({
@@ -34,69 +33,69 @@ const fields = {
 export class MalformedJson extends Schema.TaggedError<MalformedJson>()(
   "MalformedJson",
   fields,
-  HttpApiSchema.annotations({ status: 400 })
+  { httpApiStatus: 400 }
 ) {}
 
 /** OAuth2 token endpoint: the credentials of a password grant are wrong (RFC 6749 5.2). */
 export class InvalidGrant extends Schema.TaggedError<InvalidGrant>()(
   "InvalidGrant",
   fields,
-  HttpApiSchema.annotations({ status: 400 })
+  { httpApiStatus: 400 }
 ) {}
 
 /** OAuth2 token endpoint: a grant type other than `password` (RFC 6749 5.2). */
 export class UnsupportedGrantType extends Schema.TaggedError<UnsupportedGrantType>()(
   "UnsupportedGrantType",
   fields,
-  HttpApiSchema.annotations({ status: 400 })
+  { httpApiStatus: 400 }
 ) {}
 
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
   "Unauthorized",
   fields,
-  HttpApiSchema.annotations({ status: 401 })
+  { httpApiStatus: 401 }
 ) {}
 
 export class Forbidden extends Schema.TaggedError<Forbidden>()(
   "Forbidden",
   fields,
-  HttpApiSchema.annotations({ status: 403 })
+  { httpApiStatus: 403 }
 ) {}
 
 export class NotFound extends Schema.TaggedError<NotFound>()(
   "NotFound",
   fields,
-  HttpApiSchema.annotations({ status: 404 })
+  { httpApiStatus: 404 }
 ) {}
 
 export class MethodNotAllowed extends Schema.TaggedError<MethodNotAllowed>()(
   "MethodNotAllowed",
   { ...fields, allow: Schema.Array(Schema.String) },
-  HttpApiSchema.annotations({ status: 405 })
+  { httpApiStatus: 405 }
 ) {}
 
 export class Conflict extends Schema.TaggedError<Conflict>()(
   "Conflict",
   fields,
-  HttpApiSchema.annotations({ status: 409 })
+  { httpApiStatus: 409 }
 ) {}
 
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
   "PayloadTooLarge",
   fields,
-  HttpApiSchema.annotations({ status: 413 })
+  { httpApiStatus: 413 }
 ) {}
 
 export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()(
   "UnsupportedMediaType",
   fields,
-  HttpApiSchema.annotations({ status: 415 })
+  { httpApiStatus: 415 }
 ) {}
 
 export class ValidationFailed extends Schema.TaggedError<ValidationFailed>()(
   "ValidationFailed",
   fields,
-  HttpApiSchema.annotations({ status: 422 })
+  { httpApiStatus: 422 }
 ) {}
 
 /**
@@ -111,26 +110,26 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()(
     rateLimit: Schema.String,
     rateLimitPolicy: Schema.String
   },
-  HttpApiSchema.annotations({ status: 429 })
+  { httpApiStatus: 429 }
 ) {}
 
 export class InternalError extends Schema.TaggedError<InternalError>()(
   "InternalError",
   fields,
-  HttpApiSchema.annotations({ status: 500 })
+  { httpApiStatus: 500 }
 ) {}
 
 /** A service Basalt depends on (an identity provider, say) failed or answered nonsense. */
 export class BadGateway extends Schema.TaggedError<BadGateway>()(
   "BadGateway",
   fields,
-  HttpApiSchema.annotations({ status: 502 })
+  { httpApiStatus: 502 }
 ) {}
 
 export class NotReady extends Schema.TaggedError<NotReady>()(
   "NotReady",
   fields,
-  HttpApiSchema.annotations({ status: 503 })
+  { httpApiStatus: 503 }
 ) {}
 
 /** Every error class above; the renderer recognises a failure as an API error by these. */
@@ -159,5 +158,9 @@ export const isApiError = (u: unknown): u is ApiError => apiErrorClasses.some((c
 /** `ValidationFailed` → `validation_failed`. */
 export const errorCode = (tag: string): string => tag.replace(/(?<!^)([A-Z])/g, "_$1").toLowerCase()
 
-export const errorStatus = (error: ApiError): number =>
-  HttpApiSchema.getStatusErrorAST((error.constructor as unknown as Schema.Schema.Any).ast)
+const statusOf = SchemaAST.resolveAt<number>("httpApiStatus")
+
+export const errorStatus = (error: ApiError): number => {
+  const cls = apiErrorClasses.find((cls) => error instanceof cls)
+  return (cls && statusOf(cls.ast)) ?? 500
+}

@@ -7,8 +7,8 @@
  * Addresses are parsed here rather than with node:net's BlockList so that the same code runs
  * under Deno; IPv4-mapped IPv6 (`::ffff:192.0.2.1`) is treated as the IPv4 address it carries.
  */
-import type { HttpServerRequest } from "@effect/platform"
-import { Either, Option } from "effect"
+import { Option, Result } from "effect"
+import type { HttpServerRequest } from "effect/http"
 
 export interface Ip {
   readonly version: 4 | 6
@@ -126,17 +126,17 @@ export const parseCidr = (text: string): Cidr | undefined => {
 }
 
 /** BASALT_TRUSTED_PROXIES: addresses and ranges, comma-separated. */
-export const parseTrustedProxies = (text: string): Either.Either<ReadonlyArray<Cidr>, string> => {
+export const parseTrustedProxies = (text: string): Result.Result<ReadonlyArray<Cidr>, string> => {
   const entries = text.split(",").map((entry) => entry.trim()).filter((entry) => entry !== "")
   const cidrs: Array<Cidr> = []
   for (const entry of entries) {
     const cidr = parseCidr(entry)
     if (cidr === undefined) {
-      return Either.left(`"${entry.slice(0, 60)}" is not an IP address or range (such as 10.0.0.1, 10.0.0.0/8 or fd00::/8)`)
+      return Result.fail(`"${entry.slice(0, 60)}" is not an IP address or range (such as 10.0.0.1, 10.0.0.0/8 or fd00::/8)`)
     }
     cidrs.push(cidr)
   }
-  return Either.right(cidrs)
+  return Result.succeed(cidrs)
 }
 
 export const inCidr = (ip: Ip, cidr: Cidr): boolean =>

@@ -1,6 +1,10 @@
-/** gzip or brotli for response bodies over 1 KB, when the client accepts either. */
-import { type HttpApp, HttpBody, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+/**
+ * gzip or brotli for response bodies over 1 KB, when the client accepts either. The platform's
+ * compression middleware chooses by the server's order of preference; this one honours the
+ * client's q values (brotli first only on a tie), and sends a Content-Length.
+ */
 import { Effect } from "effect"
+import { HttpBody, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { promisify } from "node:util"
 import * as zlib from "node:zlib"
 
@@ -36,24 +40,26 @@ export const negotiateEncoding = (acceptEncoding: string | undefined): Encoding 
 const compressible = (contentType: string | undefined) =>
   contentType !== undefined && /^(text\/|application\/(json|javascript|yaml|xml)|image\/svg)/.test(contentType)
 
-export const compression = <E, R>(app: HttpApp.Default<E, R>) =>
-  Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const response = yield* app
-    const body = response.body
-    const encoding = negotiateEncoding(request.headers["accept-encoding"])
-    if (
-      encoding === undefined || body._tag !== "Uint8Array" || body.body.length <= minimumBytes ||
-      response.headers["content-encoding"] !== undefined || !compressible(body.contentType)
-    ) {
-      return response
-    }
-    const compressed = yield* Effect.promise(() => encoders[encoding](body.body))
-    return response.pipe(
+/** `response` compressed for `request` when worth it; the response itself otherwise (no effect to run). */
+export const compress = (
+  request: HttpServerRequest.HttpServerRequest,
+  response: HttpServerResponse.HttpServerResponse
+): HttpServerResponse.HttpServerResponse | Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+  const body = response.body
+  if (
+    body._tag !== "Uint8Array" || body.contentLength <= minimumBytes ||
+    response.headers["content-encoding"] !== undefined || !compressible(body.contentType)
+  ) {
+    return response
+  }
+  const encoding = negotiateEncoding(request.headers["accept-encoding"])
+  if (encoding === undefined) return response
+  return Effect.map(Effect.promise(() => encoders[encoding](body.body)), (compressed) =>
+    response.pipe(
       HttpServerResponse.setBody(HttpBody.uint8Array(new Uint8Array(compressed), body.contentType)),
       HttpServerResponse.setHeaders({
         "content-encoding": encoding,
         vary: response.headers["vary"] === undefined ? "Accept-Encoding" : `${response.headers["vary"]}, Accept-Encoding`
       })
-    )
-  })
+    ))
+}

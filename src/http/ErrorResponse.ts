@@ -1,11 +1,19 @@
 /**
- * Renders every failure of the API in the one error shape: typed domain errors by their status
- * annotation, the framework's schema decode failures as 422 with details, unknown routes as 404
- * or 405, and anything else (a defect, an unexpected failure) as a 500 that says nothing of its
+ * Renders every failure in the one error shape: typed domain errors by their status annotation,
+ * schema decode failures as 422 with details, unknown routes as 404 or 405, an oversized body as
+ * 413, and anything else (a defect, an unexpected failure) as a 500 that says nothing of its
  * cause, which is logged in full with the request and trace ids instead.
+ *
+ * One renderer, used where each kind of failure can be caught: the `ErrorResponse` HttpApi
+ * middleware (the last one an API declares, so the outermost of every endpoint) renders an
+ * endpoint's failures before the framework would encode them in their schema's own shape, and the
+ * server middleware renders what never reaches an endpoint (no route, a defect outside one).
  */
-import { HttpApiBuilder, HttpApiError, HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Cause, Effect, FiberRef, Option } from "effect"
+import { Cause, Effect, Layer, Option } from "effect"
+import { HttpServerError, HttpServerResponse } from "effect/http"
+import { MaxBodySize } from "effect/http/HttpIncomingMessage"
+import { HttpApiError, HttpApiMiddleware } from "effect/http-api"
+import * as SchemaIssue from "effect/SchemaIssue"
 import {
   type ApiError,
   errorCode,
@@ -20,44 +28,57 @@ import {
   ValidationFailed
 } from "./ApiError.ts"
 import { CurrentRequestId } from "./RequestId.ts"
-import { pathOf, RouteTable } from "./RouteTable.ts"
+import { pathOf, type RouteTable } from "./RouteTable.ts"
+
+const headersOf = (error: ApiError): Record<string, string> | undefined =>
+  error instanceof MethodNotAllowed
+    ? { allow: error.allow.join(", ") }
+    : error instanceof Unauthorized
+    ? { "www-authenticate": 'Bearer realm="basalt"' }
+    // The rest of an oversized body is never read, so the connection cannot be reused.
+    : error instanceof PayloadTooLarge
+    ? { connection: "close" }
+    : error instanceof RateLimited
+    ? {
+      "retry-after": String(error.retryAfterSeconds),
+      ratelimit: error.rateLimit,
+      "ratelimit-policy": error.rateLimitPolicy
+    }
+    : undefined
 
 export const errorResponse = (error: ApiError): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
-  Effect.map(FiberRef.get(CurrentRequestId), (requestId) =>
-    HttpServerResponse.unsafeJson(
+  Effect.withFiber((fiber) =>
+    Effect.succeed(HttpServerResponse.jsonUnsafe(
       {
         error: errorCode(error._tag),
         message: error.message,
         ...(error.details !== undefined && error.details.length > 0 ? { details: error.details } : {}),
-        request_id: requestId
+        request_id: fiber.getRef(CurrentRequestId)
       },
-      {
-        status: errorStatus(error),
-        headers: error instanceof MethodNotAllowed
-          ? { allow: error.allow.join(", ") }
-          : error instanceof Unauthorized
-          ? { "www-authenticate": 'Bearer realm="basalt"' }
-          // The rest of an oversized body is never read, so the connection cannot be reused.
-          : error instanceof PayloadTooLarge
-          ? { connection: "close" }
-          : error instanceof RateLimited
-          ? {
-            "retry-after": String(error.retryAfterSeconds),
-            ratelimit: error.rateLimit,
-            "ratelimit-policy": error.rateLimitPolicy
-          }
-          : {}
-      }
-    ))
+      { status: errorStatus(error), headers: headersOf(error) }
+    )))
 
-const fromDecodeError = (error: HttpApiError.HttpApiDecodeError) =>
+const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
+
+const fromSchemaError = (error: HttpApiError.HttpApiSchemaError) =>
   new ValidationFailed({
     message: "The request does not match the schema",
-    details: error.issues.map((issue) => ({
-      path: issue.path.length === 0 ? "(root)" : issue.path.map(String).join("."),
-      message: issue.message
-    }))
+    details: formatIssues(error.cause.issue).issues.map((issue) => {
+      const path = (issue.path ?? []).map((segment) => String(typeof segment === "object" ? segment.key : segment))
+      return { path: path.length === 0 ? "(root)" : path.join("."), message: issue.message }
+    })
   })
+
+const tooLarge = Effect.withFiber((fiber) => {
+  const limit = fiber.getRef(MaxBodySize)
+  return Effect.succeed(
+    new PayloadTooLarge({
+      message: limit === undefined
+        ? "The request body is over the limit"
+        : `The request body is over the limit of ${Number(limit)} bytes`
+    })
+  )
+})
 
 const unexpected = (cause: Cause.Cause<unknown>) =>
   Effect.as(
@@ -65,42 +86,65 @@ const unexpected = (cause: Cause.Cause<unknown>) =>
     new InternalError({ message: "An unexpected error occurred; it has been logged under this request_id" })
   )
 
-/** The API error a cause stands for; `None` for a pure interruption (the client went away). */
-export const apiErrorFromCause = (
-  cause: Cause.Cause<unknown>
-): Effect.Effect<Option.Option<ApiError>, never, RouteTable | HttpServerRequest.HttpServerRequest> =>
-  Effect.gen(function*() {
-    if (Cause.isInterruptedOnly(cause)) return Option.none()
-    const failure = Cause.failureOption(cause)
-    if (Option.isNone(failure)) return Option.some(yield* unexpected(cause))
-    const error = failure.value
-    if (isApiError(error)) return Option.some(error)
-    if (error instanceof HttpApiError.HttpApiDecodeError) return Option.some(fromDecodeError(error))
-    if (error instanceof HttpServerError.RouteNotFound) {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const path = pathOf(request.url)
-      const allow = (yield* RouteTable).allowedMethods(path)
-      return Option.some(
-        allow.length === 0
-          ? new NotFound({ message: `No route for ${request.method} ${path}` })
-          : new MethodNotAllowed({ message: `${request.method} is not allowed on ${path}`, allow })
-      )
-    }
-    return Option.some(yield* unexpected(cause))
-  })
+const isBodyTooLarge = (error: unknown) =>
+  HttpApiError.HttpApiPayloadTooLarge.is(error) ||
+  (HttpServerError.isHttpServerError(error) && error.reason._tag === "RequestParseError" &&
+    error.reason.reason === "BodyTooLarge")
 
-export const renderCause = (cause: Cause.Cause<unknown>) =>
+/**
+ * The API error a cause stands for; `None` for a pure interruption (the client went away).
+ * `routes` tells 404 from 405 when no route matched.
+ */
+export const apiErrorFromCause = (
+  cause: Cause.Cause<unknown>,
+  routes?: RouteTable
+): Effect.Effect<Option.Option<ApiError>> => {
+  if (Cause.hasInterruptsOnly(cause)) return Effect.succeedNone
+  // A typed failure, or a defect the framework raised for one (a body it could not decode or read).
+  const reason = cause.reasons.find((reason) => reason._tag !== "Interrupt")
+  const error = reason === undefined ? undefined : reason._tag === "Fail" ? reason.error : reason.defect
+  if (reason?._tag === "Fail" && isApiError(error)) return Effect.succeedSome(error)
+  // A response that breaks its own Schema is the server's fault: it stays a 500 below.
+  if (HttpApiError.HttpApiSchemaError.is(error) && error.kind !== "Body" && error.kind !== "ResponseHeaders") {
+    return Effect.succeedSome(fromSchemaError(error))
+  }
+  if (isBodyTooLarge(error)) return Effect.asSome(tooLarge)
+  if (HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound") {
+    const request = error.reason.request
+    const path = pathOf(request.url)
+    const allow = routes?.allowedMethods(request.url) ?? []
+    return Effect.succeedSome(
+      allow.length === 0
+        ? new NotFound({ message: `No route for ${request.method} ${path}` })
+        : new MethodNotAllowed({ message: `${request.method} is not allowed on ${path}`, allow })
+    )
+  }
+  return Effect.asSome(unexpected(cause))
+}
+
+export const renderCause = <E>(
+  cause: Cause.Cause<E>,
+  routes?: RouteTable
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E> =>
   Effect.flatMap(
-    apiErrorFromCause(cause),
-    Option.match({
+    apiErrorFromCause(cause, routes),
+    (error) =>
       // Only an interruption is left unrendered, and it carries no error value.
-      onNone: () => Effect.failCause(cause as Cause.Cause<never>),
-      onSome: errorResponse
-    })
+      Option.isNone(error) ? Effect.failCause(cause) : errorResponse(error.value)
   )
 
-/** Installs the renderer inside the HttpApi app, before the framework's own error encoding. */
-export const ErrorResponseLive = HttpApiBuilder.middleware(
-  (app) => Effect.catchAllCause(app, renderCause),
-  { withContext: true }
-)
+/**
+ * Declares the 500 every operation can answer, and renders every failure of an endpoint. Every
+ * API declares it last (`.middleware(ErrorResponse)` after its groups), so that it wraps the
+ * endpoint's other middleware (authentication, the body guard) as well as its decoding and
+ * handler. serveApi provides it.
+ */
+export class ErrorResponse extends HttpApiMiddleware.Service<ErrorResponse>()("basalt/ErrorResponse", {
+  error: InternalError
+}) {
+  static readonly layer: Layer.Layer<ErrorResponse> = Layer.succeed(ErrorResponse, (httpEffect) =>
+    Effect.catchCause(httpEffect, (cause) => renderCause(cause)))
+}
+
+/** The renderer under the name the server composes. */
+export const ErrorResponseLive = ErrorResponse.layer

@@ -4,8 +4,11 @@
  */
 import { Effect, Schema } from "effect"
 import { ValidationFailed } from "./ApiError.ts"
+import { Uuid } from "../contract/Uuid.ts"
 
-const Position = Schema.parseJson(Schema.Struct({ at: Schema.String.pipe(Schema.maxLength(64)), id: Schema.UUID }))
+const Position = Schema.fromJsonString(
+  Schema.Struct({ at: Schema.String.check(Schema.isMaxLength(64)), id: Uuid })
+)
 export type PagePosition = typeof Position.Type
 
 export const encodeCursor = (position: PagePosition) =>
@@ -20,7 +23,7 @@ export const invalidCursor = () =>
 export const decodeCursor = (cursor: string | undefined): Effect.Effect<PagePosition | undefined, ValidationFailed> =>
   cursor === undefined
     ? Effect.succeed(undefined)
-    : Schema.decodeUnknown(Position)(Buffer.from(cursor, "base64url").toString("utf8")).pipe(
+    : Schema.decodeUnknownEffect(Position)(Buffer.from(cursor, "base64url").toString("utf8")).pipe(
       Effect.mapError(invalidCursor)
     )
 

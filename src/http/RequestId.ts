@@ -1,8 +1,8 @@
 /**
  * The request id: the caller's `X-Request-ID` when well formed, otherwise a fresh UUID. It rides
- * in a FiberRef so the error renderer and the logger find it without threading it through.
+ * in a Reference so the error renderer (and any handler) finds it without threading it through.
  */
-import { FiberRef } from "effect"
+import { Context } from "effect"
 
 export const RequestIdHeader = "x-request-id"
 
@@ -12,4 +12,5 @@ const wellFormed = /^[A-Za-z0-9._:-]{1,128}$/
 export const requestIdFrom = (header: string | undefined): string =>
   header !== undefined && wellFormed.test(header) ? header : crypto.randomUUID()
 
-export const CurrentRequestId: FiberRef.FiberRef<string> = FiberRef.unsafeMake("")
+/** The id of the request being served; empty outside a request. */
+export const CurrentRequestId = Context.Reference<string>("basalt/CurrentRequestId", { defaultValue: () => "" })

@@ -4,29 +4,33 @@
  */
 import { Context, Effect, Layer } from "effect"
 
-export class ServerLifecycle extends Context.Tag("basalt/ServerLifecycle")<ServerLifecycle, {
+export class ServerLifecycle extends Context.Service<ServerLifecycle, {
   readonly isDraining: () => boolean
   readonly startDraining: Effect.Effect<void>
   readonly inFlight: () => number
   /** Runs `effect` as one in-flight request. */
   readonly track: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-}>() {
+}>()("basalt/ServerLifecycle") {
   // Plain counters, not Refs: this sits on every request's path and only one fiber writes at a time.
-  static readonly Live = Layer.sync(ServerLifecycle, () => {
+  static readonly layer = Layer.sync(ServerLifecycle, () => {
     let draining = false
     let inFlight = 0
+    const done = Effect.sync(() => {
+      inFlight--
+    })
     return ServerLifecycle.of({
       isDraining: () => draining,
       startDraining: Effect.sync(() => {
         draining = true
       }),
       inFlight: () => inFlight,
+      // The request fiber is uninterruptible until its handler runs, so nothing can slip
+      // between the increment and the finalizer that undoes it.
       track: (effect) =>
-        Effect.acquireUseRelease(
-          Effect.sync(() => inFlight++),
-          () => effect,
-          () => Effect.sync(() => inFlight--)
-        )
+        Effect.suspend(() => {
+          inFlight++
+          return Effect.ensuring(effect, done)
+        })
     })
   })
 }

@@ -1,103 +1,57 @@
 /**
- * What every HTTP response goes through, outermost first: the request id, timing, access log,
- * metrics and in-flight tracking; compression; CORS. Anything the API app did not render (it
- * renders all but interruptions) is rendered here in the one error shape too.
+ * What every HTTP request goes through, outermost first: the request id, timing, access log,
+ * metrics and in-flight tracking; compression; CORS. It wraps the whole router, so anything no
+ * endpoint rendered (no route, a defect outside one) is rendered here in the one error shape too.
+ * The server span around it is the platform's (HttpMiddleware.tracer, named and filtered in
+ * HttpServerLive).
  */
-import {
-  FileSystem,
-  type HttpApp,
-  HttpIncomingMessage,
-  HttpMiddleware,
-  HttpServerRequest,
-  HttpServerResponse
-} from "@effect/platform"
-import { Context, Effect, Metric, MetricLabel, Option, Tracer } from "effect"
+import { Context, Effect, Metric, References, Tracer, type Types } from "effect"
+import { HttpMiddleware, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { AppConfig, type AppConfigShape } from "../config/AppConfig.ts"
 import { httpDuration, httpRequests } from "../telemetry/HttpMetrics.ts"
-import { compression } from "./Compression.ts"
+import { compress } from "./Compression.ts"
 import { renderCause } from "./ErrorResponse.ts"
 import { CurrentRequestId, RequestIdHeader, requestIdFrom } from "./RequestId.ts"
-import { pathOf, RouteTable } from "./RouteTable.ts"
+import { pathOf, type RouteTable } from "./RouteTable.ts"
 import { ServerLifecycle } from "./ServerLifecycle.ts"
 
+interface RequestMetrics {
+  readonly count: Metric.Metric<number, unknown>
+  readonly duration: Metric.Metric<number, unknown>
+}
+
 /**
- * The request metrics tagged with method, route and status. Tagging builds and hashes a new
- * metric key, so each combination is built once; routes are templates and Node only parses known
- * methods, so the combinations are few.
+ * The request metrics with method, route and status attributes. Each combination is built once:
+ * routes are templates and Node only parses known methods, so the combinations are few.
  */
-const requestMetrics = new Map<string, { readonly count: Metric.Metric.Counter<number>; readonly duration: typeof httpDuration }>()
-const metricsFor = (method: string, route: string, status: number) => {
+const requestMetrics = new Map<string, RequestMetrics>()
+const metricsFor = (method: string, route: string, status: number): RequestMetrics => {
   const key = `${method} ${route} ${status}`
   let metrics = requestMetrics.get(key)
   if (metrics === undefined) {
-    const labels = [
-      MetricLabel.make("http.request.method", method),
-      MetricLabel.make("http.route", route),
-      MetricLabel.make("http.response.status_code", String(status))
-    ]
-    metrics = { count: Metric.taggedWithLabels(httpRequests, labels), duration: Metric.taggedWithLabels(httpDuration, labels) }
+    const attributes = {
+      "http.request.method": method,
+      "http.route": route,
+      "http.response.status_code": String(status)
+    }
+    metrics = {
+      count: httpRequests.pipe(Metric.withAttributes(attributes)),
+      duration: httpDuration.pipe(Metric.withAttributes(attributes))
+    }
     requestMetrics.set(key, metrics)
   }
   return metrics
 }
 
-/**
- * Sets an attribute on the request's server span, if it has one. Not Effect.annotateCurrentSpan:
- * on an untraced request (/health) that builds and throws away an exception every time.
- */
-const annotateServerSpan = (key: string, value: string) =>
-  Effect.map(Effect.context<never>(), (context) => {
-    const span = Context.getOption(context, Tracer.ParentSpan)
-    if (Option.isSome(span) && span.value._tag === "Span") span.value.attribute(key, value)
-  })
+type App = Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled>
 
-const observe = <E, R>(
-  app: HttpApp.Default<E, R>,
-  request: HttpServerRequest.HttpServerRequest,
-  requestId: string
-) =>
-  Effect.gen(function*() {
-    const started = performance.now()
-    const lifecycle = yield* ServerLifecycle
-    const routes = yield* RouteTable
-    const { bodyLimitBytes } = yield* AppConfig
-    const path = pathOf(request.url)
-    const route = routes.match(request.method, path) ?? "unmatched"
-    yield* annotateServerSpan("http.request.id", requestId)
-
-    const response = yield* app.pipe(
-      Effect.catchAllCause(renderCause),
-      Effect.provideService(HttpIncomingMessage.MaxBodySize, Option.some(FileSystem.Size(bodyLimitBytes))),
-      lifecycle.track
-    )
-
-    const elapsed = performance.now() - started
-    const metrics = metricsFor(request.method, route, response.status)
-    yield* Metric.increment(metrics.count)
-    yield* Metric.update(metrics.duration, elapsed / 1000)
-    yield* Effect.logInfo(`${request.method} ${path} ${response.status}`).pipe(
-      Effect.annotateLogs({ duration_ms: Math.round(elapsed * 100) / 100, route })
-    )
-    return HttpServerResponse.setHeaders(response, {
-      [RequestIdHeader]: requestId,
-      "x-process-time": elapsed.toFixed(2),
-      // A draining server asks clients to reconnect elsewhere, so keep-alive connections end.
-      ...(lifecycle.isDraining() ? { connection: "close" } : {})
-    })
-  })
-
-const requestContext = <E, R>(app: HttpApp.Default<E, R>) =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-    const requestId = requestIdFrom(request.headers[RequestIdHeader])
-    return observe(app, request, requestId).pipe(
-      Effect.locally(CurrentRequestId, requestId),
-      Effect.annotateLogs("request_id", requestId)
-    )
-  })
-
-const cors = (config: AppConfigShape) =>
+const cors = (config: AppConfigShape): (app: App) => Effect.Effect<
+  HttpServerResponse.HttpServerResponse,
+  Types.unhandled,
+  HttpServerRequest.HttpServerRequest
+> =>
   config.corsOrigins.length === 0
-    ? <E, R>(app: HttpApp.Default<E, R>) => app
+    ? (app) => app
     : HttpMiddleware.cors({
       allowedOrigins: config.corsOrigins,
       credentials: true,
@@ -106,8 +60,77 @@ const cors = (config: AppConfigShape) =>
       maxAge: 600
     })
 
-/** The middleware the HTTP server applies around the API app. */
-export const serverMiddleware = (config: AppConfigShape) => {
+/** The middleware the HTTP server applies around its router. */
+export const serverMiddleware = (
+  config: AppConfigShape,
+  lifecycle: Context.Service.Shape<typeof ServerLifecycle>,
+  routes: RouteTable
+) => {
   const withCors = cors(config)
-  return <E, R>(app: HttpApp.Default<E, R>) => requestContext(compression(withCors(app)))
+  return (app: App): App => {
+    const rendered = lifecycle.track(Effect.catchCause(withCors(app), (cause) => renderCause(cause, routes)))
+    return Effect.withFiber((fiber) => {
+      const started = performance.now()
+      const context = fiber.context
+      const request = Context.getUnsafe(context, HttpServerRequest.HttpServerRequest)
+      const requestId = requestIdFrom(request.headers[RequestIdHeader])
+      // Only a sampled span records attributes (/health has none at all).
+      const span = Context.getOrUndefined(context, Tracer.ParentSpan)
+      if (span !== undefined && span._tag === "Span" && span.sampled) span.attribute("http.request.id", requestId)
+      // One context update carries the id to the error renderer and to every log line.
+      const annotations = fiber.getRef(References.CurrentLogAnnotations)
+      // Fiber types its context as Context<never>; it holds the request being served.
+      const requestContext = Context.add(
+        Context.add(context, CurrentRequestId, requestId),
+        References.CurrentLogAnnotations,
+        { ...annotations, request_id: requestId }
+      ) as Context.Context<HttpServerRequest.HttpServerRequest>
+      const served = Effect.flatMap(rendered, (response) => {
+        const compressed = compress(request, response)
+        return HttpServerResponse.isHttpServerResponse(compressed)
+          ? finish(request, requestId, started, compressed)
+          : Effect.flatMap(compressed, (response) => finish(request, requestId, started, response))
+      })
+      return Effect.updateContext(served, (_: Context.Context<never>) => requestContext)
+    })
+  }
+
+  function finish(
+    request: HttpServerRequest.HttpServerRequest,
+    requestId: string,
+    started: number,
+    response: HttpServerResponse.HttpServerResponse
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse> {
+    return Effect.withFiber((fiber) => {
+      const elapsed = performance.now() - started
+      const route = routes.match(request.method, request.url) ?? "unmatched"
+      const metrics = metricsFor(request.method, route, response.status)
+      metrics.count.updateUnsafe(1, fiber.context)
+      metrics.duration.updateUnsafe(elapsed / 1000, fiber.context)
+      const withHeaders = HttpServerResponse.setHeaders(response, {
+        [RequestIdHeader]: requestId,
+        "x-process-time": elapsed.toFixed(2),
+        // A draining server asks clients to reconnect elsewhere, so keep-alive connections end.
+        ...(lifecycle.isDraining() ? { connection: "close" } : {})
+      })
+      return Effect.as(
+        Effect.annotateLogs(Effect.logInfo(`${request.method} ${pathOf(request.url)} ${response.status}`), {
+          duration_ms: Math.round(elapsed * 100) / 100,
+          route
+        }),
+        withHeaders
+      )
+    })
+  }
 }
+
+/** The server middleware, around every route of the router (routes outside the HttpApi too). */
+export const ServerMiddlewareLive = (routes: RouteTable) =>
+  HttpRouter.middleware(
+    Effect.gen(function*() {
+      const config = yield* AppConfig
+      const lifecycle = yield* ServerLifecycle
+      return serverMiddleware(config, lifecycle, routes)
+    }),
+    { global: true }
+  )

@@ -14,9 +14,9 @@
  * revision and status), so the document is not indexed twice. Unprocessed messages are never
  * touched, however old (a message waiting for a provider's outage to pass must still run).
  */
-import { MachineId, Snowflake } from "@effect/cluster"
-import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
+import { MachineId, Snowflake } from "effect/cluster"
+import { SqlClient } from "effect/sql"
 import { deleteInBatches } from "../database/Cleanup.ts"
 
 // Rows deleted per statement: a backlog is cleared in short statements, not one long one.
@@ -25,8 +25,8 @@ const cleanupBatch = 1_000
 /** The smallest Snowflake made at or after `at`: every message id below it was made before. */
 export const snowflakeAt = (at: Date): bigint => Snowflake.make({ timestamp: at.getTime(), machineId: MachineId.make(0), sequence: 0 })
 
-export class ClusterMessagesRepo extends Effect.Service<ClusterMessagesRepo>()("basalt/ClusterMessagesRepo", {
-  effect: Effect.gen(function*() {
+export class ClusterMessagesRepo extends Context.Service<ClusterMessagesRepo>()("basalt/ClusterMessagesRepo", {
+  make: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
 
     /**
@@ -59,4 +59,6 @@ export class ClusterMessagesRepo extends Effect.Service<ClusterMessagesRepo>()("
 
     return { deleteProcessed } as const
   })
-}) {}
+}) {
+  static readonly layer = Layer.effect(this, this.make)
+}

@@ -12,7 +12,7 @@ export interface IndexingRequest {
   readonly revision: number
 }
 
-export class DocumentIndexer extends Context.Tag("basalt/DocumentIndexer")<DocumentIndexer, {
+export class DocumentIndexer extends Context.Service<DocumentIndexer, {
   /**
    * Stores the requests. Inside `sql.withTransaction` they are part of the transaction, so a
    * document is queued for indexing exactly when it is committed: indexing reads them once the
@@ -24,4 +24,4 @@ export class DocumentIndexer extends Context.Tag("basalt/DocumentIndexer")<Docum
   readonly wake: Effect.Effect<void>
   /** One request, outside a transaction: stored, then `wake`. */
   readonly submit: (request: IndexingRequest) => Effect.Effect<void>
-}>() {}
+}>()("basalt/DocumentIndexer") {}

@@ -8,9 +8,9 @@
  * document is never indexed twice at once), and a message's primary key is its revision, so a
  * second submission of a revision still pending is the same stored message, not a second run.
  */
-import { ClusterSchema, Entity } from "@effect/cluster"
-import { Rpc } from "@effect/rpc"
 import { Schema } from "effect"
+import { ClusterSchema, Entity } from "effect/cluster"
+import { Rpc } from "effect/rpc"
 
 export const Index = Rpc.make("Index", {
   payload: { revision: Schema.Int },

@@ -11,8 +11,8 @@
  *
  * Only where pgvector is; elsewhere there are no vectors to keep.
  */
-import { SqlClient } from "@effect/sql"
-import { Duration, Effect, Schedule } from "effect"
+import { Context, Duration, Effect, Layer, Schedule } from "effect"
+import { SqlClient } from "effect/sql"
 import { DatabaseInfo } from "../database/Database.ts"
 import { Embedder } from "../embedding/Embedder.ts"
 import { vectorText } from "./IndexingRepo.ts"
@@ -34,8 +34,8 @@ const quoteLiteral = (text: string) => `'${text.replace(/'/g, "''")}'`
 /** Chunks re-embedded per round: one embedder call, one statement. */
 const reembedBatch = 128
 
-export class EmbeddingIndex extends Effect.Service<EmbeddingIndex>()("basalt/EmbeddingIndex", {
-  effect: Effect.gen(function*() {
+export class EmbeddingIndex extends Context.Service<EmbeddingIndex>()("basalt/EmbeddingIndex", {
+  make: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const { pgvector } = yield* DatabaseInfo
     const embedder = yield* Embedder
@@ -117,10 +117,12 @@ export class EmbeddingIndex extends Effect.Service<EmbeddingIndex>()("basalt/Emb
       }
     }).pipe(
       Effect.tapError((error) => Effect.logWarning("re-embedding failed, retrying", error)),
-      Effect.retry(Schedule.exponential(Duration.seconds(1)).pipe(Schedule.union(Schedule.spaced(Duration.minutes(1))))),
+      Effect.retry(Schedule.min([Schedule.exponential(Duration.seconds(1)), Schedule.spaced(Duration.minutes(1))])),
       Effect.orDie
     )
 
     return { prepare, reembed, model, dimensions } as const
   })
-}) {}
+}) {
+  static readonly layer = Layer.effect(this, this.make)
+}

@@ -11,8 +11,8 @@
  * connection) run the whole attempt again with exponential backoff; the rest fail the document
  * at once.
  */
-import type { SqlError } from "@effect/sql"
-import { Chunk, Deferred, Exit, type Duration, Effect, Option, Queue, Schedule } from "effect"
+import { Context, Deferred, type Duration, Effect, Exit, Layer, Option, Queue, Schedule } from "effect"
+import type { SqlError } from "effect/sql"
 import { AppConfig } from "../config/AppConfig.ts"
 import { DatabaseInfo } from "../database/Database.ts"
 import { Embedder, type EmbeddingError } from "../embedding/Embedder.ts"
@@ -46,7 +46,7 @@ const describeFailure = (error: EmbeddingError | SqlError.SqlError, attempts: nu
 export interface IndexingPipelineOptions {
   /** Whole-run attempts after a transient failure. */
   readonly retries: number
-  readonly retryBaseDelay: Duration.DurationInput
+  readonly retryBaseDelay: Duration.Input
 }
 
 export const defaultPipelineOptions: IndexingPipelineOptions = { retries: 4, retryBaseDelay: "1 second" }
@@ -55,8 +55,8 @@ interface Job extends DocumentRevision {
   readonly done: Deferred.Deferred<IndexingOutcome>
 }
 
-export class IndexingPipeline extends Effect.Service<IndexingPipeline>()("basalt/IndexingPipeline", {
-  scoped: Effect.gen(function*() {
+export class IndexingPipeline extends Context.Service<IndexingPipeline>()("basalt/IndexingPipeline", {
+  make: Effect.gen(function*() {
     const repo = yield* IndexingRepo
     const embedder = yield* Embedder
     const { pgvector } = yield* DatabaseInfo
@@ -126,17 +126,15 @@ export class IndexingPipeline extends Effect.Service<IndexingPipeline>()("basalt
         Effect.map((outcomes) => outcomes.get(job.documentId)!),
         Effect.retry({
           while: isTransient,
-          schedule: Schedule.exponential(options.retryBaseDelay).pipe(
-            Schedule.jittered,
-            Schedule.intersect(Schedule.recurs(options.retries))
-          )
+          times: options.retries,
+          schedule: Schedule.exponential(options.retryBaseDelay).pipe(Schedule.jittered)
         }),
         Effect.tapError((error) =>
           Effect.logWarning("indexing failed").pipe(
             Effect.annotateLogs({ document_id: job.documentId, revision: job.revision, error: error.message })
           )
         ),
-        Effect.catchAll((error) =>
+        Effect.catch((error) =>
           repo.fail(job.documentId, job.revision, describeFailure(error, attempts)).pipe(Effect.as("failed" as const))
         ),
         // Even the failure could not be written (the database is gone): a defect, so the cluster
@@ -173,7 +171,7 @@ export class IndexingPipeline extends Effect.Service<IndexingPipeline>()("basalt
     yield* Effect.forkScoped(
       Effect.forEach(
         Array.from({ length: indexing.concurrency }),
-        () => Effect.forever(Effect.flatMap(Queue.takeBetween(queue, 1, indexing.batchSize), (jobs) => indexBatch(Chunk.toReadonlyArray(jobs)))),
+        () => Effect.forever(Effect.flatMap(Queue.takeBetween(queue, 1, indexing.batchSize), indexBatch)),
         { concurrency: "unbounded", discard: true }
       )
     )
@@ -193,6 +191,7 @@ export class IndexingPipeline extends Effect.Service<IndexingPipeline>()("basalt
     }
 
     return { index } as const
-  }),
-  dependencies: [IndexingRepo.Default]
-}) {}
+  })
+}) {
+  static readonly layer = Layer.effect(this, this.make).pipe(Layer.provide(IndexingRepo.layer))
+}

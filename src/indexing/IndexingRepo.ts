@@ -6,8 +6,8 @@
  * the older run's writes match no row, so it stops (status steps) or its result is thrown away
  * (the final swap) instead of overwriting what belongs to the newer revision.
  */
-import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
 import { timeOrderedUuid } from "../database/TimeOrderedUuid.ts"
 import type { Chunk } from "./Chunker.ts"
 
@@ -51,8 +51,8 @@ export interface DocumentRevision {
 const revisionsJson = (documents: ReadonlyArray<DocumentRevision>) =>
   JSON.stringify(documents.map(({ documentId, revision }) => ({ id: documentId, revision })))
 
-export class IndexingRepo extends Effect.Service<IndexingRepo>()("basalt/IndexingRepo", {
-  effect: Effect.gen(function*() {
+export class IndexingRepo extends Context.Service<IndexingRepo>()("basalt/IndexingRepo", {
+  make: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
 
     /** The documents that still exist, by id. */
@@ -140,4 +140,6 @@ export class IndexingRepo extends Effect.Service<IndexingRepo>()("basalt/Indexin
 
     return { load, setStep, fail, replaceChunks } as const
   })
-}) {}
+}) {
+  static readonly layer = Layer.effect(this, this.make)
+}

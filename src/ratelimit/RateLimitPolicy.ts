@@ -4,7 +4,7 @@
  * draft-ietf-httpapi-ratelimit-headers: `RateLimit-Policy: "auth";q=10;w=60` and
  * `RateLimit: "auth";r=3;t=6` (r: tokens left; t: seconds until the next token, 0 when full).
  */
-import { Either } from "effect"
+import { Result } from "effect"
 
 /** `auth`: per client address on the sign-in routes; `principal`: per user or API key elsewhere. */
 export type PolicyName = "auth" | "principal"
@@ -23,17 +23,17 @@ const maxWindowSeconds = 7 * 24 * 60 * 60
 const unitSeconds: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 }
 
 /** `10/1m`, `600/1h`, `3/2s` (`10/m` is `10/1m`); `off`: undefined. */
-export const parseRateLimit = (text: string): Either.Either<RateLimit | undefined, string> => {
-  if (text.trim().toLowerCase() === "off") return Either.right(undefined)
+export const parseRateLimit = (text: string): Result.Result<RateLimit | undefined, string> => {
+  if (text.trim().toLowerCase() === "off") return Result.succeed(undefined)
   const match = /^\s*(\d{1,10})\s*\/\s*(\d{0,6})\s*([smhd])\s*$/i.exec(text)
   if (match === null) {
-    return Either.left(`expected requests per window such as 10/1m, 600/1h or 3/2s (units s, m, h, d), or off; got "${text.slice(0, 40)}"`)
+    return Result.fail(`expected requests per window such as 10/1m, 600/1h or 3/2s (units s, m, h, d), or off; got "${text.slice(0, 40)}"`)
   }
   const quota = Number(match[1])
   const windowSeconds = Number(match[2] === "" ? 1 : match[2]) * unitSeconds[match[3]!.toLowerCase()]!
-  if (quota < 1 || quota > maxQuota) return Either.left(`the number of requests must be from 1 to ${maxQuota}`)
-  if (windowSeconds < 1 || windowSeconds > maxWindowSeconds) return Either.left("the window must be from 1 second to 7 days")
-  return Either.right({ quota, windowSeconds })
+  if (quota < 1 || quota > maxQuota) return Result.fail(`the number of requests must be from 1 to ${maxQuota}`)
+  if (windowSeconds < 1 || windowSeconds > maxWindowSeconds) return Result.fail("the window must be from 1 second to 7 days")
+  return Result.succeed({ quota, windowSeconds })
 }
 
 export const refillPerSecond = (policy: RateLimit): number => policy.quota / policy.windowSeconds

@@ -3,16 +3,16 @@
  * database cannot both spend the same token; the refill is measured on the database's clock, so
  * that processes whose clocks disagree still agree on it.
  */
-import { SqlClient, type SqlError } from "@effect/sql"
-import { Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
+import { SqlClient, type SqlError } from "effect/sql"
 import { deleteInBatches } from "../database/Cleanup.ts"
 import type { BucketState } from "./RateLimitPolicy.ts"
 
 // Rows deleted per statement: a backlog is cleared in short statements, not one long one.
 const cleanupBatch = 5_000
 
-export class RateLimitRepo extends Effect.Service<RateLimitRepo>()("basalt/RateLimitRepo", {
-  effect: Effect.gen(function*() {
+export class RateLimitRepo extends Context.Service<RateLimitRepo>()("basalt/RateLimitRepo", {
+  make: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
 
     /**
@@ -80,4 +80,6 @@ export class RateLimitRepo extends Effect.Service<RateLimitRepo>()("basalt/RateL
 
     return { take, takeMany, deleteFull } as const
   })
-}) {}
+}) {
+  static readonly layer = Layer.effect(this, this.make)
+}

@@ -5,8 +5,8 @@
  * granted request's response, whatever it turns out to be, gets the RateLimit headers on its way
  * out.
  */
-import { HttpApp, HttpServerResponse } from "@effect/platform"
-import { Context, Duration, Effect, Exit, Layer, Option, Runtime } from "effect"
+import { Context, Duration, Effect, Exit, Layer, Option } from "effect"
+import { HttpEffect, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { cleanUpEvery } from "../database/Cleanup.ts"
 import { AppConfig } from "../config/AppConfig.ts"
 import type { Ip } from "../http/ClientIp.ts"
@@ -41,15 +41,18 @@ const refusal = (policy: RateLimitPolicy, retryAfterSeconds: number) =>
     ? `Too many sign-in requests from this address; try again in ${retryAfterSeconds} s`
     : `Too many requests for this account or API key; try again in ${retryAfterSeconds} s`
 
-export class RateLimiter extends Context.Tag("basalt/RateLimiter")<RateLimiter, {
+export class RateLimiter extends Context.Service<RateLimiter, {
   /**
    * Takes one token from `bucket` under the `policy` limit: fails with RateLimited when there
    * is none; otherwise the response will carry RateLimit and RateLimit-Policy. Does nothing
    * when the limit is off.
    */
-  readonly take: (policy: PolicyName, bucket: string) => Effect.Effect<void, RateLimited>
-}>() {
-  static readonly Live = Layer.scoped(
+  readonly take: (
+    policy: PolicyName,
+    bucket: string
+  ) => Effect.Effect<void, RateLimited, HttpServerRequest.HttpServerRequest>
+}>()("basalt/RateLimiter") {
+  static readonly layer = Layer.effect(
     RateLimiter,
     Effect.gen(function*() {
       const config = yield* AppConfig
@@ -70,7 +73,7 @@ export class RateLimiter extends Context.Tag("basalt/RateLimiter")<RateLimiter, 
        * request, and the database still grants exactly what it has. The first granted caller of a
        * batch sees the most tokens left.
        */
-      const runtime = yield* Effect.runtime<never>()
+      const context = yield* Effect.context<never>()
       interface Batch {
         readonly waiting: Array<(state: Exit.Exit<BucketState>) => void>
         running: boolean
@@ -79,7 +82,7 @@ export class RateLimiter extends Context.Tag("basalt/RateLimiter")<RateLimiter, 
       const serve = (key: string, batch: Batch, policy: RateLimitPolicy) => {
         const callers = batch.waiting.splice(0)
         batch.running = true
-        Runtime.runCallback(runtime)(
+        Effect.runCallbackWith(context)(
           Effect.orDie(repo.takeMany(key, callers.length, policy.quota, refillPerSecond(policy))),
           {
             onExit: (exit) => {
@@ -93,7 +96,7 @@ export class RateLimiter extends Context.Tag("basalt/RateLimiter")<RateLimiter, 
         )
       }
       const takeOne = (policy: RateLimitPolicy, key: string) =>
-        Effect.async<BucketState>((resume) => {
+        Effect.callback<BucketState>((resume) => {
           const batch = batches.get(key) ?? { waiting: [], running: false }
           batches.set(key, batch)
           batch.waiting.push(resume)
@@ -114,7 +117,7 @@ export class RateLimiter extends Context.Tag("basalt/RateLimiter")<RateLimiter, 
               rateLimitPolicy: headers["ratelimit-policy"]
             })
           }
-          yield* HttpApp.appendPreResponseHandler((_request, response) =>
+          yield* HttpEffect.appendPreResponseHandler((_request, response) =>
             Effect.succeed(HttpServerResponse.setHeaders(response, headers))
           )
         })
@@ -124,5 +127,5 @@ export class RateLimiter extends Context.Tag("basalt/RateLimiter")<RateLimiter, 
           Option.match(policies[name], { onNone: () => Effect.void, onSome: (policy) => takeUnder(policy, bucket) })
       })
     })
-  ).pipe(Layer.provide(RateLimitRepo.Default))
+  ).pipe(Layer.provide(RateLimitRepo.layer))
 }

@@ -1,26 +1,36 @@
 /** Search as the contract names it. */
-import { Schema } from "effect"
+import { Schema, SchemaTransformation } from "effect"
 import { contractBody } from "../contract/Contract.ts"
+import { Uuid } from "../contract/Uuid.ts"
 
-export const SearchMode = contractBody("SearchMode", Schema.Literal("hybrid", "keyword", "semantic"))
+export const SearchMode = contractBody("SearchMode", Schema.Literals(["hybrid", "keyword", "semantic"]))
 export type SearchMode = typeof SearchMode.Type
 
-const Tag = Schema.compose(Schema.Trim, Schema.Lowercase).pipe(Schema.minLength(1), Schema.maxLength(100))
+const Tag = Schema.Trim.pipe(
+  Schema.decodeTo(Schema.String.check(Schema.isLowercased()), SchemaTransformation.toLowerCase()),
+  Schema.check(Schema.isMinLength(1), Schema.isMaxLength(100))
+)
+
 
 export const SearchFilters = contractBody(
   "SearchFilters",
   Schema.Struct({
-    sources: Schema.optional(Schema.Array(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(100))).pipe(Schema.minItems(1), Schema.maxItems(50))),
-    tags: Schema.optional(Schema.Array(Tag).pipe(Schema.minItems(1), Schema.maxItems(50))),
-    collections: Schema.optional(Schema.Array(Schema.UUID).pipe(Schema.minItems(1), Schema.maxItems(50))),
-    document_ids: Schema.optional(Schema.Array(Schema.UUID).pipe(Schema.minItems(1), Schema.maxItems(100))),
-    updated_after: Schema.optional(Schema.Date),
-    updated_before: Schema.optional(Schema.Date)
+    sources: Schema.optional(
+      Schema.Array(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(100))).check(
+        Schema.isMinLength(1),
+        Schema.isMaxLength(50)
+      )
+    ),
+    tags: Schema.optional(Schema.Array(Tag).check(Schema.isMinLength(1), Schema.isMaxLength(50))),
+    collections: Schema.optional(Schema.Array(Uuid).check(Schema.isMinLength(1), Schema.isMaxLength(50))),
+    document_ids: Schema.optional(Schema.Array(Uuid).check(Schema.isMinLength(1), Schema.isMaxLength(100))),
+    updated_after: Schema.optional(Schema.DateFromString),
+    updated_before: Schema.optional(Schema.DateFromString)
   })
 )
 export type SearchFilters = typeof SearchFilters.Type
 
-const Weight = Schema.Number.pipe(Schema.between(0, 10))
+const Weight = Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 10 }))
 
 export const SearchWeights = contractBody(
   "SearchWeights",
@@ -30,15 +40,15 @@ export const SearchWeights = contractBody(
 export const SearchRequest = contractBody(
   "SearchRequest",
   Schema.Struct({
-    query: Schema.String.pipe(
-      Schema.minLength(1),
-      Schema.maxLength(1000),
-      Schema.pattern(/\S/, { message: () => "Expected at least one character that is not a space" })
+    query: Schema.String.check(
+      Schema.isMinLength(1),
+      Schema.isMaxLength(1000),
+      Schema.isPattern(/\S/, { message: "Expected at least one character that is not a space" })
     ),
     mode: Schema.optional(SearchMode),
     filters: Schema.optional(SearchFilters),
-    limit: Schema.optional(Schema.Int.pipe(Schema.between(1, 100))),
-    cursor: Schema.optional(Schema.String.pipe(Schema.maxLength(200))),
+    limit: Schema.optional(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100 }))),
+    cursor: Schema.optional(Schema.String.check(Schema.isMaxLength(200))),
     weights: Schema.optional(SearchWeights)
   })
 )
@@ -72,7 +82,7 @@ export const SearchResponse = contractBody(
     mode: SearchMode,
     results: Schema.Array(SearchResult),
     total: Schema.Int,
-    total_relation: Schema.Literal("eq", "gte"),
+    total_relation: Schema.Literals(["eq", "gte"]),
     search_time_ms: Schema.Number,
     filters: SearchFilters,
     next_cursor: Schema.NullOr(Schema.String),

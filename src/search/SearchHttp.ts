@@ -4,8 +4,8 @@
  * positions in the ranking: the cursor carries the next position and a fingerprint of the
  * search, so a cursor cannot be replayed against another query.
  */
-import { HttpApiBuilder } from "@effect/platform"
-import { Effect, Either, Layer, Option, Schema } from "effect"
+import { Effect, Layer, Option, Result, Schema } from "effect"
+import { HttpApiBuilder } from "effect/http-api"
 import { createHash } from "node:crypto"
 import { CurrentUser } from "../accounts/Authentication.ts"
 import type { Caller } from "../accounts/SessionsRepo.ts"
@@ -27,7 +27,9 @@ const noPgvector =
   "Semantic search needs the PostgreSQL extension pgvector, which this database does not have " +
   "(Basalt runs lexical-only here); use mode keyword or hybrid"
 
-const CursorState = Schema.parseJson(Schema.Struct({ o: Schema.Int.pipe(Schema.nonNegative()), f: Schema.String }))
+const CursorState = Schema.fromJsonString(
+  Schema.Struct({ o: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), f: Schema.String })
+)
 
 const fingerprintOf = (request: SearchRequest, mode: SearchMode) =>
   createHash("sha256")
@@ -44,9 +46,9 @@ const encodeCursor = (offset: number, fingerprint: string) =>
   Buffer.from(Schema.encodeSync(CursorState)({ o: offset, f: fingerprint })).toString("base64url")
 
 const decodeCursor = (cursor: string, fingerprint: string) =>
-  Either.match(Schema.decodeUnknownEither(CursorState)(Buffer.from(cursor, "base64url").toString("utf8")), {
-    onLeft: () => Effect.fail(rejected("cursor", "Not a cursor this server issued")),
-    onRight: (state) =>
+  Option.match(Schema.decodeUnknownOption(CursorState)(Buffer.from(cursor, "base64url").toString("utf8")), {
+    onNone: () => Effect.fail(rejected("cursor", "Not a cursor this server issued")),
+    onSome: (state) =>
       state.f === fingerprint
         ? Effect.succeed(state.o)
         : Effect.fail(rejected("cursor", "The cursor belongs to another search (query, mode, filters or weights differ)"))
@@ -103,15 +105,15 @@ export const SearchHttpLive = HttpApiBuilder.group(BasaltApi, "search", (handler
           page = { ...(yield* Effect.orDie(semanticList(caller, vector, filters, limit, offset))), offset }
         } else {
           // An embedding provider that fails leaves keyword search, said so, rather than no answer.
-          const vector = yield* Effect.either(embedQuery(payload.query))
-          if (Either.isLeft(vector)) {
+          const vector = yield* Effect.result(embedQuery(payload.query))
+          if (Result.isFailure(vector)) {
             mode = "keyword"
-            fallback = { requested_mode: "hybrid", reason: `The query could not be embedded: ${vector.left.reason}` }
+            fallback = { requested_mode: "hybrid", reason: `The query could not be embedded: ${vector.failure.reason}` }
             page = { ...(yield* keywordPage(limit, offset)), offset }
           } else {
             const [keyword, semantic] = yield* Effect.all([
               keywordPage(hybridDepth, 0),
-              Effect.orDie(semanticList(caller, vector.right, filters, hybridDepth, 0))
+              Effect.orDie(semanticList(caller, vector.success, filters, hybridDepth, 0))
             ], { concurrency: 2 })
             const byDocument = new Map<string, Hit>()
             for (const hit of [...semantic.hits, ...keyword.hits]) byDocument.set(hit.document_id, hit)
@@ -131,7 +133,7 @@ export const SearchHttpLive = HttpApiBuilder.group(BasaltApi, "search", (handler
         const details = yield* Effect.orDie(repo.details(page.hits.map((hit) => hit.chunk_id), payload.query))
         const byChunk = new Map(details.map((detail) => [detail.chunk_id, detail]))
         const results: Array<SearchResult> = page.hits.flatMap((hit, index) =>
-          Option.match(Option.fromNullable(byChunk.get(hit.chunk_id)), {
+          Option.match(Option.fromNullishOr(byChunk.get(hit.chunk_id)), {
             // Deleted between the two statements: left out rather than shown half.
             onNone: () => [],
             onSome: (detail) => [{ ...detail, score: hit.score, rank: page.offset + index + 1 }]
@@ -152,4 +154,4 @@ export const SearchHttpLive = HttpApiBuilder.group(BasaltApi, "search", (handler
           fallback
         }
       }))
-  })).pipe(Layer.provide(SearchRepo.Default))
+  })).pipe(Layer.provide(SearchRepo.layer))

@@ -6,8 +6,8 @@
  * Results are documents: each one represented by its best chunk (measured against chunk-level
  * results on the test collections, see the README). A list is ordered by score, ties by chunk id.
  */
-import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import { visibleTo } from "../documents/Visibility.ts"
 import { type Bm25Parameters, defaultBm25 } from "./KeywordRanking.ts"
@@ -86,8 +86,8 @@ export const candidateDepth = (limit: number, offset: number) => Math.max(50, 2 
  */
 export const rescoredCandidates = (limit: number, offset: number) => 5 * (limit + offset)
 
-export class SearchRepo extends Effect.Service<SearchRepo>()("basalt/SearchRepo", {
-  effect: Effect.gen(function*() {
+export class SearchRepo extends Context.Service<SearchRepo>()("basalt/SearchRepo", {
+  make: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
 
     /**
@@ -213,4 +213,6 @@ export class SearchRepo extends Effect.Service<SearchRepo>()("basalt/SearchRepo"
 
     return { keyword, semantic, details, unknownCollections } as const
   })
-}) {}
+}) {
+  static readonly layer = Layer.effect(this, this.make)
+}

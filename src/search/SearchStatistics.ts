@@ -5,8 +5,8 @@
  * is what no row means too). One process folds at a time (a transaction-scoped advisory lock); the others
  * skip that round.
  */
-import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Layer, Schedule } from "effect"
+import { SqlClient } from "effect/sql"
 
 const foldLockKey = 7_212_881_011
 const foldEvery = Duration.seconds(2)
@@ -31,9 +31,9 @@ export const foldSearchStatistics = Effect.gen(function*() {
 })
 
 /** Folds every two seconds while the server runs; a failed round is logged and retried next time. */
-export const SearchStatisticsLive = Layer.scopedDiscard(
+export const SearchStatisticsLive = Layer.effectDiscard(
   foldSearchStatistics.pipe(
-    Effect.catchAllCause((cause) => Effect.logWarning("folding the search statistics failed", cause)),
+    Effect.catchCause((cause) => Effect.logWarning("folding the search statistics failed", cause)),
     Effect.schedule(Schedule.spaced(foldEvery)),
     Effect.forkScoped
   )

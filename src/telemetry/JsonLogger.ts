@@ -2,7 +2,7 @@
  * Log lines as JSON on stdout: time, level, message, the request id and any other annotations,
  * and the trace and span ids of the span the line was written in, so logs and traces join up.
  */
-import { Cause, Context, FiberRef, FiberRefs, HashMap, Logger, Option, Tracer } from "effect"
+import { Cause, Logger, References } from "effect"
 import { writeSync } from "node:fs"
 
 /**
@@ -36,18 +36,19 @@ const text = (message: unknown): unknown => {
   return parts.length === 1 ? parts[0] : parts
 }
 
-export const jsonLogger = Logger.make(({ annotations, cause, context, date, logLevel, message }) => {
+export const jsonLogger = Logger.make(({ cause, date, fiber, logLevel, message }) => {
   const entry: Record<string, unknown> = {
     time: date.toISOString(),
-    level: logLevel.label.toLowerCase(),
+    level: logLevel.toLowerCase(),
     message: text(message)
   }
-  for (const [key, value] of HashMap.toEntries(annotations)) entry[key] = value
-  const span = Context.getOption(FiberRefs.getOrDefault(context, FiberRef.currentContext), Tracer.ParentSpan)
-  if (Option.isSome(span)) {
-    entry["trace_id"] = span.value.traceId
-    entry["span_id"] = span.value.spanId
+  for (const [key, value] of Object.entries(fiber.getRef(References.CurrentLogAnnotations))) entry[key] = value
+  // The fiber keeps its current span at hand: no Context lookup per line.
+  const span = fiber.cache.span
+  if (span !== undefined) {
+    entry["trace_id"] = span.traceId
+    entry["span_id"] = span.spanId
   }
-  if (!Cause.isEmpty(cause)) entry["error"] = Cause.pretty(cause, { renderErrorCause: true })
+  if (cause.reasons.length > 0) entry["error"] = Cause.pretty(cause)
   writeLine(JSON.stringify(entry))
 })

@@ -1,10 +1,10 @@
 /**
  * Compares the OpenAPI document derived from an HttpApi (OpenApi.fromApi) with openapi.yaml on
  * what clients depend on: paths and methods, operation ids, parameters, request body content
- * types and response status codes. Returns one line per difference.
+ * types, response status codes and the content types of each response. Returns one line per
+ * difference.
  */
-import { type HttpApi, OpenApi } from "@effect/platform"
-import { servedApi } from "../../src/Api.ts"
+import { type HttpApi, type HttpApiGroup, OpenApi } from "effect/http-api"
 import { contract } from "./contract.ts"
 
 type Json = Record<string, any>
@@ -34,9 +34,14 @@ const sorted = (values: Iterable<string>) => [...values].sort().join(", ")
 
 const differ = (a: Set<string>, b: Set<string>) => sorted(a) !== sorted(b)
 
-export const derivedDocument = (api: HttpApi.HttpApi.Any): Json => OpenApi.fromApi(servedApi(api) as never) as Json
+export const derivedDocument = <Id extends string, Groups extends HttpApiGroup.Constraint>(
+  api: HttpApi.HttpApi<Id, Groups>
+): Json => OpenApi.fromApi(api)
 
-export const contractDifferences = (api: HttpApi.HttpApi.Any, expected: Json = contract): ReadonlyArray<string> => {
+export const contractDifferences = <Id extends string, Groups extends HttpApiGroup.Constraint>(
+  api: HttpApi.HttpApi<Id, Groups>,
+  expected: Json = contract
+): ReadonlyArray<string> => {
   const derived = derivedDocument(api)
   const served = operations(derived)
   const documented = operations(expected)
@@ -56,6 +61,14 @@ export const contractDifferences = (api: HttpApi.HttpApi.Any, expected: Json = c
     if (differ(b1, b2)) differences.push(`${route}: request body ${sorted(b1)} served, ${sorted(b2)} documented`)
     const [s1, s2] = [new Set(Object.keys(mine.responses)), new Set(Object.keys(theirs.responses))]
     if (differ(s1, s2)) differences.push(`${route}: statuses ${sorted(s1)} served, ${sorted(s2)} documented`)
+    for (const status of s1) {
+      if (!s2.has(status)) continue
+      const [c1, c2] = [
+        new Set(Object.keys(deref(derived, mine.responses[status])?.content ?? {})),
+        new Set(Object.keys(deref(expected, theirs.responses[status])?.content ?? {}))
+      ]
+      if (differ(c1, c2)) differences.push(`${route} → ${status}: content ${sorted(c1)} served, ${sorted(c2)} documented`)
+    }
   }
   return differences
 }

@@ -3,10 +3,11 @@
  * documents written with SQL (as ingestion writes them), submitted through the DocumentIndexer,
  * and waited for.
  */
-import { SqlClient } from "@effect/sql"
-import { ConfigProvider, type Effect, Layer, ManagedRuntime } from "effect"
+import { type Effect, Layer, ManagedRuntime } from "effect"
+import { SqlClient } from "effect/sql"
 import { AppLive } from "../../src/App.ts"
 import { DocumentIndexer } from "../../src/indexing/DocumentIndexer.ts"
+import { configFrom } from "./server.ts"
 
 export interface IndexingApp {
   readonly query: <A extends object = Record<string, unknown>>(text: string, params?: ReadonlyArray<unknown>) => Promise<ReadonlyArray<A>>
@@ -24,8 +25,7 @@ export const startIndexingApp = async (env: Record<string, string>): Promise<Ind
     LOG_LEVEL: process.env.LOG_LEVEL ?? "Warning",
     ...env
   }
-  const provider = Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(values))))
-  const runtime = ManagedRuntime.make(AppLive.pipe(Layer.provide(provider)))
+  const runtime = ManagedRuntime.make(AppLive.pipe(Layer.provide(configFrom(values))))
   const sql = await runtime.runPromise(SqlClient.SqlClient)
   const indexer = await runtime.runPromise(DocumentIndexer)
   return {

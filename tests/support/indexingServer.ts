@@ -5,8 +5,8 @@
  * `{"progress":{"indexed":…,"total":…}}`, read by the test from stdout.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { SqlClient } from "@effect/sql"
 import { Effect, Layer, Schedule } from "effect"
+import { SqlClient } from "effect/sql"
 import { AppLive } from "../../src/App.ts"
 import { DocumentIndexer } from "../../src/indexing/DocumentIndexer.ts"
 import { sampleDocument } from "./indexing.ts"
@@ -35,4 +35,4 @@ const seed = Effect.gen(function*() {
   )
 })
 
-NodeRuntime.runMain(Layer.launch(Layer.scopedDiscard(seed).pipe(Layer.provide(AppLive))), { disableErrorReporting: false })
+NodeRuntime.runMain(Layer.launch(Layer.effectDiscard(seed).pipe(Layer.provide(AppLive))), { disableErrorReporting: false })

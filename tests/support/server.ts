@@ -4,11 +4,11 @@
  * against openapi.yaml. With DATABASE_URL set (CI's Postgres run) the server uses that database;
  * otherwise each server gets a fresh embedded PGlite in a temporary directory.
  */
-import { HttpServer } from "@effect/platform"
-import { SqlClient } from "@effect/sql"
-import { ConfigProvider, Effect, Layer, ManagedRuntime } from "effect"
+import { PgClient } from "@effect/sql-pg"
+import { ConfigProvider, Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import { HttpServer } from "effect/http"
+import { SqlClient } from "effect/sql"
 import { mkdtempSync, rmSync } from "node:fs"
-import pg from "pg"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { AppLive } from "../../src/App.ts"
@@ -57,17 +57,24 @@ export const testEnv = (env: Record<string, string> = {}) => {
   return { dataDir, values }
 }
 
+/** The configuration `values` as the server reads it from its environment (empty values are unset). */
+export const configFrom = (values: Record<string, string>) => ConfigProvider.layer(ConfigProvider.fromEnv({ env: values }))
+
+/** Runs `f` with a client of its own (one connection) on the Postgres database at `url`, then closes it. */
+export const withPostgres = <A, E>(url: string, f: (sql: PgClient.PgClient) => Effect.Effect<A, E>): Promise<A> =>
+  Effect.runPromise(Effect.flatMap(PgClient.PgClient, f).pipe(
+    Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 }))
+  ))
+
+/** One statement on the Postgres database at `url`, outside any server. */
+export const postgresQuery = <A extends object = Record<string, any>>(url: string, text: string, params: ReadonlyArray<unknown> = []) =>
+  withPostgres(url, (sql) => sql.unsafe<A>(text, params))
+
 let databases = 0
 
 /** Runs one statement on the Postgres of this test run (DATABASE_URL), as its owner. */
 export const postgresAdminQuery = async (text: string) => {
-  const client = new pg.Client({ connectionString: process.env.DATABASE_URL })
-  await client.connect()
-  try {
-    await client.query(text)
-  } finally {
-    await client.end()
-  }
+  await postgresQuery(process.env.DATABASE_URL!, text)
 }
 
 /** On a Postgres run, a database of its own for a test that needs an empty one; dropped on stop. */
@@ -79,6 +86,13 @@ export const freshPostgresDatabase = async () => {
   return { url: url.toString(), drop: () => postgresAdminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) }
 }
 
+/** Where the HttpServer in context listens, as a loopback URL. */
+export const serverUrl = Effect.gen(function*() {
+  const { address } = yield* HttpServer.HttpServer
+  if (address._tag === "UnixPathAddress") return yield* Effect.die(new Error("expected a TCP address"))
+  return `http://127.0.0.1:${address.port}`
+})
+
 export const startServer = async (
   env: Record<string, string> = {},
   options: { readonly emptyDatabase?: boolean } = {}
@@ -86,11 +100,8 @@ export const startServer = async (
   // PGlite is fresh for every server already; on Postgres the run's database is shared.
   const database = options.emptyDatabase && process.env.DATABASE_URL ? await freshPostgresDatabase() : undefined
   const { dataDir, values } = testEnv(database ? { ...env, DATABASE_URL: database.url } : env)
-  const provider = Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(values))))
-  const runtime = ManagedRuntime.make(AppLive.pipe(Layer.provide(provider)))
-  const address = await runtime.runPromise(Effect.map(HttpServer.HttpServer, (server) => server.address))
-  if (address._tag !== "TcpAddress") throw new Error("expected a TCP address")
-  const url = `http://127.0.0.1:${address.port}`
+  const runtime = ManagedRuntime.make(AppLive.pipe(Layer.provide(configFrom(values))))
+  const url = await runtime.runPromise(serverUrl)
   const sql = await runtime.runPromise(SqlClient.SqlClient)
   return {
     url,

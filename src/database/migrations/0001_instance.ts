@@ -2,8 +2,8 @@
  * The database's identity: one row, written once, so that operators can tell which database a
  * server is attached to (it is logged at start).
  */
-import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

@@ -3,8 +3,8 @@
  * the tokens it has rotated away are kept, so that a replayed one is recognised and revokes the
  * session. `basalt_secrets` keeps the generated token-signing key that all processes share.
  */
-import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

@@ -1,6 +1,6 @@
 /** API keys: only a hash of the secret is kept; the prefix identifies a key to its owner. */
-import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

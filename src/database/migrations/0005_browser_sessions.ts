@@ -3,8 +3,8 @@
  * only as a hash (like refresh tokens). Unlike the refresh token it is not rotated: it lives as
  * long as the session, which logout or a password change ends.
  */
-import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

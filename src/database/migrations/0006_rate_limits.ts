@@ -5,8 +5,8 @@
  * the same as no row, and is deleted by any process. UNLOGGED: written on every limited request,
  * and losing it in a crash only refills the buckets.
  */
-import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

@@ -3,8 +3,8 @@
  * memory so the callback may reach another server process), and the provider identities linked
  * to accounts (the issuer's subject is the stable key; an email can change hands).
  */
-import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

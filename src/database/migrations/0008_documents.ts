@@ -6,8 +6,8 @@
  * read joins their document. Embeddings live in `chunk_embeddings`, created only where pgvector
  * is (see 0009); keyword search columns and indexes are the search migration's.
  */
-import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

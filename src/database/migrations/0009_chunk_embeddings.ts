@@ -4,8 +4,8 @@
  * compared, and a change of model re-embeds in the background. The vector column has no fixed
  * dimension; the indexer creates an HNSW index per model on `embedding::vector(<dims>)`.
  */
-import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

@@ -5,8 +5,8 @@
  * re-embedding still under way (src/indexing/EmbeddingIndex.ts). Kept where pgvector is not
  * too: the record says what a database would need re-embedded if it gained pgvector.
  */
-import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

@@ -15,8 +15,8 @@
  * few seconds. A query reads the folded row plus the deltas not yet folded, so the figures are
  * exact at every moment.
  */
-import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

@@ -12,8 +12,8 @@
  * with the current statistics. Postings are written by statement-level triggers on `chunks`, in
  * the writer's transaction, so whoever writes chunks needs to know nothing.
  */
-import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

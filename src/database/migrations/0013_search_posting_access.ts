@@ -17,8 +17,8 @@
  * commit and then reads with a fresh snapshot: a chunk written while its document joins a
  * collection cannot keep the old copy.
  */
-import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

@@ -4,8 +4,8 @@
  * they were when it was deleted. Pruned after the retention in DocumentEvents.ts; a stream
  * resumed from before it may have missed deletions.
  */
-import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

@@ -6,8 +6,8 @@
  * each statement a range of the postings' primary key (chunk id first), and the functions run
  * with sequential scans off, so that no plan falls back to reading the table.
  */
-import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

@@ -6,8 +6,8 @@
  * the statement-level triggers of 0011 to 0013 read them); writers still need to know nothing,
  * and a value a writer supplies is overwritten.
  */
-import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

@@ -14,8 +14,8 @@
  * lexemes their lists left out; the others keep the score their lists give (see SearchRepo for
  * the measurement that chose how many).
  */
-import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

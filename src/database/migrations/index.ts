@@ -2,7 +2,7 @@
  * Every migration, imported statically (no filesystem glob) so that Deno and bundlers see them.
  * Keys are `<id>_<name>`; ids only ever grow, and need not be consecutive.
  */
-import * as Migrator from "@effect/sql/Migrator"
+import * as Migrator from "effect/sql/Migrator"
 import instance from "./0001_instance.ts"
 import accounts from "./0002_accounts.ts"
 import apiKeys from "./0003_api_keys.ts"

@@ -73,8 +73,10 @@ export const docxToText = (
     const core = directory.entries.find((entry) => entry.name === corePropertiesPart)
     const coreXml = core === undefined ? undefined : yield* readZipEntry(source, core, maxCorePropertiesBytes)
     if (protoAssignmentIgnored) {
-      return yield* Effect.dieMessage(
-        "DOCX extraction needs assignments to __proto__ to set prototypes; under Deno, run with --unstable-unsafe-proto"
+      return yield* Effect.die(
+        new Error(
+          "DOCX extraction needs assignments to __proto__ to set prototypes; under Deno, run with --unstable-unsafe-proto"
+        )
       )
     }
     const bytes = yield* source.readAll

@@ -9,7 +9,7 @@
  * empty document later. A file that cannot be read from disk is a defect, not an error of the
  * upload.
  */
-import { Duration, Effect, Either } from "effect"
+import { Duration, Effect, Result } from "effect"
 import { type ByteSource, bytesSource, fileSource } from "./ByteSource.ts"
 import { docxToText } from "./DocxText.ts"
 import {
@@ -32,7 +32,7 @@ export interface ExtractionLimits {
   readonly maxUnpackedBytes: number
   /** JSON below this depth is shown as compact JSON instead of one line per leaf. */
   readonly maxJsonDepth: number
-  readonly timeout: Duration.DurationInput
+  readonly timeout: Duration.Input
 }
 
 export const defaultExtractionLimits: ExtractionLimits = {
@@ -80,6 +80,7 @@ export const extractBytes = (
 
 const extract = (source: ByteSource, declaredName: string, overrides: Partial<ExtractionLimits>) => {
   const limits = { ...defaultExtractionLimits, ...overrides }
+  const timeout = Duration.fromInputUnsafe(limits.timeout)
   return Effect.gen(function*() {
     const format = yield* sniff(source, declaredName)
     yield* Effect.annotateCurrentSpan({ "document.sniffed_format": format, "document.bytes": source.size })
@@ -94,13 +95,15 @@ const extract = (source: ByteSource, declaredName: string, overrides: Partial<Ex
     }
     return extracted
   }).pipe(
-    Effect.timeoutFail({
-      duration: limits.timeout,
-      onTimeout: () =>
-        new ExtractionLimitExceeded({
-          limit: "time",
-          message: `Reading the file took longer than the limit of ${Duration.format(limits.timeout)}`
-        })
+    Effect.timeoutOrElse({
+      duration: timeout,
+      orElse: () =>
+        Effect.fail(
+          new ExtractionLimitExceeded({
+            limit: "time",
+            message: `Reading the file took longer than the limit of ${Duration.format(timeout)}`
+          })
+        )
     }),
     Effect.withSpan("documents.extract")
   )
@@ -145,11 +148,11 @@ const readText = (source: ByteSource, format: TextualFormat, limits: ExtractionL
     // exempt: markup is most of its bytes.
     if (format !== "html" && source.size > limits.maxCharacters * 4) return yield* tooMuchText(limits.maxCharacters)
     const bytes = yield* source.readAll
-    const decoded = Either.try(() => new TextDecoder("utf-8", { fatal: true }).decode(bytes))
+    const decoded = Result.try(() => new TextDecoder("utf-8", { fatal: true }).decode(bytes))
     // The head was checked when sniffing; the rest of the file gets its turn here.
-    if (Either.isLeft(decoded)) return yield* UnsupportedFileType.of("text file that is not entirely UTF-8")
-    if (decoded.right.includes("\0")) return yield* UnsupportedFileType.of("binary file")
-    return normalizeNewlines(stripBom(decoded.right))
+    if (Result.isFailure(decoded)) return yield* UnsupportedFileType.of("text file that is not entirely UTF-8")
+    if (decoded.success.includes("\0")) return yield* UnsupportedFileType.of("binary file")
+    return normalizeNewlines(stripBom(decoded.success))
   })
 
 const textual = (
@@ -177,14 +180,14 @@ const textual = (
         return document("csv", yield* csvToText(text, delimiter, limits.maxCharacters), null)
       }
       case "json": {
-        const parsed = Either.try(() => JSON.parse(text) as unknown)
-        if (Either.isRight(parsed)) {
-          const json = yield* jsonToText(parsed.right, limits.maxJsonDepth, limits.maxCharacters)
+        const parsed = Result.try(() => JSON.parse(text) as unknown)
+        if (Result.isSuccess(parsed)) {
+          const json = yield* jsonToText(parsed.success, limits.maxJsonDepth, limits.maxCharacters)
           return document("json", json.text, json.title)
         }
         // Declared JSON that does not parse is broken; text that merely began with a bracket is text.
         if (/\.json$/i.test(declaredName)) {
-          return yield* CorruptFile.of("json", `it is not valid JSON (${readableReason(parsed.left)})`)
+          return yield* CorruptFile.of("json", `it is not valid JSON (${readableReason(parsed.failure)})`)
         }
         const fallback = classifyText(text, declaredName, { complete: true, allowJson: false })
         return yield* textual(fallback, text, declaredName, limits)

@@ -7,7 +7,7 @@
 import { Schema } from "effect"
 
 /** The formats extraction accepts, named by their usual extension. */
-export const DocumentFormat = Schema.Literal("txt", "md", "html", "pdf", "docx", "csv", "json")
+export const DocumentFormat = Schema.Literals(["txt", "md", "html", "pdf", "docx", "csv", "json"])
 export type DocumentFormat = typeof DocumentFormat.Type
 
 /** How a message names each format. */
@@ -53,7 +53,7 @@ export class CorruptFile extends Schema.TaggedError<CorruptFile>()("CorruptFile"
 export class ExtractionLimitExceeded extends Schema.TaggedError<ExtractionLimitExceeded>()(
   "ExtractionLimitExceeded",
   {
-    limit: Schema.Literal("characters", "unpacked_size", "time"),
+    limit: Schema.Literals(["characters", "unpacked_size", "time"]),
     message: Schema.String
   }
 ) {}
