@@ -15,7 +15,9 @@ export const serverCpu = async (admin: string | undefined, database: string) => 
   let ticks = 0
   for (const { pid } of rows) {
     try {
-      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ")
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8")
+        .replace(/^.*\) /, "")
+        .split(" ")
       ticks += Number(fields[11]) + Number(fields[12])
     } catch {
       return undefined

@@ -11,14 +11,7 @@
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Context, DateTime, Effect, Layer, Logger, Redacted, Schema } from "effect"
 import { HttpMiddleware, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import {
-  HttpApi,
-  HttpApiBuilder,
-  HttpApiEndpoint,
-  HttpApiGroup,
-  HttpApiMiddleware,
-  HttpApiSecurity
-} from "effect/http-api"
+import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSecurity } from "effect/http-api"
 import { randomUUID } from "node:crypto"
 import { createServer } from "node:http"
 import { jsonLogger } from "../src/telemetry/JsonLogger.ts"
@@ -36,9 +29,13 @@ const User = Schema.Struct({
 
 class CurrentUser extends Context.Service<CurrentUser, typeof User.Type>()("floor/CurrentUser") {}
 
-class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", { message: Schema.String }, {
-  httpApiStatus: 401
-}) {}
+class Unauthorized extends Schema.TaggedError<Unauthorized>()(
+  "Unauthorized",
+  { message: Schema.String },
+  {
+    httpApiStatus: 401
+  }
+) {}
 
 class Authentication extends HttpApiMiddleware.Service<Authentication, { provides: CurrentUser }>()("floor/Authentication", {
   security: { bearer: HttpApiSecurity.bearer },
@@ -51,8 +48,7 @@ class FloorApi extends HttpApi.make("floor")
     HttpApiGroup.make("users")
       .add(HttpApiEndpoint.get("me", "/api/v1/users/me", { success: User }))
       .middleware(Authentication)
-  )
-{}
+  ) {}
 
 const token = process.env["FLOOR_TOKEN"] ?? "floor-token"
 const user: typeof User.Type = {
@@ -72,15 +68,15 @@ const AuthenticationLive = Layer.succeed(Authentication, {
 })
 
 const HealthLive = HttpApiBuilder.group(FloorApi, "health", (handlers) =>
-  handlers.handle("health", () => Effect.succeed({ status: "ok" as const })))
+  handlers.handle("health", () => Effect.succeed({ status: "ok" as const }))
+)
 
-const UsersLive = HttpApiBuilder.group(FloorApi, "users", (handlers) =>
-  handlers.handle("me", () => Effect.service(CurrentUser)))
+const UsersLive = HttpApiBuilder.group(FloorApi, "users", (handlers) => handlers.handle("me", () => Effect.service(CurrentUser)))
 
 /** The caller's x-request-id (or a new one) on the response and on the request's one log line. */
 const RequestIdAndAccessLog = HttpRouter.middleware(
   (httpEffect) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
       const requestId = request.headers["x-request-id"] ?? randomUUID()
       return yield* httpEffect.pipe(
@@ -92,10 +88,7 @@ const RequestIdAndAccessLog = HttpRouter.middleware(
   { global: true }
 )
 
-const ApiLive = HttpApiBuilder.layer(FloorApi).pipe(
-  Layer.provide([HealthLive, UsersLive]),
-  Layer.provide(AuthenticationLive)
-)
+const ApiLive = HttpApiBuilder.layer(FloorApi).pipe(Layer.provide([HealthLive, UsersLive]), Layer.provide(AuthenticationLive))
 
 const ServerLive = HttpRouter.serve(Layer.mergeAll(ApiLive, RequestIdAndAccessLog), { disableLogger: true }).pipe(
   Layer.provide(HttpMiddleware.layerTracerDisabledForUrls(["/health"])),

@@ -25,7 +25,7 @@ export interface RetrievalCollection {
 /** The plain BM25 run of the datasets README: nDCG@10 / R@100. */
 export const bm25Reference: Readonly<Record<string, { readonly ndcg10: number; readonly recall100: number }>> = {
   cranfield: { ndcg10: 0.3515, recall100: 0.7213 },
-  cisi: { ndcg10: 0.3582, recall100: 0.4230 },
+  cisi: { ndcg10: 0.3582, recall100: 0.423 },
   cacm: { ndcg10: 0.4662, recall100: 0.6345 },
   med: { ndcg10: 0.6706, recall100: 0.7719 }
 }
@@ -39,12 +39,17 @@ export const collectionFolder = (nameOrFolder: string) => {
 }
 
 const jsonLines = <A>(file: string): Array<A> =>
-  readFileSync(file, "utf8").split("\n").filter((line) => line.trim() !== "").map((line) => JSON.parse(line) as A)
+  readFileSync(file, "utf8")
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .map((line) => JSON.parse(line) as A)
 
 export const loadCollection = (nameOrFolder: string): RetrievalCollection => {
   const folder = collectionFolder(nameOrFolder)
   const qrels = new Map<string, Map<string, number>>()
-  const lines = readFileSync(join(folder, "qrels", "test.tsv"), "utf8").split("\n").slice(1)
+  const lines = readFileSync(join(folder, "qrels", "test.tsv"), "utf8")
+    .split("\n")
+    .slice(1)
   for (const line of lines) {
     const [queryId, documentId, score] = line.trim().split("\t")
     if (queryId === undefined || documentId === undefined || score === undefined) continue
@@ -52,9 +57,7 @@ export const loadCollection = (nameOrFolder: string): RetrievalCollection => {
     judged.set(documentId, Number(score))
     qrels.set(queryId, judged)
   }
-  const queries = jsonLines<{ _id: string; text: string }>(join(folder, "queries.jsonl")).filter((query) =>
-    qrels.has(query._id)
-  )
+  const queries = jsonLines<{ _id: string; text: string }>(join(folder, "queries.jsonl")).filter((query) => qrels.has(query._id))
   return {
     name: basename(folder),
     corpus: jsonLines<CollectionDocument>(join(folder, "corpus.jsonl")),
@@ -70,7 +73,10 @@ export const ndcgAt10 = (ranking: ReadonlyArray<string>, judged: ReadonlyMap<str
     const grade = judged.get(id) ?? 0
     if (grade > 0) dcg += grade / Math.log2(index + 2)
   })
-  const ideal = [...judged.values()].filter((grade) => grade > 0).sort((a, b) => b - a).slice(0, 10)
+  const ideal = [...judged.values()]
+    .filter((grade) => grade > 0)
+    .sort((a, b) => b - a)
+    .slice(0, 10)
   const idcg = ideal.reduce((sum, grade, index) => sum + grade / Math.log2(index + 2), 0)
   return idcg === 0 ? 0 : dcg / idcg
 }

@@ -54,9 +54,10 @@ export interface ServerProcessOptions {
 
 export const startServerProcess = (options: ServerProcessOptions): ServerProcess => {
   const log = openSync(options.logFile, "a")
-  const [file, args] = options.command !== undefined
-    ? [options.command.file, options.command.args]
-    : [process.execPath, [...(options.nodeArgs ?? []), "--import", "tsx", options.script ?? "src/main.ts"]]
+  const [file, args] =
+    options.command !== undefined
+      ? [options.command.file, options.command.args]
+      : [process.execPath, [...(options.nodeArgs ?? []), "--import", "tsx", options.script ?? "src/main.ts"]]
   const child = spawn(file, args, {
     cwd: options.cwd,
     env: options.env,

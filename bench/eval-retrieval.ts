@@ -149,13 +149,16 @@ const main = async () => {
           headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
           body: JSON.stringify({ query: cut(query.text, 1000), mode, limit: 100 })
         })
-        const body = await response.json() as any
+        const body = (await response.json()) as any
         if (response.status !== 200) {
           refused = body.details?.[0]?.message ?? body.message
           break
         }
         usedMode = body.mode
-        rankings.set(query._id, body.results.map((result: { document_id: string }) => externalIdOf.get(result.document_id)))
+        rankings.set(
+          query._id,
+          body.results.map((result: { document_id: string }) => externalIdOf.get(result.document_id))
+        )
       }
       if (refused !== undefined) {
         rows.push(`| ${mode} | n/a | n/a | ${refused} |`)
@@ -165,9 +168,9 @@ const main = async () => {
       if (mode === "keyword" && reference && ndcg10 < reference.ndcg10) keywordBelow = true
       const ms = (performance.now() - t0) / collection.queries.length
       rows.push(
-        `| ${mode}${usedMode !== mode ? ` (ran as ${usedMode})` : ""} | ${ndcg10.toFixed(4)} | ${recall100.toFixed(4)} | ${
-          ms.toFixed(1)
-        } ms/query |`
+        `| ${mode}${usedMode !== mode ? ` (ran as ${usedMode})` : ""} | ${ndcg10.toFixed(4)} | ${recall100.toFixed(4)} | ${ms.toFixed(
+          1
+        )} ms/query |`
       )
     }
     process.stdout.write(`| ${collection.name} (${collection.queries.length} queries) | nDCG@10 | R@100 | |\n|---|---|---|---|\n`)

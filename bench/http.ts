@@ -45,14 +45,7 @@ import { delimiter, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
 import { postgresStatements } from "./Postgres.ts"
-import {
-  freePort,
-  logTail,
-  type ServerProcess,
-  startServerProcess,
-  stopServerProcess,
-  waitUntilAnswering
-} from "./ServerProcess.ts"
+import { freePort, logTail, type ServerProcess, startServerProcess, stopServerProcess, waitUntilAnswering } from "./ServerProcess.ts"
 
 const run = promisify(execFile)
 
@@ -67,8 +60,7 @@ const positiveNumber = (name: string, fallback: number, integer: boolean): numbe
   return value
 }
 
-const onPath = (program: string) =>
-  (process.env["PATH"] ?? "").split(delimiter).some((dir) => dir !== "" && existsSync(join(dir, program)))
+const onPath = (program: string) => (process.env["PATH"] ?? "").split(delimiter).some((dir) => dir !== "" && existsSync(join(dir, program)))
 
 const repoRoot = fileURLToPath(new URL("..", import.meta.url))
 const peerDir = fileURLToPath(new URL("../../shared/peers/fastapi/", import.meta.url))
@@ -79,7 +71,9 @@ const settings = {
   durationSeconds: positiveNumber("BENCH_DURATION", 10, true),
   rounds: positiveNumber("BENCH_ROUNDS", 3, true),
   warmupSeconds: positiveNumber("BENCH_WARMUP", 3, true),
-  workers: (process.env["BENCH_WORKERS"] ?? "1,2").split(",").map((text) => Number(text.trim()))
+  workers: (process.env["BENCH_WORKERS"] ?? "1,2")
+    .split(",")
+    .map((text) => Number(text.trim()))
     .filter((n) => Number.isInteger(n) && n > 0)
     .filter((n) => n === 1 || databaseUrl !== undefined),
   load: (process.env["BENCH_LOAD"]?.trim() || (onPath("wrk") ? "wrk" : "autocannon")) as "wrk" | "autocannon",
@@ -146,7 +140,10 @@ const loadWithWrk = async (url: string, seconds: number, headers: Record<string,
   const args = ["-t1", `-c${settings.connections}`, `-d${seconds}s`, "--latency", "-s", wrkScript, url]
   for (const [name, value] of Object.entries(headers)) args.unshift("-H", `${name}: ${value}`)
   const { stdout } = await run("wrk", args, { maxBuffer: 1 << 20 })
-  const line = stdout.trim().split("\n").findLast((text) => text.startsWith("{"))
+  const line = stdout
+    .trim()
+    .split("\n")
+    .findLast((text) => text.startsWith("{"))
   if (line === undefined) throw new Error(`wrk printed no report:\n${stdout}`)
   const report = JSON.parse(line) as Record<string, number>
   return {
@@ -301,7 +298,17 @@ const summarize = (target: Target, samples: ReadonlyArray<Sample>): Summary => {
 const ratio = (value: number | undefined, base: number | undefined): string =>
   value !== undefined && base !== undefined && base > 0 ? `${(value / base).toFixed(2)}×` : "n/a"
 
-const columns = ["target", "req/s", "req/s range", "p50 ms", "p99 ms", "CPU µs/req", "req/s vs peer", "p99 vs peer", "CPU/req vs peer"] as const
+const columns = [
+  "target",
+  "req/s",
+  "req/s range",
+  "p50 ms",
+  "p99 ms",
+  "CPU µs/req",
+  "req/s vs peer",
+  "p99 vs peer",
+  "CPU/req vs peer"
+] as const
 
 const plainTable = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
   const all = [columns, ...rows]
@@ -333,9 +340,11 @@ const describeMachine = (loadGenerator: string, peer: string, loadBefore: Readon
 // ---------------------------------------------------------------------------------------------
 
 const targetsPerRound = 3 + 5 * settings.workers.length
-const timeLimitMs = 3 * startupTimeoutMs +
+const timeLimitMs =
+  3 * startupTimeoutMs +
   targetsPerRound * (settings.warmupSeconds + settings.rounds * (settings.durationSeconds + 5)) * 1_000 +
-  2 * stopGraceMs + 30_000
+  2 * stopGraceMs +
+  30_000
 const watchdog = setTimeout(() => abandon(`still running after ${Math.round(timeLimitMs / 1_000)} s`, 2), timeLimitMs)
 watchdog.unref()
 // Without these the servers would outlive an interrupted or killed run.
@@ -344,18 +353,24 @@ process.once("SIGTERM", () => abandon("terminated", 143))
 
 const main = async (): Promise<number> => {
   const loadBefore = loadavg()
-  const loadGenerator = settings.load === "wrk"
-    ? `wrk (${(spawnSync("wrk", ["--version"], { encoding: "utf8" }).stdout || "").split("\n")[0]?.split(" Copyright")[0]?.trim()}, 1 thread, its own process)`
-    : "autocannon (its command line, in its own process: wrk is not on PATH; `apt-get install wrk` gives the native one)"
+  const loadGenerator =
+    settings.load === "wrk"
+      ? `wrk (${(spawnSync("wrk", ["--version"], { encoding: "utf8" }).stdout || "").split("\n")[0]?.split(" Copyright")[0]?.trim()}, 1 thread, its own process)`
+      : "autocannon (its command line, in its own process: wrk is not on PATH; `apt-get install wrk` gives the native one)"
   const missing = peerMissing()
   const jwtSecret = randomBytes(32).toString("hex")
   const floorToken = randomBytes(16).toString("hex")
 
   const servers: Record<string, ServerProcess> = {}
   servers["bare"] = await start("bare node:http", "bare.log", {}, { script: "bench/BareServer.ts" })
-  servers["floor"] = await start("minimal Effect 4.1 server", "floor.log", { FLOOR_TOKEN: floorToken }, {
-    script: "bench/EffectFloorServer.ts"
-  })
+  servers["floor"] = await start(
+    "minimal Effect 4.1 server",
+    "floor.log",
+    { FLOOR_TOKEN: floorToken },
+    {
+      script: "bench/EffectFloorServer.ts"
+    }
+  )
   for (const workers of settings.workers) {
     const env: Record<string, string> = {
       BASALT_DATA_DIR: join(workDir, `data-${workers}`),
@@ -367,11 +382,17 @@ const main = async (): Promise<number> => {
       BASALT_RATE_LIMIT_PRINCIPAL: settings.rateLimitPrincipal,
       ...(databaseUrl === undefined ? {} : { DATABASE_URL: await freshDatabase(`basalt${workers}`) })
     }
-    servers[`basalt${workers}`] = workers === 1
-      ? await start("Basalt, 1 worker", "basalt1.log", env, { script: "src/main.ts" })
-      : await start(`Basalt, ${workers} workers`, `basalt${workers}.log`, { ...env, BENCH_WORKERS: String(workers) }, {
-        script: "bench/BasaltWorkers.ts"
-      })
+    servers[`basalt${workers}`] =
+      workers === 1
+        ? await start("Basalt, 1 worker", "basalt1.log", env, { script: "src/main.ts" })
+        : await start(
+            `Basalt, ${workers} workers`,
+            `basalt${workers}.log`,
+            { ...env, BENCH_WORKERS: String(workers) },
+            {
+              script: "bench/BasaltWorkers.ts"
+            }
+          )
   }
   let peerToken = ""
   if (missing === undefined) {
@@ -392,7 +413,21 @@ const main = async (): Promise<number> => {
         name: `FastAPI peer, ${workers} worker${workers === 1 ? "" : "s"}`,
         command: {
           file: settings.peerPython,
-          args: ["-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", String(port), "--workers", String(workers), "--loop", "uvloop", "--http", "httptools"]
+          args: [
+            "-m",
+            "uvicorn",
+            "app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            String(port),
+            "--workers",
+            String(workers),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools"
+          ]
         },
         cwd: peerDir,
         port,
@@ -403,9 +438,10 @@ const main = async (): Promise<number> => {
       servers[`peer${workers}`] = server
     }
   }
-  const peerLine = missing === undefined
-    ? `FastAPI peer (${peerDir}), uvicorn + uvloop + httptools, CALLER_CACHE_SECONDS=${settings.peerCacheSeconds}, workers ${settings.workers.join(" and ")}, ${settings.peerPython}`
-    : `FastAPI peer not measured: ${missing}`
+  const peerLine =
+    missing === undefined
+      ? `FastAPI peer (${peerDir}), uvicorn + uvloop + httptools, CALLER_CACHE_SECONDS=${settings.peerCacheSeconds}, workers ${settings.workers.join(" and ")}, ${settings.peerPython}`
+      : `FastAPI peer not measured: ${missing}`
 
   let exitCode = 0
   try {
@@ -447,7 +483,14 @@ const main = async (): Promise<number> => {
     }
     const urlOf = (target: Target) => servers[target.server]!.baseUrl + paths[target.route]
 
-    console.log(["HTTP benchmark: bare node:http, the minimal Effect 4.1 server, Basalt and its FastAPI peer", "", ...describeMachine(loadGenerator, peerLine, loadBefore), ""].join("\n"))
+    console.log(
+      [
+        "HTTP benchmark: bare node:http, the minimal Effect 4.1 server, Basalt and its FastAPI peer",
+        "",
+        ...describeMachine(loadGenerator, peerLine, loadBefore),
+        ""
+      ].join("\n")
+    )
     for (const target of targets) {
       process.stdout.write(`warm-up ${target.label}: ${settings.warmupSeconds} s\n`)
       await load(urlOf(target), settings.warmupSeconds, headersOf(target))
@@ -464,9 +507,10 @@ const main = async (): Promise<number> => {
         const cpuAfter = server.cpuTimeMs()
         const sample: Sample = {
           ...result,
-          cpuUsPerRequest: cpuBefore === undefined || cpuAfter === undefined || result.requests === 0
-            ? undefined
-            : ((cpuAfter - cpuBefore) * 1_000) / result.requests
+          cpuUsPerRequest:
+            cpuBefore === undefined || cpuAfter === undefined || result.requests === 0
+              ? undefined
+              : ((cpuAfter - cpuBefore) * 1_000) / result.requests
         }
         samples.get(target)!.push(sample)
         if (sample.failures > 0) exitCode = 1
@@ -506,7 +550,7 @@ const main = async (): Promise<number> => {
     console.log(
       `Medians over ${settings.rounds} rounds (req/s range: lowest and highest round). Latency is ${settings.load}'s. CPU is the user + system\n` +
         "time of the server's processes (with their workers) during the measurement over the requests it completed.\n" +
-        "\"vs peer\" compares with the FastAPI peer with as many workers on the same route (its JWT route for Basalt's API key)."
+        '"vs peer" compares with the FastAPI peer with as many workers on the same route (its JWT route for Basalt\'s API key).'
     )
     console.log(`load average after the run: ${loadAfter.map((n) => n.toFixed(2)).join(" ")}`)
 
@@ -514,7 +558,11 @@ const main = async (): Promise<number> => {
     const verdict = (met: boolean | undefined) => (met === undefined ? "not measured" : met ? "met" : "NOT met")
     for (const workers of settings.workers) {
       const needed = workers === 1 ? 2 : 1.3
-      for (const [route, credential] of [["health", undefined], ["me", "jwt"], ["me", "apiKey"]] as const) {
+      for (const [route, credential] of [
+        ["health", undefined],
+        ["me", "jwt"],
+        ["me", "apiKey"]
+      ] as const) {
         const basalt = find(`basalt${workers}`, route, credential)
         const peer = basalt === undefined ? undefined : peerOf(basalt)
         if (basalt === undefined) continue
@@ -531,21 +579,27 @@ const main = async (): Promise<number> => {
     }
     const basaltHealth = find("basalt1", "health")
     const floorHealth = find("floor", "health")
-    const cpuRatio = basaltHealth?.cpuUsPerRequest !== undefined && floorHealth?.cpuUsPerRequest !== undefined
-      ? basaltHealth.cpuUsPerRequest / floorHealth.cpuUsPerRequest
-      : undefined
+    const cpuRatio =
+      basaltHealth?.cpuUsPerRequest !== undefined && floorHealth?.cpuUsPerRequest !== undefined
+        ? basaltHealth.cpuUsPerRequest / floorHealth.cpuUsPerRequest
+        : undefined
     goals.push(
       `Basalt /health CPU per request at most 1.5× the minimal Effect server's: ${verdict(cpuRatio === undefined ? undefined : cpuRatio <= 1.5)}` +
-        (cpuRatio === undefined ? "" : ` (${cpuRatio.toFixed(2)}×: ${basaltHealth!.cpuUsPerRequest!.toFixed(0)} against ${floorHealth!.cpuUsPerRequest!.toFixed(0)} µs)`)
+        (cpuRatio === undefined
+          ? ""
+          : ` (${cpuRatio.toFixed(2)}×: ${basaltHealth!.cpuUsPerRequest!.toFixed(0)} against ${floorHealth!.cpuUsPerRequest!.toFixed(0)} µs)`)
     )
     console.log(`\nGoals (issue 11):\n${goals.map((goal) => `- ${goal}`).join("\n")}`)
-    for (const s of summaries.filter((s) => s.failures > 0)) console.log(`WARNING: ${s.target.label} had ${s.failures} errors or non-2xx responses`)
+    for (const s of summaries.filter((s) => s.failures > 0))
+      console.log(`WARNING: ${s.target.label} had ${s.failures} errors or non-2xx responses`)
 
     const command = `${databaseUrl === undefined ? "" : "DATABASE_URL=postgres://… "}${
       settings.peerPython === "python3" ? "" : `BENCH_PEER_PYTHON=${settings.peerPython} `
     }npm run bench:http`
     console.log(
-      `\nMarkdown, for the README:\n\n    ${command}\n\n${describeMachine(loadGenerator, peerLine, loadBefore).map((line) => `    ${line}`).join("\n")}\n` +
+      `\nMarkdown, for the README:\n\n    ${command}\n\n${describeMachine(loadGenerator, peerLine, loadBefore)
+        .map((line) => `    ${line}`)
+        .join("\n")}\n` +
         `    load average after the run ${loadAfter.map((n) => n.toFixed(2)).join(" ")}\n\n${markdownTable(rows)}\n\n${goals.map((goal) => `- ${goal}`).join("\n")}\n`
     )
   } finally {
@@ -557,7 +611,9 @@ const main = async (): Promise<number> => {
       if (key.startsWith("basalt") && stop.code !== 0) {
         exitCode = 1
         const how = stop.forced ? `ignored SIGTERM for ${stopGraceMs / 1_000} s and was killed` : "stopped on SIGTERM"
-        console.log(`WARNING: ${server.name} ${how} with exit code ${stop.code} (signal ${stop.signal}); its last log lines:\n${logTail(server)}`)
+        console.log(
+          `WARNING: ${server.name} ${how} with exit code ${stop.code} (signal ${stop.signal}); its last log lines:\n${logTail(server)}`
+        )
       } else if (stop.forced) {
         console.log(`WARNING: ${server.name} ignored SIGTERM and was killed`)
       }

@@ -96,8 +96,50 @@ const random = (seed: number) => () => {
   return ((t ^ (t >>> 14)) >>> 0) / 4294967296
 }
 
-const syllables = ["ka", "lo", "mi", "ren", "sto", "val", "der", "qui", "na", "tor", "bel", "fi", "gar", "hu", "jen", "port", "sel", "tra", "um", "vex"]
-const common = ["the", "of", "and", "to", "in", "a", "is", "that", "for", "it", "as", "with", "on", "by", "this", "are", "be", "from", "or", "at"]
+const syllables = [
+  "ka",
+  "lo",
+  "mi",
+  "ren",
+  "sto",
+  "val",
+  "der",
+  "qui",
+  "na",
+  "tor",
+  "bel",
+  "fi",
+  "gar",
+  "hu",
+  "jen",
+  "port",
+  "sel",
+  "tra",
+  "um",
+  "vex"
+]
+const common = [
+  "the",
+  "of",
+  "and",
+  "to",
+  "in",
+  "a",
+  "is",
+  "that",
+  "for",
+  "it",
+  "as",
+  "with",
+  "on",
+  "by",
+  "this",
+  "are",
+  "be",
+  "from",
+  "or",
+  "at"
+]
 
 const vocabulary = (() => {
   const next = random(1)
@@ -174,17 +216,19 @@ const bareClientRate = async (baseUrl: string, batchSize: number, concurrency: n
   const input = Array.from({ length: batchSize }, (_, i) => `bare client text ${i}`)
   const started = performance.now()
   let texts = 0
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (performance.now() - started < durationMs) {
-      const response = await fetch(`${baseUrl}/embeddings`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ model: "bench-fake", input })
-      })
-      await response.arrayBuffer()
-      texts += batchSize
-    }
-  }))
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() - started < durationMs) {
+        const response = await fetch(`${baseUrl}/embeddings`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model: "bench-fake", input })
+        })
+        await response.arrayBuffer()
+        texts += batchSize
+      }
+    })
+  )
   return texts / ((performance.now() - started) / 1000)
 }
 
@@ -223,11 +267,11 @@ const main = async () => {
     ...(settings.indexingConcurrency ? { BASALT_INDEXING_CONCURRENCY: settings.indexingConcurrency } : {}),
     ...(fake
       ? {
-        BASALT_EMBEDDINGS_URL: fake.baseUrl,
-        BASALT_EMBEDDINGS_MODEL: "bench-fake",
-        BASALT_EMBEDDINGS_BATCH_SIZE: String(settings.batchSize),
-        BASALT_EMBEDDINGS_CONCURRENCY: String(settings.concurrency)
-      }
+          BASALT_EMBEDDINGS_URL: fake.baseUrl,
+          BASALT_EMBEDDINGS_MODEL: "bench-fake",
+          BASALT_EMBEDDINGS_BATCH_SIZE: String(settings.batchSize),
+          BASALT_EMBEDDINGS_CONCURRENCY: String(settings.concurrency)
+        }
       : {})
   }
   const server = startServerProcess({
@@ -250,7 +294,9 @@ const main = async () => {
     console.log(
       `bench:ingest: ${settings.docs} documents (${(bytes / settings.docs / 1024).toFixed(1)} KB of text each on average), ` +
         `${database ? "Postgres" : pglite ? "PGlite in a process of its own" : "PGlite"}, ${fake ? `fake provider (${settings.fakeDelayMs} ms per request, batch ${settings.batchSize}, concurrency ${settings.concurrency})` : "built-in embedder"}, ` +
-        `${availableParallelism()} cores, load ${loadavg().map((n) => n.toFixed(2)).join(" ")}`
+        `${availableParallelism()} cores, load ${loadavg()
+          .map((n) => n.toFixed(2))
+          .join(" ")}`
     )
 
     const progress = async () =>
@@ -298,7 +344,9 @@ const main = async () => {
     let allIndexed = 0
     let cursor: string | null = null
     do {
-      const page: Record<string, any> = (await request(base, `/api/v1/documents?status=indexed&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`, { token })).body
+      const page: Record<string, any> = (
+        await request(base, `/api/v1/documents?status=indexed&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`, { token })
+      ).body
       for (const document of page["items"] as Array<{ chunk_count: number; status_changed_at: string }>) {
         chunks += document.chunk_count
         allIndexed = Math.max(allIndexed, Date.parse(document.status_changed_at))
@@ -313,17 +361,25 @@ const main = async () => {
     const acceptedPerSecond = settings.docs / acceptSeconds
     const chunksPerDoc = chunks / settings.docs
     console.log(`chunks:     ${chunks} (${chunksPerDoc.toFixed(2)} per document)`)
-    console.log(`accepted:   ${settings.docs} in ${acceptSeconds.toFixed(2)} s, ${acceptedPerSecond.toFixed(0)} docs/s (first 202 to last 207: the API alone, the baseline)`)
-    console.log(`indexed:    ${settings.docs} in ${seconds.toFixed(2)} s, ${docsPerSecond.toFixed(0)} docs/s, ${(chunks / seconds).toFixed(0)} chunks/s (first 202 to last indexed)`)
-    console.log(`ratio:      indexing end to end at ${(docsPerSecond / acceptedPerSecond * 100).toFixed(0)}% of the API's acceptance rate`)
+    console.log(
+      `accepted:   ${settings.docs} in ${acceptSeconds.toFixed(2)} s, ${acceptedPerSecond.toFixed(0)} docs/s (first 202 to last 207: the API alone, the baseline)`
+    )
+    console.log(
+      `indexed:    ${settings.docs} in ${seconds.toFixed(2)} s, ${docsPerSecond.toFixed(0)} docs/s, ${(chunks / seconds).toFixed(0)} chunks/s (first 202 to last indexed)`
+    )
+    console.log(
+      `ratio:      indexing end to end at ${((docsPerSecond / acceptedPerSecond) * 100).toFixed(0)}% of the API's acceptance rate`
+    )
     if (cpuBefore !== undefined && cpuAfter !== undefined) {
       console.log(`server CPU: ${((cpuAfter - cpuBefore) / settings.docs).toFixed(2)} ms per document`)
     }
     if (databaseCpuBefore !== undefined && databaseCpuAfter !== undefined) {
-      console.log(`Postgres CPU: ${((databaseCpuAfter - databaseCpuBefore) / settings.docs).toFixed(2)} ms per document (its server processes for this database)`)
+      console.log(
+        `Postgres CPU: ${((databaseCpuAfter - databaseCpuBefore) / settings.docs).toFixed(2)} ms per document (its server processes for this database)`
+      )
     }
     if (fake) {
-      const textsPerSecond = settings.batchSize * settings.concurrency / (settings.fakeDelayMs / 1000)
+      const textsPerSecond = (settings.batchSize * settings.concurrency) / (settings.fakeDelayMs / 1000)
       const ceiling = textsPerSecond / chunksPerDoc
       const requests = fake.requests.length
       console.log(
@@ -332,29 +388,34 @@ const main = async () => {
       )
       console.log(
         `ceiling:    ${settings.batchSize} × ${settings.concurrency} texts per ${settings.fakeDelayMs} ms = ${textsPerSecond.toFixed(0)} texts/s = ${ceiling.toFixed(0)} docs/s; ` +
-          `achieved ${(docsPerSecond / ceiling * 100).toFixed(0)}% of it`
+          `achieved ${((docsPerSecond / ceiling) * 100).toFixed(0)}% of it`
       )
       if (resumeProvider !== undefined) {
         const heldSeconds = (allIndexed - allAccepted) / 1000
         const heldRate = settings.docs / heldSeconds
         console.log(
           `backlog:    provider held until all were accepted; then ${settings.docs} indexed in ${heldSeconds.toFixed(2)} s, ` +
-            `${heldRate.toFixed(0)} docs/s, ${(heldRate / ceiling * 100).toFixed(0)}% of the ceiling`
+            `${heldRate.toFixed(0)} docs/s, ${((heldRate / ceiling) * 100).toFixed(0)}% of the ceiling`
         )
       }
       // From one request's arrival to the next's: the provider's 20 ms plus whatever kept the next one back.
       const arrivals = fake.requests.map((recorded) => recorded.receivedAt).sort((a, b) => a - b)
-      const gaps = arrivals.slice(1).map((at, i) => at - arrivals[i]!).sort((a, b) => a - b)
+      const gaps = arrivals
+        .slice(1)
+        .map((at, i) => at - arrivals[i]!)
+        .sort((a, b) => a - b)
       if (gaps.length > 0) {
-        console.log(`gaps:       between request arrivals p50 ${percentileOf(gaps, 0.5).toFixed(1)} ms, p90 ${percentileOf(gaps, 0.9).toFixed(1)} ms, p99 ${percentileOf(gaps, 0.99).toFixed(1)} ms`)
+        console.log(
+          `gaps:       between request arrivals p50 ${percentileOf(gaps, 0.5).toFixed(1)} ms, p90 ${percentileOf(gaps, 0.9).toFixed(1)} ms, p99 ${percentileOf(gaps, 0.99).toFixed(1)} ms`
+        )
       }
       // After the run, so that it takes nothing from it.
       const bareTexts = await bareClientRate(fake.baseUrl, settings.batchSize, settings.concurrency, 3_000)
       const bareDocs = bareTexts / chunksPerDoc
       const measured = resumeProvider !== undefined ? settings.docs / ((allIndexed - allAccepted) / 1000) : docsPerSecond
       console.log(
-        `bare loop:  ${bareTexts.toFixed(0)} texts/s = ${bareDocs.toFixed(0)} docs/s from bare fetch loops of the same requests (${(bareDocs / ceiling * 100).toFixed(0)}% of the ceiling); ` +
-          `Basalt reached ${(measured / bareDocs * 100).toFixed(0)}% of that`
+        `bare loop:  ${bareTexts.toFixed(0)} texts/s = ${bareDocs.toFixed(0)} docs/s from bare fetch loops of the same requests (${((bareDocs / ceiling) * 100).toFixed(0)}% of the ceiling); ` +
+          `Basalt reached ${((measured / bareDocs) * 100).toFixed(0)}% of that`
       )
     }
   } catch (error) {

@@ -31,7 +31,10 @@ import { SearchRepo } from "../src/search/SearchRepo.ts"
 import { bm25Reference, evaluate, loadCollection, type RetrievalCollection } from "./RetrievalCollection.ts"
 
 const numbers = (name: string) =>
-  process.env[name]?.split(",").map((text) => Number(text.trim())).filter((n) => Number.isFinite(n))
+  process.env[name]
+    ?.split(",")
+    .map((text) => Number(text.trim()))
+    .filter((n) => Number.isFinite(n))
 
 const names = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["cranfield", "cisi", "cacm", "med"]
 const k1s = numbers("TUNE_K1") ?? [defaultBm25.k1]
@@ -41,7 +44,7 @@ const rescoredCounts: ReadonlyArray<number | undefined> = numbers("TUNE_RESCORED
 const depth = 100
 
 const load = (collection: RetrievalCollection, pgvector: boolean) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     yield* sql`TRUNCATE documents, search_postings, search_lexeme_stats, search_lexeme_deltas, search_corpus_deltas CASCADE`
     yield* sql`UPDATE search_corpus_stats SET chunk_count = 0, term_count = 0`
@@ -54,17 +57,17 @@ const load = (collection: RetrievalCollection, pgvector: boolean) =>
       const batch = collection.corpus.slice(start, start + 200)
       if (!Arr.isArrayNonEmpty(batch)) continue
       const documents = yield* sql<{ id: string; external_id: string }>`
-        INSERT INTO documents ${
-        sql.insert(Arr.map(batch, (document) => ({
-          owner_id: owner!.id,
-          source: "api",
-          external_id: document._id,
-          title: document.title,
-          content: document.text,
-          content_hash: "-",
-          status: "indexed"
-        })))
-      } RETURNING id, external_id`
+        INSERT INTO documents ${sql.insert(
+          Arr.map(batch, (document) => ({
+            owner_id: owner!.id,
+            source: "api",
+            external_id: document._id,
+            title: document.title,
+            content: document.text,
+            content_hash: "-",
+            status: "indexed"
+          }))
+        )} RETURNING id, external_id`
       const idOf = new Map(documents.map((row) => [row.external_id, row.id]))
       for (const row of documents) externalIdOf.set(row.id, row.external_id)
       const chunks = batch.flatMap((document) =>
@@ -83,13 +86,13 @@ const load = (collection: RetrievalCollection, pgvector: boolean) =>
       const inserted = yield* sql<{ id: string; contextual_content: string }>`
         INSERT INTO chunks ${sql.insert(chunks)} RETURNING id, contextual_content`
       if (pgvector && Arr.isReadonlyArrayNonEmpty(inserted)) {
-        yield* sql`INSERT INTO chunk_embeddings ${
-          sql.insert(Arr.map(inserted, (chunk) => ({
+        yield* sql`INSERT INTO chunk_embeddings ${sql.insert(
+          Arr.map(inserted, (chunk) => ({
             chunk_id: chunk.id,
             model: embedding.model,
             embedding: `[${Array.from(embedding.embed(chunk.contextual_content)).join(",")}]`
-          })))
-        }`
+          }))
+        )}`
       }
     }
     if (pgvector) {
@@ -113,7 +116,7 @@ const load = (collection: RetrievalCollection, pgvector: boolean) =>
     }
   })
 
-const program = Effect.gen(function*() {
+const program = Effect.gen(function* () {
   const repo = yield* SearchRepo
   const { pgvector, backend } = yield* DatabaseInfo
   process.stdout.write(`backend ${backend}, pgvector ${pgvector}\n`)
@@ -123,7 +126,8 @@ const program = Effect.gen(function*() {
     const { caller, embedding, externalIdOf } = yield* load(collection, pgvector)
     process.stdout.write(`\n${collection.name}: ${collection.corpus.length} documents loaded in ${Date.now() - started} ms\n`)
     const reference = bm25Reference[collection.name]
-    if (reference) process.stdout.write(`  BM25 reference            nDCG@10 ${reference.ndcg10.toFixed(4)}  R@100 ${reference.recall100.toFixed(4)}\n`)
+    if (reference)
+      process.stdout.write(`  BM25 reference            nDCG@10 ${reference.ndcg10.toFixed(4)}  R@100 ${reference.recall100.toFixed(4)}\n`)
     const keywordRuns = new Map<string, Map<string, ReadonlyArray<string>>>()
     for (const k1 of k1s) {
       for (const b of bs) {
@@ -143,7 +147,10 @@ const program = Effect.gen(function*() {
                 ...(candidateDepth === undefined ? {} : { depth: candidateDepth }),
                 ...(rescored === undefined ? {} : { rescored })
               })
-              rankings.set(query._id, hits.map((hit) => externalIdOf.get(hit.document_id)!))
+              rankings.set(
+                query._id,
+                hits.map((hit) => externalIdOf.get(hit.document_id)!)
+              )
             }
             keywordRuns.set(`${k1}/${b}`, rankings)
             const { ndcg10, recall100 } = evaluate(collection, rankings)
@@ -170,12 +177,19 @@ const program = Effect.gen(function*() {
         limit: depth,
         offset: 0
       })
-      semantic.set(query._id, hits.map((hit) => externalIdOf.get(hit.document_id)!))
+      semantic.set(
+        query._id,
+        hits.map((hit) => externalIdOf.get(hit.document_id)!)
+      )
     }
     const s = evaluate(collection, semantic)
     process.stdout.write(`  semantic                  nDCG@10 ${s.ndcg10.toFixed(4)}  R@100 ${s.recall100.toFixed(4)}\n`)
     const keyword = keywordRuns.get(`${k1s[0]}/${bs[0]}`)!
-    for (const weights of [{ keyword: 1, semantic: 1 }, { keyword: 1, semantic: 0.5 }, { keyword: 1, semantic: 0.25 }]) {
+    for (const weights of [
+      { keyword: 1, semantic: 1 },
+      { keyword: 1, semantic: 0.5 },
+      { keyword: 1, semantic: 0.25 }
+    ]) {
       const hybrid = new Map<string, ReadonlyArray<string>>()
       for (const query of collection.queries) {
         hybrid.set(

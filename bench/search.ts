@@ -83,7 +83,8 @@ const randomWord = () => {
 }
 const sentence = (words: number) => Array.from({ length: words }, randomWord).join(" ")
 
-const queries = collections.flatMap((collection) => collection.queries.map((query) => query.text))
+const queries = collections
+  .flatMap((collection) => collection.queries.map((query) => query.text))
   .map((text) => {
     const words = text.split(/\s+/).filter((word) => word.length > 2)
     return words.slice(0, 3 + Math.floor(random() * 4)).join(" ")
@@ -103,7 +104,7 @@ const searcherCaller = (id: string): Caller => ({
   session_id: null
 })
 
-const populate = Effect.gen(function*() {
+const populate = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const { pgvector } = yield* DatabaseInfo
   const embedder = yield* Embedder
@@ -159,13 +160,13 @@ const populate = Effect.gen(function*() {
       INSERT INTO chunks ${sql.insert(chunks)} RETURNING id, contextual_content`
     if (pgvector && Arr.isReadonlyArrayNonEmpty(inserted)) {
       const vectors = yield* embedder.embed(inserted.map((chunk) => chunk.contextual_content))
-      yield* sql`INSERT INTO chunk_embeddings ${
-        sql.insert(Arr.map(inserted, (chunk, i) => ({
+      yield* sql`INSERT INTO chunk_embeddings ${sql.insert(
+        Arr.map(inserted, (chunk, i) => ({
           chunk_id: chunk.id,
           model: embedder.model,
           embedding: `[${Array.from(vectors[i]!, (x) => x.toFixed(5)).join(",")}]`
-        })))
-      }`
+        }))
+      )}`
     }
     if ((start / 200) % 20 === 0) {
       process.stdout.write(`  ${start * chunksPerDocument} chunks (${Math.round((performance.now() - started) / 1000)} s)\n`)
@@ -185,7 +186,7 @@ const populate = Effect.gen(function*() {
 })
 
 /** A database kept by an earlier run: its searcher and a chunk, nothing loaded. */
-const reuse = Effect.gen(function*() {
+const reuse = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const { pgvector } = yield* DatabaseInfo
   const [user] = yield* sql<{ id: string }>`SELECT id FROM users WHERE email = 'bench0@example.com'`
@@ -203,9 +204,13 @@ const measure = async (run: (query: string) => Promise<unknown>, clients: number
   let next = 0
   // Warmed up at the measured concurrency: each pooled connection plans the statements it runs
   // once (keyword search's function keeps its plan per connection), which is start-up, not load.
-  await Promise.all(Array.from({ length: clients }, (_, client) => (async () => {
-    for (let i = 0; i < 5; i++) await run(queries[(client * 5 + i) % queries.length]!)
-  })()))
+  await Promise.all(
+    Array.from({ length: clients }, (_, client) =>
+      (async () => {
+        for (let i = 0; i < 5; i++) await run(queries[(client * 5 + i) % queries.length]!)
+      })()
+    )
+  )
   const cpuBefore = await cpu()
   const ownBefore = process.cpuUsage()
   const client = async () => {
@@ -223,7 +228,13 @@ const measure = async (run: (query: string) => Promise<unknown>, clients: number
   const cpuPerQuery = cpuBefore === undefined || cpuAfter === undefined ? undefined : (cpuAfter - cpuBefore) / latencies.length
   // This process's CPU (SearchRepo, Effect, the driver; PGlite too when it is the backend).
   const benchCpuPerQuery = (own.user + own.system) / 1000 / latencies.length
-  return { p50: percentile(latencies, 0.5), p95: percentile(latencies, 0.95), p99: percentile(latencies, 0.99), cpuPerQuery, benchCpuPerQuery }
+  return {
+    p50: percentile(latencies, 0.5),
+    p95: percentile(latencies, 0.95),
+    p99: percentile(latencies, 0.99),
+    cpuPerQuery,
+    benchCpuPerQuery
+  }
 }
 
 const runBackend = async (backend: string) => {
@@ -232,7 +243,11 @@ const runBackend = async (backend: string) => {
   // Postgres on this machine: whose server processes' CPU to count.
   let admin: string | undefined
   let databaseName = ""
-  const env = new Map([["BASALT_DATA_DIR", dataDir], ["LOG_LEVEL", "Warning"], ["DATABASE_POOL_MAX", "20"]])
+  const env = new Map([
+    ["BASALT_DATA_DIR", dataDir],
+    ["LOG_LEVEL", "Warning"],
+    ["DATABASE_POOL_MAX", "20"]
+  ])
   if (backend === "postgres") {
     admin = process.env["DATABASE_URL"]!
     const reused = process.env["BENCH_REUSE_DATABASE"]
@@ -242,11 +257,12 @@ const runBackend = async (backend: string) => {
       await postgresStatements(admin!, text)
     }
     if (reused === undefined) await query(`CREATE DATABASE ${name}`)
-    drop = process.env["BENCH_KEEP_DATABASE"] === "1" || reused !== undefined
-      ? async () => {
-        process.stdout.write(`  kept database ${name}\n`)
-      }
-      : () => query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    drop =
+      process.env["BENCH_KEEP_DATABASE"] === "1" || reused !== undefined
+        ? async () => {
+            process.stdout.write(`  kept database ${name}\n`)
+          }
+        : () => query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
     const url = new URL(admin)
     url.pathname = `/${name}`
     env.set("DATABASE_URL", url.toString())
@@ -268,7 +284,8 @@ const runBackend = async (backend: string) => {
     const embed = (query: string) => Effect.map(embedder.embed([query]), (vectors) => vectors[0]!)
     const semantic = (query: string, limit: number) =>
       Effect.flatMap(embed(query), (vector) =>
-        repo.semantic({ caller, vector, model: embedder.model, dimensions: embedder.dimensions, filters: {}, limit, offset: 0 }))
+        repo.semantic({ caller, vector, model: embedder.model, dimensions: embedder.dimensions, filters: {}, limit, offset: 0 })
+      )
     const keyword = (query: string, limit: number) => repo.keyword({ caller, query, filters: {}, limit, offset: 0 })
     const operations: Array<[string, (query: string) => Effect.Effect<unknown, unknown>]> = [
       ["baseline: chunk by primary key", () => sql`SELECT id, content FROM chunks WHERE id = ${anyChunk}`],
@@ -276,26 +293,36 @@ const runBackend = async (backend: string) => {
     ]
     if (pgvector) {
       operations.push(["semantic", (query) => semantic(query, 10)])
-      operations.push(["hybrid", (query) =>
-        Effect.map(
-          Effect.all([keyword(query, semanticDepth), semantic(query, semanticDepth)], { concurrency: 2 }),
-          ([k, s]) =>
-            fuseRankings([{ ids: k.hits.map((hit) => hit.document_id), weight: 1 }, {
-              ids: s.hits.map((hit) => hit.document_id),
-              weight: 1
-            }]).slice(0, 10)
-        )])
+      operations.push([
+        "hybrid",
+        (query) =>
+          Effect.map(Effect.all([keyword(query, semanticDepth), semantic(query, semanticDepth)], { concurrency: 2 }), ([k, s]) =>
+            fuseRankings([
+              { ids: k.hits.map((hit) => hit.document_id), weight: 1 },
+              {
+                ids: s.hits.map((hit) => hit.document_id),
+                weight: 1
+              }
+            ]).slice(0, 10)
+          )
+      ])
     }
     const lines: Array<string> = []
     let baselineP50 = 1
     for (const [name, operation] of operations) {
       for (const clients of [1, 16]) {
-        const figures = await measure((query) => runtime.runPromise(operation(query)), clients, () => serverCpu(admin, databaseName))
+        const figures = await measure(
+          (query) => runtime.runPromise(operation(query)),
+          clients,
+          () => serverCpu(admin, databaseName)
+        )
         if (name.startsWith("baseline") && clients === 1) baselineP50 = figures.p50
         lines.push(
-          `| ${backend} | ${name} | ${clients} | ${figures.p50.toFixed(2)} | ${figures.p95.toFixed(2)} | ${figures.p99.toFixed(2)} | ${
-            (figures.p50 / baselineP50).toFixed(1)
-          }× | ${figures.cpuPerQuery === undefined ? "–" : figures.cpuPerQuery.toFixed(2)} | ${figures.benchCpuPerQuery.toFixed(2)} |`
+          `| ${backend} | ${name} | ${clients} | ${figures.p50.toFixed(2)} | ${figures.p95.toFixed(2)} | ${figures.p99.toFixed(2)} | ${(
+            figures.p50 / baselineP50
+          ).toFixed(
+            1
+          )}× | ${figures.cpuPerQuery === undefined ? "–" : figures.cpuPerQuery.toFixed(2)} | ${figures.benchCpuPerQuery.toFixed(2)} |`
         )
         process.stdout.write(`${lines[lines.length - 1]}\n`)
       }
@@ -318,11 +345,16 @@ const main = async () => {
     }
     lines.push(...(await runBackend(backend)))
   }
-  process.stdout.write(`\n| backend | operation | clients | p50 ms | p95 ms | p99 ms | p50 vs baseline | server CPU ms/query | bench process CPU ms/query |\n|---|---|---|---|---|---|---|---|---|\n`)
+  process.stdout.write(
+    `\n| backend | operation | clients | p50 ms | p95 ms | p99 ms | p50 vs baseline | server CPU ms/query | bench process CPU ms/query |\n|---|---|---|---|---|---|---|---|---|\n`
+  )
   process.stdout.write(`${lines.join("\n")}\n`)
 }
 
-main().then(() => process.exit(0), (error) => {
-  process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`)
-  process.exit(1)
-})
+main().then(
+  () => process.exit(0),
+  (error) => {
+    process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`)
+    process.exit(1)
+  }
+)

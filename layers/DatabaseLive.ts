@@ -46,12 +46,11 @@ const runMigrations = Migrator.make({})
  * Applies the migrations while holding a session advisory lock on a reserved connection: a
  * second process starting at the same moment waits, then finds nothing left to apply.
  */
-const migrateExclusively = Effect.gen(function*() {
+const migrateExclusively = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const lock = yield* sql.reserve
-  yield* Effect.acquireRelease(
-    lock.execute("SELECT pg_advisory_lock($1)", [migrationLockKey], undefined),
-    () => Effect.ignore(lock.execute("SELECT pg_advisory_unlock($1)", [migrationLockKey], undefined))
+  yield* Effect.acquireRelease(lock.execute("SELECT pg_advisory_lock($1)", [migrationLockKey], undefined), () =>
+    Effect.ignore(lock.execute("SELECT pg_advisory_unlock($1)", [migrationLockKey], undefined))
   )
   return yield* runMigrations({ loader: migrations, table: migrationsTable })
 }).pipe(Effect.scoped)
@@ -60,7 +59,7 @@ const migrateExclusively = Effect.gen(function*() {
  * Has the client read pgvector's `vector` as text (see PgTypeCodecs): its type id is the
  * database's own, known once the extension exists.
  */
-const readVectors = Effect.gen(function*() {
+const readVectors = Effect.gen(function* () {
   const pg = yield* PgClient.PgClient
   const [vector] = yield* pg<{ oid: number; array_oid: number }>`
     SELECT t.oid, t.typarray AS array_oid
@@ -70,13 +69,13 @@ const readVectors = Effect.gen(function*() {
   if (vector !== undefined && pg.config.types !== undefined) registerVector(pg.config.types, vector.oid, vector.array_oid)
 })
 
-const prepareDatabase = Effect.gen(function*() {
+const prepareDatabase = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   // What the server is, not how it was reached: PGlite served by another process (DATABASE_URL
   // naming a pglite-socket) still gives every connection one session, which the cluster's shard
   // locks must know (IndexingLive).
   const [server] = yield* sql<{ pglite: boolean }>`SELECT version() LIKE '%PGlite%' AS pglite`
-  const backend = server?.pglite === true ? "pglite" as const : "postgres" as const
+  const backend = server?.pglite === true ? ("pglite" as const) : ("postgres" as const)
 
   // Created outside the migrations: a server that gains pgvector later picks it up on restart.
   yield* sql`
@@ -116,9 +115,8 @@ const SqlClientLive = Layer.unwrap(
     Option.match(config.database.url, {
       onNone: () => PgliteClientLive,
       onSome: (url) => postgresClient(url, config.database)
-    }))
+    })
+  )
 )
 
-export const DatabaseLive = Layer.effect(DatabaseInfo, prepareDatabase).pipe(
-  Layer.provideMerge(SqlClientLive)
-)
+export const DatabaseLive = Layer.effect(DatabaseInfo, prepareDatabase).pipe(Layer.provideMerge(SqlClientLive))

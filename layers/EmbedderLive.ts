@@ -10,7 +10,7 @@ import { LocalEmbedderLive } from "./LocalEmbedderLive.ts"
 import { OpenAiEmbedderLive } from "./OpenAiEmbedderLive.ts"
 
 export const EmbedderLive = Layer.unwrap(
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { embeddings } = yield* AppConfig
     return Option.match(embeddings.provider, {
       onNone: () => LocalEmbedderLive,

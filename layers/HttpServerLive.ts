@@ -20,13 +20,16 @@ import { RouteTable } from "../src/http/RouteTable.ts"
 import { ServerMiddlewareLive } from "../src/http/ServerMiddleware.ts"
 import { ServerLifecycle } from "../src/http/ServerLifecycle.ts"
 
-class NodeServer extends Context.Service<NodeServer, {
-  readonly server: Server
-  /** Each open connection, with how many of its requests' responses are not yet written out. */
-  readonly connections: ReadonlyMap<Socket, number>
-  /** Hands the requests that arrived before the app was attached to it; later ones go straight. */
-  readonly releaseEarlyRequests: () => void
-}>()("basalt/NodeServer") {}
+class NodeServer extends Context.Service<
+  NodeServer,
+  {
+    readonly server: Server
+    /** Each open connection, with how many of its requests' responses are not yet written out. */
+    readonly connections: ReadonlyMap<Socket, number>
+    /** Hands the requests that arrived before the app was attached to it; later ones go straight. */
+    readonly releaseEarlyRequests: () => void
+  }
+>()("basalt/NodeServer") {}
 
 /**
  * The server listens a moment before the app's request handler is attached (the platform starts
@@ -74,7 +77,7 @@ const trackConnections = (server: Server): ReadonlyMap<Socket, number> => {
 }
 
 const NodeServerLive = Layer.unwrap(
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const config = yield* AppConfig
     const server = createServer()
     const connections = trackConnections(server)
@@ -92,7 +95,7 @@ const NodeServerLive = Layer.unwrap(
  * the body limit, the server span's name, and the requests that get no span.
  */
 const RequestReferencesLive = Layer.unwrap(
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { bodyLimitBytes } = yield* AppConfig
     return Layer.mergeAll(
       Layer.succeed(MaxBodySize, ByteSize.bytes(bodyLimitBytes)),
@@ -104,13 +107,17 @@ const RequestReferencesLive = Layer.unwrap(
   })
 )
 
-const drain = Effect.gen(function*() {
+const drain = Effect.gen(function* () {
   const { server, connections } = yield* NodeServer
   const lifecycle = yield* ServerLifecycle
   const { shutdownGrace } = yield* AppConfig
   // Requests received whose responses are not fully written: the handlers still running (the
   // lifecycle's count) and the responses Node still holds.
-  const inFlight = () => Math.max(lifecycle.inFlight(), [...connections.values()].reduce((sum, n) => sum + n, 0))
+  const inFlight = () =>
+    Math.max(
+      lifecycle.inFlight(),
+      [...connections.values()].reduce((sum, n) => sum + n, 0)
+    )
   yield* lifecycle.startDraining
   // Stop accepting, and learn when the last connection has closed. Not http.Server#close: since
   // Node 19 it also destroys the connections it deems idle, which include one whose response has
@@ -136,7 +143,7 @@ const drain = Effect.gen(function*() {
   server.closeAllConnections()
 })
 
-const announce = Effect.gen(function*() {
+const announce = Effect.gen(function* () {
   const { releaseEarlyRequests } = yield* NodeServer
   releaseEarlyRequests()
   const address = (yield* HttpServer.HttpServer).address
@@ -153,9 +160,7 @@ const announce = Effect.gen(function*() {
 const passThrough = <A>(app: A): A => app
 
 /** An endpoint without ErrorResponse outermost would answer its errors in their Schemas' own shape. */
-const requireErrorResponse = <Id extends string, Groups extends HttpApiGroup.Constraint>(
-  api: HttpApi.HttpApi<Id, Groups>
-) => {
+const requireErrorResponse = <Id extends string, Groups extends HttpApiGroup.Constraint>(api: HttpApi.HttpApi<Id, Groups>) => {
   const missing: Array<string> = []
   HttpApi.reflect(api, {
     onGroup() {},
@@ -184,20 +189,24 @@ export const serveApi = <Id extends string, Groups extends HttpApiGroup.Constrai
     HttpApiBuilder.layer(api).pipe(Layer.provide(Layer.provide(handlers, [ErrorResponse.layer, requestBodyLayer]))),
     ServerMiddlewareLive(routes)
   )
-  const serving = Layer.unwrap(Effect.withFiber((fiber) =>
-    Effect.succeed(HttpRouter.serve(router, {
-      disableLogger: true,
-      disableListenLog: true,
-      // Without a tracer backend the platform makes no server span, unless the server has a
-      // middleware of its own (which it runs inside one). The span's ids are what tie a request's
-      // log lines together, so then a pass-through middleware keeps it.
-      ...(fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer ? { middleware: passThrough } : {})
-    }))
-  )).pipe(
-    Layer.provide(RequestReferencesLive),
-    Layer.provideMerge(NodeServerLive)
-  )
-  return Layer.effectDiscard(Effect.andThen(announce, Effect.addFinalizer(() => drain))).pipe(
-    Layer.provideMerge(serving)
-  )
+  const serving = Layer.unwrap(
+    Effect.withFiber((fiber) =>
+      Effect.succeed(
+        HttpRouter.serve(router, {
+          disableLogger: true,
+          disableListenLog: true,
+          // Without a tracer backend the platform makes no server span, unless the server has a
+          // middleware of its own (which it runs inside one). The span's ids are what tie a request's
+          // log lines together, so then a pass-through middleware keeps it.
+          ...(fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer ? { middleware: passThrough } : {})
+        })
+      )
+    )
+  ).pipe(Layer.provide(RequestReferencesLive), Layer.provideMerge(NodeServerLive))
+  return Layer.effectDiscard(
+    Effect.andThen(
+      announce,
+      Effect.addFinalizer(() => drain)
+    )
+  ).pipe(Layer.provideMerge(serving))
 }

@@ -50,16 +50,15 @@ export const shardingConfig: Partial<ShardingConfig.ShardingConfig["Service"]> =
  */
 const underMigrationLock = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
   Layer.effectContext(
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const layerScope = yield* Effect.scope
       // The lock's connection and the lock itself last only as long as the build.
       return yield* Effect.scoped(
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const connection = yield* Effect.orDie(sql.reserve)
-          yield* Effect.acquireRelease(
-            Effect.orDie(connection.execute("SELECT pg_advisory_lock($1)", [migrationLockKey], undefined)),
-            () => Effect.ignore(connection.execute("SELECT pg_advisory_unlock($1)", [migrationLockKey], undefined))
+          yield* Effect.acquireRelease(Effect.orDie(connection.execute("SELECT pg_advisory_lock($1)", [migrationLockKey], undefined)), () =>
+            Effect.ignore(connection.execute("SELECT pg_advisory_unlock($1)", [migrationLockKey], undefined))
           )
           return yield* Layer.buildWithScope(layer, layerScope)
         })
@@ -75,7 +74,8 @@ const underMigrationLock = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
  */
 const shardingConfigLive = Layer.unwrap(
   Effect.map(DatabaseInfo, (database) =>
-    ShardingConfig.layer({ ...shardingConfig, shardLockDisableAdvisory: database.backend === "pglite" }))
+    ShardingConfig.layer({ ...shardingConfig, shardLockDisableAdvisory: database.backend === "pglite" })
+  )
 )
 
 /** SingleRunner.layer, with `shardingConfig` instead of the environment's. */
@@ -90,7 +90,7 @@ export const ClusterLive = underMigrationLock(
 )
 
 const DocumentIndexingLive = DocumentIndexing.toLayer(
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const pipeline = yield* IndexingPipeline
     return DocumentIndexing.of({
       // The outcome is the document's status; the message itself always completes.
@@ -107,14 +107,16 @@ const DocumentIndexingLive = DocumentIndexing.toLayer(
  */
 export const DocumentIndexerLive = Layer.effect(
   DocumentIndexer,
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const makeClient = yield* DocumentIndexing.client
     const sharding = yield* Sharding.Sharding
     const store = ({ documentId, revision }: IndexingRequest) =>
-      makeClient(documentId).Index({ revision }, { discard: true }).pipe(
-        Effect.orDie,
-        Effect.withSpan("DocumentIndexer.submit", { attributes: { "document.id": documentId, "document.revision": revision } })
-      )
+      makeClient(documentId)
+        .Index({ revision }, { discard: true })
+        .pipe(
+          Effect.orDie,
+          Effect.withSpan("DocumentIndexer.submit", { attributes: { "document.id": documentId, "document.revision": revision } })
+        )
     return DocumentIndexer.of({
       // One after the other: two revisions of one document are stored (and so handled) in order.
       submitAll: (requests) => Effect.forEach(requests, store, { discard: true }),
@@ -128,7 +130,10 @@ export const DocumentIndexerLive = Layer.effect(
 const PrepareEmbeddingIndex = underMigrationLock(Layer.effectDiscard(EmbeddingIndex.use((index) => index.prepare)))
 
 /** One re-embedding at a time across processes: a singleton runs where its shard is held. */
-const ReembedLive = Singleton.make("basalt/Reembed", EmbeddingIndex.use((index) => index.reembed))
+const ReembedLive = Singleton.make(
+  "basalt/Reembed",
+  EmbeddingIndex.use((index) => index.reembed)
+)
 
 /**
  * How long a processed message is kept. It coalesces a repeated submission of its revision while
@@ -141,13 +146,9 @@ const messageCleanupInterval = Duration.minutes(1)
 
 /** Keeps `cluster_messages` and `cluster_replies` from growing by a row per indexing request forever. */
 const ClusterMessagesCleanupLive = Layer.effectDiscard(
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const repo = yield* ClusterMessagesRepo
-    yield* cleanUpEvery(
-      messageCleanupInterval,
-      "processed indexing messages",
-      olderThan(processedMessageRetention, repo.deleteProcessed)
-    )
+    yield* cleanUpEvery(messageCleanupInterval, "processed indexing messages", olderThan(processedMessageRetention, repo.deleteProcessed))
   })
 ).pipe(Layer.provide(ClusterMessagesRepo.layer))
 

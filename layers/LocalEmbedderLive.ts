@@ -15,7 +15,7 @@ export const LocalEmbedderLive = Layer.sync(Embedder, () => {
     model: model.model,
     dimensions: model.dimensions,
     embed: (texts) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const vectors: Array<Float32Array> = []
         for (let start = 0; start < texts.length; start += textsPerSlice) {
           if (start > 0) yield* Effect.yieldNow

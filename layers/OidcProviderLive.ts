@@ -40,12 +40,12 @@ const asymmetric = /^(RS|PS|ES)(256|384|512)$|^EdDSA$/
 const requestTimeout = Duration.seconds(10)
 
 const make = (config: OidcConfig) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const client = (yield* HttpClient.HttpClient).pipe(HttpClient.transformResponse(Effect.timeout(requestTimeout)))
     const unavailable = (what: string) => (cause: unknown) =>
       new ProviderUnavailable({ reason: `${what}: ${cause instanceof Error ? cause.message : String(cause)}` })
 
-    const readDiscovery = Effect.gen(function*() {
+    const readDiscovery = Effect.gen(function* () {
       const url = `${config.issuer.replace(/\/$/, "")}/.well-known/openid-configuration`
       const response = yield* client.get(url, { headers: { accept: "application/json" } })
       if (response.status !== 200) return yield* new ProviderUnavailable({ reason: `discovery answered ${response.status}` })
@@ -58,7 +58,7 @@ const make = (config: OidcConfig) =>
         return yield* new ProviderUnavailable({ reason: "the provider does not support PKCE with S256" })
       }
       return { ...discovery, keys: createRemoteJWKSet(new URL(discovery.jwks_uri)) }
-    }).pipe(Effect.mapError((error) => error instanceof ProviderUnavailable ? error : unavailable("discovery failed")(error)))
+    }).pipe(Effect.mapError((error) => (error instanceof ProviderUnavailable ? error : unavailable("discovery failed")(error))))
 
     // Read once; a failure is not remembered, so the next sign-in tries again.
     let discovered: Option.Option<Effect.Success<typeof readDiscovery>> = Option.none()
@@ -84,12 +84,12 @@ const make = (config: OidcConfig) =>
       })
 
     // RFC 6749 2.3.1: the client id and secret are form-encoded before they are joined.
-    const clientAuthorization = `Basic ${
-      Buffer.from(`${encodeURIComponent(config.clientId)}:${encodeURIComponent(Redacted.value(config.clientSecret))}`).toString("base64")
-    }`
+    const clientAuthorization = `Basic ${Buffer.from(
+      `${encodeURIComponent(config.clientId)}:${encodeURIComponent(Redacted.value(config.clientSecret))}`
+    ).toString("base64")}`
 
     const exchange = (tokenEndpoint: string, code: string, codeVerifier: string) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const request = HttpClientRequest.post(tokenEndpoint).pipe(
           HttpClientRequest.setHeader("authorization", clientAuthorization),
           HttpClientRequest.acceptJson,
@@ -106,7 +106,8 @@ const make = (config: OidcConfig) =>
           return yield* new SignInRejected({
             reason: Option.match(refusal, {
               onNone: () => `the token endpoint refused the code (${response.status})`,
-              onSome: ({ error, error_description }) => `the token endpoint refused the code: ${error}${error_description ? ` (${error_description})` : ""}`
+              onSome: ({ error, error_description }) =>
+                `the token endpoint refused the code: ${error}${error_description ? ` (${error_description})` : ""}`
             })
           })
         }
@@ -117,7 +118,7 @@ const make = (config: OidcConfig) =>
       })
 
     const userInfo = (endpoint: string, accessToken: string) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const request = HttpClientRequest.get(endpoint).pipe(HttpClientRequest.bearerToken(accessToken), HttpClientRequest.acceptJson)
         const response = yield* Effect.mapError(client.execute(request), unavailable("the userinfo endpoint could not be reached"))
         if (response.status !== 200) return yield* new ProviderUnavailable({ reason: `the userinfo endpoint answered ${response.status}` })
@@ -127,12 +128,13 @@ const make = (config: OidcConfig) =>
       })
 
     const redeem: OidcProvider["Service"]["redeem"] = ({ code, codeVerifier, nonce }) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const found = yield* discovery
         const tokens = yield* exchange(found.token_endpoint, code, codeVerifier)
         const algorithms = (found.id_token_signing_alg_values_supported ?? ["RS256"]).filter((alg) => asymmetric.test(alg))
         const { payload } = yield* Effect.tryPromise({
-          try: () => jwtVerify(tokens.id_token, found.keys, { issuer: found.issuer, audience: config.clientId, algorithms, clockTolerance: 60 }),
+          try: () =>
+            jwtVerify(tokens.id_token, found.keys, { issuer: found.issuer, audience: config.clientId, algorithms, clockTolerance: 60 }),
           catch: (error) =>
             error instanceof joseErrors.JOSEError && !(error instanceof joseErrors.JWKSTimeout)
               ? new SignInRejected({ reason: `the ID token is not valid (${error.code})` })
@@ -145,9 +147,10 @@ const make = (config: OidcConfig) =>
         }
         const subject = payload.sub
         if (typeof subject !== "string" || subject === "") return yield* new SignInRejected({ reason: "the ID token has no subject" })
-        const claims = typeof payload.email === "string" || found.userinfo_endpoint === undefined
-          ? payload
-          : yield* userInfo(found.userinfo_endpoint, tokens.access_token)
+        const claims =
+          typeof payload.email === "string" || found.userinfo_endpoint === undefined
+            ? payload
+            : yield* userInfo(found.userinfo_endpoint, tokens.access_token)
         if (claims.sub !== subject) return yield* new SignInRejected({ reason: "userinfo is about another subject" })
         const identity: ProviderIdentity = {
           issuer: found.issuer,
@@ -167,9 +170,12 @@ const make = (config: OidcConfig) =>
  * looks it up with Effect.serviceOption and answers 404.
  */
 export const OidcProviderLive: Layer.Layer<OidcProvider, never, AppConfig> = Layer.unwrap(
-  Effect.map(AppConfig, (config): Layer.Layer<OidcProvider> =>
-    Option.match(config.auth.oidc, {
-      onNone: () => Layer.empty as Layer.Layer<OidcProvider>,
-      onSome: (oidc) => Layer.effect(OidcProvider, make(oidc)).pipe(Layer.provide(FetchHttpClient.layer))
-    }))
+  Effect.map(
+    AppConfig,
+    (config): Layer.Layer<OidcProvider> =>
+      Option.match(config.auth.oidc, {
+        onNone: () => Layer.empty as Layer.Layer<OidcProvider>,
+        onSome: (oidc) => Layer.effect(OidcProvider, make(oidc)).pipe(Layer.provide(FetchHttpClient.layer))
+      })
+  )
 )

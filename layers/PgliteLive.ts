@@ -21,7 +21,7 @@ interface PgliteThread {
 }
 
 const startThread = (dataDir: string) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const context = yield* Effect.context<never>()
     return yield* Effect.callback<PgliteThread>((resume) => {
       const worker = new Worker(bootstrap, { workerData: { module: workerModule, dataDir } })
@@ -55,13 +55,14 @@ export const servePglite = (dataDir: string) =>
       if (ended()) return resume(Effect.void)
       worker.once("exit", () => resume(Effect.void))
       worker.postMessage("close")
-    })).pipe(
-      Effect.tap(({ port }) => Effect.logDebug(`PGlite served on 127.0.0.1:${port}`)),
-      Effect.map(({ port }) => ({ port }))
-    )
+    })
+  ).pipe(
+    Effect.tap(({ port }) => Effect.logDebug(`PGlite served on 127.0.0.1:${port}`)),
+    Effect.map(({ port }) => ({ port }))
+  )
 
 export const PgliteClientLive = Layer.unwrap(
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const config = yield* AppConfig
     const { port } = yield* servePglite(config.dataDir)
     return PgClient.layer({

@@ -12,8 +12,7 @@ import { jsonLogger } from "../src/telemetry/JsonLogger.ts"
 const serviceVersion = "0.1.0"
 
 export const LoggerLive = Layer.unwrap(
-  AppConfig.useSync((config) =>
-    Layer.merge(Logger.layer([jsonLogger]), Layer.succeed(References.MinimumLogLevel, config.logLevel)))
+  AppConfig.useSync((config) => Layer.merge(Logger.layer([jsonLogger]), Layer.succeed(References.MinimumLogLevel, config.logLevel)))
 )
 
 export const TelemetryLive = Layer.unwrap(
@@ -30,5 +29,6 @@ export const TelemetryLive = Layer.unwrap(
           // Beside the JSON lines on stdout, not instead of them.
           loggerMergeWithExisting: true
         }).pipe(Layer.provide(FetchHttpClient.layer))
-    }))
+    })
+  )
 )

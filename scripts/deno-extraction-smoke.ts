@@ -37,12 +37,14 @@ const docxBytes = async () =>
     await Packer.toBuffer(
       new Document({
         title: "Smoke Notes",
-        sections: [{
-          children: [
-            new Paragraph({ text: "Deno Section", heading: HeadingLevel.HEADING_1 }),
-            new Paragraph("Mammoth converts this paragraph.")
-          ]
-        }]
+        sections: [
+          {
+            children: [
+              new Paragraph({ text: "Deno Section", heading: HeadingLevel.HEADING_1 }),
+              new Paragraph("Mammoth converts this paragraph.")
+            ]
+          }
+        ]
       })
     )
   )

@@ -10,20 +10,8 @@ import { ErrorResponse } from "./http/ErrorResponse.ts"
 import { SearchApi } from "./search/SearchApi.ts"
 
 export class BasaltApi extends HttpApi.make("basalt")
-  .add(
-    HealthApi,
-    DocsApi,
-    AuthApi,
-    SingleSignOnApi,
-    UsersApi,
-    AdminApi,
-    ApiKeysApi,
-    DocumentsApi,
-    CollectionsApi,
-    SearchApi
-  )
+  .add(HealthApi, DocsApi, AuthApi, SingleSignOnApi, UsersApi, AdminApi, ApiKeysApi, DocumentsApi, CollectionsApi, SearchApi)
   // Last, so that it wraps every endpoint's own middleware too; it declares the 500 any operation
   // can answer.
   .middleware(ErrorResponse)
-  .annotate(OpenApi.Title, "Basalt API")
-{}
+  .annotate(OpenApi.Title, "Basalt API") {}

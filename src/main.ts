@@ -15,7 +15,7 @@ const main = Layer.launch(AppLive).pipe(
     })
   ),
   // SIGTERM and SIGINT interrupt the server, which then drains: a stop, not an error.
-  Effect.tapCause((cause) => Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logFatal("Basalt stopped on an error", cause)),
+  Effect.tapCause((cause) => (Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logFatal("Basalt stopped on an error", cause))),
   Effect.provide(Logger.layer([jsonLogger]))
 )
 

@@ -22,10 +22,7 @@ describe("accounts, sign-up closed (the default)", () => {
 
   beforeAll(async () => {
     server = await startServer({ BASALT_JWT_SECRET: secret }, { emptyDatabase: true })
-    const response = await server.request(
-      "/api/v1/auth/register",
-      json({ email: "  Ada@Example.COM ", password, display_name: " Ada " })
-    )
+    const response = await server.request("/api/v1/auth/register", json({ email: "  Ada@Example.COM ", password, display_name: " Ada " }))
     expect(response.status).toBe(201)
     admin = response.json()
   })
@@ -101,10 +98,13 @@ describe("accounts, sign-up closed (the default)", () => {
       ["a malformed token", async () => "not.a.jwt"],
       ["an expired token", async () => signed(await claims(), key, Math.floor(Date.now() / 1000) - 60)],
       ["a token signed by another key", async () => signed(await claims(), new TextEncoder().encode("x".repeat(40)))],
-      ["an unsigned token (alg none)", async () => {
-        const { sid, sub } = await claims()
-        return new UnsecuredJWT({ sid }).setSubject(sub).setIssuer("basalt").setAudience("basalt").setExpirationTime("5m").encode()
-      }]
+      [
+        "an unsigned token (alg none)",
+        async () => {
+          const { sid, sub } = await claims()
+          return new UnsecuredJWT({ sid }).setSubject(sub).setIssuer("basalt").setAudience("basalt").setExpirationTime("5m").encode()
+        }
+      ]
     ])("%s", async (_, token) => {
       const value = await token()
       const response = await server.request("/api/v1/users/me", value === undefined ? {} : bearer(value))
@@ -167,7 +167,10 @@ describe("accounts, sign-up closed (the default)", () => {
     })
 
     it("answers wrong credentials with 400 invalid_grant, another grant with 400 unsupported_grant_type", async () => {
-      const wrong = await server.request("/api/v1/auth/token", form({ grant_type: "password", username: "ada@example.com", password: "nope nope" }))
+      const wrong = await server.request(
+        "/api/v1/auth/token",
+        form({ grant_type: "password", username: "ada@example.com", password: "nope nope" })
+      )
       expect(wrong.status).toBe(400)
       expect(wrong.json().error).toBe("invalid_grant")
       const other = await server.request("/api/v1/auth/token", form({ grant_type: "client_credentials", username: "x", password: "y" }))

@@ -15,7 +15,10 @@ describe("administration of accounts", () => {
   const ids: Record<string, string> = {}
 
   const login = async (name: string) => {
-    const response = await server.request("/api/v1/auth/login", json("POST", { email: `${name}@example.com`, password: `${name} password long` }))
+    const response = await server.request(
+      "/api/v1/auth/login",
+      json("POST", { email: `${name}@example.com`, password: `${name} password long` })
+    )
     expect(response.status).toBe(200)
     return response.json() as { access_token: string; user: { id: string } }
   }
@@ -76,7 +79,10 @@ describe("administration of accounts", () => {
     const off = await server.request(`/api/v1/admin/users/${ids["carol"]}`, json("PATCH", { active: false }, admin.access_token))
     expect(off.json().active).toBe(false)
     expect((await server.request("/api/v1/users/me", bearer(carol.access_token))).status).toBe(401)
-    const refused = await server.request("/api/v1/auth/login", json("POST", { email: "carol@example.com", password: "carol password long" }))
+    const refused = await server.request(
+      "/api/v1/auth/login",
+      json("POST", { email: "carol@example.com", password: "carol password long" })
+    )
     expect(refused.status).toBe(401)
     await server.request(`/api/v1/admin/users/${ids["carol"]}`, json("PATCH", { active: true }, admin.access_token))
     expect((await login("carol")).user.id).toBe(ids["carol"])

@@ -24,7 +24,10 @@ describe("audit log", () => {
   beforeAll(async () => {
     server = await startServer({ BASALT_ALLOW_SIGNUP: "true" }, { emptyDatabase: true })
     const register = (name: string) =>
-      server.request("/api/v1/auth/register", json("POST", { email: `${name}@example.com`, password: `${name} password long`, display_name: name }))
+      server.request(
+        "/api/v1/auth/register",
+        json("POST", { email: `${name}@example.com`, password: `${name} password long`, display_name: name })
+      )
     adminId = (await register("admin")).json().id
     bobId = (await register("bob")).json().id
     const login = await server.request("/api/v1/auth/login", json("POST", { email: "admin@example.com", password: "admin password long" }))

@@ -203,11 +203,12 @@ describe("authorization matrix", () => {
       // A body of the operation's own type, so that the body check (415) cannot answer first.
       const multipart = op.bodyType === "multipart/form-data"
       const headers: Record<string, string> = op.hasBody && !multipart ? { "content-type": "application/json" } : {}
-      const token = credentials === "basic role"
-        ? await basicSession()
-        : credentials === "basic-role API key of an admin"
-        ? basicKey
-        : tokens[credentials]
+      const token =
+        credentials === "basic role"
+          ? await basicSession()
+          : credentials === "basic-role API key of an admin"
+            ? basicKey
+            : tokens[credentials]
       if (token !== undefined) headers["authorization"] = `Bearer ${token}`
       const cookie = credentials === "admin's session cookie without the CSRF header" ? adminBrowser.cookie : cookies[credentials]
       if (cookie !== undefined) headers["cookie"] = cookie
@@ -262,8 +263,13 @@ describe("document visibility matrix", () => {
     server = await startServer({ BASALT_ALLOW_SIGNUP: "true" }, { emptyDatabase: true })
     const ids: Record<string, string> = {}
     for (const name of ["admin", "owner", "other", "member", "curator"] as const) {
-      await server.request("/api/v1/auth/register", json({ email: `${name}@example.com`, password: `${name} password long`, display_name: name }))
-      const session = (await server.request("/api/v1/auth/login", json({ email: `${name}@example.com`, password: `${name} password long` }))).json()
+      await server.request(
+        "/api/v1/auth/register",
+        json({ email: `${name}@example.com`, password: `${name} password long`, display_name: name })
+      )
+      const session = (
+        await server.request("/api/v1/auth/login", json({ email: `${name}@example.com`, password: `${name} password long` }))
+      ).json()
       tokens[name] = session.access_token
       ids[name] = session.user.id
     }
@@ -276,7 +282,9 @@ describe("document visibility matrix", () => {
     }
     privateId = await create("owner", { title: "Private" })
     const shared = (await server.request("/api/v1/collections", as("owner", "POST", { name: "Shared" }))).json()
-    expect((await server.request(`/api/v1/collections/${shared.id}/members/${ids.member}`, as("owner", "PUT", { role: "viewer" }))).status).toBe(200)
+    expect(
+      (await server.request(`/api/v1/collections/${shared.id}/members/${ids.member}`, as("owner", "PUT", { role: "viewer" }))).status
+    ).toBe(200)
     sharedId = await create("owner", { title: "Shared", collection_ids: [shared.id] })
     publicId = await create("curator", { title: "Public", visibility: "public" })
     othersCollection = (await server.request("/api/v1/collections", as("other", "POST", { name: "Other's" }))).json().id

@@ -81,8 +81,16 @@ describe("browser sessions (cookie + CSRF)", () => {
   it("refuses unsafe methods without the CSRF header, or with another session's, with 403", async () => {
     const bob = await browserLogin("bob@example.com")
     const other = await browserLogin("bob@example.com")
-    for (const headers of <Array<Record<string, string>>>[{}, { "x-csrf-token": "" }, { "x-csrf-token": other.csrf }, { "x-csrf-token": `${bob.csrf}x` }]) {
-      const response = await server.request("/api/v1/users/me", json("PATCH", { display_name: "Mallory" }, { cookie: bob.cookie, ...headers }))
+    for (const headers of <Array<Record<string, string>>>[
+      {},
+      { "x-csrf-token": "" },
+      { "x-csrf-token": other.csrf },
+      { "x-csrf-token": `${bob.csrf}x` }
+    ]) {
+      const response = await server.request(
+        "/api/v1/users/me",
+        json("PATCH", { display_name: "Mallory" }, { cookie: bob.cookie, ...headers })
+      )
       expect(response.status).toBe(403)
       expect(response.json().error).toBe("forbidden")
       expect(response.json().message).toMatch(/x-csrf-token/)

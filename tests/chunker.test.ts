@@ -22,8 +22,7 @@ const sentence = (random: () => number) => {
   return words.join(" ") + "."
 }
 
-const paragraph = (random: () => number, sentences: number) =>
-  Array.from({ length: sentences }, () => sentence(random)).join(" ")
+const paragraph = (random: () => number, sentences: number) => Array.from({ length: sentences }, () => sentence(random)).join(" ")
 
 /** Properties every chunking must have, whatever the text. */
 const expectWellFormed = (text: string, chunks: ReadonlyArray<Chunk>, options: ChunkerOptions = {}) => {
@@ -54,8 +53,8 @@ const expectWellFormed = (text: string, chunks: ReadonlyArray<Chunk>, options: C
 
 /** Whether every chunk starts and ends at a word boundary (whitespace or the ends of the text). */
 const cutsOnlyBetweenWords = (text: string, chunks: ReadonlyArray<Chunk>) =>
-  chunks.every((chunk) =>
-    (chunk.start === 0 || /\s/.test(text[chunk.start - 1]!)) && (chunk.end === text.length || /\s/.test(text[chunk.end]!))
+  chunks.every(
+    (chunk) => (chunk.start === 0 || /\s/.test(text[chunk.start - 1]!)) && (chunk.end === text.length || /\s/.test(text[chunk.end]!))
   )
 
 describe("countTokens", () => {
@@ -108,8 +107,7 @@ describe("chunkDocument", () => {
 
   it("is deterministic", () => {
     const random = seeded(1)
-    const text = Array.from({ length: 60 }, (_, i) =>
-      (i % 7 === 0 ? `## Part ${i}\n\n` : "") + paragraph(random, 4)).join("\n\n")
+    const text = Array.from({ length: 60 }, (_, i) => (i % 7 === 0 ? `## Part ${i}\n\n` : "") + paragraph(random, 4)).join("\n\n")
     const first = chunkDocument({ title: "Doc", text }, { targetTokens: 128, overlapTokens: 16 })
     const second = chunkDocument({ title: "Doc", text }, { targetTokens: 128, overlapTokens: 16 })
     expect(first.length).toBeGreaterThan(5)
@@ -164,9 +162,9 @@ describe("chunkDocument", () => {
       expect(chunk.text.at(-1)).toBe(".")
     }
 
-    const csv = ["id,name,role,team,city"].concat(
-      Array.from({ length: 400 }, (_, i) => `${i},user ${i},${vocabulary[i % vocabulary.length]},team ${i % 7},city ${i % 13}`)
-    ).join("\r\n")
+    const csv = ["id,name,role,team,city"]
+      .concat(Array.from({ length: 400 }, (_, i) => `${i},user ${i},${vocabulary[i % vocabulary.length]},team ${i % 7},city ${i % 13}`))
+      .join("\r\n")
     const rows = chunkDocument({ title: "people.csv", text: csv }, options)
     expectWellFormed(csv, rows, options)
     expect(rows.length).toBeGreaterThan(5)
@@ -218,8 +216,7 @@ describe("chunkDocument", () => {
     const chunks = chunkDocument({ title: "Manual", text }, options)
     expectWellFormed(text, chunks, options)
 
-    const pathsOf = (marker: string) =>
-      chunks.filter((chunk) => chunk.text.includes(marker)).map((chunk) => chunk.headingPath)
+    const pathsOf = (marker: string) => chunks.filter((chunk) => chunk.text.includes(marker)).map((chunk) => chunk.headingPath)
     expect(pathsOf("### Linux")).toEqual([["Guide", "Install", "Linux"]])
     expect(pathsOf("### macOS")).toEqual([["Guide", "Install", "macOS"]])
     // "## Install" has no text of its own: it stays with "### Linux" and what follows.
@@ -227,9 +224,7 @@ describe("chunkDocument", () => {
     expect(install.text.startsWith("## Install\n\n### Linux\n\n")).toBe(true)
     expect(install.tokenCount).toBeGreaterThan(60)
 
-    const linuxBody = chunks.filter((chunk) =>
-      chunk.start > text.indexOf("### Linux") && chunk.end < text.indexOf("### macOS")
-    )
+    const linuxBody = chunks.filter((chunk) => chunk.start > text.indexOf("### Linux") && chunk.end < text.indexOf("### macOS"))
     expect(linuxBody.length).toBeGreaterThan(1)
     for (const chunk of linuxBody) expect(chunk.headingPath).toEqual(["Guide", "Install", "Linux"])
     expect(linuxBody[0]!.contextualText.startsWith("Manual\nGuide > Install > Linux\n\n")).toBe(true)
@@ -384,7 +379,7 @@ describe("chunkDocument", () => {
   })
 
   it("handles mixed scripts, emoji and astral characters without splitting a code point", () => {
-    const text = ("Basalt 支持中文搜索 and English 😀🚀 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 text. ").repeat(300)
+    const text = "Basalt 支持中文搜索 and English 😀🚀 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 text. ".repeat(300)
     const options = { targetTokens: 32, overlapTokens: 4 }
     const chunks = chunkDocument({ title: "Mixed", text }, options)
     expectWellFormed(text, chunks, options)
@@ -434,11 +429,12 @@ describe("chunkDocument", () => {
     const parts: Array<string> = []
     let length = 0
     for (let i = 0; length < 1_000_000; i++) {
-      const part = i % 25 === 0
-        ? `## Section ${i}\n\n`
-        : i % 11 === 0
-        ? "```ts\nconst x = 1 // # not a heading\n```\n\n"
-        : paragraph(random, 1 + (i % 7)) + "\n\n"
+      const part =
+        i % 25 === 0
+          ? `## Section ${i}\n\n`
+          : i % 11 === 0
+            ? "```ts\nconst x = 1 // # not a heading\n```\n\n"
+            : paragraph(random, 1 + (i % 7)) + "\n\n"
       parts.push(part)
       length += part.length
     }

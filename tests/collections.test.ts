@@ -142,12 +142,14 @@ describe("collections", () => {
 
   it("deletes a collection (owner or admin); its documents stay", async () => {
     const collection = await newCollection(owner, "Doomed")
-    const document = (await call(owner, "POST", "/api/v1/documents", {
-      title: "Survivor",
-      content: "Still here",
-      source: "api",
-      collection_ids: [collection.id]
-    })).json()
+    const document = (
+      await call(owner, "POST", "/api/v1/documents", {
+        title: "Survivor",
+        content: "Still here",
+        source: "api",
+        collection_ids: [collection.id]
+      })
+    ).json()
     expect(document.collection_ids).toEqual([collection.id])
     expect((await call(owner, "DELETE", `/api/v1/collections/${collection.id}`)).status).toBe(204)
     expect((await call(owner, "DELETE", `/api/v1/collections/${collection.id}`)).status).toBe(404)

@@ -124,7 +124,10 @@ describe("configuration of rate limits", () => {
     )
     expect(config.rateLimits.auth).toEqual(Option.some({ quota: 5, windowSeconds: 30 }))
     expect(Option.isNone(config.rateLimits.principal)).toBe(true)
-    expect(config.trustedProxies.map((cidr) => [cidr.version, cidr.prefix])).toEqual([[4, 8], [6, 128]])
+    expect(config.trustedProxies.map((cidr) => [cidr.version, cidr.prefix])).toEqual([
+      [4, 8],
+      [6, 128]
+    ])
   })
 })
 
@@ -139,7 +142,9 @@ describe("configuration of accounts", () => {
     const defaults = Result.getOrThrow(load({}))
     expect(defaults.auth.allowSignup).toBe(false)
     expect(Duration.toMinutes(defaults.auth.accessTokenTtl)).toBe(15)
-    const set = Result.getOrThrow(load({ BASALT_ALLOW_SIGNUP: "true", BASALT_ACCESS_TOKEN_TTL: "5 minutes", BASALT_JWT_SECRET: "k".repeat(32) }))
+    const set = Result.getOrThrow(
+      load({ BASALT_ALLOW_SIGNUP: "true", BASALT_ACCESS_TOKEN_TTL: "5 minutes", BASALT_JWT_SECRET: "k".repeat(32) })
+    )
     expect(set.auth.allowSignup).toBe(true)
     expect(Duration.toMinutes(set.auth.accessTokenTtl)).toBe(5)
     expect(Option.map(set.auth.jwtSecret, Redacted.value)).toEqual(Option.some("k".repeat(32)))
@@ -170,7 +175,13 @@ describe("configuration of single sign-on", () => {
 
   it("names every missing or bad setting once an issuer is set", () => {
     const line = errorOf({ BASALT_OIDC_ISSUER: "ftp://login.example.com", BASALT_OIDC_SCOPES: "email" })
-    for (const name of ["BASALT_OIDC_ISSUER", "BASALT_OIDC_CLIENT_ID", "BASALT_OIDC_CLIENT_SECRET", "BASALT_OIDC_REDIRECT_URL", "BASALT_OIDC_SCOPES"]) {
+    for (const name of [
+      "BASALT_OIDC_ISSUER",
+      "BASALT_OIDC_CLIENT_ID",
+      "BASALT_OIDC_CLIENT_SECRET",
+      "BASALT_OIDC_REDIRECT_URL",
+      "BASALT_OIDC_SCOPES"
+    ]) {
       expect(line).toContain(name)
     }
   })
@@ -187,19 +198,21 @@ describe("configuration of embeddings and indexing", () => {
   })
 
   it("reads a provider, its key redacted, and the indexing settings", () => {
-    const config = Result.getOrThrow(load({
-      BASALT_EMBEDDINGS_URL: "http://localhost:11434/v1",
-      BASALT_EMBEDDINGS_MODEL: "nomic-embed-text",
-      BASALT_EMBEDDINGS_DIMENSIONS: "768",
-      BASALT_EMBEDDINGS_API_KEY: "sk-very-secret",
-      BASALT_EMBEDDINGS_BATCH_SIZE: "32",
-      BASALT_EMBEDDINGS_CONCURRENCY: "2",
-      BASALT_EMBEDDINGS_TIMEOUT: "15 seconds",
-      BASALT_INDEXING_CONCURRENCY: "6",
-      BASALT_INDEXING_BATCH_SIZE: "8",
-      BASALT_CHUNK_TOKENS: "256",
-      BASALT_CHUNK_OVERLAP_TOKENS: "32"
-    }))
+    const config = Result.getOrThrow(
+      load({
+        BASALT_EMBEDDINGS_URL: "http://localhost:11434/v1",
+        BASALT_EMBEDDINGS_MODEL: "nomic-embed-text",
+        BASALT_EMBEDDINGS_DIMENSIONS: "768",
+        BASALT_EMBEDDINGS_API_KEY: "sk-very-secret",
+        BASALT_EMBEDDINGS_BATCH_SIZE: "32",
+        BASALT_EMBEDDINGS_CONCURRENCY: "2",
+        BASALT_EMBEDDINGS_TIMEOUT: "15 seconds",
+        BASALT_INDEXING_CONCURRENCY: "6",
+        BASALT_INDEXING_BATCH_SIZE: "8",
+        BASALT_CHUNK_TOKENS: "256",
+        BASALT_CHUNK_OVERLAP_TOKENS: "32"
+      })
+    )
     const provider = Option.getOrThrow(config.embeddings.provider)
     expect(provider).toMatchObject({ url: "http://localhost:11434/v1", model: "nomic-embed-text", dimensions: Option.some(768) })
     expect(Redacted.value(Option.getOrThrow(provider.apiKey))).toBe("sk-very-secret")
@@ -210,12 +223,14 @@ describe("configuration of embeddings and indexing", () => {
   })
 
   it("treats empty provider settings as unset", () => {
-    const config = Result.getOrThrow(load({
-      BASALT_EMBEDDINGS_URL: "",
-      BASALT_EMBEDDINGS_MODEL: "",
-      BASALT_EMBEDDINGS_DIMENSIONS: "",
-      BASALT_EMBEDDINGS_API_KEY: ""
-    }))
+    const config = Result.getOrThrow(
+      load({
+        BASALT_EMBEDDINGS_URL: "",
+        BASALT_EMBEDDINGS_MODEL: "",
+        BASALT_EMBEDDINGS_DIMENSIONS: "",
+        BASALT_EMBEDDINGS_API_KEY: ""
+      })
+    )
     expect(Option.isNone(config.embeddings.provider)).toBe(true)
   })
 
@@ -223,7 +238,9 @@ describe("configuration of embeddings and indexing", () => {
     expect(errorOf({ BASALT_EMBEDDINGS_URL: "http://localhost:11434/v1" })).toContain(
       "BASALT_EMBEDDINGS_MODEL: is required when BASALT_EMBEDDINGS_URL is set"
     )
-    expect(errorOf({ BASALT_EMBEDDINGS_URL: "localhost:11434", BASALT_EMBEDDINGS_MODEL: "m" })).toContain("BASALT_EMBEDDINGS_URL: must be an http(s) URL")
+    expect(errorOf({ BASALT_EMBEDDINGS_URL: "localhost:11434", BASALT_EMBEDDINGS_MODEL: "m" })).toContain(
+      "BASALT_EMBEDDINGS_URL: must be an http(s) URL"
+    )
     expect(errorOf({ BASALT_EMBEDDINGS_MODEL: "text-embedding-3-small" })).toContain(
       "BASALT_EMBEDDINGS_MODEL: applies to a provider: set BASALT_EMBEDDINGS_URL too"
     )

@@ -5,8 +5,10 @@ import { ContractViolation, validateResponse } from "./support/contract.ts"
 const headers = (extra: Record<string, string> = {}) =>
   new Headers({ "content-type": "application/json", "x-request-id": "abc", "x-process-time": "1.25", ...extra })
 
-const check = (method: string, path: string, status: number, body: unknown, h = headers()) => () =>
-  validateResponse(method, path, { status, headers: h, text: typeof body === "string" ? body : JSON.stringify(body) })
+const check =
+  (method: string, path: string, status: number, body: unknown, h = headers()) =>
+  () =>
+    validateResponse(method, path, { status, headers: h, text: typeof body === "string" ? body : JSON.stringify(body) })
 
 describe("validateResponse", () => {
   it("accepts a response the contract allows", () => {
@@ -18,11 +20,17 @@ describe("validateResponse", () => {
     ["a body off the schema", check("GET", "/health", 200, { status: "fine" })],
     ["an extra field", check("GET", "/health", 200, { status: "ok", extra: 1 })],
     ["a wrong content type", check("GET", "/health", 200, "ok", headers({ "content-type": "text/plain" }))],
-    ["a missing X-Request-ID", check("GET", "/health", 200, { status: "ok" }, new Headers({ "content-type": "application/json", "x-process-time": "1" }))],
+    [
+      "a missing X-Request-ID",
+      check("GET", "/health", 200, { status: "ok" }, new Headers({ "content-type": "application/json", "x-process-time": "1" }))
+    ],
     ["a malformed X-Process-Time", check("GET", "/health", 200, { status: "ok" }, headers({ "x-process-time": "soon" }))],
     ["an error off the one shape", check("GET", "/ready", 503, { message: "down" })],
     ["a 200 for an unknown path", check("GET", "/nowhere", 200, { status: "ok" })],
-    ["a 404 for a known path with the wrong method", check("DELETE", "/health", 404, { error: "not_found", message: "x", request_id: "abc" })],
+    [
+      "a 404 for a known path with the wrong method",
+      check("DELETE", "/health", 404, { error: "not_found", message: "x", request_id: "abc" })
+    ],
     ["a 405 without Allow", check("DELETE", "/health", 405, { error: "method_not_allowed", message: "x", request_id: "abc" })]
   ])("refuses %s", (_, validate) => {
     expect(validate).toThrow(ContractViolation)

@@ -30,9 +30,7 @@ describe("the served API against openapi.yaml", () => {
   it("fails when the contract documents a status the code cannot answer", () => {
     const contract = parse(readFileSync(join(root, "openapi.yaml"), "utf8"))
     contract.paths["/health"].get.responses["418"] = { description: "teapot" }
-    expect(contractDifferences(BasaltApi, contract)).toEqual([
-      "GET /health: statuses 200, 500 served, 200, 418, 500 documented"
-    ])
+    expect(contractDifferences(BasaltApi, contract)).toEqual(["GET /health: statuses 200, 500 served, 200, 418, 500 documented"])
   })
 
   it("checked every endpoint's request and response Schemas against the generated types", () => {
@@ -82,22 +80,34 @@ describe("compile-time contract check", () => {
   // Each type-checks the whole project: minutes on a busy machine.
   const timeout = 180_000
 
-  it("passes on the contract as it is", async () => {
-    expect(await typecheckAgainst(() => {})).toEqual([])
-  }, timeout)
+  it(
+    "passes on the contract as it is",
+    async () => {
+      expect(await typecheckAgainst(() => {})).toEqual([])
+    },
+    timeout
+  )
 
-  it("fails when a field's type changes in openapi.yaml and the code does not", async () => {
-    const errors = await typecheckAgainst((contract) => {
-      contract.components.schemas.DatabaseStatus.properties.migration_version = { type: "string" }
-    })
-    expect(errors.join("\n")).toMatch(/contractMismatch/)
-  }, timeout)
+  it(
+    "fails when a field's type changes in openapi.yaml and the code does not",
+    async () => {
+      const errors = await typecheckAgainst((contract) => {
+        contract.components.schemas.DatabaseStatus.properties.migration_version = { type: "string" }
+      })
+      expect(errors.join("\n")).toMatch(/contractMismatch/)
+    },
+    timeout
+  )
 
-  it("fails when an operation moves to another path in openapi.yaml", async () => {
-    const errors = await typecheckAgainst((contract) => {
-      contract.paths["/healthz"] = contract.paths["/health"]
-      delete contract.paths["/health"]
-    })
-    expect(errors.join("\n")).toMatch(/getHealth is not GET \/health in openapi\.yaml/)
-  }, timeout)
+  it(
+    "fails when an operation moves to another path in openapi.yaml",
+    async () => {
+      const errors = await typecheckAgainst((contract) => {
+        contract.paths["/healthz"] = contract.paths["/health"]
+        delete contract.paths["/health"]
+      })
+      expect(errors.join("\n")).toMatch(/getHealth is not GET \/health in openapi\.yaml/)
+    },
+    timeout
+  )
 })

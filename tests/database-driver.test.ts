@@ -219,7 +219,10 @@ describe("PGlite served over its socket to clients of its own (as DATABASE_URL r
     const second = database({ DATABASE_URL: urlAt(servedPort) })
     try {
       const infos = await Promise.all([first.run(DatabaseInfo), second.run(DatabaseInfo)])
-      expect(infos).toEqual([{ backend: "pglite", pgvector: true }, { backend: "pglite", pgvector: true }])
+      expect(infos).toEqual([
+        { backend: "pglite", pgvector: true },
+        { backend: "pglite", pgvector: true }
+      ])
       const [counts] = await first.query<{ migrations: number; instances: number }>(
         "SELECT (SELECT count(*)::int FROM basalt_migrations) AS migrations, (SELECT count(*)::int FROM basalt_instance) AS instances"
       )
@@ -228,10 +231,9 @@ describe("PGlite served over its socket to clients of its own (as DATABASE_URL r
       // Both clients' statements interleaved on the one session, prepared ones included.
       const results = await Promise.all(
         Array.from({ length: 200 }, (_, i) =>
-          (i % 2 === 0 ? first : second).query<{ v: string; w: string }>(
-            "SELECT $1::int8 * 2 AS v, repeat($2::text, 2) AS w",
-            [String(i), `s${i}`]
-          ).then(([row]) => row!.v === String(i * 2) && row!.w === `s${i}s${i}`)
+          (i % 2 === 0 ? first : second)
+            .query<{ v: string; w: string }>("SELECT $1::int8 * 2 AS v, repeat($2::text, 2) AS w", [String(i), `s${i}`])
+            .then(([row]) => row!.v === String(i * 2) && row!.w === `s${i}s${i}`)
         )
       )
       expect(results.filter((ok) => !ok)).toEqual([])
@@ -273,7 +275,10 @@ describe.each(tlsBackends)("%s through TLS", (_, upstream) => {
   })
 
   it("refuses a certificate no known CA issued with verify-full, and accepts it with require", async () => {
-    const refused = await connect({ DATABASE_SSL: "verify-full" }).then(() => undefined, (error: unknown) => error)
+    const refused = await connect({ DATABASE_SSL: "verify-full" }).then(
+      () => undefined,
+      (error: unknown) => error
+    )
     expect(causes(refused)).toMatch(/certificate/i)
     expect(await connect({ DATABASE_SSL: "require" })).toBe(1)
   })

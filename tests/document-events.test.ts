@@ -205,7 +205,10 @@ describe("document events", () => {
     const membership = `/api/v1/collections/${collection.id}/members/${ivy.id}`
     expect((await server.request(membership, ada.json("PUT", { role: "viewer" }))).status).toBeLessThan(300)
     const inCollection = (title: string) =>
-      server.request("/api/v1/documents", ada.json("POST", { title, content: `${title} text`, source: "api", external_id: title, collection_ids: [collection.id] }))
+      server.request(
+        "/api/v1/documents",
+        ada.json("POST", { title, content: `${title} text`, source: "api", external_id: title, collection_ids: [collection.id] })
+      )
     const stream = await openEvents(server, ivy)
     const shared = (await inCollection("Shared while a member")).json()
     expect((await untilAbout(stream, shared.id)).at(-1)!.data.document_id).toBe(shared.id)
@@ -221,10 +224,12 @@ describe("document events", () => {
     const collection = (await server.request("/api/v1/collections", ada.json("POST", { name: "Shared with Hal" }))).json()
     const member = await server.request(`/api/v1/collections/${collection.id}/members/${hal.id}`, ada.json("PUT", { role: "viewer" }))
     expect(member.status).toBeLessThan(300)
-    const doomed = (await server.request(
-      "/api/v1/documents",
-      ada.json("POST", { title: "Doomed", content: "Doomed text", source: "api", external_id: "doomed", collection_ids: [collection.id] })
-    )).json()
+    const doomed = (
+      await server.request(
+        "/api/v1/documents",
+        ada.json("POST", { title: "Doomed", content: "Doomed text", source: "api", external_id: "doomed", collection_ids: [collection.id] })
+      )
+    ).json()
     await settled(ada, doomed.id)
 
     const adaStream = await openEvents(server, ada)
@@ -255,9 +260,9 @@ describe("document events", () => {
     resumed.close()
 
     // Once pruned, it is forgotten: the resumed stream goes on with what came after.
-    const pruned = await server.run(Effect.flatMap(DocumentsRepo, (repo) => repo.pruneDeletions(new Date(Date.now() + 60_000))).pipe(
-      Effect.provide(DocumentsRepo.layer)
-    ))
+    const pruned = await server.run(
+      Effect.flatMap(DocumentsRepo, (repo) => repo.pruneDeletions(new Date(Date.now() + 60_000))).pipe(Effect.provide(DocumentsRepo.layer))
+    )
     expect(pruned).toBe(1)
     const later = await create(ada, "After pruning")
     const forgotten = await openEvents(server, ada, beforeDeletion)

@@ -53,14 +53,19 @@ describe("document ingestion", () => {
     expect(ids[1]).not.toBe(ids[0])
     expect(body.results[3].document).toMatchObject({ title: "Final", revision: 3, status: "queued", tags: ["last"] })
     const stored = await documentsOf("repeat")
-    expect(stored.map((row) => [row.title, row.revision])).toEqual([["Final", 3], ["Other", 1]])
+    expect(stored.map((row) => [row.title, row.revision])).toEqual([
+      ["Final", 3],
+      ["Other", 1]
+    ])
     expect(await settled(ada, ids[0])).toMatchObject({ title: "Final", revision: 3, status: "indexed", chunk_count: 1 })
 
     // The same content again is unchanged (200, not re-indexed), even twice in one batch.
-    const again = (await batch(ada, [
-      { title: "Final", content: "Final words", source: "repeat", external_id: "r-1" },
-      { title: "Final", content: "Final words", source: "repeat", external_id: "r-1" }
-    ])).json()
+    const again = (
+      await batch(ada, [
+        { title: "Final", content: "Final words", source: "repeat", external_id: "r-1" },
+        { title: "Final", content: "Final words", source: "repeat", external_id: "r-1" }
+      ])
+    ).json()
     expect(again.results.map((r: { status: number }) => r.status)).toEqual([200, 200])
     expect(again.results[1].document).toMatchObject({ id: ids[0], revision: 3, status: "indexed" })
   })
@@ -89,18 +94,24 @@ describe("document ingestion", () => {
     expect(inCollection[0]!.count).toBe(1)
 
     // Items naming one document see the collections the ones before them left it in.
-    const joined = (await batch(ada, [{ title: "Member", content: "x", source: "mixed", external_id: "m-3", collection_ids: [own.id] }])).json()
+    const joined = (
+      await batch(ada, [{ title: "Member", content: "x", source: "mixed", external_id: "m-3", collection_ids: [own.id] }])
+    ).json()
     expect(joined.results[0].document.collection_ids).toEqual([own.id])
-    const moved = (await batch(ada, [
-      { title: "Member", content: "x", source: "mixed", external_id: "m-3", collection_ids: [] },
-      { title: "Member", content: "x", source: "mixed", external_id: "m-3", collection_ids: [own.id] }
-    ])).json()
+    const moved = (
+      await batch(ada, [
+        { title: "Member", content: "x", source: "mixed", external_id: "m-3", collection_ids: [] },
+        { title: "Member", content: "x", source: "mixed", external_id: "m-3", collection_ids: [own.id] }
+      ])
+    ).json()
     expect(moved.results.map((r: { status: number }) => r.status)).toEqual([200, 200])
     expect(moved.results[1].document.collection_ids).toEqual([own.id])
-    const left = (await batch(ada, [
-      { title: "Member", content: "x", source: "mixed", external_id: "m-3", collection_ids: [own.id] },
-      { title: "Member", content: "x", source: "mixed", external_id: "m-3", collection_ids: [] }
-    ])).json()
+    const left = (
+      await batch(ada, [
+        { title: "Member", content: "x", source: "mixed", external_id: "m-3", collection_ids: [own.id] },
+        { title: "Member", content: "x", source: "mixed", external_id: "m-3", collection_ids: [] }
+      ])
+    ).json()
     expect(left.results[1].document.collection_ids).toEqual([])
   })
 
@@ -125,10 +136,12 @@ describe("document ingestion", () => {
     }
     expect(await documentsOf("atomic")).toEqual([])
 
-    const accepted = (await batch(ada, [
-      { title: "Kept one", content: "x", source: "atomic", external_id: "a-1" },
-      { title: "Kept two", content: "y", source: "atomic" }
-    ])).json()
+    const accepted = (
+      await batch(ada, [
+        { title: "Kept one", content: "x", source: "atomic", external_id: "a-1" },
+        { title: "Kept two", content: "y", source: "atomic" }
+      ])
+    ).json()
     expect(accepted.results.map((r: { status: number }) => r.status)).toEqual([202, 202])
     for (const result of accepted.results) {
       // Stored with the document, before the answer: indexing cannot miss it.

@@ -127,7 +127,9 @@ describe("indexing progress through the API", () => {
     expect(await progress(admin)).toMatchObject({ total: 8 })
     expect(await progress(admin, "?tag=beta")).toMatchObject({ total: 2 })
     expect(await progress(admin, "?source=web")).toMatchObject({ total: 0 })
-    expect(await progress(ada, `?updated_after=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)).toMatchObject({ total: 0 })
+    expect(await progress(ada, `?updated_after=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)).toMatchObject({
+      total: 0
+    })
   })
 
   it("refuses a filter it does not take (status, paging) and malformed values with 422", async () => {
@@ -153,14 +155,26 @@ describe("indexing progress through the API", () => {
     const untilDone = Date.parse(during.estimated_completion_at) - Date.parse(during.as_of)
     expect(Math.abs(untilDone - during.estimated_seconds_remaining * 1000)).toBeLessThanOrEqual(1)
     for (const id of later) await settled(ada, id)
-    expect(await progress(ada, "?tag=alpha")).toMatchObject({ total: 9, pending: 0, by_status: { indexed: 9 }, estimated_seconds_remaining: 0 })
+    expect(await progress(ada, "?tag=alpha")).toMatchObject({
+      total: 9,
+      pending: 0,
+      by_status: { indexed: 9 },
+      estimated_seconds_remaining: 0
+    })
   })
 
   it.skipIf(!pgvector)("shows a selection whose documents are all pending and none finished as not yet estimable", async () => {
     provider!.queue((body) => ({ status: 200, body: embeddingsAnswer(body), delayMs: 4_000 }))
     const ids = await push(bob, "gamma", 2)
     const during = await progress(bob, "?tag=gamma")
-    expect(during).toMatchObject({ total: 2, pending: 2, finished_in_window: 0, per_minute: null, estimated_seconds_remaining: null, estimated_completion_at: null })
+    expect(during).toMatchObject({
+      total: 2,
+      pending: 2,
+      finished_in_window: 0,
+      per_minute: null,
+      estimated_seconds_remaining: null,
+      estimated_completion_at: null
+    })
     for (const id of ids) await settled(bob, id)
   })
 })

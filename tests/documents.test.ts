@@ -149,7 +149,12 @@ describe("documents", () => {
 
     const unknown = await mine.get("/api/v1/documents?owner=me&sorce=web")
     expect(unknown.status).toBe(422)
-    expect(unknown.json().details.map((d: { path: string }) => d.path).sort()).toEqual(["owner", "sorce"])
+    expect(
+      unknown
+        .json()
+        .details.map((d: { path: string }) => d.path)
+        .sort()
+    ).toEqual(["owner", "sorce"])
     const forged = await mine.get("/api/v1/documents?cursor=bm90LWEtY3Vyc29y")
     expect(forged.status).toBe(422)
     expect(forged.json().details[0].path).toBe("cursor")
@@ -190,8 +195,7 @@ describe("documents", () => {
   it("deletes a document once; its chunks are gone with it", async () => {
     const created = await settled(ada, (await create(ada, { title: "Temporary", content: "Soon gone", source: "api" })).json().id)
     expect(created).toMatchObject({ status: "indexed", chunk_count: 1 })
-    const chunkRows = () =>
-      server.query<{ n: number }>("SELECT count(*)::int AS n FROM chunks WHERE document_id = $1", [created.id])
+    const chunkRows = () => server.query<{ n: number }>("SELECT count(*)::int AS n FROM chunks WHERE document_id = $1", [created.id])
     expect(await chunkRows()).toEqual([{ n: 1 }])
     expect((await server.request(`/api/v1/documents/${created.id}`, ada.json("DELETE"))).status).toBe(204)
     expect(await chunkRows()).toEqual([{ n: 0 }])

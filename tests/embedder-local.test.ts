@@ -132,10 +132,13 @@ describe("the local embedder (basalt-hash-ngram-v1)", () => {
   it("lets other fibers run while it embeds a big batch", async () => {
     const texts = Array.from({ length: 1000 }, (_, i) => `text number ${i} about databases and servers `.repeat(20))
     const [embeddedAt, otherRanAt] = await Effect.runPromise(
-      Effect.all([
-        Effect.flatMap(Embedder, (embedder) => embedder.embed(texts)).pipe(Effect.map(() => performance.now())),
-        Effect.sync(() => performance.now())
-      ], { concurrency: 2 }).pipe(Effect.provide(LocalEmbedderLive))
+      Effect.all(
+        [
+          Effect.flatMap(Embedder, (embedder) => embedder.embed(texts)).pipe(Effect.map(() => performance.now())),
+          Effect.sync(() => performance.now())
+        ],
+        { concurrency: 2 }
+      ).pipe(Effect.provide(LocalEmbedderLive))
     )
     expect(otherRanAt).toBeLessThan(embeddedAt)
   })

@@ -40,7 +40,7 @@ const run = <A, E>(effect: Effect.Effect<A, E, HttpClient.HttpClient | Scope.Sco
 
 /** Waits until the fake has received `count` requests (a synchronisation, not a timing). */
 const requestsReceived = (count: number) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     while (fake.requests.length < count) yield* Effect.sleep("5 millis")
   })
 
@@ -95,11 +95,13 @@ describe("OpenAI-compatible embedder", () => {
   it("keeps the order when batches run concurrently and answer out of order", async () => {
     const texts = Array.from({ length: 40 }, (_, i) => `passage ${i}`)
     // The first request to arrive is answered last, the last first.
-    fake.queue(...Array.from({ length: 8 }, (_, i) => (body: any) => ({
-      status: 200,
-      body: embeddingsAnswer(body),
-      delayMs: (8 - i) * 25
-    })))
+    fake.queue(
+      ...Array.from({ length: 8 }, (_, i) => (body: any) => ({
+        status: 200,
+        body: embeddingsAnswer(body),
+        delayMs: (8 - i) * 25
+      }))
+    )
     const vectors = await embedWith(optionsWith({ batchSize: 5, concurrency: 8 }), texts)
     expectVectorsOf(texts, vectors, 16)
     expect(fake.requests).toHaveLength(8)
@@ -111,18 +113,20 @@ describe("OpenAI-compatible embedder", () => {
     expect(fake.requests[0]!.body.dimensions).toBe(16)
 
     fake.requests.length = 0
-    await run(Effect.gen(function*() {
-      const embedder = yield* OpenAiEmbedder.make(optionsWith({ dimensions: undefined }))
-      expect(embedder.dimensions).toBe(defaultDimensions)
-      expect(embedder.model).toBe("text-embedding-3-small")
-      // One probe at start, with no dimensions field.
-      expect(fake.requests).toHaveLength(1)
-      expect(fake.requests[0]!.body).not.toHaveProperty("dimensions")
-      expect(fake.requests[0]!.body.input).toHaveLength(1)
-      const vectors = yield* embedder.embed(["a text", "another"])
-      expectVectorsOf(["a text", "another"], vectors, defaultDimensions)
-      expect(fake.requests[1]!.body).not.toHaveProperty("dimensions")
-    }))
+    await run(
+      Effect.gen(function* () {
+        const embedder = yield* OpenAiEmbedder.make(optionsWith({ dimensions: undefined }))
+        expect(embedder.dimensions).toBe(defaultDimensions)
+        expect(embedder.model).toBe("text-embedding-3-small")
+        // One probe at start, with no dimensions field.
+        expect(fake.requests).toHaveLength(1)
+        expect(fake.requests[0]!.body).not.toHaveProperty("dimensions")
+        expect(fake.requests[0]!.body.input).toHaveLength(1)
+        const vectors = yield* embedder.embed(["a text", "another"])
+        expectVectorsOf(["a text", "another"], vectors, defaultDimensions)
+        expect(fake.requests[1]!.body).not.toHaveProperty("dimensions")
+      })
+    )
   })
 
   it("sends the API key as a bearer token, and no Authorization header without one", async () => {
@@ -178,7 +182,7 @@ describe("OpenAI-compatible embedder", () => {
   })
 
   it("fails with a transient error after maxRetries when the provider keeps failing", async () => {
-    fake.queue(...Array.from({ length: 3 }, () => ({ status: 500, body: "{\"error\":{\"message\":\"internal\"}}" })))
+    fake.queue(...Array.from({ length: 3 }, () => ({ status: 500, body: '{"error":{"message":"internal"}}' })))
     const error = await failureOf(optionsWith({ maxRetries: 2 }), ["doomed"])
     expect(error).toBeInstanceOf(EmbeddingError)
     expect(error.transient).toBe(true)
@@ -219,7 +223,9 @@ describe("OpenAI-compatible embedder", () => {
   it("does not retry when the account is out of quota, though the status is 429", async () => {
     fake.queue({
       status: 429,
-      body: JSON.stringify({ error: { message: "You exceeded your current quota", type: "insufficient_quota", code: "insufficient_quota" } })
+      body: JSON.stringify({
+        error: { message: "You exceeded your current quota", type: "insufficient_quota", code: "insufficient_quota" }
+      })
     })
     const error = await failureOf(optionsWith(), ["text"])
     expect(error.transient).toBe(false)
@@ -230,27 +236,47 @@ describe("OpenAI-compatible embedder", () => {
   it("refuses answers of the wrong shape without retrying", async () => {
     const cases: Array<[string, (body: any) => string, RegExp]> = [
       ["not JSON", () => "<html>Bad gateway</html>", /not JSON/],
-      ["too few vectors", (body) => {
-        const answer = JSON.parse(embeddingsAnswer(body))
-        answer.data.pop()
-        return JSON.stringify(answer)
-      }, /1 embeddings came back for 2 texts/],
-      ["wrong dimension", (body) => embeddingsAnswer({ ...body, dimensions: 12 }), /vectors of 12 numbers came back where 16 were expected/],
-      ["base64 instead of numbers", (body) => {
-        const answer = JSON.parse(embeddingsAnswer(body))
-        for (const item of answer.data) item.embedding = "AAAAAAAAAAA="
-        return JSON.stringify(answer)
-      }, /shape of an embeddings response \(data\.\d\.embedding: expected a non-empty array of finite numbers\)/],
-      ["numbers as strings", (body) => {
-        const answer = JSON.parse(embeddingsAnswer(body))
-        answer.data[0].embedding = answer.data[0].embedding.map(String)
-        return JSON.stringify(answer)
-      }, /shape of an embeddings response \(data\.\d\.embedding: expected a non-empty array of finite numbers\)/],
-      ["a repeated index", (body) => {
-        const answer = JSON.parse(embeddingsAnswer(body))
-        answer.data[1].index = answer.data[0].index
-        return JSON.stringify(answer)
-      }, /indexes are not 0 to 1, each once/],
+      [
+        "too few vectors",
+        (body) => {
+          const answer = JSON.parse(embeddingsAnswer(body))
+          answer.data.pop()
+          return JSON.stringify(answer)
+        },
+        /1 embeddings came back for 2 texts/
+      ],
+      [
+        "wrong dimension",
+        (body) => embeddingsAnswer({ ...body, dimensions: 12 }),
+        /vectors of 12 numbers came back where 16 were expected/
+      ],
+      [
+        "base64 instead of numbers",
+        (body) => {
+          const answer = JSON.parse(embeddingsAnswer(body))
+          for (const item of answer.data) item.embedding = "AAAAAAAAAAA="
+          return JSON.stringify(answer)
+        },
+        /shape of an embeddings response \(data\.\d\.embedding: expected a non-empty array of finite numbers\)/
+      ],
+      [
+        "numbers as strings",
+        (body) => {
+          const answer = JSON.parse(embeddingsAnswer(body))
+          answer.data[0].embedding = answer.data[0].embedding.map(String)
+          return JSON.stringify(answer)
+        },
+        /shape of an embeddings response \(data\.\d\.embedding: expected a non-empty array of finite numbers\)/
+      ],
+      [
+        "a repeated index",
+        (body) => {
+          const answer = JSON.parse(embeddingsAnswer(body))
+          answer.data[1].index = answer.data[0].index
+          return JSON.stringify(answer)
+        },
+        /indexes are not 0 to 1, each once/
+      ],
       ["no data", () => JSON.stringify({ object: "list", model: "m" }), /shape of an embeddings response \(data: is missing\)/]
     ]
     for (const [name, answer, reason] of cases) {
@@ -270,18 +296,26 @@ describe("OpenAI-compatible embedder", () => {
     await closed.close()
     const error = await failureOf(optionsWith({ baseUrl, maxRetries: 1 }), ["text"])
     expect(error.transient).toBe(true)
-    expect(error.reason).toMatch(/^could not reach the embeddings provider at http:\/\/127\.0\.0\.1:\d+\/v1\/embeddings \(.*ECONNREFUSED.*\); gave up after 2 attempts$/)
+    expect(error.reason).toMatch(
+      /^could not reach the embeddings provider at http:\/\/127\.0\.0\.1:\d+\/v1\/embeddings \(.*ECONNREFUSED.*\); gave up after 2 attempts$/
+    )
   })
 
   it("keeps at most `concurrency` requests in flight, across concurrent callers too, over kept-alive connections", async () => {
     fake.setDelay(40)
     const texts = Array.from({ length: 24 }, (_, i) => `text ${i}`)
-    const [first, second] = await run(Effect.gen(function*() {
-      const embedder = yield* OpenAiEmbedder.make(optionsWith({ batchSize: 2, concurrency: 3 }))
-      return yield* Effect.all([embedder.embed(texts), embedder.embed(texts.map((text) => `${text}!`))], { concurrency: 2 })
-    }))
+    const [first, second] = await run(
+      Effect.gen(function* () {
+        const embedder = yield* OpenAiEmbedder.make(optionsWith({ batchSize: 2, concurrency: 3 }))
+        return yield* Effect.all([embedder.embed(texts), embedder.embed(texts.map((text) => `${text}!`))], { concurrency: 2 })
+      })
+    )
     expectVectorsOf(texts, first!, 16)
-    expectVectorsOf(texts.map((text) => `${text}!`), second!, 16)
+    expectVectorsOf(
+      texts.map((text) => `${text}!`),
+      second!,
+      16
+    )
     expect(fake.requests).toHaveLength(24)
     expect(fake.requests.every((request) => request.body.input.length === 2)).toBe(true)
     expect(fake.maxInFlight()).toBe(3)
@@ -293,16 +327,22 @@ describe("OpenAI-compatible embedder", () => {
   it("serves concurrent callers with full requests, each caller's vectors in its own order", async () => {
     const held = heldReply()
     fake.queue(held.reply)
-    const callers = [["a0", "a1", "a2"], ["b0", "b1", "b2", "b3", "b4"], ["c0", "c1", "c2", "c3", "c4", "c5"]]
-    const results = await run(Effect.gen(function*() {
-      const embedder = yield* OpenAiEmbedder.make(optionsWith({ batchSize: 4, concurrency: 1 }))
-      // The one slot is busy: everything the callers send queues up meanwhile.
-      const first = yield* Effect.forkChild(embedder.embed(["first"]))
-      yield* requestsReceived(1)
-      const rest = yield* Effect.forEach(callers, (texts) => queuedUp(embedder.embed(texts)))
-      held.release()
-      return [yield* Fiber.join(first), ...(yield* Fiber.joinAll(rest))]
-    }))
+    const callers = [
+      ["a0", "a1", "a2"],
+      ["b0", "b1", "b2", "b3", "b4"],
+      ["c0", "c1", "c2", "c3", "c4", "c5"]
+    ]
+    const results = await run(
+      Effect.gen(function* () {
+        const embedder = yield* OpenAiEmbedder.make(optionsWith({ batchSize: 4, concurrency: 1 }))
+        // The one slot is busy: everything the callers send queues up meanwhile.
+        const first = yield* Effect.forkChild(embedder.embed(["first"]))
+        yield* requestsReceived(1)
+        const rest = yield* Effect.forEach(callers, (texts) => queuedUp(embedder.embed(texts)))
+        held.release()
+        return [yield* Fiber.join(first), ...(yield* Fiber.joinAll(rest))]
+      })
+    )
     expectVectorsOf(["first"], results[0]!, 16)
     callers.forEach((texts, i) => {
       expectVectorsOf(texts, results[i + 1]!, 16)
@@ -323,15 +363,17 @@ describe("OpenAI-compatible embedder", () => {
       status: 400,
       body: JSON.stringify({ error: { message: "This model's maximum context length is 8192 tokens" } })
     })
-    const [a, b, c] = await run(Effect.gen(function*() {
-      const embedder = yield* OpenAiEmbedder.make(optionsWith({ batchSize: 2, concurrency: 1 }))
-      const first = yield* Effect.forkChild(embedder.embed(["first"]))
-      yield* requestsReceived(1)
-      const callers = yield* Effect.forEach([["a0"], ["b0"], ["c0", "c1"]], (texts) => queuedUp(Effect.result(embedder.embed(texts))))
-      held.release()
-      yield* Fiber.join(first)
-      return yield* Fiber.joinAll(callers)
-    }))
+    const [a, b, c] = await run(
+      Effect.gen(function* () {
+        const embedder = yield* OpenAiEmbedder.make(optionsWith({ batchSize: 2, concurrency: 1 }))
+        const first = yield* Effect.forkChild(embedder.embed(["first"]))
+        yield* requestsReceived(1)
+        const callers = yield* Effect.forEach([["a0"], ["b0"], ["c0", "c1"]], (texts) => queuedUp(Effect.result(embedder.embed(texts))))
+        held.release()
+        yield* Fiber.join(first)
+        return yield* Fiber.joinAll(callers)
+      })
+    )
     expect(fake.requests.map((request) => request.body.input)).toEqual([["first"], ["a0", "b0"], ["c0", "c1"]])
     for (const refused of [a!, b!]) {
       expect(refused._tag).toBe("Failure")
@@ -347,18 +389,20 @@ describe("OpenAI-compatible embedder", () => {
   it("drops an interrupted caller's queued texts and serves the others", async () => {
     const held = heldReply()
     fake.queue(held.reply)
-    const [interrupted, other, after] = await run(Effect.gen(function*() {
-      const embedder = yield* OpenAiEmbedder.make(optionsWith({ batchSize: 2, concurrency: 1 }))
-      const first = yield* Effect.forkChild(embedder.embed(["first"]))
-      yield* requestsReceived(1)
-      const gone = yield* queuedUp(embedder.embed(["gone 0", "gone 1", "gone 2"]))
-      const other = yield* queuedUp(embedder.embed(["other"]))
-      yield* Fiber.interrupt(gone)
-      const interrupted = yield* Fiber.await(gone)
-      held.release()
-      yield* Fiber.join(first)
-      return [interrupted, yield* Fiber.join(other), yield* embedder.embed(["after"])] as const
-    }))
+    const [interrupted, other, after] = await run(
+      Effect.gen(function* () {
+        const embedder = yield* OpenAiEmbedder.make(optionsWith({ batchSize: 2, concurrency: 1 }))
+        const first = yield* Effect.forkChild(embedder.embed(["first"]))
+        yield* requestsReceived(1)
+        const gone = yield* queuedUp(embedder.embed(["gone 0", "gone 1", "gone 2"]))
+        const other = yield* queuedUp(embedder.embed(["other"]))
+        yield* Fiber.interrupt(gone)
+        const interrupted = yield* Fiber.await(gone)
+        held.release()
+        yield* Fiber.join(first)
+        return [interrupted, yield* Fiber.join(other), yield* embedder.embed(["after"])] as const
+      })
+    )
     expect(Exit.hasInterrupts(interrupted)).toBe(true)
     expectVectorsOf(["other"], other, 16)
     expectVectorsOf(["after"], after, 16)
@@ -367,14 +411,16 @@ describe("OpenAI-compatible embedder", () => {
 
   it("interrupts the callers still waiting when its scope closes, and abandons their request", async () => {
     fake.queue("hang")
-    const exit = await run(Effect.gen(function*() {
-      const scope = yield* Scope.make()
-      const embedder = yield* OpenAiEmbedder.make(optionsWith()).pipe(Scope.provide(scope))
-      const waiting = yield* Effect.forkChild(embedder.embed(["never answered"]))
-      yield* requestsReceived(1)
-      yield* Scope.close(scope, Exit.void)
-      return yield* Fiber.await(waiting)
-    }))
+    const exit = await run(
+      Effect.gen(function* () {
+        const scope = yield* Scope.make()
+        const embedder = yield* OpenAiEmbedder.make(optionsWith()).pipe(Scope.provide(scope))
+        const waiting = yield* Effect.forkChild(embedder.embed(["never answered"]))
+        yield* requestsReceived(1)
+        yield* Scope.close(scope, Exit.void)
+        return yield* Fiber.await(waiting)
+      })
+    )
     expect(Exit.hasInterrupts(exit)).toBe(true)
     while (fake.abandoned() < 1) await new Promise((resolve) => setTimeout(resolve, 5))
     expect(fake.abandoned()).toBe(1)
@@ -396,7 +442,7 @@ describe("OpenAI-compatible embedder", () => {
 
 describe("the Embedder interface", () => {
   /** What any Embedder must do, whichever is behind the tag. */
-  const contract = Effect.gen(function*() {
+  const contract = Effect.gen(function* () {
     const embedder = yield* Embedder
     const texts = ["installing the database server", "", "chocolate cake recipe"]
     const vectors = yield* embedder.embed(texts)

@@ -26,22 +26,21 @@ const Item = Schema.Struct({ title: Schema.String.check(Schema.isMinLength(1)), 
 class ProbeApi extends HttpApi.make("probe")
   .add(
     HttpApiGroup.make("probe").add(
-      HttpApiEndpoint.post("createItem", "/probe/items", { payload: Item, success: Item, error: ValidationFailed }).pipe(
-        withBody()
-      ),
+      HttpApiEndpoint.post("createItem", "/probe/items", { payload: Item, success: Item, error: ValidationFailed }).pipe(withBody()),
       HttpApiEndpoint.get("defect", "/probe/defect"),
       HttpApiEndpoint.get("sqlFailure", "/probe/sql")
     )
   )
-  .middleware(ErrorResponse)
-{}
+  .middleware(ErrorResponse) {}
 
 const ProbeLive = HttpApiBuilder.group(ProbeApi, "probe", (handlers) =>
   handlers
     .handle("createItem", ({ payload }) => Effect.succeed(payload))
     .handle("defect", () => Effect.die(new Error("secret internal detail at /srv/basalt/src/x.ts")))
     .handle("sqlFailure", () =>
-      Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT secret_column FROM no_such_table`).pipe(Effect.orDie, Effect.asVoid)))
+      Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT secret_column FROM no_such_table`).pipe(Effect.orDie, Effect.asVoid)
+    )
+)
 
 interface Raw {
   readonly status: number

@@ -12,12 +12,7 @@ import { Effect, Result } from "effect"
 import JSZip from "jszip"
 import PDFDocument from "pdfkit"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import {
-  type ExtractedDocument,
-  extractBytes,
-  extractFile,
-  type ExtractionLimits
-} from "../src/documents/extraction/Extraction.ts"
+import { type ExtractedDocument, extractBytes, extractFile, type ExtractionLimits } from "../src/documents/extraction/Extraction.ts"
 import type { ExtractionError } from "../src/documents/extraction/ExtractionErrors.ts"
 import { sniffBytes } from "../src/documents/extraction/Sniff.ts"
 
@@ -65,16 +60,10 @@ const designNotes = (title?: string) =>
           new Table({
             rows: [
               new TableRow({
-                children: [
-                  new TableCell({ children: [new Paragraph("Format")] }),
-                  new TableCell({ children: [new Paragraph("Parser")] })
-                ]
+                children: [new TableCell({ children: [new Paragraph("Format")] }), new TableCell({ children: [new Paragraph("Parser")] })]
               }),
               new TableRow({
-                children: [
-                  new TableCell({ children: [new Paragraph("PDF")] }),
-                  new TableCell({ children: [new Paragraph("unpdf")] })
-                ]
+                children: [new TableCell({ children: [new Paragraph("PDF")] }), new TableCell({ children: [new Paragraph("unpdf")] })]
               })
             ]
           })
@@ -226,8 +215,8 @@ describe("sniffing decides from the bytes", () => {
 
 // A PNG's signature and the start of its IHDR chunk: enough for any reader to call it a PNG.
 const pngBytes = new Uint8Array([
-  0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00, 0x01,
-  0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4, 0x89
+  0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
+  0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4, 0x89
 ])
 
 /** Deterministic noise: the same "random" bytes on every run. */
@@ -311,7 +300,10 @@ describe("corrupt files are refused with the parser's reason (422)", () => {
   })
 
   it("a truncated or broken PDF", async () => {
-    const whole = await buildPdf([{ heading: "Complete", body: "A whole document." }, { heading: "Two", body: "More." }])
+    const whole = await buildPdf([
+      { heading: "Complete", body: "A whole document." },
+      { heading: "Two", body: "More." }
+    ])
     const truncated = await corrupt("cut.pdf", whole.subarray(0, Math.floor(whole.length * 0.7)))
     expect(truncated.reason).toContain("truncated")
     const broken = await corrupt("broken.pdf", "%PDF-1.7\nthese are not PDF objects\n%%EOF\n")
@@ -358,7 +350,7 @@ describe("each format's text and title", () => {
     expect(doc.title).toBe("Basalt Guide")
     expect(doc.text).toContain("## Install")
     expect(doc.text).toContain("Run `npm ci`.")
-    expect((await extracted("post.md", "---\ntitle: \"From Front Matter\"\n---\n\nBody\n")).title).toBe("From Front Matter")
+    expect((await extracted("post.md", '---\ntitle: "From Front Matter"\n---\n\nBody\n')).title).toBe("From Front Matter")
   })
 
   it("HTML as Markdown-like text: headings, paragraphs, lists, tables, entities; no scripts or styles", async () => {
@@ -398,9 +390,7 @@ describe("each format's text and title", () => {
     expect(doc.mediaType).toBe("application/pdf")
     expect(doc.title).toBe("Q3 Report")
     expect(doc.pageCount).toBe(2)
-    expect(doc.text).toBe(
-      "Quarterly Report\nRevenue grew in every region.\n\nOutlook\nHiring continues next quarter."
-    )
+    expect(doc.text).toBe("Quarterly Report\nRevenue grew in every region.\n\nOutlook\nHiring continues next quarter.")
     expect((await extracted("untitled.pdf", await buildPdf([{ heading: "H", body: "B" }]))).title).toBeNull()
   })
 
@@ -421,7 +411,8 @@ describe("each format's text and title", () => {
   })
 
   it("CSV: each row as header: value lines, with quotes, embedded newlines and a BOM", async () => {
-    const csv = '\uFEFFname,role,notes\r\nAda Lovelace,engineer,"wrote ""the first"" program"\r\n' +
+    const csv =
+      '\uFEFFname,role,notes\r\nAda Lovelace,engineer,"wrote ""the first"" program"\r\n' +
       'Grace Hopper,admiral,"first line\nsecond line"\r\n"Turing, Alan",,"comma, inside"\r\n'
     const doc = await extracted("people.csv", csv)
     expect(doc.format).toBe("csv")
@@ -524,9 +515,7 @@ describe("limits and large inputs", () => {
 
     console.log(
       `extraction: ${(text.length / 1024 / 1024).toFixed(1)} MB text in ${textMs.toFixed(0)} ms; ` +
-        `${pdf.pageCount}-page PDF (${(bigPdf.byteLength / 1024).toFixed(0)} KB, ${pdf.text.length} characters) in ${
-          pdfMs.toFixed(0)
-        } ms`
+        `${pdf.pageCount}-page PDF (${(bigPdf.byteLength / 1024).toFixed(0)} KB, ${pdf.text.length} characters) in ${pdfMs.toFixed(0)} ms`
     )
   })
 })

@@ -51,15 +51,20 @@ const startServerProcess = (env: Record<string, string>): Server => {
   child.stderr!.on("data", (data: Buffer) => {
     stderr += data.toString("utf8")
   })
-  const exited = new Promise<void>((resolve) => child.once("exit", () => {
-    running.delete(child)
-    for (const waiter of waiters) waiter()
-    resolve()
-  }))
+  const exited = new Promise<void>((resolve) =>
+    child.once("exit", () => {
+      running.delete(child)
+      for (const waiter of waiters) waiter()
+      resolve()
+    })
+  )
   const waitFor = (test: (line: any) => boolean, what: string, boundMs = 240_000) =>
     new Promise<any>((resolve, reject) => {
       let seen = 0
-      const timer = setTimeout(() => done(() => reject(new Error(`no ${what} within ${boundMs} ms; stderr: ${stderr.slice(-2000)}`))), boundMs)
+      const timer = setTimeout(
+        () => done(() => reject(new Error(`no ${what} within ${boundMs} ms; stderr: ${stderr.slice(-2000)}`))),
+        boundMs
+      )
       const done = (finish: () => void) => {
         clearTimeout(timer)
         waiters.delete(check)
@@ -147,9 +152,7 @@ describe("crash", () => {
           expected.map((c) => [c.ordinal, c.text, c.contextualText])
         )
       }
-      const [messages] = await app.query<{ pending: number }>(
-        "SELECT count(*)::int AS pending FROM cluster_messages WHERE NOT processed"
-      )
+      const [messages] = await app.query<{ pending: number }>("SELECT count(*)::int AS pending FROM cluster_messages WHERE NOT processed")
       expect(messages!.pending).toBe(0)
     } finally {
       await app.stop()

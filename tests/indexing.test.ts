@@ -42,15 +42,17 @@ const expectChunksOf = async (app: IndexingApp, doc: Omit<TestDocument, "id"> & 
      FROM chunks WHERE document_id = $1 ORDER BY ordinal`,
     [doc.id]
   )
-  expect(chunks).toEqual(expected.map((c) => ({
-    ordinal: c.ordinal,
-    content: c.text,
-    contextual_content: c.contextualText,
-    heading_path: [...c.headingPath],
-    start_offset: c.start,
-    end_offset: c.end,
-    token_count: c.tokenCount
-  })))
+  expect(chunks).toEqual(
+    expected.map((c) => ({
+      ordinal: c.ordinal,
+      content: c.text,
+      contextual_content: c.contextualText,
+      heading_path: [...c.headingPath],
+      start_offset: c.start,
+      end_offset: c.end,
+      token_count: c.tokenCount
+    }))
+  )
   return expected.length
 }
 
@@ -61,9 +63,16 @@ describe("indexing", () => {
     const app = await startIndexingApp(await freshDatabase())
     try {
       const owner = await createOwner(app)
-      const docs = await insertDocuments(app, owner, Array.from({ length: 5 }, (_, n) => sampleDocument(n, 2 + n * 6)))
+      const docs = await insertDocuments(
+        app,
+        owner,
+        Array.from({ length: 5 }, (_, n) => sampleDocument(n, 2 + n * 6))
+      )
       for (const doc of docs) await app.submit(doc.id, 1)
-      const states = await waitSettled(app, docs.map((d) => d.id))
+      const states = await waitSettled(
+        app,
+        docs.map((d) => d.id)
+      )
       for (const doc of docs) {
         const expected = chunkDocument({ title: doc.title, text: doc.content })
         const state = states.find((s) => s.id === doc.id)!
@@ -79,13 +88,20 @@ describe("indexing", () => {
     const database = await freshDatabase()
     const first = await startIndexingApp(database)
     const owner = await createOwner(first)
-    const docs = await insertDocuments(first, owner, Array.from({ length: 60 }, (_, n) => sampleDocument(n, 3)))
+    const docs = await insertDocuments(
+      first,
+      owner,
+      Array.from({ length: 60 }, (_, n) => sampleDocument(n, 3))
+    )
     for (const doc of docs) await first.submit(doc.id, 1)
     await first.stop()
 
     const second = await startIndexingApp(database)
     try {
-      const states = await waitSettled(second, docs.map((d) => d.id))
+      const states = await waitSettled(
+        second,
+        docs.map((d) => d.id)
+      )
       expect(states.every((state) => state.status === "indexed")).toBe(true)
       for (const doc of docs) expect(states.find((s) => s.id === doc.id)!.chunk_count).toBe(await expectChunksOf(second, doc))
       const [duplicates] = await second.query<{ n: number }>(
@@ -131,25 +147,31 @@ describe("processed indexing messages", () => {
 
   it("are deleted with their replies once old, in batches; unprocessed ones stay; a re-submission still ends already indexed", async () => {
     const app = await startIndexingApp(await freshDatabase())
-    const deleteProcessed = (before: Date) => app.run(Effect.flatMap(ClusterMessagesRepo, (repo) => repo.deleteProcessed(before)).pipe(
-      Effect.provide(ClusterMessagesRepo.layer)
-    ))
+    const deleteProcessed = (before: Date) =>
+      app.run(Effect.flatMap(ClusterMessagesRepo, (repo) => repo.deleteProcessed(before)).pipe(Effect.provide(ClusterMessagesRepo.layer)))
     const countOf = async (text: string, params: ReadonlyArray<unknown> = []) => (await app.query<{ n: number }>(text, params))[0]!.n
     try {
       const owner = await createOwner(app)
-      const docs = await insertDocuments(app, owner, Array.from({ length: 30 }, (_, n) => sampleDocument(300 + n, 2)))
+      const docs = await insertDocuments(
+        app,
+        owner,
+        Array.from({ length: 30 }, (_, n) => sampleDocument(300 + n, 2))
+      )
       const ids = docs.map((doc) => doc.id)
       for (const id of ids) await app.submit(id, 1)
       await waitSettled(app, ids)
       // The reply is saved (and the message marked processed) just after the document's status.
       await eventually(
-        async () => (await countOf("SELECT count(*)::int AS n FROM cluster_messages WHERE entity_id = ANY($1) AND processed", [ids])) === 30,
+        async () =>
+          (await countOf("SELECT count(*)::int AS n FROM cluster_messages WHERE entity_id = ANY($1) AND processed", [ids])) === 30,
         "every message processed"
       )
-      expect(await countOf(
-        "SELECT count(*)::int AS n FROM cluster_replies WHERE request_id IN (SELECT request_id FROM cluster_messages WHERE entity_id = ANY($1))",
-        [ids]
-      )).toBe(30)
+      expect(
+        await countOf(
+          "SELECT count(*)::int AS n FROM cluster_replies WHERE request_id IN (SELECT request_id FROM cluster_messages WHERE entity_id = ANY($1))",
+          [ids]
+        )
+      ).toBe(30)
 
       // A backlog older than the retention (more than one batch), and a message still to deliver.
       const twoHoursAgo = snowflakeAt(new Date(Date.now() - 2 * 3600_000)).toString()
@@ -190,14 +212,17 @@ describe("processed indexing messages", () => {
       )
       await app.submit(docs[0]!.id, 1)
       await eventually(
-        async () => (await countOf("SELECT count(*)::int AS n FROM cluster_messages WHERE entity_id = $1 AND processed", [docs[0]!.id])) === 1,
+        async () =>
+          (await countOf("SELECT count(*)::int AS n FROM cluster_messages WHERE entity_id = $1 AND processed", [docs[0]!.id])) === 1,
         "the re-submission processed"
       )
       expect(before[0]).toMatchObject({ status: "indexed" })
-      expect(await app.query(
-        "SELECT status, status_changed_at, array_agg(c.id ORDER BY c.ordinal) AS chunks FROM documents d JOIN chunks c ON c.document_id = d.id WHERE d.id = $1 GROUP BY d.id",
-        [docs[0]!.id]
-      )).toEqual(before)
+      expect(
+        await app.query(
+          "SELECT status, status_changed_at, array_agg(c.id ORDER BY c.ordinal) AS chunks FROM documents d JOIN chunks c ON c.document_id = d.id WHERE d.id = $1 GROUP BY d.id",
+          [docs[0]!.id]
+        )
+      ).toEqual(before)
     } finally {
       await app.stop()
     }
@@ -229,14 +254,13 @@ describe("indexing with an embeddings provider", () => {
         await Promise.all(Array.from({ length: 5 }, () => app.submit(doc!.id, 1)))
         await app.submit(doc!.id, 1)
         expect((await waitSettled(app, [doc!.id]))[0]!.status).toBe("indexed")
-        const [messages] = await app.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM cluster_messages WHERE entity_id = $1", [doc!.id]
-        )
+        const [messages] = await app.query<{ n: number }>("SELECT count(*)::int AS n FROM cluster_messages WHERE entity_id = $1", [doc!.id])
         expect(messages!.n).toBe(1)
         expect(embedded(doc!)).toBe(1)
         const [vectors] = await app.query<{ n: number; model: string; dims: number }>(
           `SELECT count(*)::int AS n, min(e.model) AS model, min(vector_dims(e.embedding))::int AS dims
-           FROM chunk_embeddings e JOIN chunks c ON c.id = e.chunk_id WHERE c.document_id = $1`, [doc!.id]
+           FROM chunk_embeddings e JOIN chunks c ON c.id = e.chunk_id WHERE c.document_id = $1`,
+          [doc!.id]
         )
         expect(vectors).toEqual({ n: await expectChunksOf(app, doc!), model: "fake-embedding-model", dims: 8 })
 
@@ -265,9 +289,16 @@ describe("indexing with an embeddings provider", () => {
       // At most BASALT_INDEXING_CONCURRENCY documents at once, though the provider would take 8 requests.
       provider.reset()
       provider.setDelay(150)
-      const many = await insertDocuments(app, owner, Array.from({ length: 10 }, (_, n) => sampleDocument(200 + n, 2)))
+      const many = await insertDocuments(
+        app,
+        owner,
+        Array.from({ length: 10 }, (_, n) => sampleDocument(200 + n, 2))
+      )
       for (const doc of many) await app.submit(doc.id, 1)
-      const states = await waitSettled(app, many.map((d) => d.id))
+      const states = await waitSettled(
+        app,
+        many.map((d) => d.id)
+      )
       expect(states.every((state) => state.status === "indexed")).toBe(true)
       // Without pgvector nothing is embedded, so the provider sees no request at all.
       expect(provider.maxInFlight()).toBe(pgvector ? 2 : 0)
@@ -283,9 +314,16 @@ describe.skipIf(!pgvector)("a change of embedding model", () => {
     const database = await freshDatabase()
     const first = await startIndexingApp(database)
     const owner = await createOwner(first)
-    const docs = await insertDocuments(first, owner, Array.from({ length: 20 }, (_, n) => sampleDocument(n, 3)))
+    const docs = await insertDocuments(
+      first,
+      owner,
+      Array.from({ length: 20 }, (_, n) => sampleDocument(n, 3))
+    )
     for (const doc of docs) await first.submit(doc.id, 1)
-    await waitSettled(first, docs.map((d) => d.id))
+    await waitSettled(
+      first,
+      docs.map((d) => d.id)
+    )
     await first.stop()
 
     const provider = await startFakeEmbeddingsServer()

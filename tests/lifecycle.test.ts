@@ -141,7 +141,10 @@ const startProcess = async (env: Record<string, string> = {}): Promise<ServerPro
 }
 
 const logEntries = (server: ServerProcess) =>
-  server.stdoutLines().filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as Record<string, unknown>)
+  server
+    .stdoutLines()
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
 
 /** Waits for the server to say where it listens, then polls GET /health until it is 200. */
 const waitUntilHealthy = async (server: ServerProcess) => {
@@ -169,7 +172,9 @@ const waitUntilHealthy = async (server: ServerProcess) => {
 const exitWithin = (server: ServerProcess, ms: number, what: string) =>
   Promise.race([
     server.exited,
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`the server did not exit within ${ms} ms after ${what}`)), ms).unref())
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`the server did not exit within ${ms} ms after ${what}`)), ms).unref()
+    )
   ])
 
 /**
@@ -213,10 +218,12 @@ const parseResponses = async (method: string, path: string, stream: Buffer) => {
     if (headerEnd === -1) throw new Error(`truncated response head at byte ${offset} of ${stream.length}`)
     const [statusLine = "", ...headerLines] = stream.subarray(offset, headerEnd).toString("latin1").split("\r\n")
     const status = Number(statusLine.split(" ")[1])
-    const headers = new Headers(headerLines.map((line) => {
-      const colon = line.indexOf(":")
-      return [line.slice(0, colon).trim(), line.slice(colon + 1).trim()] as [string, string]
-    }))
+    const headers = new Headers(
+      headerLines.map((line) => {
+        const colon = line.indexOf(":")
+        return [line.slice(0, colon).trim(), line.slice(colon + 1).trim()] as [string, string]
+      })
+    )
     const length = Number(headers.get("content-length"))
     if (!Number.isInteger(length)) throw new Error(`response ${responses.length + 1} has no Content-Length`)
     const body = stream.subarray(headerEnd + 4, headerEnd + 4 + length)
@@ -273,9 +280,12 @@ describe("graceful shutdown", () => {
       // It exited because the drain finished, not because the grace period ran out.
       expect(server.stdoutLines().some(isGraceOverLine)).toBe(false)
       // The responses the server still held counted as in flight.
-      expect(server.stdoutLines().filter(isShutdownLine).map((line) => JSON.parse(line).message)).toEqual([
-        expect.stringMatching(/^shutting down: waiting for [1-9]\d* in-flight request\(s\)$/)
-      ])
+      expect(
+        server
+          .stdoutLines()
+          .filter(isShutdownLine)
+          .map((line) => JSON.parse(line).message)
+      ).toEqual([expect.stringMatching(/^shutting down: waiting for [1-9]\d* in-flight request\(s\)$/)])
     } finally {
       server.child.kill("SIGKILL")
     }
@@ -327,17 +337,21 @@ describe("startup configuration", () => {
   it.each([
     { variable: "PORT", value: "abc", problem: `Expected an integer value but received "abc"` },
     { variable: "BASALT_BODY_LIMIT", value: "lots", problem: `expected a size such as 1048576, 512kb or 1mb, got "lots"` }
-  ])("$variable=$value stops the process with one line on stderr naming it", { timeout: processTimeout }, async ({ variable, value, problem }) => {
-    const server = await startProcess({ [variable]: value })
-    try {
-      const exit = await exitWithin(server, 60_000, "starting with a bad configuration")
-      expect(exit.code).not.toBe(0)
-      expect(exit.code).not.toBe(null)
-      expect(server.stderr()).toBe(`basalt: invalid configuration: ${variable}: ${problem}\n`)
-    } finally {
-      server.child.kill("SIGKILL")
+  ])(
+    "$variable=$value stops the process with one line on stderr naming it",
+    { timeout: processTimeout },
+    async ({ variable, value, problem }) => {
+      const server = await startProcess({ [variable]: value })
+      try {
+        const exit = await exitWithin(server, 60_000, "starting with a bad configuration")
+        expect(exit.code).not.toBe(0)
+        expect(exit.code).not.toBe(null)
+        expect(server.stderr()).toBe(`basalt: invalid configuration: ${variable}: ${problem}\n`)
+      } finally {
+        server.child.kill("SIGKILL")
+      }
     }
-  })
+  )
 })
 
 describe("restart", () => {

@@ -15,12 +15,7 @@ import { configFrom, testEnv } from "./support/server.ts"
 
 describe("PGlite served to a pool", () => {
   const { dataDir, values } = testEnv({ DATABASE_POOL_MAX: "8" })
-  const runtime = ManagedRuntime.make(
-    PgliteClientLive.pipe(
-      Layer.provide(AppConfigLive),
-      Layer.provide(configFrom(values))
-    )
-  )
+  const runtime = ManagedRuntime.make(PgliteClientLive.pipe(Layer.provide(AppConfigLive), Layer.provide(configFrom(values))))
   const run = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) => runtime.runPromise(effect)
 
   beforeAll(() => run(Effect.flatMap(SqlClient.SqlClient, (sql) => sql`CREATE TABLE IF NOT EXISTS counter (n int)`)))
@@ -31,17 +26,17 @@ describe("PGlite served to a pool", () => {
 
   it("keeps each connection's parse/bind/execute together under concurrency", async () => {
     const results = await run(
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
         const check = (i: number) =>
           i % 3 === 0
             ? Effect.map(sql<{ v: number }>`SELECT ${i}::int * 2 AS v`, (rows) => rows[0]?.v === i * 2)
             : i % 3 === 1
-            ? Effect.map(sql<{ v: string }>`SELECT ${String(i)}::text || '-text' AS v`, (rows) => rows[0]?.v === `${i}-text`)
-            : Effect.map(
-              sql<{ v: string }>`SELECT to_char(${i}::int, 'FM0000') AS v, ${i}::int AS w`,
-              (rows) => rows[0]?.v === String(i).padStart(4, "0")
-            )
+              ? Effect.map(sql<{ v: string }>`SELECT ${String(i)}::text || '-text' AS v`, (rows) => rows[0]?.v === `${i}-text`)
+              : Effect.map(
+                  sql<{ v: string }>`SELECT to_char(${i}::int, 'FM0000') AS v, ${i}::int AS w`,
+                  (rows) => rows[0]?.v === String(i).padStart(4, "0")
+                )
         // Short transactions on other connections meanwhile, as real traffic has.
         const transactions = Effect.forEach(
           Array.from({ length: 40 }, (_, i) => i),
@@ -49,7 +44,14 @@ describe("PGlite served to a pool", () => {
           { concurrency: 4 }
         )
         const [plain, transactional] = yield* Effect.all(
-          [Effect.forEach(Array.from({ length: 300 }, (_, i) => i), check, { concurrency: 32 }), transactions],
+          [
+            Effect.forEach(
+              Array.from({ length: 300 }, (_, i) => i),
+              check,
+              { concurrency: 32 }
+            ),
+            transactions
+          ],
           { concurrency: 2 }
         )
         return [...plain, ...transactional]
@@ -60,7 +62,7 @@ describe("PGlite served to a pool", () => {
 
   it("lets no other connection run inside an open transaction", async () => {
     const seen = await run(
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
         yield* sql`DELETE FROM counter`
         // Forked outside the transaction (a fiber forked inside would share its connection), and
@@ -72,7 +74,7 @@ describe("PGlite served to a pool", () => {
           Effect.forkChild
         )
         yield* sql.withTransaction(
-          Effect.gen(function*() {
+          Effect.gen(function* () {
             yield* sql`INSERT INTO counter VALUES (1)`
             yield* Deferred.succeed(inTransaction, undefined)
             yield* Effect.sleep("50 millis")
@@ -88,13 +90,13 @@ describe("PGlite served to a pool", () => {
 
   it("rolls back the transaction of a connection that goes away, and carries on", async () => {
     const count = await run(
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
         yield* sql`DELETE FROM counter`
         // A transaction that fails midway is rolled back by the client...
-        yield* sql.withTransaction(
-          Effect.andThen(sql`INSERT INTO counter VALUES (1)`, Effect.fail("abandoned" as const))
-        ).pipe(Effect.ignore)
+        yield* sql
+          .withTransaction(Effect.andThen(sql`INSERT INTO counter VALUES (1)`, Effect.fail("abandoned" as const)))
+          .pipe(Effect.ignore)
         const rows = yield* sql<{ n: string }>`SELECT count(*)::text AS n FROM counter`
         return Number(rows[0]!.n)
       })
@@ -106,7 +108,7 @@ describe("PGlite served to a pool", () => {
     // A timer every 10 ms while a half-second statement runs: in the server's thread, the
     // statement would hold every tick back until it ended.
     const ticks = await run(
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
         let count = 0
         const timer = setInterval(() => count++, 10)
@@ -124,10 +126,7 @@ describe("PGlite that cannot open its data directory", () => {
     const blocker = join(dataDir, "not-a-directory")
     writeFileSync(blocker, "")
     const runtime = ManagedRuntime.make(
-      PgliteClientLive.pipe(
-        Layer.provide(AppConfigLive),
-        Layer.provide(configFrom({ ...values, BASALT_DATA_DIR: blocker }))
-      )
+      PgliteClientLive.pipe(Layer.provide(AppConfigLive), Layer.provide(configFrom({ ...values, BASALT_DATA_DIR: blocker })))
     )
     try {
       await expect(runtime.runPromise(SqlClient.SqlClient)).rejects.toThrow(/ENOTDIR|not a directory|EEXIST/)

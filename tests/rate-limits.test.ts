@@ -230,12 +230,19 @@ describe("rate limits over HTTP", () => {
     expectRateLimited(await server.request("/api/v1/auth/token", form), "auth")
     expectRateLimited(await server.request("/api/v1/auth/refresh", json({ refresh_token: "bsr_x" }, from(address))), "auth")
     expectRateLimited(
-      await server.request("/api/v1/auth/register", json({ email: "z@example.com", password: "long enough pw", display_name: "Z" }, from(address))),
+      await server.request(
+        "/api/v1/auth/register",
+        json({ email: "z@example.com", password: "long enough pw", display_name: "Z" }, from(address))
+      ),
       "auth"
     )
     // Even a malformed body is counted, before it is read.
     expectRateLimited(
-      await server.request("/api/v1/auth/login", { method: "POST", headers: { "content-type": "application/json", ...from(address) }, body: "{" }),
+      await server.request("/api/v1/auth/login", {
+        method: "POST",
+        headers: { "content-type": "application/json", ...from(address) },
+        body: "{"
+      }),
       "auth"
     )
     // Another client is not affected.
@@ -301,7 +308,12 @@ describe("rate limits over HTTP", () => {
     const key = created.json().secret as string
     const byKey = []
     for (let i = 0; i < 4; i++) byKey.push(await me(key))
-    expect(byKey.map((r) => [r.status, rateLimitOf(r)?.remaining])).toEqual([[200, 3], [200, 2], [200, 1], [200, 0]])
+    expect(byKey.map((r) => [r.status, rateLimitOf(r)?.remaining])).toEqual([
+      [200, 3],
+      [200, 2],
+      [200, 1],
+      [200, 0]
+    ])
     expectRateLimited(await me(key), "principal")
     // The owner's own bucket only lost the request that created the key.
     expect(rateLimitOf(await me(owner.token))).toMatchObject({ remaining: 2 })
@@ -405,7 +417,15 @@ const startChildServer = (env: Record<string, string>) => {
   const dataDir = mkdtempSync(join(tmpdir(), "basalt-child-"))
   const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
     cwd: new URL("..", import.meta.url).pathname,
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? tmpdir(), PORT: "0", HOST: "127.0.0.1", BASALT_DATA_DIR: dataDir, LOG_LEVEL: "info", ...env },
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? tmpdir(),
+      PORT: "0",
+      HOST: "127.0.0.1",
+      BASALT_DATA_DIR: dataDir,
+      LOG_LEVEL: "info",
+      ...env
+    },
     stdio: ["ignore", "pipe", "pipe"]
   })
   let output = ""
@@ -430,8 +450,7 @@ const startChildServer = (env: Record<string, string>) => {
   })
   return {
     url,
-    request: async (path: string, init?: RequestInit) =>
-      receive(init?.method ?? "GET", path, await fetch(`${await url}${path}`, init)),
+    request: async (path: string, init?: RequestInit) => receive(init?.method ?? "GET", path, await fetch(`${await url}${path}`, init)),
     stop: async () => {
       child.kill("SIGTERM")
       await exited
@@ -465,14 +484,18 @@ describe("rate limits across processes", () => {
       expect(statusCounts(logins)).toEqual({ 401: 20, 429: 40 })
 
       const credentials = { email: "shared@example.com", password: "a long enough password" }
-      expect((await inProcess.request("/api/v1/auth/register", json({ ...credentials, display_name: "S" }, from(newAddress())))).status).toBe(201)
+      expect(
+        (await inProcess.request("/api/v1/auth/register", json({ ...credentials, display_name: "S" }, from(newAddress())))).status
+      ).toBe(201)
       const token = (await child.request("/api/v1/auth/login", json(credentials, from(newAddress())))).json().access_token as string
-      const reads = await Promise.all(
-        Array.from({ length: 60 }, (_, i) => servers[i % 2]!.request("/api/v1/users/me", bearer(token)))
-      )
+      const reads = await Promise.all(Array.from({ length: 60 }, (_, i) => servers[i % 2]!.request("/api/v1/users/me", bearer(token))))
       expect(statusCounts(reads)).toEqual({ 200: 25, 429: 35 })
-      expect(reads.filter((r) => r.status === 200).map((r) => rateLimitOf(r)?.remaining).sort((a, b) => a! - b!))
-        .toEqual(Array.from({ length: 25 }, (_, i) => i))
+      expect(
+        reads
+          .filter((r) => r.status === 200)
+          .map((r) => rateLimitOf(r)?.remaining)
+          .sort((a, b) => a! - b!)
+      ).toEqual(Array.from({ length: 25 }, (_, i) => i))
     } finally {
       await child.stop()
       await inProcess.stop()
@@ -511,7 +534,11 @@ describe("rate-limit buckets in the database", () => {
     const key = `test:${crypto.randomUUID()}`
     const states = await repo.runPromise(
       Effect.flatMap(RateLimitRepo, (buckets) =>
-        Effect.all(Array.from({ length: 40 }, () => buckets.take(key, 7, 7 / 86400)), { concurrency: "unbounded" }))
+        Effect.all(
+          Array.from({ length: 40 }, () => buckets.take(key, 7, 7 / 86400)),
+          { concurrency: "unbounded" }
+        )
+      )
     )
     expect(states.filter((state) => state.granted)).toHaveLength(7)
     for (const state of states) expect(state.tokens >= 0 && state.tokens <= 7).toBe(true)
@@ -522,7 +549,11 @@ describe("rate-limit buckets in the database", () => {
     const batches = [5, 1, 8, 3, 2, 6, 1, 4]
     const states = await repo.runPromise(
       Effect.flatMap(RateLimitRepo, (buckets) =>
-        Effect.all(batches.map((count) => buckets.takeMany(key, count, 11, 11 / 86400)), { concurrency: "unbounded" }))
+        Effect.all(
+          batches.map((count) => buckets.takeMany(key, count, 11, 11 / 86400)),
+          { concurrency: "unbounded" }
+        )
+      )
     )
     expect(states.reduce((sum, state) => sum + state.granted, 0)).toBe(11)
     states.forEach((state, i) => {
@@ -534,11 +565,13 @@ describe("rate-limit buckets in the database", () => {
     const clients = Array.from({ length: 1000 }, () => newAddress())
     const answers: Array<number> = []
     const queue = [...clients]
-    await Promise.all(Array.from({ length: 20 }, async () => {
-      for (let address = queue.pop(); address !== undefined; address = queue.pop()) {
-        answers.push((await server.request("/api/v1/auth/refresh", json({ refresh_token: "bsr_none" }, from(address)))).status)
-      }
-    }))
+    await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        for (let address = queue.pop(); address !== undefined; address = queue.pop()) {
+          answers.push((await server.request("/api/v1/auth/refresh", json({ refresh_token: "bsr_none" }, from(address)))).status)
+        }
+      })
+    )
     expect(answers.filter((status) => status === 401)).toHaveLength(clients.length)
     expect(await countRows("auth:ip:198.18.%")).toBe(clients.length)
 
@@ -547,10 +580,13 @@ describe("rate-limit buckets in the database", () => {
     expect(await countRows("auth:ip:198.18.%")).toBe(clients.length)
 
     // An hour passes for these buckets (each took 1 of 2 tokens, refilled at 1 an hour)...
-    await postgresQuery(database.url, `
+    await postgresQuery(
+      database.url,
+      `
       UPDATE rate_limit_buckets
       SET updated_at = updated_at - interval '61 minutes', full_at = full_at - interval '61 minutes'
-      WHERE key LIKE 'auth:ip:198.18.%'`)
+      WHERE key LIKE 'auth:ip:198.18.%'`
+    )
     // ...but not for this one.
     const live = `test:${crypto.randomUUID()}`
     await repo.runPromise(Effect.flatMap(RateLimitRepo, (buckets) => buckets.take(live, 2, 2 / 3600)))
@@ -561,10 +597,13 @@ describe("rate-limit buckets in the database", () => {
   })
 
   it("clears a backlog larger than one cleanup statement deletes", async () => {
-    await postgresQuery(database.url, `
+    await postgresQuery(
+      database.url,
+      `
       INSERT INTO rate_limit_buckets (key, tokens, granted, updated_at, full_at)
       SELECT 'test:backlog:' || n, 1, 1, now() - interval '1 hour', now() - interval '1 minute'
-      FROM generate_series(1, 12000) AS n`)
+      FROM generate_series(1, 12000) AS n`
+    )
     const deleted = await repo.runPromise(Effect.flatMap(RateLimitRepo, (buckets) => buckets.deleteFull))
     expect(deleted).toBeGreaterThanOrEqual(12000)
     expect(await countRows("test:backlog:%")).toBe(0)

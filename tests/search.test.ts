@@ -65,7 +65,7 @@ describe("search", () => {
     document: { title: string; content: string; source?: string; tags?: Array<string>; visibility?: string; updated_at?: string }
   ) =>
     server.sql((sql) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const [row] = yield* sql<{ id: string }>`
           INSERT INTO documents (owner_id, source, title, content, content_hash, tags, visibility, status, updated_at)
           VALUES (${ids[owner]!}, ${document.source ?? "api"}, ${document.title}, ${document.content}, '-',
@@ -88,7 +88,7 @@ describe("search", () => {
 
   const addCollection = (key: string, owner: string, members: Array<string>, documentKeys: Array<string>) =>
     server.sql((sql) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const [row] = yield* sql<{ id: string }>`INSERT INTO collections (name, owner_id) VALUES (${key}, ${ids[owner]!}) RETURNING id`
         documents[key] = row!.id
         for (const member of [owner, ...members]) {
@@ -150,7 +150,10 @@ describe("search", () => {
     await addCollection("sharedWithAlice", "bob", ["alice"], ["bobShared"])
     await addCollection("bobOnly", "bob", [], ["bobOtherTeam"])
     for (let i = 0; i < 25; i++) {
-      await addDocument(`zebra${i}`, "alice", { title: `Zebra note ${i}`, content: `Zebra sighting number ${i}. ${"zebra ".repeat(i % 5)}` })
+      await addDocument(`zebra${i}`, "alice", {
+        title: `Zebra note ${i}`,
+        content: `Zebra sighting number ${i}. ${"zebra ".repeat(i % 5)}`
+      })
     }
   }, 120_000)
   afterAll(() => server.stop())
@@ -210,8 +213,9 @@ describe("search", () => {
 
   /** `count` one-chunk documents of `owner` in one statement (enough of them to outrun the pruning). */
   const addMany = (owner: string, count: number, title: string, content: string, visibility = "private") =>
-    server.sql((sql) =>
-      sql`
+    server.sql(
+      (sql) =>
+        sql`
         WITH inserted AS (
           INSERT INTO documents (owner_id, source, title, content, content_hash, tags, visibility, status)
           SELECT ${ids[owner]!}, 'api', ${title} || ' ' || i, ${content}, '-', '{}'::text[], ${visibility}, 'indexed'
@@ -243,7 +247,11 @@ describe("search", () => {
     expect(second.json().results[0].rank).toBe(11)
     expect(new Set([...documentIds(first), ...documentIds(second)]).size).toBe(20)
     // Bob sees none of them: the count has the visibility in it.
-    expect((await search("bob", { query: "ocelot", mode: "keyword" })).json()).toMatchObject({ total: 0, total_relation: "eq", results: [] })
+    expect((await search("bob", { query: "ocelot", mode: "keyword" })).json()).toMatchObject({
+      total: 0,
+      total_relation: "eq",
+      results: []
+    })
   }, 120_000)
 
   it("finds the caller's own weaker matches when thousands of invisible documents outrank them", async () => {
@@ -275,12 +283,15 @@ describe("search", () => {
     await addDocument("wallabyPublic", "bob", { title: "Wallaby four", content: "Wallaby facts.", visibility: "public" })
     // The oracle: the matching documents `visibleTo` lets the caller read, straight from the tables.
     const oracle = (who: string) =>
-      server.sql((sql) =>
-        sql<{ id: string }>`
+      server
+        .sql(
+          (sql) =>
+            sql<{ id: string }>`
           SELECT d.id::text AS id FROM documents d
           WHERE EXISTS (SELECT 1 FROM chunks c WHERE c.document_id = d.id AND c.search_vector @@ 'wallabi'::tsquery)
             AND ${visibleTo(sql, { id: ids[who]!, role: "basic" } as Caller, "d")}`
-      ).then((rows) => new Set(rows.map((row) => row.id)))
+        )
+        .then((rows) => new Set(rows.map((row) => row.id)))
     const sees = async (who: string) => {
       const response = await search(who, { query: "wallaby", mode: "keyword", limit: 100 })
       expect(response.status).toBe(200)
@@ -322,8 +333,8 @@ describe("search", () => {
     await step(["wallabyAlice", "wallabyPublic", "wallabyBob2"], bobs)
 
     // Re-indexed while in the collection: the new chunks' postings read the document's access.
-    await server.sql((sql) =>
-      sql`UPDATE chunks SET contextual_content = contextual_content || ' again' WHERE document_id = ${documents.wallabyBob2}`
+    await server.sql(
+      (sql) => sql`UPDATE chunks SET contextual_content = contextual_content || ' again' WHERE document_id = ${documents.wallabyBob2}`
     )
     await step(["wallabyAlice", "wallabyPublic", "wallabyBob2"], bobs)
 
@@ -376,7 +387,7 @@ describe("search", () => {
       { query: "zebra", filters: { tags: [] } },
       { query: "zebra", unknown: true },
       { query: "zebra", cursor: "not a cursor!" },
-      { query: "zebra", cursor: Buffer.from("{\"o\":-1,\"f\":\"x\"}").toString("base64url") },
+      { query: "zebra", cursor: Buffer.from('{"o":-1,"f":"x"}').toString("base64url") },
       // A cursor of another search.
       { query: "quarter", mode: "keyword", limit: 5, cursor: first.next_cursor }
     ]

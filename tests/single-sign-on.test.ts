@@ -58,14 +58,16 @@ const startProvider = async () => {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   provider = new Provider(issuer, {
-    clients: [{
-      client_id: clientId,
-      client_secret: clientSecret,
-      redirect_uris: [`${publicOrigin}/api/v1/auth/oidc/callback`],
-      grant_types: ["authorization_code"],
-      response_types: ["code"],
-      token_endpoint_auth_method: "client_secret_basic"
-    }],
+    clients: [
+      {
+        client_id: clientId,
+        client_secret: clientSecret,
+        redirect_uris: [`${publicOrigin}/api/v1/auth/oidc/callback`],
+        grant_types: ["authorization_code"],
+        response_types: ["code"],
+        token_endpoint_auth_method: "client_secret_basic"
+      }
+    ],
     pkce: { required: () => true },
     claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name"] },
     cookies: { keys: ["provider-cookie-key-for-tests"] },
@@ -314,7 +316,9 @@ describe("single sign-on with OpenID Connect", () => {
     const failed = await server.request("/api/v1/admin/audit?action=sign_in_failed", { headers: { authorization: `Bearer ${token}` } })
     const reasons = failed.json().items.map((event: { details: { reason?: string } }) => event.details.reason)
     expect(reasons).toEqual(expect.arrayContaining(["state_mismatch", "email_unverified", "domain_not_allowed"]))
-    const succeeded = await server.request("/api/v1/admin/audit?action=sign_in_succeeded", { headers: { authorization: `Bearer ${token}` } })
+    const succeeded = await server.request("/api/v1/admin/audit?action=sign_in_succeeded", {
+      headers: { authorization: `Bearer ${token}` }
+    })
     expect(succeeded.json().items.some((event: { details: { method?: string } }) => event.details.method === "oidc")).toBe(true)
   })
 })

@@ -84,21 +84,15 @@ const startReceiver = async () => {
     rejected,
     spans: (): Array<OtlpSpan> =>
       received.traces.flatMap((body) =>
-        (body.resourceSpans ?? []).flatMap((resource: any) =>
-          (resource.scopeSpans ?? []).flatMap((scope: any) => scope.spans ?? [])
-        )
+        (body.resourceSpans ?? []).flatMap((resource: any) => (resource.scopeSpans ?? []).flatMap((scope: any) => scope.spans ?? []))
       ),
     metrics: (): Array<OtlpMetric> =>
       received.metrics.flatMap((body) =>
-        (body.resourceMetrics ?? []).flatMap((resource: any) =>
-          (resource.scopeMetrics ?? []).flatMap((scope: any) => scope.metrics ?? [])
-        )
+        (body.resourceMetrics ?? []).flatMap((resource: any) => (resource.scopeMetrics ?? []).flatMap((scope: any) => scope.metrics ?? []))
       ),
     logRecords: (): Array<OtlpLogRecord> =>
       received.logs.flatMap((body) =>
-        (body.resourceLogs ?? []).flatMap((resource: any) =>
-          (resource.scopeLogs ?? []).flatMap((scope: any) => scope.logRecords ?? [])
-        )
+        (body.resourceLogs ?? []).flatMap((resource: any) => (resource.scopeLogs ?? []).flatMap((scope: any) => scope.logRecords ?? []))
       ),
     close: () => new Promise<void>((resolve) => server.close(() => resolve()))
   }
@@ -172,8 +166,7 @@ describe("telemetry over OTLP/HTTP", () => {
   const describeSpans = () =>
     `spans of the caller's trace: ${JSON.stringify(callerSpans().map(({ name, spanId, parentSpanId, kind }) => ({ name, spanId, parentSpanId, kind })))}; ` +
     `${receiver.spans().length} spans in all; rejected: ${JSON.stringify(receiver.rejected)}`
-  const serverSpan = () =>
-    eventually("the server span", () => callerSpans().find((span) => span.kind === SpanKindServer), describeSpans)
+  const serverSpan = () => eventually("the server span", () => callerSpans().find((span) => span.kind === SpanKindServer), describeSpans)
 
   it("answers the traced request", () => {
     expect(ready.status).toBe(200)
@@ -249,7 +242,11 @@ describe("telemetry over OTLP/HTTP", () => {
     const isReadyRequest = (point: OtlpDataPoint) =>
       JSON.stringify(labels(point)) === JSON.stringify({ method: "GET", route: "/ready", status: "200" })
     // Cumulative values: the last export holds the totals.
-    const last = (name: string) => receiver.metrics().filter((metric) => metric.name === name).at(-1)
+    const last = (name: string) =>
+      receiver
+        .metrics()
+        .filter((metric) => metric.name === name)
+        .at(-1)
 
     const requests = last("http.server.requests")
     expect(requests?.sum?.isMonotonic).toBe(true)

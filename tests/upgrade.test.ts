@@ -33,7 +33,8 @@ const statements = (dump: string): Array<string> => {
     const c = dump[i]
     if (c === "'") {
       // A literal: '' inside it is a quote.
-      do i = dump.indexOf("'", i + 1); while (dump[i + 1] === "'" && ++i)
+      do i = dump.indexOf("'", i + 1)
+      while (dump[i + 1] === "'" && ++i)
     } else if (c === "-" && dump[i + 1] === "-") {
       i = dump.indexOf("\n", i)
       if (i < 0) break

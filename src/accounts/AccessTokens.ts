@@ -19,21 +19,24 @@ export interface AccessClaims {
   readonly expiresAtMs: number
 }
 
-export class AccessTokens extends Context.Service<AccessTokens, {
-  readonly ttlSeconds: number
-  readonly issue: (claims: Omit<AccessClaims, "expiresAtMs">) => Effect.Effect<string>
-  /** The claims of a valid token; None for anything else (malformed, expired, forged, alg none). */
-  readonly verify: (token: string) => Effect.Effect<Option.Option<AccessClaims>>
-}>()("basalt/AccessTokens") {
+export class AccessTokens extends Context.Service<
+  AccessTokens,
+  {
+    readonly ttlSeconds: number
+    readonly issue: (claims: Omit<AccessClaims, "expiresAtMs">) => Effect.Effect<string>
+    /** The claims of a valid token; None for anything else (malformed, expired, forged, alg none). */
+    readonly verify: (token: string) => Effect.Effect<Option.Option<AccessClaims>>
+  }
+>()("basalt/AccessTokens") {
   static readonly layer = Layer.effect(
     AccessTokens,
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const config = yield* AppConfig
       const sql = yield* SqlClient.SqlClient
       const secret = yield* Option.match(config.auth.jwtSecret, {
         onSome: (secret) => Effect.succeed(Redacted.value(secret)),
         onNone: () =>
-          Effect.gen(function*() {
+          Effect.gen(function* () {
             // The first process to start writes it; the others read the same row.
             yield* sql`
               INSERT INTO basalt_secrets (name, value)

@@ -66,10 +66,7 @@ export const LoginRequest = contractBody(
   })
 )
 
-export const RefreshRequest = contractBody(
-  "RefreshRequest",
-  Schema.Struct({ refresh_token: Schema.String.check(Schema.isMaxLength(256)) })
-)
+export const RefreshRequest = contractBody("RefreshRequest", Schema.Struct({ refresh_token: Schema.String.check(Schema.isMaxLength(256)) }))
 
 export const TokenPair = contractBody(
   "TokenPair",
@@ -93,15 +90,9 @@ export const BrowserSession = contractBody(
   })
 )
 
-export const UserPage = contractBody(
-  "UserPage",
-  Schema.Struct({ items: Schema.Array(User), next_cursor: Schema.NullOr(Schema.String) })
-)
+export const UserPage = contractBody("UserPage", Schema.Struct({ items: Schema.Array(User), next_cursor: Schema.NullOr(Schema.String) }))
 
-export const UpdateCurrentUserRequest = contractBody(
-  "UpdateCurrentUserRequest",
-  Schema.Struct({ display_name: DisplayName })
-)
+export const UpdateCurrentUserRequest = contractBody("UpdateCurrentUserRequest", Schema.Struct({ display_name: DisplayName }))
 
 export const UpdateUserRequest = contractBody(
   "UpdateUserRequest",

@@ -4,15 +4,7 @@ import { HttpApiBuilder } from "effect/http-api"
 import { BasaltApi } from "../Api.ts"
 import { AuditRepo } from "../audit/AuditRepo.ts"
 import { AppConfig } from "../config/AppConfig.ts"
-import {
-  Conflict,
-  Forbidden,
-  InvalidGrant,
-  NotFound,
-  Unauthorized,
-  UnsupportedGrantType,
-  ValidationFailed
-} from "../http/ApiError.ts"
+import { Conflict, Forbidden, InvalidGrant, NotFound, Unauthorized, UnsupportedGrantType, ValidationFailed } from "../http/ApiError.ts"
 import { decodeCursor, encodeCursor, invalidCursor, pageOf } from "../http/PageCursor.ts"
 import { roleRank } from "./Accounts.ts"
 import { sessionCookieName, withoutSessionCookies } from "./BrowserSession.ts"
@@ -28,7 +20,7 @@ import { UsersRepo } from "./UsersRepo.ts"
 const noStore = { headers: { "cache-control": "no-store" } }
 
 export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const config = yield* AppConfig
     const users = yield* UsersRepo
     const sessions = yield* SessionsRepo
@@ -37,78 +29,89 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
     const callers = yield* CallerCache
     const signIn = yield* SignIn
 
-    return handlers
-      .handle("register", ({ payload }) =>
-        Effect.gen(function*() {
-          const passwordHash = yield* hasher.hash(Redacted.make(payload.password))
-          const user = yield* users.register(
-            { email: payload.email, passwordHash, displayName: payload.display_name },
-            ({ emailTaken, firstAccount }): Effect.Effect<void, Forbidden | Conflict> =>
-              !firstAccount && !config.auth.allowSignup
-                ? Effect.fail(new Forbidden({ message: "Self sign-up is disabled; ask an administrator for an account" }))
-                : emailTaken
-                ? Effect.fail(new Conflict({ message: "An account with this email already exists" }))
-                : Effect.void
-          ).pipe(Effect.catchTag("SqlError", Effect.die))
-          yield* audit.record({ action: "user_created", actorId: user.id, subjectId: user.id, details: { role: user.role } })
-          return publicUser(user)
-        }))
-      .handle("login", ({ payload }) =>
-        Effect.flatMap(signIn.checkPassword(payload.email, payload.password), (user) =>
-          payload.session_cookie === true
-            ? signIn.withCookie(user, "password", (session) => HttpServerResponse.jsonUnsafe(session, noStore))
-            : Effect.map(signIn.withTokens(user, "password"), (tokens) => HttpServerResponse.jsonUnsafe(tokens, noStore))))
-      .handle("issueToken", ({ payload }) =>
-        Effect.gen(function*() {
-          if (payload.grant_type !== "password") {
-            return yield* new UnsupportedGrantType({ message: `Only the password grant is supported, not ${payload.grant_type}` })
-          }
-          const user = yield* signIn.checkPassword(payload.username, payload.password).pipe(
-            Effect.mapError(() => new InvalidGrant({ message: "Incorrect email or password" }))
+    return (
+      handlers
+        .handle("register", ({ payload }) =>
+          Effect.gen(function* () {
+            const passwordHash = yield* hasher.hash(Redacted.make(payload.password))
+            const user = yield* users
+              .register(
+                { email: payload.email, passwordHash, displayName: payload.display_name },
+                ({ emailTaken, firstAccount }): Effect.Effect<void, Forbidden | Conflict> =>
+                  !firstAccount && !config.auth.allowSignup
+                    ? Effect.fail(new Forbidden({ message: "Self sign-up is disabled; ask an administrator for an account" }))
+                    : emailTaken
+                      ? Effect.fail(new Conflict({ message: "An account with this email already exists" }))
+                      : Effect.void
+              )
+              .pipe(Effect.catchTag("SqlError", Effect.die))
+            yield* audit.record({ action: "user_created", actorId: user.id, subjectId: user.id, details: { role: user.role } })
+            return publicUser(user)
+          })
+        )
+        .handle("login", ({ payload }) =>
+          Effect.flatMap(signIn.checkPassword(payload.email, payload.password), (user) =>
+            payload.session_cookie === true
+              ? signIn.withCookie(user, "password", (session) => HttpServerResponse.jsonUnsafe(session, noStore))
+              : Effect.map(signIn.withTokens(user, "password"), (tokens) => HttpServerResponse.jsonUnsafe(tokens, noStore))
           )
-          const issued = yield* signIn.withTokens(user, "password_grant")
-          return HttpServerResponse.jsonUnsafe(
-            {
-              access_token: issued.access_token,
-              token_type: "bearer",
-              expires_in: issued.expires_in,
-              refresh_token: issued.refresh_token
-            },
-            noStore
-          )
-        }))
-      .handle("refreshSession", ({ payload }) =>
-        Effect.gen(function*() {
-          const next = newRefreshToken()
-          const outcome = yield* Effect.orDie(sessions.rotate(payload.refresh_token, next))
-          switch (outcome._tag) {
-            case "Rotated":
-              return yield* signIn.tokenPair(outcome.user, outcome.user.session_id, next)
-            case "Replayed":
+        )
+        .handle("issueToken", ({ payload }) =>
+          Effect.gen(function* () {
+            if (payload.grant_type !== "password") {
+              return yield* new UnsupportedGrantType({ message: `Only the password grant is supported, not ${payload.grant_type}` })
+            }
+            const user = yield* signIn
+              .checkPassword(payload.username, payload.password)
+              .pipe(Effect.mapError(() => new InvalidGrant({ message: "Incorrect email or password" })))
+            const issued = yield* signIn.withTokens(user, "password_grant")
+            return HttpServerResponse.jsonUnsafe(
+              {
+                access_token: issued.access_token,
+                token_type: "bearer",
+                expires_in: issued.expires_in,
+                refresh_token: issued.refresh_token
+              },
+              noStore
+            )
+          })
+        )
+        .handle("refreshSession", ({ payload }) =>
+          Effect.gen(function* () {
+            const next = newRefreshToken()
+            const outcome = yield* Effect.orDie(sessions.rotate(payload.refresh_token, next))
+            switch (outcome._tag) {
+              case "Rotated":
+                return yield* signIn.tokenPair(outcome.user, outcome.user.session_id, next)
+              case "Replayed":
+                yield* callers.invalidateAll
+                return yield* new Unauthorized({
+                  message: "This refresh token was already used; the session has been revoked"
+                })
+              case "Invalid":
+                return yield* new Unauthorized({ message: "The refresh token is invalid or expired" })
+            }
+          })
+        )
+        // With an API key there is no session to end. A browser also forgets its session cookies.
+        .handle("logout", () =>
+          Effect.gen(function* () {
+            const caller = yield* CurrentUser
+            if (caller.session_id !== null) {
+              yield* Effect.orDie(sessions.revoke(caller.session_id))
               yield* callers.invalidateAll
-              return yield* new Unauthorized({
-                message: "This refresh token was already used; the session has been revoked"
-              })
-            case "Invalid":
-              return yield* new Unauthorized({ message: "The refresh token is invalid or expired" })
-          }
-        }))
-      // With an API key there is no session to end. A browser also forgets its session cookies.
-      .handle("logout", () =>
-        Effect.gen(function*() {
-          const caller = yield* CurrentUser
-          if (caller.session_id !== null) {
-            yield* Effect.orDie(sessions.revoke(caller.session_id))
-            yield* callers.invalidateAll
-          }
-          const request = yield* HttpServerRequest.HttpServerRequest
-          const ended = HttpServerResponse.empty({ status: 204 })
-          return request.cookies[sessionCookieName] === undefined ? ended : withoutSessionCookies(ended)
-        }))
-  })).pipe(Layer.provide([SignIn.layer, UsersRepo.layer, SessionsRepo.layer, AuditRepo.layer]))
+            }
+            const request = yield* HttpServerRequest.HttpServerRequest
+            const ended = HttpServerResponse.empty({ status: 204 })
+            return request.cookies[sessionCookieName] === undefined ? ended : withoutSessionCookies(ended)
+          })
+        )
+    )
+  })
+).pipe(Layer.provide([SignIn.layer, UsersRepo.layer, SessionsRepo.layer, AuditRepo.layer]))
 
 export const UsersHttpLive = HttpApiBuilder.group(BasaltApi, "users", (handlers) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const users = yield* UsersRepo
     const sessions = yield* SessionsRepo
     const hasher = yield* PasswordHasher
@@ -116,7 +119,7 @@ export const UsersHttpLive = HttpApiBuilder.group(BasaltApi, "users", (handlers)
     const callers = yield* CallerCache
     return handlers
       .handle("changePassword", ({ payload }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const caller = yield* CurrentUser
           const current = yield* Effect.orDie(users.passwordHashOf(caller.id))
           const matches = yield* hasher.verifyOrWaste(current, Redacted.make(payload.current_password))
@@ -126,11 +129,14 @@ export const UsersHttpLive = HttpApiBuilder.group(BasaltApi, "users", (handlers)
           yield* Effect.orDie(sessions.revokeOthers(caller.id, caller.session_id))
           yield* callers.invalidateAll
           yield* audit.record({ action: "password_changed", actorId: caller.id, subjectId: caller.id })
-        }))
+        })
+      )
       .handle("getCurrentUser", () => Effect.map(CurrentUser, publicUser))
       .handle("updateCurrentUser", ({ payload }) =>
-        Effect.flatMap(CurrentUser, (user) => Effect.orDie(users.setDisplayName(user.id, payload.display_name))))
-  })).pipe(Layer.provide([UsersRepo.layer, SessionsRepo.layer, AuditRepo.layer]))
+        Effect.flatMap(CurrentUser, (user) => Effect.orDie(users.setDisplayName(user.id, payload.display_name)))
+      )
+  })
+).pipe(Layer.provide([UsersRepo.layer, SessionsRepo.layer, AuditRepo.layer]))
 
 /** The audit log pages by its event id (a bigint), kept as text in the cursor. */
 const decodeAuditCursor = (cursor: string) => {
@@ -139,53 +145,61 @@ const decodeAuditCursor = (cursor: string) => {
 }
 
 export const AdminHttpLive = HttpApiBuilder.group(BasaltApi, "admin", (handlers) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const users = yield* UsersRepo
     const hasher = yield* PasswordHasher
     const audit = yield* AuditRepo
     const callers = yield* CallerCache
     return handlers
       .handle("listAuditEvents", ({ query }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const limit = query.limit ?? 50
           const beforeId = query.cursor === undefined ? undefined : yield* decodeAuditCursor(query.cursor)
-          const rows = yield* Effect.orDie(audit.list({
-            action: query.action,
-            actorId: query.actor_id,
-            since: query.since,
-            until: query.until,
-            beforeId,
-            limit
-          }))
-          return pageOf(rows, limit, (event) => event, (last) => Buffer.from(last.id).toString("base64url"))
-        }))
+          const rows = yield* Effect.orDie(
+            audit.list({
+              action: query.action,
+              actorId: query.actor_id,
+              since: query.since,
+              until: query.until,
+              beforeId,
+              limit
+            })
+          )
+          return pageOf(
+            rows,
+            limit,
+            (event) => event,
+            (last) => Buffer.from(last.id).toString("base64url")
+          )
+        })
+      )
       .handle("createUser", ({ payload }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const passwordHash = yield* hasher.hash(Redacted.make(payload.password))
-          const user = yield* users.register(
-            { email: payload.email, passwordHash, displayName: payload.display_name, role: payload.role },
-            ({ emailTaken }) =>
+          const user = yield* users
+            .register({ email: payload.email, passwordHash, displayName: payload.display_name, role: payload.role }, ({ emailTaken }) =>
               emailTaken ? Effect.fail(new Conflict({ message: "An account with this email already exists" })) : Effect.void
-          ).pipe(Effect.catchTag("SqlError", Effect.die))
+            )
+            .pipe(Effect.catchTag("SqlError", Effect.die))
           const caller = yield* CurrentUser
           yield* audit.record({ action: "user_created", actorId: caller.id, subjectId: user.id, details: { role: user.role } })
           return publicUser(user)
-        }))
+        })
+      )
       .handle("listUsers", ({ query }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const limit = query.limit ?? 50
           const position = yield* decodeCursor(query.cursor)
           const after = position === undefined ? undefined : { createdAt: position.at, id: position.id }
           const rows = yield* Effect.orDie(users.list({ emailContains: query.email, limit, after }))
           return pageOf(rows, limit, publicUser, (last) => encodeCursor({ at: last.created_at_exact, id: last.id }))
-        }))
+        })
+      )
       .handle("updateUser", ({ params, payload }) =>
-        Effect.gen(function*() {
-          const user = yield* users.update(
-            params.user_id,
-            payload,
-            () => new Conflict({ message: "This would leave no active admin" })
-          ).pipe(Effect.catchTag("SqlError", Effect.die))
+        Effect.gen(function* () {
+          const user = yield* users
+            .update(params.user_id, payload, () => new Conflict({ message: "This would leave no active admin" }))
+            .pipe(Effect.catchTag("SqlError", Effect.die))
           if (user === undefined) return yield* new NotFound({ message: "No such account" })
           yield* callers.invalidateAll
           const caller = yield* CurrentUser
@@ -194,17 +208,19 @@ export const AdminHttpLive = HttpApiBuilder.group(BasaltApi, "admin", (handlers)
           if (user.role !== user.previous_role) yield* record("role_changed", { from: user.previous_role, to: user.role })
           if (user.active !== user.previous_active) yield* record(user.active ? "user_reactivated" : "user_deactivated")
           return publicUser(user)
-        }))
-  })).pipe(Layer.provide([UsersRepo.layer, AuditRepo.layer]))
+        })
+      )
+  })
+).pipe(Layer.provide([UsersRepo.layer, AuditRepo.layer]))
 
 export const ApiKeysHttpLive = HttpApiBuilder.group(BasaltApi, "api-keys", (handlers) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const apiKeys = yield* ApiKeysRepo
     const audit = yield* AuditRepo
     const callers = yield* CallerCache
     return handlers
       .handle("createApiKey", ({ payload }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const caller = yield* CurrentUser
           const role = payload.role ?? caller.role
           if (roleRank[role] > roleRank[caller.role]) {
@@ -220,15 +236,19 @@ export const ApiKeysHttpLive = HttpApiBuilder.group(BasaltApi, "api-keys", (hand
           const key = yield* Effect.orDie(apiKeys.create(caller.id, { name: payload.name, role, expiresAt: payload.expires_at }, secret))
           yield* audit.record({ action: "api_key_created", actorId: caller.id, subjectId: key.id, details: { name: key.name, role } })
           return { key, secret }
-        }))
+        })
+      )
       .handle("listApiKeys", () =>
-        Effect.flatMap(CurrentUser, (caller) => Effect.map(Effect.orDie(apiKeys.list(caller.id)), (items) => ({ items }))))
+        Effect.flatMap(CurrentUser, (caller) => Effect.map(Effect.orDie(apiKeys.list(caller.id)), (items) => ({ items })))
+      )
       .handle("revokeApiKey", ({ params }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const caller = yield* CurrentUser
           const revoked = yield* Effect.orDie(apiKeys.revoke(caller.id, params.key_id))
           if (!revoked) return yield* new NotFound({ message: "No such API key" })
           yield* callers.invalidateAll
           yield* audit.record({ action: "api_key_revoked", actorId: caller.id, subjectId: params.key_id })
-        }))
-  })).pipe(Layer.provide([ApiKeysRepo.layer, AuditRepo.layer]))
+        })
+      )
+  })
+).pipe(Layer.provide([ApiKeysRepo.layer, AuditRepo.layer]))

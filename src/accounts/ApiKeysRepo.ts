@@ -15,7 +15,7 @@ export const newApiKeySecret = () => `${apiKeyPrefix}${randomBytes(32).toString(
 const hashOf = (secret: string) => createHash("sha256").update(secret).digest("base64url")
 
 export class ApiKeysRepo extends Context.Service<ApiKeysRepo>()("basalt/ApiKeysRepo", {
-  make: Effect.gen(function*() {
+  make: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const columns = sql`id, name, prefix, role, expires_at, date_trunc('minute', last_used_at) AS last_used_at, created_at`
 

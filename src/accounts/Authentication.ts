@@ -27,25 +27,28 @@ const bearerToken = /^Bearer[ \t]+(\S+)[ \t]*$/i
  * cookie, which needs the CSRF header for unsafe methods. API keys and access tokens both
  * arrive as `Bearer` and are told apart by the key prefix.
  */
-export class Authenticator extends Context.Service<Authenticator, {
-  /**
-   * The caller of `request` now: its credential checked again (through CallerCache, so at most a
-   * database read per credential every two seconds). Takes no rate-limit token: an open event
-   * stream re-checks its request this way on every poll, so that it ends when the credential
-   * stops authenticating.
-   */
-  readonly identify: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<Caller, Unauthorized | Forbidden>
-}>()("basalt/Authenticator") {
+export class Authenticator extends Context.Service<
+  Authenticator,
+  {
+    /**
+     * The caller of `request` now: its credential checked again (through CallerCache, so at most a
+     * database read per credential every two seconds). Takes no rate-limit token: an open event
+     * stream re-checks its request this way on every poll, so that it ends when the credential
+     * stops authenticating.
+     */
+    readonly identify: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<Caller, Unauthorized | Forbidden>
+  }
+>()("basalt/Authenticator") {
   static readonly layer = Layer.effect(
     Authenticator,
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const tokens = yield* AccessTokens
       const sessions = yield* SessionsRepo
       const apiKeys = yield* ApiKeysRepo
       const cache = yield* CallerCache
       // A credential is remembered with its caller, so a busy client neither re-verifies nor re-reads it.
       const callerOfAccessToken = (token: string) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const claims = yield* tokens.verify(token)
           if (Option.isNone(claims)) return undefined
           const { expiresAtMs, sessionId, userId } = claims.value
@@ -58,7 +61,7 @@ export class Authenticator extends Context.Service<Authenticator, {
         Effect.map(sessions.activeUserByCookie(cookieToken), (caller) => (caller === undefined ? undefined : { caller }))
 
       const byBearer = (authorization: string) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const token = bearerToken.exec(authorization)?.[1]
           if (token === undefined) return yield* refused("The Authorization header must be `Bearer <access token or API key>`")
           if (token.startsWith(apiKeyPrefix)) {
@@ -74,7 +77,7 @@ export class Authenticator extends Context.Service<Authenticator, {
         })
 
       const byCookie = (request: HttpServerRequest.HttpServerRequest, cookieToken: string) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const caller = yield* Effect.orDie(cache.get(`cookie:${cookieToken}`, callerOfCookie(cookieToken)))
           if (caller === undefined) return yield* refused("The session cookie is invalid or its session has ended")
           if (needsCsrfToken(request.method) && !csrfTokenMatches(cookieToken, request.headers[csrfHeaderName])) {
@@ -98,14 +101,15 @@ export class Authenticator extends Context.Service<Authenticator, {
   ).pipe(Layer.provide([SessionsRepo.layer, ApiKeysRepo.layer]))
 }
 
-const authenticate = Effect.gen(function*() {
+const authenticate = Effect.gen(function* () {
   const { identify } = yield* Authenticator
   const limiter = yield* RateLimiter
   // Once identified (an unidentified request costs no one a token), the caller spends a token:
   // each API key has a bucket, each user another, shared by all its sessions.
   const callerOf = (request: HttpServerRequest.HttpServerRequest) =>
     Effect.tap(identify(request), (caller) =>
-      limiter.take("principal", caller.api_key_id === undefined ? `user:${caller.id}` : `key:${caller.api_key_id}`))
+      limiter.take("principal", caller.api_key_id === undefined ? `user:${caller.id}` : `key:${caller.api_key_id}`)
+    )
 
   // The framework tries each security scheme in turn until one succeeds; the answer depends on the
   // request alone, so it is worked out once per request and given to every scheme.
@@ -113,9 +117,7 @@ const authenticate = Effect.gen(function*() {
   return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     const known = outcomes.get(request)
     if (known !== undefined) return known
-    return Effect.tap(Effect.exit(callerOf(request)), (exit) => Effect.sync(() => outcomes.set(request, exit))).pipe(
-      Effect.flatten
-    )
+    return Effect.tap(Effect.exit(callerOf(request)), (exit) => Effect.sync(() => outcomes.set(request, exit))).pipe(Effect.flatten)
   })
 })
 
@@ -128,15 +130,16 @@ const security = {
 const error = [Unauthorized, Forbidden, RateLimited] as const
 
 /** Runs the endpoint as `caller`, under every security scheme alike (the credential is read from the request). */
-const asCaller = <E, R>(caller: Effect.Effect<Caller, E, R>) =>
-(httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled, CurrentUser>) =>
-  Effect.flatMap(caller, (user) => Effect.provideService(httpEffect, CurrentUser, user))
+const asCaller =
+  <E, R>(caller: Effect.Effect<Caller, E, R>) =>
+  (httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled, CurrentUser>) =>
+    Effect.flatMap(caller, (user) => Effect.provideService(httpEffect, CurrentUser, user))
 
 /** Any signed-in account. */
-export class Authentication extends HttpApiMiddleware.Service<Authentication, { provides: CurrentUser }>()(
-  "basalt/Authentication",
-  { error, security }
-) {
+export class Authentication extends HttpApiMiddleware.Service<Authentication, { provides: CurrentUser }>()("basalt/Authentication", {
+  error,
+  security
+}) {
   static readonly layer = Layer.effect(
     Authentication,
     Effect.map(authenticate, (caller) => {
@@ -155,7 +158,11 @@ export class AdminAuthentication extends HttpApiMiddleware.Service<AdminAuthenti
     AdminAuthentication,
     Effect.map(authenticate, (caller) => {
       const admin = asCaller(
-        Effect.filterOrFail(caller, (user) => user.role === "admin", () => new Forbidden({ message: "This needs the admin role" }))
+        Effect.filterOrFail(
+          caller,
+          (user) => user.role === "admin",
+          () => new Forbidden({ message: "This needs the admin role" })
+        )
       )
       return AdminAuthentication.of({ bearerJwt: admin, apiKey: admin, cookieSession: admin })
     })

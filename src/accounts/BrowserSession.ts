@@ -16,8 +16,7 @@ export const csrfHeaderName = "x-csrf-token"
 
 export const newSessionCookieToken = () => `bsc_${randomBytes(32).toString("base64url")}`
 
-export const csrfTokenOf = (cookieToken: string) =>
-  createHash("sha256").update(`basalt-csrf:${cookieToken}`).digest("base64url")
+export const csrfTokenOf = (cookieToken: string) => createHash("sha256").update(`basalt-csrf:${cookieToken}`).digest("base64url")
 
 export const csrfTokenMatches = (cookieToken: string, presented: string | undefined) => {
   if (presented === undefined) return false
@@ -32,11 +31,7 @@ export const needsCsrfToken = (method: string) => method !== "GET" && method !==
 const attributes = { path: "/", secure: true, sameSite: "lax" } as const
 
 /** The response with the session's cookies set for `lifetime`. */
-export const withSessionCookies = (
-  response: HttpServerResponse.HttpServerResponse,
-  cookieToken: string,
-  lifetime: Duration.Duration
-) =>
+export const withSessionCookies = (response: HttpServerResponse.HttpServerResponse, cookieToken: string, lifetime: Duration.Duration) =>
   HttpServerResponse.setCookiesUnsafe(response, [
     [sessionCookieName, cookieToken, { ...attributes, httpOnly: true, maxAge: lifetime }],
     [csrfCookieName, csrfTokenOf(cookieToken), { ...attributes, maxAge: lifetime }]

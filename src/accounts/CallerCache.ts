@@ -11,17 +11,20 @@ const timeToLiveMs = 2_000
 // Bounded: past this many live entries the cache starts over rather than grow.
 const capacity = 10_000
 
-export class CallerCache extends Context.Service<CallerCache, {
-  /**
-   * The cached caller for `key`, or `lookup`'s answer, remembered (when there is a caller) for
-   * two seconds, or until its `notAfterMs` if that is sooner.
-   */
-  readonly get: <E>(
-    key: string,
-    lookup: Effect.Effect<{ readonly caller: Caller; readonly notAfterMs?: number } | undefined, E>
-  ) => Effect.Effect<Caller | undefined, E>
-  readonly invalidateAll: Effect.Effect<void>
-}>()("basalt/CallerCache") {
+export class CallerCache extends Context.Service<
+  CallerCache,
+  {
+    /**
+     * The cached caller for `key`, or `lookup`'s answer, remembered (when there is a caller) for
+     * two seconds, or until its `notAfterMs` if that is sooner.
+     */
+    readonly get: <E>(
+      key: string,
+      lookup: Effect.Effect<{ readonly caller: Caller; readonly notAfterMs?: number } | undefined, E>
+    ) => Effect.Effect<Caller | undefined, E>
+    readonly invalidateAll: Effect.Effect<void>
+  }
+>()("basalt/CallerCache") {
   static readonly layer = Layer.sync(CallerCache, () => {
     const entries = new Map<string, { readonly caller: Caller; readonly until: number }>()
     return CallerCache.of({

@@ -20,18 +20,21 @@ export class ProviderUnavailable extends Data.TaggedError("ProviderUnavailable")
 /** The provider's answer does not prove a sign-in (refused code, bad ID token, wrong nonce...). */
 export class SignInRejected extends Data.TaggedError("SignInRejected")<{ readonly reason: string }> {}
 
-export class OidcProvider extends Context.Service<OidcProvider, {
-  readonly config: OidcConfig
-  /** The provider's authorization URL for one sign-in (code flow, S256 PKCE). */
-  readonly authorizationUrl: (request: {
-    readonly state: string
-    readonly nonce: string
-    readonly codeChallenge: string
-  }) => Effect.Effect<string, ProviderUnavailable>
-  /** Redeems the code with the PKCE verifier and checks the ID token, nonce included. */
-  readonly redeem: (grant: {
-    readonly code: string
-    readonly codeVerifier: string
-    readonly nonce: string
-  }) => Effect.Effect<ProviderIdentity, ProviderUnavailable | SignInRejected>
-}>()("basalt/OidcProvider") {}
+export class OidcProvider extends Context.Service<
+  OidcProvider,
+  {
+    readonly config: OidcConfig
+    /** The provider's authorization URL for one sign-in (code flow, S256 PKCE). */
+    readonly authorizationUrl: (request: {
+      readonly state: string
+      readonly nonce: string
+      readonly codeChallenge: string
+    }) => Effect.Effect<string, ProviderUnavailable>
+    /** Redeems the code with the PKCE verifier and checks the ID token, nonce included. */
+    readonly redeem: (grant: {
+      readonly code: string
+      readonly codeVerifier: string
+      readonly nonce: string
+    }) => Effect.Effect<ProviderIdentity, ProviderUnavailable | SignInRejected>
+  }
+>()("basalt/OidcProvider") {}

@@ -9,21 +9,27 @@ import { Context, Effect, Layer, Redacted } from "effect"
 
 const owasp: Options = { memoryCost: 19_456, timeCost: 2, parallelism: 1, outputLen: 32 }
 
-export class PasswordHasher extends Context.Service<PasswordHasher, {
-  readonly hash: (password: Redacted.Redacted) => Effect.Effect<string>
-  /** Whether `password` matches `phc`; with no `phc`, spends the same time and answers false. */
-  readonly verifyOrWaste: (phc: string | undefined, password: Redacted.Redacted) => Effect.Effect<boolean>
-}>()("basalt/PasswordHasher") {
+export class PasswordHasher extends Context.Service<
+  PasswordHasher,
+  {
+    readonly hash: (password: Redacted.Redacted) => Effect.Effect<string>
+    /** Whether `password` matches `phc`; with no `phc`, spends the same time and answers false. */
+    readonly verifyOrWaste: (phc: string | undefined, password: Redacted.Redacted) => Effect.Effect<boolean>
+  }
+>()("basalt/PasswordHasher") {
   static readonly layer = Layer.effect(
     PasswordHasher,
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const hashOf = (password: Redacted.Redacted) => Effect.promise(() => hash(Redacted.value(password), owasp))
       const throwaway = yield* hashOf(Redacted.make(crypto.randomUUID()))
       return PasswordHasher.of({
         hash: hashOf,
         verifyOrWaste: (phc, password) =>
           Effect.promise(() =>
-            verify(phc ?? throwaway, Redacted.value(password)).then((ok) => ok && phc !== undefined, () => false)
+            verify(phc ?? throwaway, Redacted.value(password)).then(
+              (ok) => ok && phc !== undefined,
+              () => false
+            )
           )
       })
     })

@@ -34,7 +34,7 @@ export type RefreshOutcome =
   | { readonly _tag: "Invalid" }
 
 export class SessionsRepo extends Context.Service<SessionsRepo>()("basalt/SessionsRepo", {
-  make: Effect.gen(function*() {
+  make: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
 
     /** A new session; with `cookieToken`, also reachable by the browser session cookie. */
@@ -76,7 +76,7 @@ export class SessionsRepo extends Context.Service<SessionsRepo>()("basalt/Sessio
      */
     const rotate = (presented: string, next: string) =>
       sql.withTransaction(
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const presentedHash = hashOf(presented)
           const [current] = yield* sql<SessionUserRow & { live: boolean }>`
             SELECT s.id AS session_id, u.id, u.email, u.display_name, u.role, u.active, u.created_at,

@@ -26,7 +26,7 @@ export const publicUser = ({ active, created_at, display_name, email, id, role }
 })
 
 export class SignIn extends Context.Service<SignIn>()("basalt/SignIn", {
-  make: Effect.gen(function*() {
+  make: Effect.gen(function* () {
     const config = yield* AppConfig
     const users = yield* UsersRepo
     const sessions = yield* SessionsRepo
@@ -45,7 +45,7 @@ export class SignIn extends Context.Service<SignIn>()("basalt/SignIn", {
 
     /** The active account with these credentials; every failure is the same 401, in the same time. */
     const checkPassword = (email: string, password: string) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const normalized = email.trim().toLowerCase()
         const user = yield* Effect.orDie(users.findByEmail(normalized))
         const matches = yield* hasher.verifyOrWaste(user?.password_hash ?? undefined, Redacted.make(password))
@@ -61,7 +61,7 @@ export class SignIn extends Context.Service<SignIn>()("basalt/SignIn", {
 
     /** A new session, answered with an access and a refresh token. */
     const withTokens = (user: User, method: string) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const refreshToken = newRefreshToken()
         const sessionId = yield* Effect.orDie(sessions.create(user.id, refreshToken, config.auth.refreshTokenTtl))
         yield* recordSignIn(user, method)
@@ -77,7 +77,7 @@ export class SignIn extends Context.Service<SignIn>()("basalt/SignIn", {
       method: string,
       respond: (session: typeof BrowserSession.Type) => HttpServerResponse.HttpServerResponse
     ) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const cookieToken = newSessionCookieToken()
         const lifetime = config.auth.refreshTokenTtl
         yield* Effect.orDie(sessions.create(user.id, newRefreshToken(), lifetime, cookieToken))
@@ -93,7 +93,5 @@ export class SignIn extends Context.Service<SignIn>()("basalt/SignIn", {
     return { checkPassword, withTokens, withCookie, tokenPair } as const
   })
 }) {
-  static readonly layer = Layer.effect(this, this.make).pipe(
-    Layer.provide([UsersRepo.layer, SessionsRepo.layer, AuditRepo.layer])
-  )
+  static readonly layer = Layer.effect(this, this.make).pipe(Layer.provide([UsersRepo.layer, SessionsRepo.layer, AuditRepo.layer]))
 }

@@ -15,25 +15,32 @@ export const ReturnTo = Schema.String.check(
 const text = (maxLength: number) => Schema.optional(Schema.String.check(Schema.isMaxLength(maxLength)))
 
 export class SingleSignOnApi extends HttpApiGroup.make("oidc")
-  .add(endpoint("startOidcSignIn", (op) =>
-    HttpApiEndpoint.get(op.name, "/api/v1/auth/oidc/authorize", {
-      query: op.query(Schema.Struct({ return_to: Schema.optional(ReturnTo) })),
-      success: op.empty(302),
-      error: [NotFound, BadGateway, ValidationFailed]
-    }).pipe(withQuery({ unknownParams: "ignore" }))))
-  .add(endpoint("completeOidcSignIn", (op) =>
-    HttpApiEndpoint.get(op.name, "/api/v1/auth/oidc/callback", {
-      // The provider's redirect carries parameters of its own (`iss`, `session_state`…).
-      query: op.query(Schema.Struct({
-        code: text(4096),
-        state: text(512),
-        error: text(256),
-        error_description: text(1024)
-      })),
-      success: op.empty(303),
-      error: [Unauthorized, Forbidden, NotFound, BadGateway, ValidationFailed]
-    }).pipe(withQuery({ unknownParams: "ignore" }))))
+  .add(
+    endpoint("startOidcSignIn", (op) =>
+      HttpApiEndpoint.get(op.name, "/api/v1/auth/oidc/authorize", {
+        query: op.query(Schema.Struct({ return_to: Schema.optional(ReturnTo) })),
+        success: op.empty(302),
+        error: [NotFound, BadGateway, ValidationFailed]
+      }).pipe(withQuery({ unknownParams: "ignore" }))
+    )
+  )
+  .add(
+    endpoint("completeOidcSignIn", (op) =>
+      HttpApiEndpoint.get(op.name, "/api/v1/auth/oidc/callback", {
+        // The provider's redirect carries parameters of its own (`iss`, `session_state`…).
+        query: op.query(
+          Schema.Struct({
+            code: text(4096),
+            state: text(512),
+            error: text(256),
+            error_description: text(1024)
+          })
+        ),
+        success: op.empty(303),
+        error: [Unauthorized, Forbidden, NotFound, BadGateway, ValidationFailed]
+      }).pipe(withQuery({ unknownParams: "ignore" }))
+    )
+  )
   // Unauthenticated sign-in routes: limited per client address, like login.
   .middleware(AuthRateLimit)
-  .annotate(OpenApi.Title, "auth")
-{}
+  .annotate(OpenApi.Title, "auth") {}

@@ -20,23 +20,19 @@ const stateCookie = { path: "/api/v1/auth/oidc", httpOnly: true, secure: true, s
 const signInLifetime = Duration.minutes(10)
 
 const randomToken = () => randomBytes(32).toString("base64url")
-const sameText = (a: string, b: string) =>
-  a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b))
+const sameText = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b))
 
 const notConfigured = new NotFound({ message: "Single sign-on is not configured on this server" })
 
-const unreachable = (error: ProviderUnavailable) =>
-  new BadGateway({ message: `The identity provider could not be used: ${error.reason}` })
+const unreachable = (error: ProviderUnavailable) => new BadGateway({ message: `The identity provider could not be used: ${error.reason}` })
 
 const providerFailure = (error: ProviderUnavailable | SignInRejected) =>
-  error._tag === "ProviderUnavailable"
-    ? unreachable(error)
-    : new Unauthorized({ message: `The sign-in was not accepted: ${error.reason}` })
+  error._tag === "ProviderUnavailable" ? unreachable(error) : new Unauthorized({ message: `The sign-in was not accepted: ${error.reason}` })
 
 const emailDomain = (email: string) => email.slice(email.lastIndexOf("@") + 1)
 
 export const SingleSignOnHttpLive = HttpApiBuilder.group(BasaltApi, "oidc", (handlers) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const provider = yield* Effect.serviceOption(OidcProvider)
     const repo = yield* SingleSignOnRepo
     const signIn = yield* SignIn
@@ -52,7 +48,7 @@ export const SingleSignOnHttpLive = HttpApiBuilder.group(BasaltApi, "oidc", (han
 
     return handlers
       .handle("startOidcSignIn", ({ query }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const oidc = yield* configured
           const state = randomToken()
           const nonce = randomToken()
@@ -66,9 +62,10 @@ export const SingleSignOnHttpLive = HttpApiBuilder.group(BasaltApi, "oidc", (han
             state,
             { ...stateCookie, maxAge: signInLifetime }
           )
-        }))
+        })
+      )
       .handle("completeOidcSignIn", ({ query }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const oidc = yield* configured
           const request = yield* HttpServerRequest.HttpServerRequest
           const { code, error, error_description, state } = query
@@ -76,16 +73,17 @@ export const SingleSignOnHttpLive = HttpApiBuilder.group(BasaltApi, "oidc", (han
           const pending = state === undefined ? undefined : yield* Effect.orDie(repo.take(state))
           if (error !== undefined) {
             return yield* refuse(
-              new Unauthorized({ message: `The identity provider refused the sign-in: ${error}${error_description ? ` (${error_description})` : ""}` }),
+              new Unauthorized({
+                message: `The identity provider refused the sign-in: ${error}${error_description ? ` (${error_description})` : ""}`
+              }),
               { reason: "provider_error", error }
             )
           }
           const browserState = request.cookies[stateCookieName]
           if (state === undefined || code === undefined || browserState === undefined || !sameText(state, browserState)) {
-            return yield* refuse(
-              new Unauthorized({ message: "This sign-in was not started by this browser, or its state is missing" }),
-              { reason: "state_mismatch" }
-            )
+            return yield* refuse(new Unauthorized({ message: "This sign-in was not started by this browser, or its state is missing" }), {
+              reason: "state_mismatch"
+            })
           }
           if (pending === undefined) {
             return yield* refuse(new Unauthorized({ message: "This sign-in has expired or was already completed; start again" }), {
@@ -95,7 +93,12 @@ export const SingleSignOnHttpLive = HttpApiBuilder.group(BasaltApi, "oidc", (han
           const identity = yield* oidc.redeem({ code, codeVerifier: pending.code_verifier, nonce: pending.nonce }).pipe(
             Effect.tapError((failure) =>
               failure._tag === "SignInRejected"
-                ? audit.record({ action: "sign_in_failed", actorId: null, subjectId: null, details: { method: "oidc", reason: failure.reason } })
+                ? audit.record({
+                    action: "sign_in_failed",
+                    actorId: null,
+                    subjectId: null,
+                    details: { method: "oidc", reason: failure.reason }
+                  })
                 : Effect.void
             ),
             Effect.mapError(providerFailure)
@@ -115,12 +118,21 @@ export const SingleSignOnHttpLive = HttpApiBuilder.group(BasaltApi, "oidc", (han
             })
           }
           const { created, user } = yield* Effect.orDie(repo.accountOf({ ...identity, email }))
-          if (created) yield* audit.record({ action: "user_created", actorId: user.id, subjectId: user.id, details: { role: user.role, method: "oidc" } })
+          if (created)
+            yield* audit.record({
+              action: "user_created",
+              actorId: user.id,
+              subjectId: user.id,
+              details: { role: user.role, method: "oidc" }
+            })
           if (!user.active) {
             return yield* refuse(new Forbidden({ message: "This account is deactivated" }), { reason: "deactivated", email })
           }
           const signedIn = yield* signIn.withCookie(user, "oidc", () =>
-            HttpServerResponse.empty({ status: 303, headers: { location: pending.return_to, "cache-control": "no-store" } }))
+            HttpServerResponse.empty({ status: 303, headers: { location: pending.return_to, "cache-control": "no-store" } })
+          )
           return HttpServerResponse.expireCookieUnsafe(signedIn, stateCookieName, stateCookie)
-        }))
-  })).pipe(Layer.provide([SignIn.layer, SingleSignOnRepo.layer, AuditRepo.layer]))
+        })
+      )
+  })
+).pipe(Layer.provide([SignIn.layer, SingleSignOnRepo.layer, AuditRepo.layer]))

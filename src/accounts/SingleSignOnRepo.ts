@@ -18,7 +18,7 @@ export interface PendingSignIn {
 }
 
 export class SingleSignOnRepo extends Context.Service<SingleSignOnRepo>()("basalt/SingleSignOnRepo", {
-  make: Effect.gen(function*() {
+  make: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const users = yield* UsersRepo
 
@@ -48,7 +48,7 @@ export class SingleSignOnRepo extends Context.Service<SingleSignOnRepo>()("basal
      */
     const accountOf = (identity: ProviderIdentity & { readonly email: string }) =>
       sql.withTransaction(
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const [linked] = yield* sql<User>`
             UPDATE user_identities i SET last_sign_in_at = now(), email = ${identity.email}
             FROM users u
@@ -56,10 +56,12 @@ export class SingleSignOnRepo extends Context.Service<SingleSignOnRepo>()("basal
             RETURNING u.id, u.email, u.display_name, u.role, u.active, u.created_at`
           if (linked !== undefined) return { user: linked, created: false }
           const existing = yield* users.findByEmail(identity.email)
-          const user: User = existing ?? (yield* users.register(
-            { email: identity.email, passwordHash: null, displayName: identity.name?.trim().slice(0, 100) || identity.email },
-            () => Effect.void
-          ))
+          const user: User =
+            existing ??
+            (yield* users.register(
+              { email: identity.email, passwordHash: null, displayName: identity.name?.trim().slice(0, 100) || identity.email },
+              () => Effect.void
+            ))
           yield* sql`
             INSERT INTO user_identities (issuer, subject, user_id, email)
             VALUES (${identity.issuer}, ${identity.subject}, ${user.id}, ${identity.email})`

@@ -20,7 +20,7 @@ export interface UserWithPassword extends User {
 const registrationLockKey = 7_212_881_002
 
 export class UsersRepo extends Context.Service<UsersRepo>()("basalt/UsersRepo", {
-  make: Effect.gen(function*() {
+  make: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const columns = sql`id, email, display_name, role, active, created_at`
 
@@ -46,7 +46,7 @@ export class UsersRepo extends Context.Service<UsersRepo>()("basalt/UsersRepo", 
       decide: (state: { readonly firstAccount: boolean; readonly emailTaken: boolean }) => Effect.Effect<void, E>
     ) =>
       sql.withTransaction(
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           yield* sql`SELECT pg_advisory_xact_lock(${registrationLockKey})`
           const [state] = yield* sql<{ first_account: boolean; email_taken: boolean }>`
             SELECT NOT EXISTS (SELECT 1 FROM users) AS first_account,
@@ -69,7 +69,10 @@ export class UsersRepo extends Context.Service<UsersRepo>()("basalt/UsersRepo", 
       )
 
     const passwordHashOf = (id: string) =>
-      Effect.map(sql<{ password_hash: string | null }>`SELECT password_hash FROM users WHERE id = ${id}`, (rows) => rows[0]?.password_hash ?? undefined)
+      Effect.map(
+        sql<{ password_hash: string | null }>`SELECT password_hash FROM users WHERE id = ${id}`,
+        (rows) => rows[0]?.password_hash ?? undefined
+      )
 
     const setPasswordHash = (id: string, passwordHash: string) =>
       Effect.asVoid(sql`UPDATE users SET password_hash = ${passwordHash}, updated_at = now() WHERE id = ${id}`)
@@ -98,7 +101,7 @@ export class UsersRepo extends Context.Service<UsersRepo>()("basalt/UsersRepo", 
       lastAdmin: () => E
     ) =>
       sql.withTransaction(
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           yield* sql`SELECT pg_advisory_xact_lock(${registrationLockKey})`
           const [user] = yield* sql<UserRow & { previous_role: Role; previous_active: boolean }>`
             WITH before AS (SELECT id, role, active FROM users WHERE id = ${id} FOR UPDATE)

@@ -27,12 +27,12 @@ interface AuditRow {
 }
 
 export class AuditRepo extends Context.Service<AuditRepo>()("basalt/AuditRepo", {
-  make: Effect.gen(function*() {
+  make: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const { trustedProxies } = yield* AppConfig
 
     const record = (entry: AuditEntry) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const request = yield* Effect.serviceOption(HttpServerRequest.HttpServerRequest)
         const client = Option.flatMapNullishOr(request, (r) => clientIpOf(r, trustedProxies))
         const clientIp = Option.getOrNull(Option.map(client, formatIp))

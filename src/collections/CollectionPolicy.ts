@@ -37,9 +37,7 @@ export const authorizeCollection = (
   if (!mayDo(caller, access, action)) {
     return Effect.fail(
       new Forbidden({
-        message: action === "edit"
-          ? "Only the collection's owners and editors may do this"
-          : "Only the collection's owners may do this"
+        message: action === "edit" ? "Only the collection's owners and editors may do this" : "Only the collection's owners may do this"
       })
     )
   }

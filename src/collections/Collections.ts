@@ -38,9 +38,7 @@ export const CreateCollectionRequest = contractBody(
 export const UpdateCollectionRequest = contractBody(
   "UpdateCollectionRequest",
   Schema.Struct({ name: Schema.optional(Name), description: Schema.optional(Description) }).check(
-    Schema.makeFilter((change) =>
-      change.name !== undefined || change.description !== undefined || "Give a name, a description, or both"
-    )
+    Schema.makeFilter((change) => change.name !== undefined || change.description !== undefined || "Give a name, a description, or both")
   )
 )
 
@@ -55,12 +53,6 @@ export const CollectionMember = contractBody(
   })
 )
 
-export const CollectionMemberList = contractBody(
-  "CollectionMemberList",
-  Schema.Struct({ items: Schema.Array(CollectionMember) })
-)
+export const CollectionMemberList = contractBody("CollectionMemberList", Schema.Struct({ items: Schema.Array(CollectionMember) }))
 
-export const SetCollectionMemberRequest = contractBody(
-  "SetCollectionMemberRequest",
-  Schema.Struct({ role: CollectionRole })
-)
+export const SetCollectionMemberRequest = contractBody("SetCollectionMemberRequest", Schema.Struct({ role: CollectionRole }))

@@ -16,7 +16,7 @@ const toCollection = ({ created_at_exact: _, ...collection }: CollectionRow): Co
 const lastOwner = () => new Conflict({ message: "A collection keeps at least one owner" })
 
 export const CollectionsHttpLive = HttpApiBuilder.group(BasaltApi, "collections", (handlers) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const collections = yield* CollectionsRepo
     const documents = yield* DocumentsRepo
 
@@ -26,7 +26,8 @@ export const CollectionsHttpLive = HttpApiBuilder.group(BasaltApi, "collections"
 
     const view = (caller: Caller, collectionId: string) =>
       Effect.flatMap(collections.find(caller, collectionId), (row) =>
-        row === undefined ? Effect.fail(collectionNotFound()) : Effect.succeed(toCollection(row)))
+        row === undefined ? Effect.fail(collectionNotFound()) : Effect.succeed(toCollection(row))
+      )
 
     const membershipResult = (change: MembershipChange) => {
       switch (change._tag) {
@@ -41,74 +42,89 @@ export const CollectionsHttpLive = HttpApiBuilder.group(BasaltApi, "collections"
 
     return handlers
       .handle("createCollection", ({ payload }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const caller = yield* CurrentUser
           return toCollection(yield* collections.create(caller, payload.name, payload.description ?? ""))
-        }).pipe(Effect.orDie))
+        }).pipe(Effect.orDie)
+      )
       .handle("listCollections", ({ query }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const caller = yield* CurrentUser
           const limit = query.limit ?? 50
           const after = yield* decodeCursor(query.cursor)
           const { rows, total } = yield* Effect.orDie(collections.list(caller, limit, after))
           return { ...pageOf(rows, limit, toCollection, (last) => encodeCursor({ at: last.created_at_exact, id: last.id })), total }
-        }))
+        })
+      )
       .handle("getCollection", ({ params }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const caller = yield* CurrentUser
           yield* authorized(caller, params.collection_id, "read")
           return yield* view(caller, params.collection_id)
-        }).pipe(Effect.catchTag("SqlError", Effect.die)))
+        }).pipe(Effect.catchTag("SqlError", Effect.die))
+      )
       .handle("updateCollection", ({ params, payload }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const caller = yield* CurrentUser
           yield* authorized(caller, params.collection_id, "edit")
           yield* collections.update(params.collection_id, payload)
           return yield* view(caller, params.collection_id)
-        }).pipe(Effect.catchTag("SqlError", Effect.die)))
+        }).pipe(Effect.catchTag("SqlError", Effect.die))
+      )
       .handle("deleteCollection", ({ params }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const caller = yield* CurrentUser
           yield* authorized(caller, params.collection_id, "manage")
           yield* collections.remove(params.collection_id)
-        }).pipe(Effect.catchTag("SqlError", Effect.die)))
+        }).pipe(Effect.catchTag("SqlError", Effect.die))
+      )
       .handle("listCollectionMembers", ({ params }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const caller = yield* CurrentUser
           yield* authorized(caller, params.collection_id, "read")
           return { items: yield* collections.members(params.collection_id) }
-        }).pipe(Effect.catchTag("SqlError", Effect.die)))
+        }).pipe(Effect.catchTag("SqlError", Effect.die))
+      )
       .handle("setCollectionMember", ({ params, payload }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const caller = yield* CurrentUser
           // The collection is locked: two owners demoting each other at once cannot leave none.
-          const member = yield* collections.withTransaction(Effect.gen(function*() {
-            yield* authorized(caller, params.collection_id, "manage", { lock: true })
-            return yield* membershipResult(yield* collections.setMember(params.collection_id, params.user_id, payload.role))
-          }))
+          const member = yield* collections.withTransaction(
+            Effect.gen(function* () {
+              yield* authorized(caller, params.collection_id, "manage", { lock: true })
+              return yield* membershipResult(yield* collections.setMember(params.collection_id, params.user_id, payload.role))
+            })
+          )
           return member!
-        }).pipe(Effect.catchTag("SqlError", Effect.die)))
+        }).pipe(Effect.catchTag("SqlError", Effect.die))
+      )
       .handle("removeCollectionMember", ({ params }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const caller = yield* CurrentUser
-          const removed = yield* collections.withTransaction(Effect.gen(function*() {
-            yield* authorized(caller, params.collection_id, "manage", { lock: true })
-            return yield* membershipResult(yield* collections.removeMember(params.collection_id, params.user_id))
-          }))
+          const removed = yield* collections.withTransaction(
+            Effect.gen(function* () {
+              yield* authorized(caller, params.collection_id, "manage", { lock: true })
+              return yield* membershipResult(yield* collections.removeMember(params.collection_id, params.user_id))
+            })
+          )
           if (removed === undefined) return yield* new NotFound({ message: "No such member of this collection" })
-        }).pipe(Effect.catchTag("SqlError", Effect.die)))
+        }).pipe(Effect.catchTag("SqlError", Effect.die))
+      )
       .handle("addCollectionDocument", ({ params }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const caller = yield* CurrentUser
           yield* authorized(caller, params.collection_id, "edit")
           const document = yield* changeable(yield* documents.find(caller, params.document_id))
           yield* collections.addDocument(params.collection_id, document.id)
-        }).pipe(Effect.catchTag("SqlError", Effect.die)))
+        }).pipe(Effect.catchTag("SqlError", Effect.die))
+      )
       .handle("removeCollectionDocument", ({ params }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const caller = yield* CurrentUser
           yield* authorized(caller, params.collection_id, "edit")
           const document = yield* changeable(yield* documents.find(caller, params.document_id))
           yield* collections.removeDocument(params.collection_id, document.id)
-        }).pipe(Effect.catchTag("SqlError", Effect.die)))
-  })).pipe(Layer.provide([CollectionsRepo.layer, DocumentsRepo.layer]))
+        }).pipe(Effect.catchTag("SqlError", Effect.die))
+      )
+  })
+).pipe(Layer.provide([CollectionsRepo.layer, DocumentsRepo.layer]))

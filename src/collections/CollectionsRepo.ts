@@ -39,7 +39,7 @@ export interface DocumentInCollection {
 }
 
 export class CollectionsRepo extends Context.Service<CollectionsRepo>()("basalt/CollectionsRepo", {
-  make: Effect.gen(function*() {
+  make: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
 
     const columns = (caller: Caller) => sql`
@@ -71,19 +71,18 @@ export class CollectionsRepo extends Context.Service<CollectionsRepo>()("basalt/
       )
 
     const find = (caller: Caller, collectionId: string) =>
-      Effect.map(
-        sql<CollectionRow>`SELECT ${columns(caller)} FROM collections c WHERE c.id = ${collectionId}`,
-        (rows) => rows[0]
-      )
+      Effect.map(sql<CollectionRow>`SELECT ${columns(caller)} FROM collections c WHERE c.id = ${collectionId}`, (rows) => rows[0])
 
     const create = (caller: Caller, name: string, description: string) =>
-      sql.withTransaction(Effect.gen(function*() {
-        const [created] = yield* sql<{ id: string }>`
+      sql.withTransaction(
+        Effect.gen(function* () {
+          const [created] = yield* sql<{ id: string }>`
           INSERT INTO collections (name, description, owner_id) VALUES (${name}, ${description}, ${caller.id}) RETURNING id`
-        yield* sql`INSERT INTO collection_members (collection_id, user_id, role) VALUES (${created!.id}, ${caller.id}, 'owner')`
-        const [row] = yield* sql<CollectionRow>`SELECT ${columns(caller)} FROM collections c WHERE c.id = ${created!.id}`
-        return row!
-      }))
+          yield* sql`INSERT INTO collection_members (collection_id, user_id, role) VALUES (${created!.id}, ${caller.id}, 'owner')`
+          const [row] = yield* sql<CollectionRow>`SELECT ${columns(caller)} FROM collections c WHERE c.id = ${created!.id}`
+          return row!
+        })
+      )
 
     /** The collections the caller is a member of, newest first. */
     const list = (caller: Caller, limit: number, after: PagePosition | undefined) =>
@@ -136,7 +135,7 @@ export class CollectionsRepo extends Context.Service<CollectionsRepo>()("basalt/
 
     /** Run inside a transaction that locked the collection (`access` with `lock`). */
     const setMember = (collectionId: string, userId: string, role: CollectionRole) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const [user] = yield* sql<{ id: string }>`SELECT id FROM users WHERE id = ${userId} AND active`
         if (user === undefined) return { _tag: "NoSuchUser" } as MembershipChange
         if (role !== "owner" && (yield* otherOwners(collectionId, userId)) === 0) {
@@ -151,7 +150,7 @@ export class CollectionsRepo extends Context.Service<CollectionsRepo>()("basalt/
 
     /** Run inside a transaction that locked the collection. `member` undefined: was not a member. */
     const removeMember = (collectionId: string, userId: string) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const current = yield* memberOf(collectionId, userId)
         if (current === undefined) return { _tag: "Done", member: undefined } as MembershipChange
         if (current.role === "owner" && (yield* otherOwners(collectionId, userId)) === 0) {
@@ -174,17 +173,24 @@ export class CollectionsRepo extends Context.Service<CollectionsRepo>()("basalt/
       readonly add: ReadonlyArray<DocumentInCollection>
       readonly remove: ReadonlyArray<DocumentInCollection>
     }) =>
-      Effect.all([
-        change.remove.length === 0 ? Effect.void : sql`
+      Effect.all(
+        [
+          change.remove.length === 0
+            ? Effect.void
+            : sql`
           DELETE FROM document_collections dc
           USING jsonb_to_recordset(${JSON.stringify(change.remove)}::jsonb) AS p(document_id uuid, collection_id uuid)
           WHERE dc.document_id = p.document_id AND dc.collection_id = p.collection_id`,
-        change.add.length === 0 ? Effect.void : sql`
+          change.add.length === 0
+            ? Effect.void
+            : sql`
           INSERT INTO document_collections (document_id, collection_id)
           SELECT p.document_id, p.collection_id
           FROM jsonb_to_recordset(${JSON.stringify(change.add)}::jsonb) AS p(document_id uuid, collection_id uuid)
           ON CONFLICT DO NOTHING`
-      ], { discard: true })
+        ],
+        { discard: true }
+      )
 
     return {
       access,

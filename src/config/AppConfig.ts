@@ -107,9 +107,7 @@ const invalid = (name: string, message: string): SchemaIssue.Issue =>
   new SchemaIssue.Pointer([name], new SchemaIssue.InvalidValue({ message }))
 
 const refuse = (issues: readonly [SchemaIssue.Issue, ...Array<SchemaIssue.Issue>]): Config.ConfigError =>
-  new Config.ConfigError(
-    new Schema.SchemaError(issues.length === 1 ? issues[0] : new SchemaIssue.Composite(Schema.Unknown.ast, issues))
-  )
+  new Config.ConfigError(new Schema.SchemaError(issues.length === 1 ? issues[0] : new SchemaIssue.Composite(Schema.Unknown.ast, issues)))
 
 /** A variable read by a parser that explains itself: its message is the one line shown. */
 const parsed = <A>(name: string, parse: (text: string) => Result.Result<A, string>) =>
@@ -123,8 +121,10 @@ const parsed = <A>(name: string, parse: (text: string) => Result.Result<A, strin
   )
 
 /** A refusal with `message` unless `valid` holds; chained after a parser. */
-const must = <A>(message: string, valid: (value: A) => boolean) => (value: A): Result.Result<A, string> =>
-  valid(value) ? Result.succeed(value) : Result.fail(message)
+const must =
+  <A>(message: string, valid: (value: A) => boolean) =>
+  (value: A): Result.Result<A, string> =>
+    valid(value) ? Result.succeed(value) : Result.fail(message)
 
 /** A whole number, or the line `Expected an integer value but received "abc"`. */
 const parseInteger = (text: string): Result.Result<number, string> => {
@@ -150,7 +150,8 @@ const duration = (name: string) =>
     Option.match(Duration.fromInput(text.trim() as Duration.Input), {
       onNone: () => Result.fail(`expected a duration such as 10 seconds, 500 millis or 2 minutes, got "${text}"`),
       onSome: Result.succeed
-    }))
+    })
+  )
 
 /** A rate limit (`10/1m`), `off` (None), or the default when unset or empty. */
 const rateLimit = (name: string, fallback: RateLimit) =>
@@ -188,13 +189,21 @@ const optional = <A>(config: Config.Config<A>, isEmpty: (a: A) => boolean) =>
 
 const list = (name: string) =>
   Config.String(name).pipe(
-    Config.map((text) => text.split(",").map((item) => item.trim()).filter((item) => item !== ""))
+    Config.map((text) =>
+      text
+        .split(",")
+        .map((item) => item.trim())
+        .filter((item) => item !== "")
+    )
   )
 
 /** `key=value,key2=value2`, the OTLP exporters' header syntax. */
 const keyValues = (name: string) =>
   parsed(name, (text) => {
-    const entries = text.split(",").map((item) => item.trim()).filter((item) => item !== "")
+    const entries = text
+      .split(",")
+      .map((item) => item.trim())
+      .filter((item) => item !== "")
     const pairs = entries.map((entry) => [entry.slice(0, entry.indexOf("=")).trim(), entry.slice(entry.indexOf("=") + 1).trim()] as const)
     return pairs.some(([key]) => key === "")
       ? Result.fail("expected key=value pairs separated by commas")
@@ -227,7 +236,7 @@ const all = <const Configs extends Record<string, Config.Config<unknown>>>(
         return Effect.succeed(values as { -readonly [K in keyof Configs]: Config.Success<Configs[K]> })
       }
       const sourceError = errors.find((error) => error.cause._tag === "SourceError")
-      const issues = errors.flatMap((error) => error.cause._tag === "SchemaError" ? [error.cause.issue] : [])
+      const issues = errors.flatMap((error) => (error.cause._tag === "SchemaError" ? [error.cause.issue] : []))
       return Effect.fail(sourceError ?? refuse(issues as [SchemaIssue.Issue, ...Array<SchemaIssue.Issue>]))
     })
   )
@@ -259,14 +268,16 @@ const oidcConfig: Config.Config<Option.Option<OidcConfig>> = all({
     if (problems.length > 0 || Option.isNone(clientId) || Option.isNone(clientSecret) || Option.isNone(redirectUrl)) {
       return Effect.fail(refuse(problems as [SchemaIssue.Issue, ...Array<SchemaIssue.Issue>]))
     }
-    return Effect.succeed(Option.some({
-      issuer: issuer.value,
-      clientId: clientId.value,
-      clientSecret: Redacted.make(clientSecret.value),
-      redirectUrl: redirectUrl.value,
-      allowedDomains: allowedDomains.map((domain) => domain.toLowerCase().replace(/^@/, "")),
-      scopes
-    }))
+    return Effect.succeed(
+      Option.some({
+        issuer: issuer.value,
+        clientId: clientId.value,
+        clientSecret: Redacted.make(clientSecret.value),
+        redirectUrl: redirectUrl.value,
+        allowedDomains: allowedDomains.map((domain) => domain.toLowerCase().replace(/^@/, "")),
+        scopes
+      })
+    )
   })
 )
 
@@ -278,7 +289,8 @@ const embeddingsConfig: Config.Config<EmbeddingsConfig> = all({
     parsed("BASALT_EMBEDDINGS_DIMENSIONS", (text) =>
       text.trim() === "" || /^\s*[1-9]\d*\s*$/.test(text)
         ? Result.succeed(text.trim() === "" ? 0 : Number(text))
-        : Result.fail("must be a whole number greater than 0")),
+        : Result.fail("must be a whole number greater than 0")
+    ),
     (dimensions) => dimensions === 0
   ),
   // Validated as text, then wrapped: the message names no value.
@@ -396,9 +408,11 @@ const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1()
 /** One line per bad variable: `PORT: Expected a string representing a finite number`. */
 export const describeConfigError = (error: Config.ConfigError): string => {
   if (error.cause._tag === "SourceError") return error.cause.message.replace(/\s*\n\s*/g, " ")
-  return formatIssue(error.cause.issue).issues.map(({ message, path = [] }) => {
-    const name = path.map((segment) => String(typeof segment === "object" ? segment.key : segment)).join(".")
-    const line = message.replace(/\s*\n\s*/g, " ")
-    return name === "" ? line : `${name}: ${line}`
-  }).join("; ")
+  return formatIssue(error.cause.issue)
+    .issues.map(({ message, path = [] }) => {
+      const name = path.map((segment) => String(typeof segment === "object" ? segment.key : segment)).join(".")
+      const line = message.replace(/\s*\n\s*/g, " ")
+      return name === "" ? line : `${name}: ${line}`
+    })
+    .join("; ")
 }

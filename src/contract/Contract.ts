@@ -29,30 +29,33 @@ declare module "effect/Schema" {
 
 // Readonly-ness and `| undefined` on optional keys are representation details of either side,
 // not contract differences; everything else must match exactly.
-type Normalize<T> = T extends string | number | boolean | bigint | null | undefined ? T
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<Normalize<U>>
-  : { readonly [K in keyof T]: Normalize<Exclude<T[K], undefined>> }
+type Normalize<T> = T extends string | number | boolean | bigint | null | undefined
+  ? T
+  : T extends ReadonlyArray<infer U>
+    ? ReadonlyArray<Normalize<U>>
+    : { readonly [K in keyof T]: Normalize<Exclude<T[K], undefined>> }
 
-type Exact<A, B> = (<T>() => T extends Normalize<A> ? 1 : 2) extends (<T>() => T extends Normalize<B> ? 1 : 2)
-  ? true
-  : false
+type Exact<A, B> = (<T>() => T extends Normalize<A> ? 1 : 2) extends <T>() => T extends Normalize<B> ? 1 : 2 ? true : false
 
 /** Intersected with an argument's type: `unknown` when A and B match, an unsatisfiable shape naming both otherwise. */
-export type Matches<Actual, Expected, Where extends string> = Exact<Actual, Expected> extends true ? unknown
-  : { readonly contractMismatch: Where; readonly schemaEncodes: Actual; readonly contractSays: Expected }
+export type Matches<Actual, Expected, Where extends string> =
+  Exact<Actual, Expected> extends true
+    ? unknown
+    : { readonly contractMismatch: Where; readonly schemaEncodes: Actual; readonly contractSays: Expected }
 
 type Operation<Op extends OperationId> = operations[Op]
 type Responses<Op extends OperationId> = Operation<Op>["responses"]
-type ResponseContent<Op extends OperationId, Status extends keyof Responses<Op>> = Responses<Op>[Status] extends
-  { readonly content: infer C } ? C
+type ResponseContent<Op extends OperationId, Status extends keyof Responses<Op>> = Responses<Op>[Status] extends {
+  readonly content: infer C
+}
+  ? C
   : never
 
-type RequestContent<Op extends OperationId> = Operation<Op> extends { readonly requestBody?: infer B } ?
-  NonNullable<B> extends { readonly content: infer C } ? C : never
-  : never
+type RequestContent<Op extends OperationId> =
+  Operation<Op> extends { readonly requestBody?: infer B } ? (NonNullable<B> extends { readonly content: infer C } ? C : never) : never
 
-type Params<Op extends OperationId, In extends "path" | "query"> = Operation<Op>["parameters"] extends
-  { readonly [K in In]?: infer P } ? NonNullable<P>
+type Params<Op extends OperationId, In extends "path" | "query"> = Operation<Op>["parameters"] extends { readonly [K in In]?: infer P }
+  ? NonNullable<P>
   : never
 
 const annotate = <S extends Schema.Top>(schema: S, checkedAgainst: string): S["Rebuild"] =>
@@ -69,25 +72,29 @@ export const contractBody = <Name extends keyof components["schemas"], S extends
 // text itself (`limit: Schema.NumberFromString`); anything else is a mismatch.
 type OnTheWire<T> = { readonly [K in keyof T]: T[K] extends number | boolean | undefined ? string : T[K] }
 
-type MatchesParameters<Actual, Expected, Where extends string> = Exact<Actual, Expected> extends true ? unknown
-  : Matches<Actual, OnTheWire<Expected>, Where>
+type MatchesParameters<Actual, Expected, Where extends string> =
+  Exact<Actual, Expected> extends true ? unknown : Matches<Actual, OnTheWire<Expected>, Where>
 
 /** `/documents/:id` → `/documents/{id}`, as openapi.yaml writes paths. */
 export type OpenApiPath<P extends string> = P extends `${infer A}:${infer Param}/${infer Rest}`
   ? `${A}{${Param}}/${OpenApiPath<Rest>}`
-  : P extends `${infer A}:${infer Param}` ? `${A}{${Param}}`
-  : P
+  : P extends `${infer A}:${infer Param}`
+    ? `${A}{${Param}}`
+    : P
 
-type MethodOf<Op extends OperationId, P extends string> = OpenApiPath<P> extends keyof paths ? {
-    [M in keyof paths[OpenApiPath<P>]]: Exact<paths[OpenApiPath<P>][M], operations[Op]> extends true ? M : never
-  }[keyof paths[OpenApiPath<P>]]
-  : never
+type MethodOf<Op extends OperationId, P extends string> =
+  OpenApiPath<P> extends keyof paths
+    ? {
+        [M in keyof paths[OpenApiPath<P>]]: Exact<paths[OpenApiPath<P>][M], operations[Op]> extends true ? M : never
+      }[keyof paths[OpenApiPath<P>]]
+    : never
 
 /** `unknown` when the endpoint is the operation `Op` of openapi.yaml: its name, method and path. */
-export type OperationAt<Op extends OperationId, Name extends string, Method extends string, P extends string> =
-  Name extends Op ? Lowercase<Method> extends MethodOf<Op, P> ? unknown
+export type OperationAt<Op extends OperationId, Name extends string, Method extends string, P extends string> = Name extends Op
+  ? Lowercase<Method> extends MethodOf<Op, P>
+    ? unknown
     : { readonly contractMismatch: `${Op} is not ${Uppercase<Method>} ${OpenApiPath<P>} in openapi.yaml` }
-    : { readonly contractMismatch: `the endpoint of ${Op} is named ${Name}` }
+  : { readonly contractMismatch: `the endpoint of ${Op} is named ${Name}` }
 
 // The contract's media type decides how a body is read; multipart is left to the Schema
 // (`HttpApiSchema.asMultipartStream()` or `asMultipart()`), which also decides the handler's type.
@@ -95,8 +102,8 @@ const withPayloadEncoding = <S extends Schema.Top>(schema: S, contentType: strin
   contentType === "multipart/form-data"
     ? schema
     : contentType === "application/x-www-form-urlencoded"
-    ? HttpApiSchema.asFormUrlEncoded({ contentType })(schema)
-    : HttpApiSchema.asJson({ contentType })(schema)
+      ? HttpApiSchema.asFormUrlEncoded({ contentType })(schema)
+      : HttpApiSchema.asJson({ contentType })(schema)
 
 /**
  * The checks of one operation of openapi.yaml: its parameters, request body and responses, each
@@ -104,12 +111,10 @@ const withPayloadEncoding = <S extends Schema.Top>(schema: S, contentType: strin
  */
 export const operation = <Op extends OperationId & string>(op: Op) => ({
   name: op,
-  path: <S extends Schema.Top>(
-    schema: S & MatchesParameters<S["Encoded"], Params<Op, "path">, `${Op} path parameters`>
-  ): S["Rebuild"] => annotate(schema, `${op} path`),
-  query: <S extends Schema.Top>(
-    schema: S & MatchesParameters<S["Encoded"], Params<Op, "query">, `${Op} query parameters`>
-  ): S["Rebuild"] => annotate(schema, `${op} query`),
+  path: <S extends Schema.Top>(schema: S & MatchesParameters<S["Encoded"], Params<Op, "path">, `${Op} path parameters`>): S["Rebuild"] =>
+    annotate(schema, `${op} path`),
+  query: <S extends Schema.Top>(schema: S & MatchesParameters<S["Encoded"], Params<Op, "query">, `${Op} query parameters`>): S["Rebuild"] =>
+    annotate(schema, `${op} query`),
   /** The request body, read as `contentType` says. */
   payload: <ContentType extends keyof RequestContent<Op> & string, S extends Schema.Top>(
     contentType: ContentType,
@@ -125,10 +130,7 @@ export const operation = <Op extends OperationId & string>(op: Op) => ({
     contentType: ContentType,
     schema: S & Matches<S["Encoded"], ResponseContent<Op, Status>[ContentType], `${Op} ${Status}`>
   ): S["Rebuild"] =>
-    annotate(schema, `${op} ${status} ${contentType}`).pipe(
-      HttpApiSchema.asJson({ contentType }),
-      HttpApiSchema.status(status)
-    ),
+    annotate(schema, `${op} ${status} ${contentType}`).pipe(HttpApiSchema.asJson({ contentType }), HttpApiSchema.status(status)),
   /** A text response (HTML, YAML, an event stream…), answered with `status`. */
   text: <
     Status extends keyof Responses<Op> & number,
@@ -139,14 +141,12 @@ export const operation = <Op extends OperationId & string>(op: Op) => ({
     contentType: ContentType,
     schema: S & Matches<S["Encoded"], ResponseContent<Op, Status>[ContentType], `${Op} ${Status}`>
   ): S["Rebuild"] =>
-    annotate(
-      schema.pipe(HttpApiSchema.asText({ contentType }), HttpApiSchema.status(status)),
-      `${op} ${status} ${contentType}`
-    ),
+    annotate(schema.pipe(HttpApiSchema.asText({ contentType }), HttpApiSchema.status(status)), `${op} ${status} ${contentType}`),
   /** A response without a body, answered with `status`. */
   empty: <Status extends keyof Responses<Op> & number>(
     status: Status &
-      (Responses<Op>[Status] extends { readonly content?: never } ? unknown
+      (Responses<Op>[Status] extends { readonly content?: never }
+        ? unknown
         : { readonly contractMismatch: `${Op} ${Status} has a body in openapi.yaml` })
   ): Schema.Void => annotate(HttpApiSchema.Empty(status), `${op} ${status} (no body)`)
 })

@@ -10,7 +10,7 @@ import { Duration, Effect } from "effect"
  * the total.
  */
 export const deleteInBatches = <E, R>(batch: number, deleteBatch: Effect.Effect<number, E, R>) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     let total = 0
     while (true) {
       const deleted = yield* deleteBatch
@@ -26,7 +26,7 @@ export const deleteInBatches = <E, R>(batch: number, deleteBatch: Effect.Effect<
  */
 export const cleanUpEvery = <E, R>(interval: Duration.Input, what: string, cleanup: Effect.Effect<number, E, R>) =>
   cleanup.pipe(
-    Effect.tap((deleted) => deleted > 0 ? Effect.logDebug(`deleted ${deleted} ${what}`) : Effect.void),
+    Effect.tap((deleted) => (deleted > 0 ? Effect.logDebug(`deleted ${deleted} ${what}`) : Effect.void)),
     Effect.catchCause((cause) => Effect.logWarning(`could not delete ${what}`, cause)),
     Effect.delay(interval),
     Effect.forever,

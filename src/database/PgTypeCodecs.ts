@@ -51,7 +51,7 @@ const shortestFloat4 = (x: number): { readonly digits: string; readonly exponent
   // Everything scaled by 2^(2 - e) when e < 2, so that the midpoints are integers.
   const shift = e < 2 ? 2 - e : 0
   const scale = e < 2 ? 1n : 2n ** BigInt(e - 2)
-  const exact = (m * 4n) * scale
+  const exact = m * 4n * scale
   const lower = (m * 4n - lowerGap) * scale
   const upper = (m * 4n + 2n) * scale
   const denominator = 2n ** BigInt(shift)
@@ -105,8 +105,7 @@ export const float4Text = (x: number): string => {
   return `${sign}${mantissa}e${exponent < 0 ? "-" : "+"}${magnitude}`
 }
 
-const readFloat4 = (bytes: Uint8Array, offset: number) =>
-  new DataView(bytes.buffer, bytes.byteOffset + offset, 4).getFloat32(0)
+const readFloat4 = (bytes: Uint8Array, offset: number) => new DataView(bytes.buffer, bytes.byteOffset + offset, 4).getFloat32(0)
 
 const float4Shortest: PgTypes.Codec<number> = {
   decode: (bytes) =>
@@ -131,7 +130,13 @@ export const vectorCodec: PgTypes.Codec<string | ArrayLike<number>> = {
     return Result.succeed(`[${elements.join(",")}]`)
   },
   encode: (value) => {
-    const elements = typeof value === "string" ? value.replace(/^\s*\[|\]\s*$/g, "").split(",").map(Number) : Array.from(value)
+    const elements =
+      typeof value === "string"
+        ? value
+            .replace(/^\s*\[|\]\s*$/g, "")
+            .split(",")
+            .map(Number)
+        : Array.from(value)
     if (elements.some((element) => !Number.isFinite(element))) return fail("a vector holds finite numbers only")
     const bytes = new Uint8Array(4 + elements.length * 4)
     const view = new DataView(bytes.buffer)

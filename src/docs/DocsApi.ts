@@ -4,28 +4,31 @@ import { contractBody, endpoint } from "../contract/Contract.ts"
 import { ValidationFailed } from "../http/ApiError.ts"
 import { withPath } from "../http/RequestParams.ts"
 
-export const DocsAsset = contractBody(
-  "DocsAsset",
-  Schema.Literals(["swagger-ui.css", "swagger-ui-bundle.js", "redoc.standalone.js"])
-)
+export const DocsAsset = contractBody("DocsAsset", Schema.Literals(["swagger-ui.css", "swagger-ui-bundle.js", "redoc.standalone.js"]))
 export type DocsAsset = typeof DocsAsset.Type
 
 export class DocsApi extends HttpApiGroup.make("documentation")
-  .add(endpoint("getOpenApiJson", (op) =>
-    HttpApiEndpoint.get(op.name, "/openapi.json", {
-      success: op.response(200, "application/json", Schema.Record(Schema.String, Schema.Unknown))
-    })))
-  .add(endpoint("getOpenApiYaml", (op) =>
-    HttpApiEndpoint.get(op.name, "/openapi.yaml", { success: op.text(200, "application/yaml", Schema.String) })))
-  .add(endpoint("getSwaggerUi", (op) =>
-    HttpApiEndpoint.get(op.name, "/docs", { success: op.text(200, "text/html", Schema.String) })))
-  .add(endpoint("getRedoc", (op) =>
-    HttpApiEndpoint.get(op.name, "/redoc", { success: op.text(200, "text/html", Schema.String) })))
-  .add(endpoint("getDocsAsset", (op) =>
-    HttpApiEndpoint.get(op.name, "/docs/assets/:asset", {
-      params: op.path(Schema.Struct({ asset: DocsAsset })),
-      success: [op.text(200, "text/javascript", Schema.String), op.text(200, "text/css", Schema.String)],
-      error: ValidationFailed
-    }).pipe(withPath)))
-  .annotate(OpenApi.Title, "documentation")
-{}
+  .add(
+    endpoint("getOpenApiJson", (op) =>
+      HttpApiEndpoint.get(op.name, "/openapi.json", {
+        success: op.response(200, "application/json", Schema.Record(Schema.String, Schema.Unknown))
+      })
+    )
+  )
+  .add(
+    endpoint("getOpenApiYaml", (op) =>
+      HttpApiEndpoint.get(op.name, "/openapi.yaml", { success: op.text(200, "application/yaml", Schema.String) })
+    )
+  )
+  .add(endpoint("getSwaggerUi", (op) => HttpApiEndpoint.get(op.name, "/docs", { success: op.text(200, "text/html", Schema.String) })))
+  .add(endpoint("getRedoc", (op) => HttpApiEndpoint.get(op.name, "/redoc", { success: op.text(200, "text/html", Schema.String) })))
+  .add(
+    endpoint("getDocsAsset", (op) =>
+      HttpApiEndpoint.get(op.name, "/docs/assets/:asset", {
+        params: op.path(Schema.Struct({ asset: DocsAsset })),
+        success: [op.text(200, "text/javascript", Schema.String), op.text(200, "text/css", Schema.String)],
+        error: ValidationFailed
+      }).pipe(withPath)
+    )
+  )
+  .annotate(OpenApi.Title, "documentation") {}

@@ -18,17 +18,15 @@ const assets: Record<DocsAsset, { readonly file: string; readonly contentType: s
 }
 
 export const DocsHttpLive = HttpApiBuilder.group(BasaltApi, "documentation", (handlers) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     // The contract is served as shipped: the YAML byte for byte, the JSON parsed from it.
     const yaml = yield* Effect.promise(() => readFile(contractFile, "utf8"))
     const json = parse(yaml) as Record<string, unknown>
     // Assets are read on first request, not at start: most servers never serve them.
     const assetBodies = Object.fromEntries(
       yield* Effect.forEach(Object.entries(assets), ([name, { file }]) =>
-        Effect.map(
-          Effect.cached(Effect.promise(() => readFile(require.resolve(file)))),
-          (body) => [name, body] as const
-        ))
+        Effect.map(Effect.cached(Effect.promise(() => readFile(require.resolve(file)))), (body) => [name, body] as const)
+      )
     ) as Record<DocsAsset, Effect.Effect<Buffer>>
 
     return handlers
@@ -41,5 +39,8 @@ export const DocsHttpLive = HttpApiBuilder.group(BasaltApi, "documentation", (ha
           HttpServerResponse.uint8Array(body, {
             contentType: assets[params.asset].contentType,
             headers: { "cache-control": "public, max-age=86400" }
-          })))
-  }))
+          })
+        )
+      )
+  })
+)

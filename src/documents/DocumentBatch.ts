@@ -21,9 +21,7 @@ const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
 /** Each problem of `error` as a 422 detail, its path dotted and prefixed with `prefix`. */
 export const issueDetails = (error: Schema.SchemaError, prefix: ReadonlyArray<PropertyKey> = []) =>
   formatIssues(error.issue).issues.map((issue) => ({
-    path: [...prefix, ...(issue.path ?? []).map((segment) => (typeof segment === "object" ? segment.key : segment))]
-      .map(String)
-      .join("."),
+    path: [...prefix, ...(issue.path ?? []).map((segment) => (typeof segment === "object" ? segment.key : segment))].map(String).join("."),
     message: issue.message
   }))
 
@@ -45,13 +43,14 @@ const failed = (index: number, error: ApiError, requestId: string): ItemResult =
 })
 
 export const ingestBatch = (ingestion: DocumentIngestion["Service"], caller: Caller, items: ReadonlyArray<unknown>) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const requestId = yield* CurrentRequestId
     const decodedItems = items.map((item) => decodeItem(item))
-    const valid = decodedItems.flatMap((decoded, index) =>
-      Result.isSuccess(decoded) ? [{ index, request: decoded.success }] : []
+    const valid = decodedItems.flatMap((decoded, index) => (Result.isSuccess(decoded) ? [{ index, request: decoded.success }] : []))
+    const outcomes = yield* ingestion.ingestEach(
+      caller,
+      valid.map((item) => item.request)
     )
-    const outcomes = yield* ingestion.ingestEach(caller, valid.map((item) => item.request))
     const outcomeOf = new Map(valid.map(({ index }, position) => [index, outcomes[position]!]))
     const results = decodedItems.map((decoded, index): ItemResult => {
       if (Result.isFailure(decoded)) return failed(index, invalidItem(index, decoded.failure), requestId)

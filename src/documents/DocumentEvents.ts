@@ -55,16 +55,17 @@ const encodeStatus = Schema.encodeSync(DocumentStatusEvent)
 const encodeDeleted = Schema.encodeSync(DocumentDeletedEvent)
 
 const eventOf = (row: DocumentChangeRow) => {
-  const data = row.kind === "status"
-    ? encodeStatus({
-      document_id: row.document_id,
-      status: row.status,
-      error: row.error,
-      chunk_count: row.chunk_count,
-      revision: row.revision,
-      changed_at: row.changed_at
-    })
-    : encodeDeleted({ document_id: row.document_id, revision: row.revision, deleted_at: row.changed_at })
+  const data =
+    row.kind === "status"
+      ? encodeStatus({
+          document_id: row.document_id,
+          status: row.status,
+          error: row.error,
+          chunk_count: row.chunk_count,
+          revision: row.revision,
+          changed_at: row.changed_at
+        })
+      : encodeDeleted({ document_id: row.document_id, revision: row.revision, deleted_at: row.changed_at })
   return Sse.encoder.write({
     _tag: "Event",
     id: encodeCursor({ at: row.changed_at_exact, id: row.document_id }),
@@ -83,25 +84,17 @@ const shifted = (exact: string, millis: number) => new Date(new Date(exact).getT
  * `request` authenticated as; `reauthenticate`, the request's credential checked again (none once
  * it no longer authenticates).
  */
-export const makeDocumentEvents = Effect.gen(function*() {
+export const makeDocumentEvents = Effect.gen(function* () {
   const documents = yield* DocumentsRepo
   const lifecycle = yield* ServerLifecycle
-  return (
-    caller: Caller,
-    request: HttpServerRequest.HttpServerRequest,
-    reauthenticate: Effect.Effect<Option.Option<Caller>>
-  ) =>
-    Effect.gen(function*() {
+  return (caller: Caller, request: HttpServerRequest.HttpServerRequest, reauthenticate: Effect.Effect<Option.Option<Caller>>) =>
+    Effect.gen(function* () {
       // A Last-Event-ID this server did not issue is ignored: the stream starts from now.
-      const resumed = yield* decodeCursor(request.headers["last-event-id"]).pipe(
-        Effect.option,
-        Effect.map(Option.getOrUndefined)
-      )
-      const start: PagePosition = resumed ??
-        { at: yield* Effect.orDie(documents.now), id: "00000000-0000-0000-0000-000000000000" }
+      const resumed = yield* decodeCursor(request.headers["last-event-id"]).pipe(Effect.option, Effect.map(Option.getOrUndefined))
+      const start: PagePosition = resumed ?? { at: yield* Effect.orDie(documents.now), id: "00000000-0000-0000-0000-000000000000" }
 
       const poll = (caller: Caller, state: State) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const since = shifted(state.position.at, -lookbackMillis)
           const rows: Array<DocumentChangeRow> = []
           let page = yield* documents.changesSince(caller, since, pageSize)
@@ -125,25 +118,23 @@ export const makeDocumentEvents = Effect.gen(function*() {
           return { fresh, next: { started: true, position: newest, sent, quietPolls } }
         }).pipe(Effect.orDie)
 
-      const events = Stream.paginate(
-        { started: false, position: start, sent: new Map(), quietPolls: 0 } as State,
-        (state) =>
-          Effect.gen(function*() {
-            if (!state.started) {
-              const { fresh, next } = yield* poll(caller, state)
-              return [["retry: 2000\n: connected\n\n", ...fresh.map(eventOf)], Option.some(next)] as const
-            }
-            yield* Effect.sleep(pollInterval)
-            if (lifecycle.isDraining()) return [[], Option.none<State>()] as const
-            const current = yield* reauthenticate
-            if (Option.isNone(current)) return [[], Option.none<State>()] as const
-            const { fresh, next } = yield* poll(current.value, state)
-            if (fresh.length > 0) return [fresh.map(eventOf), Option.some(next)] as const
-            if (next.quietPolls >= pollsPerHeartbeat) {
-              return [[": keep-alive\n\n"], Option.some({ ...next, quietPolls: 0 })] as const
-            }
-            return [[], Option.some(next)] as const
-          })
+      const events = Stream.paginate({ started: false, position: start, sent: new Map(), quietPolls: 0 } as State, (state) =>
+        Effect.gen(function* () {
+          if (!state.started) {
+            const { fresh, next } = yield* poll(caller, state)
+            return [["retry: 2000\n: connected\n\n", ...fresh.map(eventOf)], Option.some(next)] as const
+          }
+          yield* Effect.sleep(pollInterval)
+          if (lifecycle.isDraining()) return [[], Option.none<State>()] as const
+          const current = yield* reauthenticate
+          if (Option.isNone(current)) return [[], Option.none<State>()] as const
+          const { fresh, next } = yield* poll(current.value, state)
+          if (fresh.length > 0) return [fresh.map(eventOf), Option.some(next)] as const
+          if (next.quietPolls >= pollsPerHeartbeat) {
+            return [[": keep-alive\n\n"], Option.some({ ...next, quietPolls: 0 })] as const
+          }
+          return [[], Option.some(next)] as const
+        })
       )
 
       return HttpServerResponse.stream(Stream.encodeText(events), {
@@ -155,12 +146,8 @@ export const makeDocumentEvents = Effect.gen(function*() {
 
 /** Forgets, every few minutes in each process, the deletions past `deletionRetention`. */
 export const DocumentDeletionsPruningLive = Layer.effectDiscard(
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const documents = yield* DocumentsRepo
-    yield* cleanUpEvery(
-      pruneInterval,
-      "expired document deletion records",
-      olderThan(deletionRetention, documents.pruneDeletions)
-    )
+    yield* cleanUpEvery(pruneInterval, "expired document deletion records", olderThan(deletionRetention, documents.pruneDeletions))
   })
 ).pipe(Layer.provide(DocumentsRepo.layer))

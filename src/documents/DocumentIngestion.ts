@@ -17,7 +17,9 @@ import { documentKey, type DocumentRow, DocumentsRepo } from "./DocumentsRepo.ts
 
 /** What decides whether a document must be indexed again. */
 export const contentHash = (title: string, content: string) =>
-  createHash("sha256").update(JSON.stringify([title, content])).digest("hex")
+  createHash("sha256")
+    .update(JSON.stringify([title, content]))
+    .digest("hex")
 
 export const toDocument = (row: DocumentRow): Document => ({
   id: row.id,
@@ -71,7 +73,7 @@ interface Rights {
 }
 
 export class DocumentIngestion extends Context.Service<DocumentIngestion>()("basalt/DocumentIngestion", {
-  make: Effect.gen(function*() {
+  make: Effect.gen(function* () {
     const documents = yield* DocumentsRepo
     const collections = yield* CollectionsRepo
     const indexer = yield* DocumentIndexer
@@ -82,7 +84,7 @@ export class DocumentIngestion extends Context.Service<DocumentIngestion>()("bas
      * they are. Run inside the transaction that changes the document.
      */
     const syncCollections = (caller: Caller, documentId: string, desired: ReadonlyArray<string>) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const current = new Set(yield* documents.visibleCollectionsOf(caller, documentId))
         const wanted = new Set(desired)
         const joining = [...wanted].filter((id) => !current.has(id))
@@ -103,21 +105,24 @@ export class DocumentIngestion extends Context.Service<DocumentIngestion>()("bas
      * the accepted ones before it left the document in.
      */
     const decideRights = (caller: Caller, requests: ReadonlyArray<NewDocument>) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const named = requests.filter((request) => request.collection_ids !== undefined)
         const keys = named.flatMap((request) =>
           request.external_id === undefined ? [] : [{ source: request.source, externalId: request.external_id }]
         )
-        const current = new Map<string, ReadonlyArray<string>>(keys.length === 0 ? [] : yield* documents.visibleCollectionsByKey(caller, keys))
+        const current = new Map<string, ReadonlyArray<string>>(
+          keys.length === 0 ? [] : yield* documents.visibleCollectionsByKey(caller, keys)
+        )
         const collectionIds = new Set([...named.flatMap((request) => request.collection_ids!), ...[...current.values()].flat()])
-        const access = collectionIds.size === 0 ? new Map<string, CollectionAccess>() : yield* collections.accessMany(caller, [...collectionIds])
+        const access =
+          collectionIds.size === 0 ? new Map<string, CollectionAccess>() : yield* collections.accessMany(caller, [...collectionIds])
         const changes = new Map<number, { joining: ReadonlyArray<string>; leaving: ReadonlyArray<string> }>()
         const decide = (request: NewDocument, index: number) =>
-          Effect.gen(function*() {
+          Effect.gen(function* () {
             yield* mayPublish(caller, request.visibility)
             if (request.collection_ids === undefined) return
             const key = request.external_id === undefined ? undefined : documentKey(request.source, request.external_id)
-            const before = new Set(key === undefined ? [] : current.get(key) ?? [])
+            const before = new Set(key === undefined ? [] : (current.get(key) ?? []))
             const wanted = new Set(request.collection_ids)
             const joining = [...wanted].filter((id) => !before.has(id))
             const leaving = [...before].filter((id) => !wanted.has(id))
@@ -128,7 +133,8 @@ export class DocumentIngestion extends Context.Service<DocumentIngestion>()("bas
             if (key !== undefined) current.set(key, [...wanted])
           })
         const refusals = yield* Effect.forEach(requests, (request, index) =>
-          Effect.match(decide(request, index), { onFailure: (refusal): Refusal | undefined => refusal, onSuccess: () => undefined }))
+          Effect.match(decide(request, index), { onFailure: (refusal): Refusal | undefined => refusal, onSuccess: () => undefined })
+        )
         return { refusals, changes } satisfies Rights
       })
 
@@ -142,53 +148,64 @@ export class DocumentIngestion extends Context.Service<DocumentIngestion>()("bas
      * document refuses the whole call. Nothing of a failed transaction stays behind.
      */
     const store = (caller: Caller, requests: ReadonlyArray<NewDocument>, allOrNone: boolean) =>
-      Effect.gen(function*() {
-        const { outcomes, queued } = yield* documents.withTransaction(Effect.gen(function*() {
-          const rights = yield* decideRights(caller, requests)
-          const firstRefusal = rights.refusals.find((refusal) => refusal !== undefined)
-          if (allOrNone && firstRefusal !== undefined) return yield* Effect.fail(firstRefusal)
-          const accepted = requests.flatMap((_request, index) => (rights.refusals[index] === undefined ? [index] : []))
-          const stored = yield* documents.storeAll(caller.id, accepted.map((index) => {
-            const request = requests[index]!
-            return {
-              title: request.title,
-              content: request.content,
-              contentHash: contentHash(request.title, request.content),
-              source: request.source,
-              externalId: request.external_id,
-              url: request.url,
-              metadata: request.metadata,
-              tags: request.tags,
-              visibility: request.visibility
-            }
-          }))
-          const storedAt = new Map(accepted.map((index, position) => [index, stored[position]!]))
-          const pairs = (pick: "joining" | "leaving") =>
-            [...rights.changes].flatMap(([index, change]) =>
-              change[pick].map((collection_id) => ({ document_id: storedAt.get(index)!.id, collection_id }))
+      Effect.gen(function* () {
+        const { outcomes, queued } = yield* documents.withTransaction(
+          Effect.gen(function* () {
+            const rights = yield* decideRights(caller, requests)
+            const firstRefusal = rights.refusals.find((refusal) => refusal !== undefined)
+            if (allOrNone && firstRefusal !== undefined) return yield* Effect.fail(firstRefusal)
+            const accepted = requests.flatMap((_request, index) => (rights.refusals[index] === undefined ? [index] : []))
+            const stored = yield* documents.storeAll(
+              caller.id,
+              accepted.map((index) => {
+                const request = requests[index]!
+                return {
+                  title: request.title,
+                  content: request.content,
+                  contentHash: contentHash(request.title, request.content),
+                  source: request.source,
+                  externalId: request.external_id,
+                  url: request.url,
+                  metadata: request.metadata,
+                  tags: request.tags,
+                  visibility: request.visibility
+                }
+              })
             )
-          if (rights.changes.size > 0) yield* collections.changeDocuments({ add: pairs("joining"), remove: pairs("leaving") })
-          const queued = stored.filter((one) => one.reindex)
-          yield* indexer.submitAll(queued.map((one) => ({ documentId: one.id, revision: one.revision })))
-          // Read inside the transaction: the answer shows each document as accepted, not
-          // whatever step indexing reaches once the transaction has committed.
-          const rows = yield* documents.findMany(caller, stored.map((one) => one.id))
-          const outcomes = yield* Effect.forEach(requests, (_request, index): Effect.Effect<Result.Result<Ingested, Refusal>, NotFound> => {
-            const refusal = rights.refusals[index]
-            if (refusal !== undefined) return Effect.succeed(Result.fail(refusal))
-            const one = storedAt.get(index)!
-            return Effect.map(readable(rows.get(one.id)), (row) =>
-              Result.succeed({ document: toDocument(row), outcome: one.reindex ? "queued" : "unchanged" }))
+            const storedAt = new Map(accepted.map((index, position) => [index, stored[position]!]))
+            const pairs = (pick: "joining" | "leaving") =>
+              [...rights.changes].flatMap(([index, change]) =>
+                change[pick].map((collection_id) => ({ document_id: storedAt.get(index)!.id, collection_id }))
+              )
+            if (rights.changes.size > 0) yield* collections.changeDocuments({ add: pairs("joining"), remove: pairs("leaving") })
+            const queued = stored.filter((one) => one.reindex)
+            yield* indexer.submitAll(queued.map((one) => ({ documentId: one.id, revision: one.revision })))
+            // Read inside the transaction: the answer shows each document as accepted, not
+            // whatever step indexing reaches once the transaction has committed.
+            const rows = yield* documents.findMany(
+              caller,
+              stored.map((one) => one.id)
+            )
+            const outcomes = yield* Effect.forEach(
+              requests,
+              (_request, index): Effect.Effect<Result.Result<Ingested, Refusal>, NotFound> => {
+                const refusal = rights.refusals[index]
+                if (refusal !== undefined) return Effect.succeed(Result.fail(refusal))
+                const one = storedAt.get(index)!
+                return Effect.map(readable(rows.get(one.id)), (row) =>
+                  Result.succeed({ document: toDocument(row), outcome: one.reindex ? "queued" : "unchanged" })
+                )
+              }
+            )
+            return { outcomes, queued: queued.length }
           })
-          return { outcomes, queued: queued.length }
-        }))
+        )
         if (queued > 0) yield* indexer.wake
         return outcomes
       }).pipe(Effect.catchTag("SqlError", Effect.die))
 
     /** Each document on its own: a refused one (per-item 403/404) is not stored, the others are. */
-    const ingestEach = (caller: Caller, requests: ReadonlyArray<NewDocument>) =>
-      Effect.catch(store(caller, requests, false), Effect.die)
+    const ingestEach = (caller: Caller, requests: ReadonlyArray<NewDocument>) => Effect.catch(store(caller, requests, false), Effect.die)
 
     /** All or none: the first refusal refuses the call and nothing is stored. */
     const ingestAll = (caller: Caller, requests: ReadonlyArray<NewDocument>): Effect.Effect<ReadonlyArray<Ingested>, Refusal> =>
@@ -199,7 +216,5 @@ export class DocumentIngestion extends Context.Service<DocumentIngestion>()("bas
     return { ingest, ingestAll, ingestEach, syncCollections, view } as const
   })
 }) {
-  static readonly layer = Layer.effect(this, this.make).pipe(
-    Layer.provide([DocumentsRepo.layer, CollectionsRepo.layer])
-  )
+  static readonly layer = Layer.effect(this, this.make).pipe(Layer.provide([DocumentsRepo.layer, CollectionsRepo.layer]))
 }

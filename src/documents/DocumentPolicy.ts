@@ -23,10 +23,11 @@ export const changeable = (row: DocumentRow | undefined): Effect.Effect<Document
     document.can_change
       ? Effect.succeed(document)
       : Effect.fail(
-        new Forbidden({
-          message: "Only the document's owner, an editor of one of its collections, or an admin may change it"
-        })
-      ))
+          new Forbidden({
+            message: "Only the document's owner, an editor of one of its collections, or an admin may change it"
+          })
+        )
+  )
 
 export const mayPublish = (caller: Caller, visibility: DocumentVisibility | undefined): Effect.Effect<void, Forbidden> =>
   visibility === "public" && caller.role === "basic"

@@ -6,9 +6,11 @@ import { Uuid } from "../contract/Uuid.ts"
 
 export const DocumentSource = contractBody(
   "DocumentSource",
-  Schema.String.check(Schema.isPattern(/^[a-z][a-z0-9_]{0,31}$/, {
-    message: "Expected a source name: a lower-case letter, then up to 31 of a-z, 0-9 and _"
-  }))
+  Schema.String.check(
+    Schema.isPattern(/^[a-z][a-z0-9_]{0,31}$/, {
+      message: "Expected a source name: a lower-case letter, then up to 31 of a-z, 0-9 and _"
+    })
+  )
 )
 
 export const DocumentStatus = contractBody(
@@ -26,24 +28,23 @@ export const maxTags = 10
 const Timestamp = Schema.DateFromString
 
 const Tag = Schema.Trim.pipe(
-  Schema.decodeTo(
-    Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(64)),
-    SchemaTransformation.toLowerCase()
-  )
+  Schema.decodeTo(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(64)), SchemaTransformation.toLowerCase())
 )
 
 /** Trimmed, lower-cased, repeats dropped: `[" HR", "hr"]` is `["hr"]`. */
 export const DocumentTags = contractBody(
   "DocumentTags",
-  Schema.Array(Tag).check(Schema.isMaxLength(maxTags, { message: `At most ${maxTags} tags` })).pipe(
-    Schema.decodeTo(
-      Schema.Array(Schema.String),
-      SchemaTransformation.transform({
-        decode: (tags): ReadonlyArray<string> => [...new Set(tags)],
-        encode: (tags) => tags
-      })
+  Schema.Array(Tag)
+    .check(Schema.isMaxLength(maxTags, { message: `At most ${maxTags} tags` }))
+    .pipe(
+      Schema.decodeTo(
+        Schema.Array(Schema.String),
+        SchemaTransformation.transform({
+          decode: (tags): ReadonlyArray<string> => [...new Set(tags)],
+          encode: (tags) => tags
+        })
+      )
     )
-  )
 )
 
 /** Bounded so that one document's metadata cannot bloat every list page. */
@@ -52,9 +53,9 @@ export const maxMetadataBytes = 16 * 1024
 export const DocumentMetadata = contractBody(
   "DocumentMetadata",
   Schema.Record(Schema.String, Schema.Unknown).check(
-    Schema.makeFilter((metadata) =>
-      Buffer.byteLength(JSON.stringify(metadata)) <= maxMetadataBytes ||
-      `Metadata is at most ${maxMetadataBytes} bytes of JSON`
+    Schema.makeFilter(
+      (metadata) =>
+        Buffer.byteLength(JSON.stringify(metadata)) <= maxMetadataBytes || `Metadata is at most ${maxMetadataBytes} bytes of JSON`
     )
   )
 )
@@ -138,15 +139,17 @@ export const DocumentBatchRequest = contractBody(
 export const DocumentBatchResult = contractBody(
   "DocumentBatchResult",
   Schema.Struct({
-    results: Schema.Array(contractBody(
-      "DocumentBatchItemResult",
-      Schema.Struct({
-        index: Schema.Int,
-        status: Schema.Int,
-        document: Schema.optional(Document),
-        error: Schema.optional(ErrorBody)
-      })
-    )),
+    results: Schema.Array(
+      contractBody(
+        "DocumentBatchItemResult",
+        Schema.Struct({
+          index: Schema.Int,
+          status: Schema.Int,
+          document: Schema.optional(Document),
+          error: Schema.optional(ErrorBody)
+        })
+      )
+    ),
     succeeded: Schema.Int,
     failed: Schema.Int
   })

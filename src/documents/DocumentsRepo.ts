@@ -31,12 +31,15 @@ export interface ChunkRow {
 }
 
 /** A change the event stream reports: a status change, or the document's deletion. */
-export type DocumentChangeRow =
-  & { readonly document_id: string; readonly revision: number; readonly changed_at: Date; readonly changed_at_exact: string }
-  & (
-    | { readonly kind: "status"; readonly status: DocumentStatus; readonly error: string | null; readonly chunk_count: number }
-    | { readonly kind: "deleted"; readonly status: null; readonly error: null; readonly chunk_count: null }
-  )
+export type DocumentChangeRow = {
+  readonly document_id: string
+  readonly revision: number
+  readonly changed_at: Date
+  readonly changed_at_exact: string
+} & (
+  | { readonly kind: "status"; readonly status: DocumentStatus; readonly error: string | null; readonly chunk_count: number }
+  | { readonly kind: "deleted"; readonly status: null; readonly error: null; readonly chunk_count: null }
+)
 
 export interface ProgressRow extends Record<DocumentStatus, number> {
   readonly finished_in_window: number
@@ -67,12 +70,14 @@ export interface Stored {
 }
 
 export class DocumentsRepo extends Context.Service<DocumentsRepo>()("basalt/DocumentsRepo", {
-  make: Effect.gen(function*() {
+  make: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
 
     /** Owner, editor or owner of one of its collections, or admin. */
     const canChange = (caller: Caller) =>
-      caller.role === "admin" ? sql`true` : sql`(d.owner_id = ${caller.id} OR EXISTS (
+      caller.role === "admin"
+        ? sql`true`
+        : sql`(d.owner_id = ${caller.id} OR EXISTS (
         SELECT 1 FROM document_collections dc
         JOIN collection_members cm ON cm.collection_id = dc.collection_id
         WHERE dc.document_id = d.id AND cm.user_id = ${caller.id} AND cm.role IN ('owner', 'editor')))`
@@ -84,8 +89,12 @@ export class DocumentsRepo extends Context.Service<DocumentsRepo>()("basalt/Docu
       d.created_at, d.updated_at, d.status_changed_at, d.indexed_at,
       ARRAY(
         SELECT dc.collection_id::text FROM document_collections dc
-        WHERE dc.document_id = d.id AND ${caller.role === "admin" ? sql`true` : sql`EXISTS (
-          SELECT 1 FROM collection_members cm WHERE cm.collection_id = dc.collection_id AND cm.user_id = ${caller.id})`}
+        WHERE dc.document_id = d.id AND ${
+          caller.role === "admin"
+            ? sql`true`
+            : sql`EXISTS (
+          SELECT 1 FROM collection_members cm WHERE cm.collection_id = dc.collection_id AND cm.user_id = ${caller.id})`
+        }
         ORDER BY dc.collection_id
       ) AS collection_ids,
       ${canChange(caller)} AS can_change,
@@ -125,18 +134,21 @@ export class DocumentsRepo extends Context.Service<DocumentsRepo>()("basalt/Docu
       ])
 
     const list = (caller: Caller, query: DocumentListQuery, limit: number, after: PagePosition | undefined) =>
-      Effect.all({
-        rows: sql<DocumentRow>`
+      Effect.all(
+        {
+          rows: sql<DocumentRow>`
           SELECT ${columns(caller)} FROM documents d
           WHERE ${filters(caller, query)}
             AND ${after === undefined ? sql`true` : sql`(d.updated_at, d.id) < (${after.at}::timestamptz, ${after.id}::uuid)`}
           ORDER BY d.updated_at DESC, d.id DESC
           LIMIT ${limit + 1}`,
-        total: Effect.map(
-          sql<{ total: number }>`SELECT count(*)::int AS total FROM documents d WHERE ${filters(caller, query)}`,
-          ([row]) => row?.total ?? 0
-        )
-      }, { concurrency: 2 })
+          total: Effect.map(
+            sql<{ total: number }>`SELECT count(*)::int AS total FROM documents d WHERE ${filters(caller, query)}`,
+            ([row]) => row?.total ?? 0
+          )
+        },
+        { concurrency: 2 }
+      )
 
     /**
      * The matching documents the caller may see, counted by status, and those that finished
@@ -170,7 +182,7 @@ export class DocumentsRepo extends Context.Service<DocumentsRepo>()("basalt/Docu
      * queues the document again. Results are in the items' order. Run inside a transaction.
      */
     const storeAll = (ownerId: string, items: ReadonlyArray<DocumentFields>) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const results = new Array<Stored>(items.length)
         for (const round of rounds(items)) {
           let pending = round
@@ -239,8 +251,12 @@ export class DocumentsRepo extends Context.Service<DocumentsRepo>()("basalt/Docu
         sql<{ source: string; external_id: string; ids: ReadonlyArray<string> }>`
           SELECT d.source, d.external_id, ARRAY(
             SELECT dc.collection_id::text FROM document_collections dc
-            WHERE dc.document_id = d.id AND ${caller.role === "admin" ? sql`true` : sql`EXISTS (
-              SELECT 1 FROM collection_members cm WHERE cm.collection_id = dc.collection_id AND cm.user_id = ${caller.id})`}
+            WHERE dc.document_id = d.id AND ${
+              caller.role === "admin"
+                ? sql`true`
+                : sql`EXISTS (
+              SELECT 1 FROM collection_members cm WHERE cm.collection_id = dc.collection_id AND cm.user_id = ${caller.id})`
+            }
           ) AS ids
           FROM jsonb_to_recordset(${JSON.stringify(keys.map((key) => ({ source: key.source, external_id: key.externalId })))}::jsonb)
             AS k(source text, external_id text)
@@ -252,13 +268,16 @@ export class DocumentsRepo extends Context.Service<DocumentsRepo>()("basalt/Docu
      * Metadata, tags, visibility and url change in place; `retitle` (a new title with the hash it
      * gives) bumps the revision and queues the document again. Returns the revision.
      */
-    const update = (documentId: string, change: {
-      readonly url?: string | null | undefined
-      readonly metadata?: Readonly<Record<string, unknown>> | undefined
-      readonly tags?: ReadonlyArray<string> | undefined
-      readonly visibility?: DocumentVisibility | undefined
-      readonly retitle?: { readonly title: string; readonly contentHash: string } | undefined
-    }) =>
+    const update = (
+      documentId: string,
+      change: {
+        readonly url?: string | null | undefined
+        readonly metadata?: Readonly<Record<string, unknown>> | undefined
+        readonly tags?: ReadonlyArray<string> | undefined
+        readonly visibility?: DocumentVisibility | undefined
+        readonly retitle?: { readonly title: string; readonly contentHash: string } | undefined
+      }
+    ) =>
       Effect.map(
         sql<{ revision: number }>`
           UPDATE documents d SET
@@ -268,11 +287,11 @@ export class DocumentsRepo extends Context.Service<DocumentsRepo>()("basalt/Docu
             visibility = COALESCE(${change.visibility ?? null}, d.visibility),
             updated_at = now()
             ${
-          change.retitle === undefined
-            ? sql``
-            : sql`, title = ${change.retitle.title}, content_hash = ${change.retitle.contentHash},
+              change.retitle === undefined
+                ? sql``
+                : sql`, title = ${change.retitle.title}, content_hash = ${change.retitle.contentHash},
                 revision = d.revision + 1, status = 'queued', error = NULL, status_changed_at = clock_timestamp()`
-        }
+            }
           WHERE d.id = ${documentId}
           RETURNING d.revision`,
         ([row]) => row?.revision ?? 0
@@ -324,8 +343,12 @@ export class DocumentsRepo extends Context.Service<DocumentsRepo>()("basalt/Docu
       Effect.map(
         sql<{ id: string }>`
           SELECT dc.collection_id::text AS id FROM document_collections dc
-          WHERE dc.document_id = ${documentId} AND ${caller.role === "admin" ? sql`true` : sql`EXISTS (
-            SELECT 1 FROM collection_members cm WHERE cm.collection_id = dc.collection_id AND cm.user_id = ${caller.id})`}`,
+          WHERE dc.document_id = ${documentId} AND ${
+            caller.role === "admin"
+              ? sql`true`
+              : sql`EXISTS (
+            SELECT 1 FROM collection_members cm WHERE cm.collection_id = dc.collection_id AND cm.user_id = ${caller.id})`
+          }`,
         (rows) => rows.map((row) => row.id)
       )
 
@@ -361,10 +384,7 @@ export class DocumentsRepo extends Context.Service<DocumentsRepo>()("basalt/Docu
         ORDER BY changed_at, document_id
         LIMIT ${limit}`
 
-    const now = Effect.map(
-      sql<{ now: string }>`SELECT ${sql.literal(exactTime("clock_timestamp()"))} AS now`,
-      ([row]) => row!.now
-    )
+    const now = Effect.map(sql<{ now: string }>`SELECT ${sql.literal(exactTime("clock_timestamp()"))} AS now`, ([row]) => row!.now)
 
     return {
       find,

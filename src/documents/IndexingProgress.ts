@@ -28,9 +28,10 @@ export const indexingProgress = (row: ProgressRow): IndexingProgress => {
     failed: row.failed
   }
   const pending = row.queued + row.parsing + row.chunking + row.embedding
-  const perSecond = row.finished_in_window > 0 && row.finished_over_seconds !== null
-    ? row.finished_in_window / Math.max(row.finished_over_seconds, minimumSpanSeconds)
-    : undefined
+  const perSecond =
+    row.finished_in_window > 0 && row.finished_over_seconds !== null
+      ? row.finished_in_window / Math.max(row.finished_over_seconds, minimumSpanSeconds)
+      : undefined
   const remaining = pending === 0 ? 0 : perSecond === undefined ? null : pending / perSecond
   return {
     total: pending + row.indexed + row.failed,

@@ -51,8 +51,7 @@ export interface OpenAiEmbedderOptions {
 /** One vector: checked with a plain loop, as a per-element schema costs ~30 ms for 64 × 1536 numbers. */
 const Vector = Schema.declare(
   (input: unknown): input is ReadonlyArray<number> =>
-    Array.isArray(input) && input.length > 0 &&
-    input.every((value) => typeof value === "number" && Number.isFinite(value)),
+    Array.isArray(input) && input.length > 0 && input.every((value) => typeof value === "number" && Number.isFinite(value)),
   { identifier: "Vector", message: "expected a non-empty array of finite numbers" }
 )
 
@@ -147,10 +146,8 @@ const describeUrl = (url: string): string => {
  * with the reason when it cannot. Its request fibers live as long as `Scope`; callers still
  * waiting when it closes are interrupted.
  */
-export const make = (
-  options: OpenAiEmbedderOptions
-): Effect.Effect<EmbedderShape, EmbeddingError, HttpClient.HttpClient | Scope.Scope> =>
-  Effect.gen(function*() {
+export const make = (options: OpenAiEmbedderOptions): Effect.Effect<EmbedderShape, EmbeddingError, HttpClient.HttpClient | Scope.Scope> =>
+  Effect.gen(function* () {
     const batchSize = options.batchSize ?? 64
     const concurrency = options.concurrency ?? 4
     const maxRetries = options.maxRetries ?? 4
@@ -214,7 +211,7 @@ export const make = (
 
     /** One request for one batch: the vectors in input order, or why not. */
     const attempt = (texts: ReadonlyArray<string>, expectedDimensions: number | undefined) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const request = HttpClientRequest.post(endpoint).pipe(
           HttpClientRequest.acceptJson,
           HttpClientRequest.bodyJsonUnsafe({
@@ -226,21 +223,24 @@ export const make = (
           options.apiKey === undefined ? (request) => request : HttpClientRequest.bearerToken(options.apiKey)
         )
         const response = yield* client.execute(request).pipe(
-          Effect.mapError((error) =>
-            new AttemptFailed({
-              transient: true,
-              reason: error.reason._tag === "InvalidUrlError"
-                ? `the embeddings URL ${where} is not valid`
-                : `could not reach the embeddings provider at ${where} (${clean(describeCause(error.reason.cause))})`
-            })
+          Effect.mapError(
+            (error) =>
+              new AttemptFailed({
+                transient: true,
+                reason:
+                  error.reason._tag === "InvalidUrlError"
+                    ? `the embeddings URL ${where} is not valid`
+                    : `could not reach the embeddings provider at ${where} (${clean(describeCause(error.reason.cause))})`
+              })
           )
         )
         const body = yield* response.text.pipe(
-          Effect.mapError((error) =>
-            new AttemptFailed({
-              transient: true,
-              reason: `the connection to the embeddings provider broke during its answer (${clean(describeCause(error.reason.cause))})`
-            })
+          Effect.mapError(
+            (error) =>
+              new AttemptFailed({
+                transient: true,
+                reason: `the connection to the embeddings provider broke during its answer (${clean(describeCause(error.reason.cause))})`
+              })
           )
         )
         const status = response.status
@@ -248,7 +248,8 @@ export const make = (
           if (status === 429 && /insufficient_quota/.test(body)) {
             return yield* new AttemptFailed({
               transient: false,
-              reason: "the embeddings provider says the account has run out of quota (429 insufficient_quota): add credit or raise the limit"
+              reason:
+                "the embeddings provider says the account has run out of quota (429 insufficient_quota): add credit or raise the limit"
             })
           }
           // Its words ("model is loading", "rate limit on tokens per min") say what is going on.
@@ -256,9 +257,7 @@ export const make = (
           const detail = said === "" ? `${status}` : `${status}: ${said}`
           return yield* new AttemptFailed({
             transient: true,
-            reason: status === 429
-              ? `the embeddings provider is rate limiting (${detail})`
-              : `the embeddings provider failed (${detail})`,
+            reason: status === 429 ? `the embeddings provider is rate limiting (${detail})` : `the embeddings provider failed (${detail})`,
             retryAfterMs: retryAfterMs(response.headers["retry-after"], Date.now())
           })
         }
@@ -328,12 +327,13 @@ export const make = (
               return Effect.fail(
                 new EmbeddingError({
                   transient: true,
-                  reason: `${failure.reason} and asks to wait ${Math.ceil(failure.retryAfterMs / 1000)} s, longer than ` +
+                  reason:
+                    `${failure.reason} and asks to wait ${Math.ceil(failure.retryAfterMs / 1000)} s, longer than ` +
                     `the ${Math.ceil(maxDelayMs / 1000)} s this embedder waits: try again later`
                 })
               )
             }
-            return Effect.gen(function*() {
+            return Effect.gen(function* () {
               // Exponential, then a random point in its upper half, so that retries spread out.
               const backoff = Math.min(maxDelayMs, baseDelayMs * 2 ** (attemptNumber - 1))
               const delay = failure.retryAfterMs ?? backoff * (0.5 + (yield* Random.next) / 2)
@@ -348,14 +348,16 @@ export const make = (
       return tryFrom(1)
     }
 
-    const dimensions = options.dimensions ??
+    const dimensions =
+      options.dimensions ??
       (yield* embedBatch(["dimension probe"], undefined).pipe(
         Effect.map((vectors) => vectors[0]!.length),
-        Effect.mapError((error) =>
-          new EmbeddingError({
-            transient: error.transient,
-            reason: `could not learn the size of model "${model}"'s vectors (set the dimensions to skip this): ${error.reason}`
-          })
+        Effect.mapError(
+          (error) =>
+            new EmbeddingError({
+              transient: error.transient,
+              reason: `could not learn the size of model "${model}"'s vectors (set the dimensions to skip this): ${error.reason}`
+            })
         )
       ))
 
@@ -379,7 +381,12 @@ export const make = (
 
     /** One request's outcome to its callers: each vector to its place, a failure to each of them once. */
     const deliver = (batch: ReadonlyArray<QueuedText>) =>
-      Effect.exit(embedBatch(batch.map((queued) => queued.text), dimensions)).pipe(
+      Effect.exit(
+        embedBatch(
+          batch.map((queued) => queued.text),
+          dimensions
+        )
+      ).pipe(
         Effect.flatMap((exit) =>
           Effect.sync(() => {
             if (exit._tag === "Failure") {
@@ -400,7 +407,7 @@ export const make = (
     // queue fills the next batches. A slot woken by one text takes the rest of its caller's texts
     // too (they were queued together). Going round in one fiber, a slot sends its next request
     // as soon as it has handed out the last answer, without waiting to be scheduled.
-    const slot = Effect.gen(function*() {
+    const slot = Effect.gen(function* () {
       const batch = (yield* Queue.takeBetween(queue, 1, batchSize)).filter((queued) => !queued.caller.settled)
       if (batch.length > 0) yield* deliver(batch)
     })
@@ -412,25 +419,29 @@ export const make = (
       texts.length === 0
         ? Effect.succeed([])
         : Effect.acquireUseRelease(
-          Effect.gen(function*() {
-            if (closed) return yield* Effect.interrupt
-            const caller: Caller = {
-              vectors: new Array(texts.length),
-              remaining: texts.length,
-              settled: false,
-              done: yield* Deferred.make<ReadonlyArray<Float32Array>, EmbeddingError>()
-            }
-            waiting.add(caller)
-            yield* Queue.offerAll(queue, texts.map((text, index) => ({ caller, index, text })))
-            return caller
-          }),
-          (caller) => Deferred.await(caller.done),
-          // Interrupted or done: its texts still queued are skipped.
-          (caller) => Effect.sync(() => {
-            caller.settled = true
-            waiting.delete(caller)
-          })
-        )
+            Effect.gen(function* () {
+              if (closed) return yield* Effect.interrupt
+              const caller: Caller = {
+                vectors: new Array(texts.length),
+                remaining: texts.length,
+                settled: false,
+                done: yield* Deferred.make<ReadonlyArray<Float32Array>, EmbeddingError>()
+              }
+              waiting.add(caller)
+              yield* Queue.offerAll(
+                queue,
+                texts.map((text, index) => ({ caller, index, text }))
+              )
+              return caller
+            }),
+            (caller) => Deferred.await(caller.done),
+            // Interrupted or done: its texts still queued are skipped.
+            (caller) =>
+              Effect.sync(() => {
+                caller.settled = true
+                waiting.delete(caller)
+              })
+          )
 
     return { model, dimensions, embed } satisfies EmbedderShape
   })

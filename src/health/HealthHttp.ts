@@ -9,18 +9,17 @@ import { HealthRepo } from "./HealthRepo.ts"
 const readinessTimeout = "2 seconds"
 
 export const HealthHttpLive = HttpApiBuilder.group(BasaltApi, "operations", (handlers) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const repo = yield* HealthRepo
     const database = yield* DatabaseInfo
     const lifecycle = yield* ServerLifecycle
 
-    const notReady = (path: string, message: string) =>
-      new NotReady({ message: "The server is not ready", details: [{ path, message }] })
+    const notReady = (path: string, message: string) => new NotReady({ message: "The server is not ready", details: [{ path, message }] })
 
     return handlers
       .handle("getHealth", () => Effect.succeed({ status: "ok" as const }))
       .handle("getReadiness", () =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           if (lifecycle.isDraining()) return yield* notReady("server", "The server is shutting down")
           const started = performance.now()
           const state = yield* repo.state.pipe(
@@ -32,7 +31,8 @@ export const HealthHttpLive = HttpApiBuilder.group(BasaltApi, "operations", (han
               Effect.andThen(
                 Effect.logWarning("readiness check failed", error),
                 Effect.fail(notReady("database", "The database is unreachable"))
-              )),
+              )
+            ),
             Effect.catchTag("SchemaError", Effect.die)
           )
           return {
@@ -43,7 +43,9 @@ export const HealthHttpLive = HttpApiBuilder.group(BasaltApi, "operations", (han
               pgvector: state.pgvector,
               latency_ms: Math.round((performance.now() - started) * 100) / 100
             },
-            search_mode: state.pgvector ? "hybrid" as const : "lexical_only" as const
+            search_mode: state.pgvector ? ("hybrid" as const) : ("lexical_only" as const)
           }
-        }))
-  })).pipe(Layer.provide(HealthRepo.layer))
+        })
+      )
+  })
+).pipe(Layer.provide(HealthRepo.layer))

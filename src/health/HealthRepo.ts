@@ -8,7 +8,7 @@ const DatabaseState = Schema.Struct({
 })
 
 export class HealthRepo extends Context.Service<HealthRepo>()("basalt/HealthRepo", {
-  make: Effect.gen(function*() {
+  make: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const decode = Schema.decodeUnknownEffect(DatabaseState)
     const state = Effect.flatMap(

@@ -30,43 +30,21 @@ const fields = {
   details: Schema.optional(Schema.Array(ErrorDetail))
 }
 
-export class MalformedJson extends Schema.TaggedError<MalformedJson>()(
-  "MalformedJson",
-  fields,
-  { httpApiStatus: 400 }
-) {}
+export class MalformedJson extends Schema.TaggedError<MalformedJson>()("MalformedJson", fields, { httpApiStatus: 400 }) {}
 
 /** OAuth2 token endpoint: the credentials of a password grant are wrong (RFC 6749 5.2). */
-export class InvalidGrant extends Schema.TaggedError<InvalidGrant>()(
-  "InvalidGrant",
-  fields,
-  { httpApiStatus: 400 }
-) {}
+export class InvalidGrant extends Schema.TaggedError<InvalidGrant>()("InvalidGrant", fields, { httpApiStatus: 400 }) {}
 
 /** OAuth2 token endpoint: a grant type other than `password` (RFC 6749 5.2). */
-export class UnsupportedGrantType extends Schema.TaggedError<UnsupportedGrantType>()(
-  "UnsupportedGrantType",
-  fields,
-  { httpApiStatus: 400 }
-) {}
+export class UnsupportedGrantType extends Schema.TaggedError<UnsupportedGrantType>()("UnsupportedGrantType", fields, {
+  httpApiStatus: 400
+}) {}
 
-export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
-  "Unauthorized",
-  fields,
-  { httpApiStatus: 401 }
-) {}
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", fields, { httpApiStatus: 401 }) {}
 
-export class Forbidden extends Schema.TaggedError<Forbidden>()(
-  "Forbidden",
-  fields,
-  { httpApiStatus: 403 }
-) {}
+export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", fields, { httpApiStatus: 403 }) {}
 
-export class NotFound extends Schema.TaggedError<NotFound>()(
-  "NotFound",
-  fields,
-  { httpApiStatus: 404 }
-) {}
+export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", fields, { httpApiStatus: 404 }) {}
 
 export class MethodNotAllowed extends Schema.TaggedError<MethodNotAllowed>()(
   "MethodNotAllowed",
@@ -74,29 +52,15 @@ export class MethodNotAllowed extends Schema.TaggedError<MethodNotAllowed>()(
   { httpApiStatus: 405 }
 ) {}
 
-export class Conflict extends Schema.TaggedError<Conflict>()(
-  "Conflict",
-  fields,
-  { httpApiStatus: 409 }
-) {}
+export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", fields, { httpApiStatus: 409 }) {}
 
-export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
-  "PayloadTooLarge",
-  fields,
-  { httpApiStatus: 413 }
-) {}
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", fields, { httpApiStatus: 413 }) {}
 
-export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()(
-  "UnsupportedMediaType",
-  fields,
-  { httpApiStatus: 415 }
-) {}
+export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()("UnsupportedMediaType", fields, {
+  httpApiStatus: 415
+}) {}
 
-export class ValidationFailed extends Schema.TaggedError<ValidationFailed>()(
-  "ValidationFailed",
-  fields,
-  { httpApiStatus: 422 }
-) {}
+export class ValidationFailed extends Schema.TaggedError<ValidationFailed>()("ValidationFailed", fields, { httpApiStatus: 422 }) {}
 
 /**
  * Over a rate limit (see src/ratelimit/). Carries what the renderer puts in `Retry-After`,
@@ -113,24 +77,12 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()(
   { httpApiStatus: 429 }
 ) {}
 
-export class InternalError extends Schema.TaggedError<InternalError>()(
-  "InternalError",
-  fields,
-  { httpApiStatus: 500 }
-) {}
+export class InternalError extends Schema.TaggedError<InternalError>()("InternalError", fields, { httpApiStatus: 500 }) {}
 
 /** A service Basalt depends on (an identity provider, say) failed or answered nonsense. */
-export class BadGateway extends Schema.TaggedError<BadGateway>()(
-  "BadGateway",
-  fields,
-  { httpApiStatus: 502 }
-) {}
+export class BadGateway extends Schema.TaggedError<BadGateway>()("BadGateway", fields, { httpApiStatus: 502 }) {}
 
-export class NotReady extends Schema.TaggedError<NotReady>()(
-  "NotReady",
-  fields,
-  { httpApiStatus: 503 }
-) {}
+export class NotReady extends Schema.TaggedError<NotReady>()("NotReady", fields, { httpApiStatus: 503 }) {}
 
 /** Every error class above; the renderer recognises a failure as an API error by these. */
 export const apiErrorClasses = [

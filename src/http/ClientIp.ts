@@ -23,7 +23,8 @@ export interface Cidr {
 
 const bits = (version: 4 | 6) => (version === 4 ? 32 : 128)
 
-const ipv4Pattern = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/
+const ipv4Pattern =
+  /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/
 
 const parseIpv4 = (text: string): bigint | undefined => {
   const match = ipv4Pattern.exec(text)
@@ -62,15 +63,16 @@ const parseIpv6 = (text: string): bigint | undefined => {
   if (head === undefined || tail === undefined) return undefined
   const missing = 8 - head.length - tail.length
   if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined
-  return [...head, ...Array<number>(halves.length === 2 ? missing : 0).fill(0), ...tail]
-    .reduce((value, group) => (value << 16n) | BigInt(group), 0n)
+  return [...head, ...Array<number>(halves.length === 2 ? missing : 0).fill(0), ...tail].reduce(
+    (value, group) => (value << 16n) | BigInt(group),
+    0n
+  )
 }
 
 const mappedPrefix = 0xffffn << 32n
 
 /** An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as the IPv4 address it is. */
-const unmapped = (ip: Ip): Ip =>
-  ip.version === 6 && ip.value >> 32n === 0xffffn ? { version: 4, value: ip.value & 0xffffffffn } : ip
+const unmapped = (ip: Ip): Ip => (ip.version === 6 && ip.value >> 32n === 0xffffn ? { version: 4, value: ip.value & 0xffffffffn } : ip)
 
 /** An IPv4 or IPv6 address in text form; undefined for anything else. */
 export const parseIp = (text: string): Ip | undefined => {
@@ -86,7 +88,7 @@ export const formatIp = (ip: Ip): string => {
   if (ip.version === 4) return [24n, 16n, 8n, 0n].map((shift) => String((ip.value >> shift) & 0xffn)).join(".")
   const groups = Array.from({ length: 8 }, (_, i) => Number((ip.value >> BigInt(112 - 16 * i)) & 0xffffn))
   let best = { start: -1, length: 0 }
-  for (let i = 0; i < 8;) {
+  for (let i = 0; i < 8; ) {
     if (groups[i] !== 0) {
       i++
       continue
@@ -101,8 +103,7 @@ export const formatIp = (ip: Ip): string => {
   return `${hex.slice(0, best.start).join(":")}::${hex.slice(best.start + best.length).join(":")}`
 }
 
-const mask = (version: 4 | 6, prefix: number) =>
-  ((1n << BigInt(bits(version))) - 1n) ^ ((1n << BigInt(bits(version) - prefix)) - 1n)
+const mask = (version: 4 | 6, prefix: number) => ((1n << BigInt(bits(version))) - 1n) ^ ((1n << BigInt(bits(version) - prefix)) - 1n)
 
 /** `10.0.0.0/8`, `fd00::/8`, or a single address (`192.0.2.7`, `::1`). */
 export const parseCidr = (text: string): Cidr | undefined => {
@@ -127,7 +128,10 @@ export const parseCidr = (text: string): Cidr | undefined => {
 
 /** BASALT_TRUSTED_PROXIES: addresses and ranges, comma-separated. */
 export const parseTrustedProxies = (text: string): Result.Result<ReadonlyArray<Cidr>, string> => {
-  const entries = text.split(",").map((entry) => entry.trim()).filter((entry) => entry !== "")
+  const entries = text
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "")
   const cidrs: Array<Cidr> = []
   for (const entry of entries) {
     const cidr = parseCidr(entry)

@@ -47,19 +47,24 @@ export const compress = (
 ): HttpServerResponse.HttpServerResponse | Effect.Effect<HttpServerResponse.HttpServerResponse> => {
   const body = response.body
   if (
-    body._tag !== "Uint8Array" || body.contentLength <= minimumBytes ||
-    response.headers["content-encoding"] !== undefined || !compressible(body.contentType)
+    body._tag !== "Uint8Array" ||
+    body.contentLength <= minimumBytes ||
+    response.headers["content-encoding"] !== undefined ||
+    !compressible(body.contentType)
   ) {
     return response
   }
   const encoding = negotiateEncoding(request.headers["accept-encoding"])
   if (encoding === undefined) return response
-  return Effect.map(Effect.promise(() => encoders[encoding](body.body)), (compressed) =>
-    response.pipe(
-      HttpServerResponse.setBody(HttpBody.uint8Array(new Uint8Array(compressed), body.contentType)),
-      HttpServerResponse.setHeaders({
-        "content-encoding": encoding,
-        vary: response.headers["vary"] === undefined ? "Accept-Encoding" : `${response.headers["vary"]}, Accept-Encoding`
-      })
-    ))
+  return Effect.map(
+    Effect.promise(() => encoders[encoding](body.body)),
+    (compressed) =>
+      response.pipe(
+        HttpServerResponse.setBody(HttpBody.uint8Array(new Uint8Array(compressed), body.contentType)),
+        HttpServerResponse.setHeaders({
+          "content-encoding": encoding,
+          vary: response.headers["vary"] === undefined ? "Accept-Encoding" : `${response.headers["vary"]}, Accept-Encoding`
+        })
+      )
+  )
 }

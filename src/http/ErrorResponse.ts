@@ -34,29 +34,32 @@ const headersOf = (error: ApiError): Record<string, string> | undefined =>
   error instanceof MethodNotAllowed
     ? { allow: error.allow.join(", ") }
     : error instanceof Unauthorized
-    ? { "www-authenticate": 'Bearer realm="basalt"' }
-    // The rest of an oversized body is never read, so the connection cannot be reused.
-    : error instanceof PayloadTooLarge
-    ? { connection: "close" }
-    : error instanceof RateLimited
-    ? {
-      "retry-after": String(error.retryAfterSeconds),
-      ratelimit: error.rateLimit,
-      "ratelimit-policy": error.rateLimitPolicy
-    }
-    : undefined
+      ? { "www-authenticate": 'Bearer realm="basalt"' }
+      : // The rest of an oversized body is never read, so the connection cannot be reused.
+        error instanceof PayloadTooLarge
+        ? { connection: "close" }
+        : error instanceof RateLimited
+          ? {
+              "retry-after": String(error.retryAfterSeconds),
+              ratelimit: error.rateLimit,
+              "ratelimit-policy": error.rateLimitPolicy
+            }
+          : undefined
 
 export const errorResponse = (error: ApiError): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
   Effect.withFiber((fiber) =>
-    Effect.succeed(HttpServerResponse.jsonUnsafe(
-      {
-        error: errorCode(error._tag),
-        message: error.message,
-        ...(error.details !== undefined && error.details.length > 0 ? { details: error.details } : {}),
-        request_id: fiber.getRef(CurrentRequestId)
-      },
-      { status: errorStatus(error), headers: headersOf(error) }
-    )))
+    Effect.succeed(
+      HttpServerResponse.jsonUnsafe(
+        {
+          error: errorCode(error._tag),
+          message: error.message,
+          ...(error.details !== undefined && error.details.length > 0 ? { details: error.details } : {}),
+          request_id: fiber.getRef(CurrentRequestId)
+        },
+        { status: errorStatus(error), headers: headersOf(error) }
+      )
+    )
+  )
 
 const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
 
@@ -73,9 +76,7 @@ const tooLarge = Effect.withFiber((fiber) => {
   const limit = fiber.getRef(MaxBodySize)
   return Effect.succeed(
     new PayloadTooLarge({
-      message: limit === undefined
-        ? "The request body is over the limit"
-        : `The request body is over the limit of ${Number(limit)} bytes`
+      message: limit === undefined ? "The request body is over the limit" : `The request body is over the limit of ${Number(limit)} bytes`
     })
   )
 })
@@ -88,17 +89,13 @@ const unexpected = (cause: Cause.Cause<unknown>) =>
 
 const isBodyTooLarge = (error: unknown) =>
   HttpApiError.HttpApiPayloadTooLarge.is(error) ||
-  (HttpServerError.isHttpServerError(error) && error.reason._tag === "RequestParseError" &&
-    error.reason.reason === "BodyTooLarge")
+  (HttpServerError.isHttpServerError(error) && error.reason._tag === "RequestParseError" && error.reason.reason === "BodyTooLarge")
 
 /**
  * The API error a cause stands for; `None` for a pure interruption (the client went away).
  * `routes` tells 404 from 405 when no route matched.
  */
-export const apiErrorFromCause = (
-  cause: Cause.Cause<unknown>,
-  routes?: RouteTable
-): Effect.Effect<Option.Option<ApiError>> => {
+export const apiErrorFromCause = (cause: Cause.Cause<unknown>, routes?: RouteTable): Effect.Effect<Option.Option<ApiError>> => {
   if (Cause.hasInterruptsOnly(cause)) return Effect.succeedNone
   // A typed failure, or a defect the framework raised for one (a body it could not decode or read).
   const reason = cause.reasons.find((reason) => reason._tag !== "Interrupt")
@@ -122,15 +119,10 @@ export const apiErrorFromCause = (
   return Effect.asSome(unexpected(cause))
 }
 
-export const renderCause = <E>(
-  cause: Cause.Cause<E>,
-  routes?: RouteTable
-): Effect.Effect<HttpServerResponse.HttpServerResponse, E> =>
-  Effect.flatMap(
-    apiErrorFromCause(cause, routes),
-    (error) =>
-      // Only an interruption is left unrendered, and it carries no error value.
-      Option.isNone(error) ? Effect.failCause(cause) : errorResponse(error.value)
+export const renderCause = <E>(cause: Cause.Cause<E>, routes?: RouteTable): Effect.Effect<HttpServerResponse.HttpServerResponse, E> =>
+  Effect.flatMap(apiErrorFromCause(cause, routes), (error) =>
+    // Only an interruption is left unrendered, and it carries no error value.
+    Option.isNone(error) ? Effect.failCause(cause) : errorResponse(error.value)
   )
 
 /**
@@ -143,7 +135,8 @@ export class ErrorResponse extends HttpApiMiddleware.Service<ErrorResponse>()("b
   error: InternalError
 }) {
   static readonly layer: Layer.Layer<ErrorResponse> = Layer.succeed(ErrorResponse, (httpEffect) =>
-    Effect.catchCause(httpEffect, (cause) => renderCause(cause)))
+    Effect.catchCause(httpEffect, (cause) => renderCause(cause))
+  )
 }
 
 /** The renderer under the name the server composes. */

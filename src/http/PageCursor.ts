@@ -6,13 +6,10 @@ import { Effect, Schema } from "effect"
 import { ValidationFailed } from "./ApiError.ts"
 import { Uuid } from "../contract/Uuid.ts"
 
-const Position = Schema.fromJsonString(
-  Schema.Struct({ at: Schema.String.check(Schema.isMaxLength(64)), id: Uuid })
-)
+const Position = Schema.fromJsonString(Schema.Struct({ at: Schema.String.check(Schema.isMaxLength(64)), id: Uuid }))
 export type PagePosition = typeof Position.Type
 
-export const encodeCursor = (position: PagePosition) =>
-  Buffer.from(Schema.encodeSync(Position)(position)).toString("base64url")
+export const encodeCursor = (position: PagePosition) => Buffer.from(Schema.encodeSync(Position)(position)).toString("base64url")
 
 export const invalidCursor = () =>
   new ValidationFailed({
@@ -23,9 +20,7 @@ export const invalidCursor = () =>
 export const decodeCursor = (cursor: string | undefined): Effect.Effect<PagePosition | undefined, ValidationFailed> =>
   cursor === undefined
     ? Effect.succeed(undefined)
-    : Schema.decodeUnknownEffect(Position)(Buffer.from(cursor, "base64url").toString("utf8")).pipe(
-      Effect.mapError(invalidCursor)
-    )
+    : Schema.decodeUnknownEffect(Position)(Buffer.from(cursor, "base64url").toString("utf8")).pipe(Effect.mapError(invalidCursor))
 
 /**
  * A page from `limit + 1` rows: the extra row only says there is more, and the cursor points

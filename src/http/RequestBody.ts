@@ -22,49 +22,48 @@ export class RequestBody extends HttpApiMiddleware.Service<RequestBody>()("basal
  * the body is decoded: every problem reported at once, and unknown fields refused. The endpoint
  * must declare the 422 a body breaking its Schema answers.
  */
-export const withBody = (
-  // OAuth2 tools send fields a server may not know; elsewhere an unknown field is a mistake.
-  options: { readonly unknownFields: "refuse" | "ignore" } = { unknownFields: "refuse" }
-) =>
-<
-  Name extends string,
-  Method extends HttpMethod.WithBody,
-  Path extends string,
-  Params extends Schema.Top,
-  Query extends Schema.Top,
-  Payload extends Schema.Top,
-  Headers extends Schema.Top,
-  Success extends Schema.Top,
-  Error extends Schema.Top,
-  M,
-  MR
->(
-  endpoint:
-    & HttpApiEndpoint.HttpApiEndpoint<Name, Method, Path, Params, Query, Payload, Headers, Success, Error, M, MR>
-    & ([Payload] extends [never] ? { readonly missingInput: `${Name} declares no payload` } : unknown)
-    & DeclaresValidationFailed<Name, Error>
-) =>
-  endpoint
-    .annotate(HttpApi.PayloadParseOptions, {
-      errors: "all",
-      onExcessProperty: options.unknownFields === "refuse" ? "error" : "ignore"
-    })
-    .middleware(RequestBody)
+export const withBody =
+  (
+    // OAuth2 tools send fields a server may not know; elsewhere an unknown field is a mistake.
+    options: { readonly unknownFields: "refuse" | "ignore" } = { unknownFields: "refuse" }
+  ) =>
+  <
+    Name extends string,
+    Method extends HttpMethod.WithBody,
+    Path extends string,
+    Params extends Schema.Top,
+    Query extends Schema.Top,
+    Payload extends Schema.Top,
+    Headers extends Schema.Top,
+    Success extends Schema.Top,
+    Error extends Schema.Top,
+    M,
+    MR
+  >(
+    endpoint: HttpApiEndpoint.HttpApiEndpoint<Name, Method, Path, Params, Query, Payload, Headers, Success, Error, M, MR> &
+      ([Payload] extends [never] ? { readonly missingInput: `${Name} declares no payload` } : unknown) &
+      DeclaresValidationFailed<Name, Error>
+  ) =>
+    endpoint
+      .annotate(HttpApi.PayloadParseOptions, {
+        errors: "all",
+        onExcessProperty: options.unknownFields === "refuse" ? "error" : "ignore"
+      })
+      .middleware(RequestBody)
 
 const mediaType = (header: string | undefined) => header?.split(";")[0]?.trim().toLowerCase() ?? ""
 
 const tooLarge = (limit: number) => new PayloadTooLarge({ message: `The request body is over the limit of ${limit} bytes` })
 
-const isOverLimit = (error: HttpServerError) =>
-  error.reason._tag === "RequestParseError" && error.reason.reason === "BodyTooLarge"
+const isOverLimit = (error: HttpServerError) => error.reason._tag === "RequestParseError" && error.reason.reason === "BodyTooLarge"
 
 /** The guard, for every endpoint declared `withBody`: it reads what the endpoint accepts from the endpoint itself. */
 export const requestBodyLayer = Layer.effect(
   RequestBody,
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const limit = (yield* AppConfig).bodyLimitBytes
     return (httpEffect, { endpoint }) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const request = yield* HttpServerRequest
         const types = [...endpoint.payload.keys()]
         const type = mediaType(request.headers["content-type"])
@@ -79,12 +78,12 @@ export const requestBodyLayer = Layer.effect(
           if (declaredLength > limit) return yield* tooLarge(limit)
           // Read here, under the limit, for every text body: the framework's own read reuses it.
           const text = yield* Effect.mapError(request.text, (error) =>
-            isOverLimit(error) ? tooLarge(limit) : new MalformedJson({ message: "The request body could not be read" }))
+            isOverLimit(error) ? tooLarge(limit) : new MalformedJson({ message: "The request body could not be read" })
+          )
           if (type === "application/json") {
             yield* Effect.try({
               try: () => JSON.parse(text),
-              catch: (error) =>
-                new MalformedJson({ message: `The request body is not valid JSON: ${(error as Error).message}` })
+              catch: (error) => new MalformedJson({ message: `The request body is not valid JSON: ${(error as Error).message}` })
             })
           }
         }

@@ -12,9 +12,10 @@ import type { ValidationFailed } from "./ApiError.ts"
 type DeclaredErrors<Error> = Error extends Schema.toCodecJson<infer S> ? S : Error
 
 /** `unknown` when the endpoint declares ValidationFailed, an unsatisfiable shape naming what is missing otherwise. */
-export type DeclaresValidationFailed<Name extends string, Error> = typeof ValidationFailed extends
-  DeclaredErrors<Error> ? unknown
-  : { readonly missingError: `${Name} takes input, so it must declare ValidationFailed (422)` }
+export type DeclaresValidationFailed<Name extends string, Error> =
+  typeof ValidationFailed extends DeclaredErrors<Error>
+    ? unknown
+    : { readonly missingError: `${Name} takes input, so it must declare ValidationFailed (422)` }
 
 type Takes<Name extends string, Input, What extends string> = [Input] extends [never]
   ? { readonly missingInput: `${Name} declares no ${What}` }
@@ -33,10 +34,9 @@ export const withPath = <
   M,
   MR
 >(
-  endpoint:
-    & HttpApiEndpoint.HttpApiEndpoint<Name, Method, Path, Params, Query, Payload, Headers, Success, Error, M, MR>
-    & Takes<Name, Params, "path parameters">
-    & DeclaresValidationFailed<Name, Error>
+  endpoint: HttpApiEndpoint.HttpApiEndpoint<Name, Method, Path, Params, Query, Payload, Headers, Success, Error, M, MR> &
+    Takes<Name, Params, "path parameters"> &
+    DeclaresValidationFailed<Name, Error>
 ) => endpoint
 
 /**
@@ -44,28 +44,23 @@ export const withPath = <
  * filter must not silently widen a list. Other queries (an identity provider's redirect carries
  * parameters of its own) ignore them.
  */
-export const withQuery = (
-  options: { readonly unknownParams: "refuse" | "ignore" } = { unknownParams: "refuse" }
-) =>
-<
-  Name extends string,
-  Method extends HttpMethod,
-  Path extends string,
-  Params extends Schema.Top,
-  Query extends Schema.Top,
-  Payload extends Schema.Top,
-  Headers extends Schema.Top,
-  Success extends Schema.Top,
-  Error extends Schema.Top,
-  M,
-  MR
->(
-  endpoint:
-    & HttpApiEndpoint.HttpApiEndpoint<Name, Method, Path, Params, Query, Payload, Headers, Success, Error, M, MR>
-    & Takes<Name, Query, "query parameters">
-    & DeclaresValidationFailed<Name, Error>
-) =>
-  endpoint.annotate(
-    HttpApi.QueryParseOptions,
-    options.unknownParams === "refuse" ? { errors: "all", onExcessProperty: "error" } : {}
-  )
+export const withQuery =
+  (options: { readonly unknownParams: "refuse" | "ignore" } = { unknownParams: "refuse" }) =>
+  <
+    Name extends string,
+    Method extends HttpMethod,
+    Path extends string,
+    Params extends Schema.Top,
+    Query extends Schema.Top,
+    Payload extends Schema.Top,
+    Headers extends Schema.Top,
+    Success extends Schema.Top,
+    Error extends Schema.Top,
+    M,
+    MR
+  >(
+    endpoint: HttpApiEndpoint.HttpApiEndpoint<Name, Method, Path, Params, Query, Payload, Headers, Success, Error, M, MR> &
+      Takes<Name, Query, "query parameters"> &
+      DeclaresValidationFailed<Name, Error>
+  ) =>
+    endpoint.annotate(HttpApi.QueryParseOptions, options.unknownParams === "refuse" ? { errors: "all", onExcessProperty: "error" } : {})

@@ -24,9 +24,7 @@ export interface RouteTable {
 }
 
 export const RouteTable = {
-  fromApi: <Id extends string, Groups extends HttpApiGroup.Constraint>(
-    api: HttpApi.HttpApi<Id, Groups>
-  ): RouteTable => {
+  fromApi: <Id extends string, Groups extends HttpApiGroup.Constraint>(api: HttpApi.HttpApi<Id, Groups>): RouteTable => {
     const router = FindMyWay.make<string>()
     HttpApi.reflect(api, {
       onGroup() {},

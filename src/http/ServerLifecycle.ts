@@ -4,13 +4,16 @@
  */
 import { Context, Effect, Layer } from "effect"
 
-export class ServerLifecycle extends Context.Service<ServerLifecycle, {
-  readonly isDraining: () => boolean
-  readonly startDraining: Effect.Effect<void>
-  readonly inFlight: () => number
-  /** Runs `effect` as one in-flight request. */
-  readonly track: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-}>()("basalt/ServerLifecycle") {
+export class ServerLifecycle extends Context.Service<
+  ServerLifecycle,
+  {
+    readonly isDraining: () => boolean
+    readonly startDraining: Effect.Effect<void>
+    readonly inFlight: () => number
+    /** Runs `effect` as one in-flight request. */
+    readonly track: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  }
+>()("basalt/ServerLifecycle") {
   // Plain counters, not Refs: this sits on every request's path and only one fiber writes at a time.
   static readonly layer = Layer.sync(ServerLifecycle, () => {
     let draining = false

@@ -45,27 +45,21 @@ const metricsFor = (method: string, route: string, status: number): RequestMetri
 
 type App = Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled>
 
-const cors = (config: AppConfigShape): (app: App) => Effect.Effect<
-  HttpServerResponse.HttpServerResponse,
-  Types.unhandled,
-  HttpServerRequest.HttpServerRequest
-> =>
+const cors = (
+  config: AppConfigShape
+): ((app: App) => Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled, HttpServerRequest.HttpServerRequest>) =>
   config.corsOrigins.length === 0
     ? (app) => app
     : HttpMiddleware.cors({
-      allowedOrigins: config.corsOrigins,
-      credentials: true,
-      allowedHeaders: ["authorization", "content-type", "x-request-id", "x-csrf-token"],
-      exposedHeaders: ["x-request-id", "x-process-time", "retry-after", "ratelimit", "ratelimit-policy"],
-      maxAge: 600
-    })
+        allowedOrigins: config.corsOrigins,
+        credentials: true,
+        allowedHeaders: ["authorization", "content-type", "x-request-id", "x-csrf-token"],
+        exposedHeaders: ["x-request-id", "x-process-time", "retry-after", "ratelimit", "ratelimit-policy"],
+        maxAge: 600
+      })
 
 /** The middleware the HTTP server applies around its router. */
-export const serverMiddleware = (
-  config: AppConfigShape,
-  lifecycle: Context.Service.Shape<typeof ServerLifecycle>,
-  routes: RouteTable
-) => {
+export const serverMiddleware = (config: AppConfigShape, lifecycle: Context.Service.Shape<typeof ServerLifecycle>, routes: RouteTable) => {
   const withCors = cors(config)
   return (app: App): App => {
     const rendered = lifecycle.track(Effect.catchCause(withCors(app), (cause) => renderCause(cause, routes)))
@@ -80,11 +74,10 @@ export const serverMiddleware = (
       // One context update carries the id to the error renderer and to every log line.
       const annotations = fiber.getRef(References.CurrentLogAnnotations)
       // Fiber types its context as Context<never>; it holds the request being served.
-      const requestContext = Context.add(
-        Context.add(context, CurrentRequestId, requestId),
-        References.CurrentLogAnnotations,
-        { ...annotations, request_id: requestId }
-      ) as Context.Context<HttpServerRequest.HttpServerRequest>
+      const requestContext = Context.add(Context.add(context, CurrentRequestId, requestId), References.CurrentLogAnnotations, {
+        ...annotations,
+        request_id: requestId
+      }) as Context.Context<HttpServerRequest.HttpServerRequest>
       const served = Effect.flatMap(rendered, (response) => {
         const compressed = compress(request, response)
         return HttpServerResponse.isHttpServerResponse(compressed)
@@ -127,7 +120,7 @@ export const serverMiddleware = (
 /** The server middleware, around every route of the router (routes outside the HttpApi too). */
 export const ServerMiddlewareLive = (routes: RouteTable) =>
   HttpRouter.middleware(
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const config = yield* AppConfig
       const lifecycle = yield* ServerLifecycle
       return serverMiddleware(config, lifecycle, routes)

@@ -76,8 +76,7 @@ export interface Chunk {
  */
 const cjkClass = "\\p{Script=Han}\\p{Script=Hiragana}\\p{Script=Katakana}\\p{Script=Hangul}"
 // Groups: 1 whitespace, 2 line break, 3 CJK character, 4 digits, 5 letters, 6 anything else.
-const pretokenSource =
-  `([^\\S\\r\\n]+)|(\\r\\n?|\\n)|([${cjkClass}])|(\\p{N}+)|((?:(?![${cjkClass}])[\\p{L}\\p{M}])+)|([^\\s\\p{L}\\p{M}\\p{N}]+)`
+const pretokenSource = `([^\\S\\r\\n]+)|(\\r\\n?|\\n)|([${cjkClass}])|(\\p{N}+)|((?:(?![${cjkClass}])[\\p{L}\\p{M}])+)|([^\\s\\p{L}\\p{M}\\p{N}]+)`
 
 const Piece = { Space: 0, CjkCharacter: 1, Digits: 2, Letters: 3, Other: 4 } as const
 type Piece = (typeof Piece)[keyof typeof Piece]
@@ -86,12 +85,12 @@ const pieceOf = (match: RegExpExecArray): Piece =>
   match[1] !== undefined || match[2] !== undefined
     ? Piece.Space
     : match[3] !== undefined
-    ? Piece.CjkCharacter
-    : match[4] !== undefined
-    ? Piece.Digits
-    : match[5] !== undefined
-    ? Piece.Letters
-    : Piece.Other
+      ? Piece.CjkCharacter
+      : match[4] !== undefined
+        ? Piece.Digits
+        : match[5] !== undefined
+          ? Piece.Letters
+          : Piece.Other
 
 const repeatsOneCharacter = (text: string): boolean => {
   const first = text.charCodeAt(0)
@@ -208,12 +207,21 @@ const classifyLines = (text: string): Lines => {
         startSection(atx[1]!.length, atx[2]!.trim())
       } else if (
         // A setext heading: one line of text (a paragraph of its own) underlined with === or ---.
-        i + 1 < count && setextUnderline.test(lineAt(i + 1)) &&
-        (i === 0 || kind[i - 1] !== LineKind.Text) && line.trim() !== ""
+        i + 1 < count &&
+        setextUnderline.test(lineAt(i + 1)) &&
+        (i === 0 || kind[i - 1] !== LineKind.Text) &&
+        line.trim() !== ""
       ) {
         kind[i] = LineKind.Heading
         kind[i + 1] = LineKind.SetextUnderline
-        startSection(lineAt(i + 1).trim().startsWith("=") ? 1 : 2, line.trim())
+        startSection(
+          lineAt(i + 1)
+            .trim()
+            .startsWith("=")
+            ? 1
+            : 2,
+          line.trim()
+        )
         section[i] = sectionPaths.length - 1
         section[i + 1] = sectionPaths.length - 1
         i++
@@ -300,8 +308,7 @@ const collectAtoms = (text: string, lines: Lines, maxAtomTokens: number): Atoms 
     const isHeading = kind === LineKind.Heading || kind === LineKind.SetextUnderline
     const isProse = kind === LineKind.Text || kind === LineKind.Heading
     const inCode = kind === LineKind.Code || kind === LineKind.FenceClose
-    const wasCode = previousKind === LineKind.Code || previousKind === LineKind.FenceClose ||
-      previousKind === LineKind.FenceOpen
+    const wasCode = previousKind === LineKind.Code || previousKind === LineKind.FenceClose || previousKind === LineKind.FenceOpen
 
     let lineBreak: Break
     if (lastAtomIsHeading && atoms.count > 0) lineBreak = Break.Glue
@@ -329,7 +336,8 @@ const collectAtoms = (text: string, lines: Lines, maxAtomTokens: number): Atoms 
       }
       const pieceText = match[0]
       const tokens = tokensOfPiece(piece, pieceText)
-      const joinsLastAtom = atomOpen &&
+      const joinsLastAtom =
+        atomOpen &&
         (lastWasCjk ? piece === Piece.Other : piece !== Piece.CjkCharacter) &&
         atoms.tokens[atoms.count - 1]! + tokens <= maxAtomTokens
 
@@ -350,7 +358,7 @@ const collectAtoms = (text: string, lines: Lines, maxAtomTokens: number): Atoms 
           // One piece bigger than a chunk: cut it into chunk-sized pieces, on code point boundaries.
           const perToken = charactersPerToken(piece, pieceText)
           const pieceLength = Math.max(2, perToken * maxAtomTokens)
-          for (let offset = 0; offset < pieceText.length;) {
+          for (let offset = 0; offset < pieceText.length; ) {
             let next = Math.min(pieceText.length, offset + pieceLength)
             const code = pieceText.charCodeAt(next - 1)
             if (next < pieceText.length && code >= 0xd800 && code <= 0xdbff) next--
@@ -369,13 +377,8 @@ const collectAtoms = (text: string, lines: Lines, maxAtomTokens: number): Atoms 
       firstInLine = false
       atomOpen = true
       lastWasCjk = piece === Piece.CjkCharacter
-      endedSentence = piece !== Piece.Other
-        ? "no"
-        : ideographicSentenceEnd.test(pieceText)
-        ? "ideographic"
-        : sentenceEnd.test(pieceText)
-        ? "yes"
-        : "no"
+      endedSentence =
+        piece !== Piece.Other ? "no" : ideographicSentenceEnd.test(pieceText) ? "ideographic" : sentenceEnd.test(pieceText) ? "yes" : "no"
       if (endedSentence === "ideographic") atomOpen = false
     }
     if (!firstInLine) lastAtomIsHeading = isHeading
@@ -469,7 +472,7 @@ const planChunks = (atoms: Atoms, targetTokens: number, overlapTokens: number): 
   }
 
   // Whole sections are packed together while they fit; a bigger one is split on its own.
-  for (let s = 0; s + 1 < sectionStarts.length;) {
+  for (let s = 0; s + 1 < sectionStarts.length; ) {
     const start = sectionStarts[s]!
     if (tokensIn(start, sectionStarts[s + 1]!) > targetTokens) {
       splitSection(start, sectionStarts[s + 1]!)

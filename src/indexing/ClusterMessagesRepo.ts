@@ -26,7 +26,7 @@ const cleanupBatch = 1_000
 export const snowflakeAt = (at: Date): bigint => Snowflake.make({ timestamp: at.getTime(), machineId: MachineId.make(0), sequence: 0 })
 
 export class ClusterMessagesRepo extends Context.Service<ClusterMessagesRepo>()("basalt/ClusterMessagesRepo", {
-  make: Effect.gen(function*() {
+  make: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
 
     /**

@@ -12,16 +12,19 @@ export interface IndexingRequest {
   readonly revision: number
 }
 
-export class DocumentIndexer extends Context.Service<DocumentIndexer, {
-  /**
-   * Stores the requests. Inside `sql.withTransaction` they are part of the transaction, so a
-   * document is queued for indexing exactly when it is committed: indexing reads them once the
-   * transaction commits (call `wake` then, or they wait for the next poll) and never if it
-   * rolls back.
-   */
-  readonly submitAll: (requests: ReadonlyArray<IndexingRequest>) => Effect.Effect<void>
-  /** Has indexing read the stored requests now instead of at its next poll. */
-  readonly wake: Effect.Effect<void>
-  /** One request, outside a transaction: stored, then `wake`. */
-  readonly submit: (request: IndexingRequest) => Effect.Effect<void>
-}>()("basalt/DocumentIndexer") {}
+export class DocumentIndexer extends Context.Service<
+  DocumentIndexer,
+  {
+    /**
+     * Stores the requests. Inside `sql.withTransaction` they are part of the transaction, so a
+     * document is queued for indexing exactly when it is committed: indexing reads them once the
+     * transaction commits (call `wake` then, or they wait for the next poll) and never if it
+     * rolls back.
+     */
+    readonly submitAll: (requests: ReadonlyArray<IndexingRequest>) => Effect.Effect<void>
+    /** Has indexing read the stored requests now instead of at its next poll. */
+    readonly wake: Effect.Effect<void>
+    /** One request, outside a transaction: stored, then `wake`. */
+    readonly submit: (request: IndexingRequest) => Effect.Effect<void>
+  }
+>()("basalt/DocumentIndexer") {}

@@ -35,7 +35,7 @@ const quoteLiteral = (text: string) => `'${text.replace(/'/g, "''")}'`
 const reembedBatch = 128
 
 export class EmbeddingIndex extends Context.Service<EmbeddingIndex>()("basalt/EmbeddingIndex", {
-  make: Effect.gen(function*() {
+  make: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const { pgvector } = yield* DatabaseInfo
     const embedder = yield* Embedder
@@ -47,7 +47,7 @@ export class EmbeddingIndex extends Context.Service<EmbeddingIndex>()("basalt/Em
      * another size, its vectors of the old size go first (with their index): a partial index on
      * `embedding::vector(<old size>)` would refuse the new rows.
      */
-    const prepare = Effect.gen(function*() {
+    const prepare = Effect.gen(function* () {
       if (!pgvector) return
       const resized = yield* sql<{ dimensions: number }>`
         SELECT dimensions FROM embedding_index WHERE model = ${model} AND dimensions <> ${dimensions}`
@@ -83,7 +83,7 @@ export class EmbeddingIndex extends Context.Service<EmbeddingIndex>()("basalt/Em
       LIMIT ${reembedBatch}`
 
     /** One round: false when nothing was left. Chunks replaced meanwhile are skipped by the join. */
-    const reembedRound = Effect.gen(function*() {
+    const reembedRound = Effect.gen(function* () {
       const chunks = yield* pendingChunks
       if (chunks.length === 0) return false
       const vectors = yield* embedder.embed(chunks.map((chunk) => chunk.contextual_content))
@@ -98,7 +98,7 @@ export class EmbeddingIndex extends Context.Service<EmbeddingIndex>()("basalt/Em
     })
 
     /** Re-embeds what the configured model has not embedded yet, then records it as complete. */
-    const reembed = Effect.gen(function*() {
+    const reembed = Effect.gen(function* () {
       if (!pgvector) return
       let chunks = 0
       while (yield* reembedRound) chunks += reembedBatch

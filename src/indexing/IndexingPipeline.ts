@@ -56,7 +56,7 @@ interface Job extends DocumentRevision {
 }
 
 export class IndexingPipeline extends Context.Service<IndexingPipeline>()("basalt/IndexingPipeline", {
-  make: Effect.gen(function*() {
+  make: Effect.gen(function* () {
     const repo = yield* IndexingRepo
     const embedder = yield* Embedder
     const { pgvector } = yield* DatabaseInfo
@@ -71,7 +71,7 @@ export class IndexingPipeline extends Context.Service<IndexingPipeline>()("basal
      * superseded or gone on the way drop out with their outcome.
      */
     const attempt = (jobs: ReadonlyArray<DocumentRevision>) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const outcomes = new Map<string, IndexingOutcome>()
         const found = yield* repo.load(jobs.map((job) => job.documentId))
         let live = jobs.filter((job) => {
@@ -92,16 +92,16 @@ export class IndexingPipeline extends Context.Service<IndexingPipeline>()("basal
         yield* step("parsing")
         const texts = new Map(live.map((job) => [job.documentId, parseContent(found.get(job.documentId)!.content)]))
         yield* step("chunking")
-        const chunks = new Map(live.map((job) => [
-          job.documentId,
-          chunkDocument({ title: found.get(job.documentId)!.title, text: texts.get(job.documentId)! }, chunkerOptions)
-        ]))
+        const chunks = new Map(
+          live.map((job) => [
+            job.documentId,
+            chunkDocument({ title: found.get(job.documentId)!.title, text: texts.get(job.documentId)! }, chunkerOptions)
+          ])
+        )
         yield* step("embedding")
         // Without pgvector there is nowhere to keep vectors: keyword search needs only the chunks.
         const allChunks = live.flatMap((job) => chunks.get(job.documentId)!)
-        const vectors = pgvector && allChunks.length > 0
-          ? yield* embedder.embed(allChunks.map((chunk) => chunk.contextualText))
-          : undefined
+        const vectors = pgvector && allChunks.length > 0 ? yield* embedder.embed(allChunks.map((chunk) => chunk.contextualText)) : undefined
         let offset = 0
         const indexed = live.map((job): IndexedDocument => {
           const own = chunks.get(job.documentId)!
@@ -148,11 +148,12 @@ export class IndexingPipeline extends Context.Service<IndexingPipeline>()("basal
      * document the provider refuses fails alone and a passing outage is retried per document.
      */
     const indexBatch = (jobs: ReadonlyArray<Job>) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         // A defect of the batch counts as a failure: each document then goes alone.
-        const outcomes = jobs.length === 1
-          ? Option.none()
-          : Option.filter(Option.some(yield* Effect.exit(attempt(jobs))), Exit.isSuccess).pipe(Option.map((exit) => exit.value))
+        const outcomes =
+          jobs.length === 1
+            ? Option.none()
+            : Option.filter(Option.some(yield* Effect.exit(attempt(jobs))), Exit.isSuccess).pipe(Option.map((exit) => exit.value))
         for (const job of jobs) {
           yield* Deferred.complete(
             job.done,
@@ -178,7 +179,7 @@ export class IndexingPipeline extends Context.Service<IndexingPipeline>()("basal
 
     const index = (documentId: string, revision: number): Effect.Effect<IndexingOutcome> => {
       if (!uuidPattern.test(documentId)) return Effect.succeed("not found")
-      return Effect.gen(function*() {
+      return Effect.gen(function* () {
         const done = yield* Deferred.make<IndexingOutcome>()
         yield* Queue.offer(queue, { documentId, revision, done })
         return yield* Deferred.await(done)

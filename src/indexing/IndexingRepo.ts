@@ -30,8 +30,7 @@ export const vectorText = (vector: Float32Array): string => `[${Array.prototype.
  * A chunk cut inside a surrogate pair (only when one "word" outgrows a chunk) would carry half a
  * character, which jsonb refuses; the text column would have stored U+FFFD for it anyway.
  */
-const wellFormed = (text: string) =>
-  text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD")
+const wellFormed = (text: string) => text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD")
 
 /** One document's new chunks, for the revision its run read. */
 export interface IndexedDocument {
@@ -52,7 +51,7 @@ const revisionsJson = (documents: ReadonlyArray<DocumentRevision>) =>
   JSON.stringify(documents.map(({ documentId, revision }) => ({ id: documentId, revision })))
 
 export class IndexingRepo extends Context.Service<IndexingRepo>()("basalt/IndexingRepo", {
-  make: Effect.gen(function*() {
+  make: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
 
     /** The documents that still exist, by id. */
@@ -91,7 +90,7 @@ export class IndexingRepo extends Context.Service<IndexingRepo>()("basalt/Indexi
      * no-op for that document, never half of one.
      */
     const replaceChunks = (documents: ReadonlyArray<IndexedDocument>, model: string) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const locked = yield* sql<{ id: string }>`
           SELECT d.id FROM documents d
           JOIN jsonb_to_recordset(${revisionsJson(documents)}::jsonb) AS r (id uuid, revision integer)
@@ -126,7 +125,7 @@ export class IndexingRepo extends Context.Service<IndexingRepo>()("basalt/Indexi
             FROM jsonb_to_recordset(${JSON.stringify(slice.map(({ vector: _, ...row }) => row))}::jsonb) AS r (
               id uuid, document_id uuid, ordinal integer, content text, contextual_content text, heading_path text[],
               start_offset integer, end_offset integer, token_count integer)`
-          const vectors = slice.flatMap((row) => row.vector === undefined ? [] : [{ id: row.id, embedding: vectorText(row.vector) }])
+          const vectors = slice.flatMap((row) => (row.vector === undefined ? [] : [{ id: row.id, embedding: vectorText(row.vector) }]))
           if (vectors.length > 0) yield* insertVectors(vectors, model)
         }
         const counts = JSON.stringify(swapped.map((document) => ({ id: document.documentId, chunks: document.chunks.length })))

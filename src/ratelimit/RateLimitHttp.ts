@@ -11,16 +11,16 @@ import { addressBucket, RateLimiter } from "./RateLimiter.ts"
 
 export const AuthRateLimitLive = Layer.effect(
   AuthRateLimit,
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const limiter = yield* RateLimiter
     const { trustedProxies } = yield* AppConfig
     return AuthRateLimit.of((httpEffect) =>
       Effect.andThen(
-        Effect.flatMap(
-          HttpServerRequest.HttpServerRequest,
-          (request) => limiter.take("auth", addressBucket(clientIpOf(request, trustedProxies)))
+        Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+          limiter.take("auth", addressBucket(clientIpOf(request, trustedProxies)))
         ),
         httpEffect
-      ))
+      )
+    )
   })
 )

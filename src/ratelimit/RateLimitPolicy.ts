@@ -72,8 +72,7 @@ export const decide = (policy: RateLimit, state: BucketState): Decision => {
   }
 }
 
-export const policyHeader = (policy: RateLimitPolicy): string =>
-  `"${policy.name}";q=${policy.quota};w=${policy.windowSeconds}`
+export const policyHeader = (policy: RateLimitPolicy): string => `"${policy.name}";q=${policy.quota};w=${policy.windowSeconds}`
 
 export const rateLimitHeader = (policy: RateLimitPolicy, decision: Decision): string =>
   `"${policy.name}";r=${decision.remaining};t=${decision.nextTokenSeconds}`

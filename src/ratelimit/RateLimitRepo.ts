@@ -12,7 +12,7 @@ import type { BucketState } from "./RateLimitPolicy.ts"
 const cleanupBatch = 5_000
 
 export class RateLimitRepo extends Context.Service<RateLimitRepo>()("basalt/RateLimitRepo", {
-  make: Effect.gen(function*() {
+  make: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
 
     /**

@@ -41,20 +41,20 @@ const refusal = (policy: RateLimitPolicy, retryAfterSeconds: number) =>
     ? `Too many sign-in requests from this address; try again in ${retryAfterSeconds} s`
     : `Too many requests for this account or API key; try again in ${retryAfterSeconds} s`
 
-export class RateLimiter extends Context.Service<RateLimiter, {
-  /**
-   * Takes one token from `bucket` under the `policy` limit: fails with RateLimited when there
-   * is none; otherwise the response will carry RateLimit and RateLimit-Policy. Does nothing
-   * when the limit is off.
-   */
-  readonly take: (
-    policy: PolicyName,
-    bucket: string
-  ) => Effect.Effect<void, RateLimited, HttpServerRequest.HttpServerRequest>
-}>()("basalt/RateLimiter") {
+export class RateLimiter extends Context.Service<
+  RateLimiter,
+  {
+    /**
+     * Takes one token from `bucket` under the `policy` limit: fails with RateLimited when there
+     * is none; otherwise the response will carry RateLimit and RateLimit-Policy. Does nothing
+     * when the limit is off.
+     */
+    readonly take: (policy: PolicyName, bucket: string) => Effect.Effect<void, RateLimited, HttpServerRequest.HttpServerRequest>
+  }
+>()("basalt/RateLimiter") {
   static readonly layer = Layer.effect(
     RateLimiter,
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const config = yield* AppConfig
       const repo = yield* RateLimitRepo
       const policies: Record<PolicyName, Option.Option<RateLimitPolicy>> = {
@@ -82,18 +82,15 @@ export class RateLimiter extends Context.Service<RateLimiter, {
       const serve = (key: string, batch: Batch, policy: RateLimitPolicy) => {
         const callers = batch.waiting.splice(0)
         batch.running = true
-        Effect.runCallbackWith(context)(
-          Effect.orDie(repo.takeMany(key, callers.length, policy.quota, refillPerSecond(policy))),
-          {
-            onExit: (exit) => {
-              callers.forEach((resume, i) => {
-                resume(Exit.map(exit, ({ granted, tokens }) => ({ granted: i < granted, tokens: tokens + Math.max(0, granted - 1 - i) })))
-              })
-              if (batch.waiting.length > 0) serve(key, batch, policy)
-              else batches.delete(key)
-            }
+        Effect.runCallbackWith(context)(Effect.orDie(repo.takeMany(key, callers.length, policy.quota, refillPerSecond(policy))), {
+          onExit: (exit) => {
+            callers.forEach((resume, i) => {
+              resume(Exit.map(exit, ({ granted, tokens }) => ({ granted: i < granted, tokens: tokens + Math.max(0, granted - 1 - i) })))
+            })
+            if (batch.waiting.length > 0) serve(key, batch, policy)
+            else batches.delete(key)
           }
-        )
+        })
       }
       const takeOne = (policy: RateLimitPolicy, key: string) =>
         Effect.callback<BucketState>((resume) => {
@@ -104,7 +101,7 @@ export class RateLimiter extends Context.Service<RateLimiter, {
         })
 
       const takeUnder = (policy: RateLimitPolicy, bucket: string) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           // A database failure is a 500 like any other: a limit that cannot be checked is not waived.
           const state = yield* takeOne(policy, `${policy.name}:${bucket}`)
           const decision = decide(policy, state)
@@ -123,8 +120,7 @@ export class RateLimiter extends Context.Service<RateLimiter, {
         })
 
       return RateLimiter.of({
-        take: (name, bucket) =>
-          Option.match(policies[name], { onNone: () => Effect.void, onSome: (policy) => takeUnder(policy, bucket) })
+        take: (name, bucket) => Option.match(policies[name], { onNone: () => Effect.void, onSome: (policy) => takeUnder(policy, bucket) })
       })
     })
   ).pipe(Layer.provide(RateLimitRepo.layer))

@@ -19,7 +19,5 @@ export const fuseRankings = (lists: ReadonlyArray<RankedList>): ReadonlyArray<{ 
       scores.set(id, (scores.get(id) ?? 0) + list.weight / (rrfK + index + 1))
     })
   }
-  return [...scores.entries()]
-    .map(([id, score]) => ({ id, score }))
-    .sort((a, b) => b.score - a.score)
+  return [...scores.entries()].map(([id, score]) => ({ id, score })).sort((a, b) => b.score - a.score)
 }

@@ -11,15 +11,11 @@ const Tag = Schema.Trim.pipe(
   Schema.check(Schema.isMinLength(1), Schema.isMaxLength(100))
 )
 
-
 export const SearchFilters = contractBody(
   "SearchFilters",
   Schema.Struct({
     sources: Schema.optional(
-      Schema.Array(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(100))).check(
-        Schema.isMinLength(1),
-        Schema.isMaxLength(50)
-      )
+      Schema.Array(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(100))).check(Schema.isMinLength(1), Schema.isMaxLength(50))
     ),
     tags: Schema.optional(Schema.Array(Tag).check(Schema.isMinLength(1), Schema.isMaxLength(50))),
     collections: Schema.optional(Schema.Array(Uuid).check(Schema.isMinLength(1), Schema.isMaxLength(50))),
@@ -70,10 +66,7 @@ export const SearchResult = contractBody(
 )
 export type SearchResult = typeof SearchResult.Type
 
-export const SearchFallback = contractBody(
-  "SearchFallback",
-  Schema.Struct({ requested_mode: SearchMode, reason: Schema.String })
-)
+export const SearchFallback = contractBody("SearchFallback", Schema.Struct({ requested_mode: SearchMode, reason: Schema.String }))
 
 export const SearchResponse = contractBody(
   "SearchResponse",

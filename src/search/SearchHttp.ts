@@ -27,18 +27,11 @@ const noPgvector =
   "Semantic search needs the PostgreSQL extension pgvector, which this database does not have " +
   "(Basalt runs lexical-only here); use mode keyword or hybrid"
 
-const CursorState = Schema.fromJsonString(
-  Schema.Struct({ o: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), f: Schema.String })
-)
+const CursorState = Schema.fromJsonString(Schema.Struct({ o: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), f: Schema.String }))
 
 const fingerprintOf = (request: SearchRequest, mode: SearchMode) =>
   createHash("sha256")
-    .update(JSON.stringify([
-      request.query,
-      mode,
-      Schema.encodeSync(SearchFilters)(request.filters ?? {}),
-      request.weights ?? {}
-    ]))
+    .update(JSON.stringify([request.query, mode, Schema.encodeSync(SearchFilters)(request.filters ?? {}), request.weights ?? {}]))
     .digest("base64url")
     .slice(0, 16)
 
@@ -63,19 +56,18 @@ interface RankedPage {
 }
 
 export const SearchHttpLive = HttpApiBuilder.group(BasaltApi, "search", (handlers) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const repo = yield* SearchRepo
     const database = yield* DatabaseInfo
     const embedder = yield* Embedder
 
-    const embedQuery = (query: string) =>
-      Effect.map(embedder.embed([query]), (vectors) => vectors[0]!)
+    const embedQuery = (query: string) => Effect.map(embedder.embed([query]), (vectors) => vectors[0]!)
 
     const semanticList = (caller: Caller, vector: Float32Array, filters: SearchFilters, limit: number, offset: number) =>
       repo.semantic({ caller, vector, model: embedder.model, dimensions: embedder.dimensions, filters, limit, offset })
 
     return handlers.handle("search", ({ payload }) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const started = performance.now()
         const caller = yield* CurrentUser
         const requested = payload.mode ?? "hybrid"
@@ -111,10 +103,10 @@ export const SearchHttpLive = HttpApiBuilder.group(BasaltApi, "search", (handler
             fallback = { requested_mode: "hybrid", reason: `The query could not be embedded: ${vector.failure.reason}` }
             page = { ...(yield* keywordPage(limit, offset)), offset }
           } else {
-            const [keyword, semantic] = yield* Effect.all([
-              keywordPage(hybridDepth, 0),
-              Effect.orDie(semanticList(caller, vector.success, filters, hybridDepth, 0))
-            ], { concurrency: 2 })
+            const [keyword, semantic] = yield* Effect.all(
+              [keywordPage(hybridDepth, 0), Effect.orDie(semanticList(caller, vector.success, filters, hybridDepth, 0))],
+              { concurrency: 2 }
+            )
             const byDocument = new Map<string, Hit>()
             for (const hit of [...semantic.hits, ...keyword.hits]) byDocument.set(hit.document_id, hit)
             const fused = fuseRankings([
@@ -130,7 +122,12 @@ export const SearchHttpLive = HttpApiBuilder.group(BasaltApi, "search", (handler
           }
         }
 
-        const details = yield* Effect.orDie(repo.details(page.hits.map((hit) => hit.chunk_id), payload.query))
+        const details = yield* Effect.orDie(
+          repo.details(
+            page.hits.map((hit) => hit.chunk_id),
+            payload.query
+          )
+        )
         const byChunk = new Map(details.map((detail) => [detail.chunk_id, detail]))
         const results: Array<SearchResult> = page.hits.flatMap((hit, index) =>
           Option.match(Option.fromNullishOr(byChunk.get(hit.chunk_id)), {
@@ -145,13 +142,14 @@ export const SearchHttpLive = HttpApiBuilder.group(BasaltApi, "search", (handler
           mode,
           results,
           total: page.total,
-          total_relation: page.totalIsExact ? "eq" as const : "gte" as const,
+          total_relation: page.totalIsExact ? ("eq" as const) : ("gte" as const),
           search_time_ms: Math.round((performance.now() - started) * 100) / 100,
           filters,
-          next_cursor: page.hits.length === limit && (nextOffset < page.total || !page.totalIsExact)
-            ? encodeCursor(nextOffset, fingerprint)
-            : null,
+          next_cursor:
+            page.hits.length === limit && (nextOffset < page.total || !page.totalIsExact) ? encodeCursor(nextOffset, fingerprint) : null,
           fallback
         }
-      }))
-  })).pipe(Layer.provide(SearchRepo.layer))
+      })
+    )
+  })
+).pipe(Layer.provide(SearchRepo.layer))

@@ -87,7 +87,7 @@ export const candidateDepth = (limit: number, offset: number) => Math.max(50, 2 
 export const rescoredCandidates = (limit: number, offset: number) => 5 * (limit + offset)
 
 export class SearchRepo extends Context.Service<SearchRepo>()("basalt/SearchRepo", {
-  make: Effect.gen(function*() {
+  make: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
 
     /**
@@ -147,12 +147,13 @@ export class SearchRepo extends Context.Service<SearchRepo>()("basalt/SearchRepo
       readonly limit: number
       readonly offset: number
     }) =>
-      sql.withTransaction(Effect.gen(function*() {
-        yield* sql`SET LOCAL hnsw.iterative_scan = relaxed_order`
-        yield* sql`SET LOCAL hnsw.ef_search = 100`
-        const vectorText = `[${Array.from(request.vector).join(",")}]`
-        const dims = sql.literal(String(Math.trunc(request.dimensions)))
-        const rows = yield* sql<{ document_id: string; chunk_id: string; score: number; total: string }>`
+      sql.withTransaction(
+        Effect.gen(function* () {
+          yield* sql`SET LOCAL hnsw.iterative_scan = relaxed_order`
+          yield* sql`SET LOCAL hnsw.ef_search = 100`
+          const vectorText = `[${Array.from(request.vector).join(",")}]`
+          const dims = sql.literal(String(Math.trunc(request.dimensions)))
+          const rows = yield* sql<{ document_id: string; chunk_id: string; score: number; total: string }>`
           WITH nearest AS (
             SELECT e.chunk_id, c.document_id, e.embedding::vector(${dims}) <=> ${vectorText}::vector(${dims}) AS distance
             FROM chunk_embeddings e
@@ -170,12 +171,13 @@ export class SearchRepo extends Context.Service<SearchRepo>()("basalt/SearchRepo
           SELECT document_id, chunk_id, score, count(*) OVER () AS total
           FROM best ORDER BY score DESC, chunk_id
           LIMIT ${request.limit} OFFSET ${request.offset}`
-        return {
-          hits: rows.map(({ chunk_id, document_id, score }) => ({ document_id, chunk_id, score: Number(score) })),
-          total: rows.length > 0 ? Number(rows[0]!.total) : 0,
-          totalIsExact: true
-        } satisfies HitList
-      }))
+          return {
+            hits: rows.map(({ chunk_id, document_id, score }) => ({ document_id, chunk_id, score: Number(score) })),
+            total: rows.length > 0 ? Number(rows[0]!.total) : 0,
+            totalIsExact: true
+          } satisfies HitList
+        })
+      )
 
     /**
      * What a result shows: title, source, url, the chunk's text, and its passages with the
@@ -201,15 +203,15 @@ export class SearchRepo extends Context.Service<SearchRepo>()("basalt/SearchRepo
       ids.length === 0
         ? Effect.succeed([] as ReadonlyArray<string>)
         : Effect.map(
-          sql<{ id: string }>`
+            sql<{ id: string }>`
             SELECT id::text AS id FROM collections c
             WHERE c.id IN ${sql.in(ids)} AND (${caller.role === "admin"} OR EXISTS (
               SELECT 1 FROM collection_members m WHERE m.collection_id = c.id AND m.user_id = ${caller.id}))`,
-          (rows) => {
-            const known = new Set(rows.map((row) => row.id))
-            return ids.filter((id) => !known.has(id))
-          }
-        )
+            (rows) => {
+              const known = new Set(rows.map((row) => row.id))
+              return ids.filter((id) => !known.has(id))
+            }
+          )
 
     return { keyword, semantic, details, unknownCollections } as const
   })

@@ -11,23 +11,25 @@ import { SqlClient } from "effect/sql"
 const foldLockKey = 7_212_881_011
 const foldEvery = Duration.seconds(2)
 
-export const foldSearchStatistics = Effect.gen(function*() {
+export const foldSearchStatistics = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
-  yield* sql.withTransaction(Effect.gen(function*() {
-    const [lock] = yield* sql<{ locked: boolean }>`SELECT pg_try_advisory_xact_lock(${foldLockKey}) AS locked`
-    if (lock?.locked !== true) return
-    yield* sql`
+  yield* sql.withTransaction(
+    Effect.gen(function* () {
+      const [lock] = yield* sql<{ locked: boolean }>`SELECT pg_try_advisory_xact_lock(${foldLockKey}) AS locked`
+      if (lock?.locked !== true) return
+      yield* sql`
       WITH moved AS (DELETE FROM search_lexeme_deltas RETURNING lexeme, chunk_count),
       summed AS (SELECT lexeme, sum(chunk_count) AS chunk_count FROM moved GROUP BY lexeme)
       INSERT INTO search_lexeme_stats AS s (lexeme, chunk_count)
       SELECT lexeme, chunk_count FROM summed ORDER BY lexeme
       ON CONFLICT (lexeme) DO UPDATE SET chunk_count = s.chunk_count + excluded.chunk_count`
-    yield* sql`
+      yield* sql`
       WITH moved AS (DELETE FROM search_corpus_deltas RETURNING chunk_count, term_count)
       UPDATE search_corpus_stats SET
         chunk_count = chunk_count + coalesce((SELECT sum(chunk_count) FROM moved), 0),
         term_count = term_count + coalesce((SELECT sum(term_count) FROM moved), 0)`
-  }))
+    })
+  )
 })
 
 /** Folds every two seconds while the server runs; a failed round is logged and retried next time. */

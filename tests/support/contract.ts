@@ -19,10 +19,10 @@ ajv.addSchema(contract, "openapi")
 const deref = (node: Json): Json => {
   let current = node
   while (typeof current?.$ref === "string") {
-    current = current.$ref.slice(2).split("/").reduce(
-      (at: Json, key: string) => at?.[key.replace(/~1/g, "/").replace(/~0/g, "~")],
-      contract
-    )
+    current = current.$ref
+      .slice(2)
+      .split("/")
+      .reduce((at: Json, key: string) => at?.[key.replace(/~1/g, "/").replace(/~0/g, "~")], contract)
   }
   return current
 }
@@ -122,8 +122,4 @@ export const validateResponse = (method: string, url: string, response: Received
 
 /** Validates a response against one of components.responses (for responses of test-only APIs). */
 export const validateComponentResponse = (name: string, response: ReceivedResponse): void =>
-  validateAgainst(`components.responses.${name}`, response, contract.components.responses[name], [
-    "components",
-    "responses",
-    name
-  ])
+  validateAgainst(`components.responses.${name}`, response, contract.components.responses[name], ["components", "responses", name])

@@ -20,7 +20,12 @@ const operations = (doc: Json) => {
 }
 
 const deref = (doc: Json, node: Json): Json =>
-  typeof node?.$ref === "string" ? node.$ref.slice(2).split("/").reduce((at: Json, key: string) => at?.[key], doc) : node
+  typeof node?.$ref === "string"
+    ? node.$ref
+        .slice(2)
+        .split("/")
+        .reduce((at: Json, key: string) => at?.[key], doc)
+    : node
 
 const parameters = (doc: Json, op: Json): Set<string> =>
   new Set(
@@ -34,9 +39,8 @@ const sorted = (values: Iterable<string>) => [...values].sort().join(", ")
 
 const differ = (a: Set<string>, b: Set<string>) => sorted(a) !== sorted(b)
 
-export const derivedDocument = <Id extends string, Groups extends HttpApiGroup.Constraint>(
-  api: HttpApi.HttpApi<Id, Groups>
-): Json => OpenApi.fromApi(api)
+export const derivedDocument = <Id extends string, Groups extends HttpApiGroup.Constraint>(api: HttpApi.HttpApi<Id, Groups>): Json =>
+  OpenApi.fromApi(api)
 
 export const contractDifferences = <Id extends string, Groups extends HttpApiGroup.Constraint>(
   api: HttpApi.HttpApi<Id, Groups>,
@@ -57,7 +61,10 @@ export const contractDifferences = <Id extends string, Groups extends HttpApiGro
     }
     const [p1, p2] = [parameters(derived, mine), parameters(expected, theirs)]
     if (differ(p1, p2)) differences.push(`${route}: parameters ${sorted(p1)} served, ${sorted(p2)} documented`)
-    const [b1, b2] = [new Set(Object.keys(mine.requestBody?.content ?? {})), new Set(Object.keys(deref(expected, theirs.requestBody)?.content ?? {}))]
+    const [b1, b2] = [
+      new Set(Object.keys(mine.requestBody?.content ?? {})),
+      new Set(Object.keys(deref(expected, theirs.requestBody)?.content ?? {}))
+    ]
     if (differ(b1, b2)) differences.push(`${route}: request body ${sorted(b1)} served, ${sorted(b2)} documented`)
     const [s1, s2] = [new Set(Object.keys(mine.responses)), new Set(Object.keys(theirs.responses))]
     if (differ(s1, s2)) differences.push(`${route}: statuses ${sorted(s1)} served, ${sorted(s2)} documented`)

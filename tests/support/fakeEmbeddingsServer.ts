@@ -21,12 +21,12 @@ export type Reply =
   | "hang"
   | "normal"
   | ((body: any) => {
-    readonly status: number
-    readonly body: string
-    readonly delayMs?: number
-    /** Answers once this settles (after `delayMs`, if both): holds the request as long as a test needs. */
-    readonly until?: Promise<unknown>
-  })
+      readonly status: number
+      readonly body: string
+      readonly delayMs?: number
+      /** Answers once this settles (after `delayMs`, if both): holds the request as long as a test needs. */
+      readonly until?: Promise<unknown>
+    })
 
 export interface FakeEmbeddingsServer {
   /** What to configure as the base URL: http://127.0.0.1:port/v1. */
@@ -65,16 +65,13 @@ export const embeddingsAnswer = (body: any) => {
   const tokens = inputs.reduce((sum, text) => sum + text.split(/\s+/).length, 0)
   return JSON.stringify({
     object: "list",
-    data: inputs
-      .map((text, index) => ({ object: "embedding", index, embedding: fakeVector(text, dimensions) }))
-      .reverse(),
+    data: inputs.map((text, index) => ({ object: "embedding", index, embedding: fakeVector(text, dimensions) })).reverse(),
     model: body.model,
     usage: { prompt_tokens: tokens, total_tokens: tokens }
   })
 }
 
-const openAiError = (message: string, type: string, code: string | null) =>
-  JSON.stringify({ error: { message, type, param: null, code } })
+const openAiError = (message: string, type: string, code: string | null) => JSON.stringify({ error: { message, type, param: null, code } })
 
 export const startFakeEmbeddingsServer = async (): Promise<FakeEmbeddingsServer> => {
   const requests: Array<RecordedRequest> = []
@@ -122,7 +119,11 @@ export const startFakeEmbeddingsServer = async (): Promise<FakeEmbeddingsServer>
       })
 
       if (request.method !== "POST" || request.url !== "/v1/embeddings") {
-        return send(response, 404, openAiError(`Unknown request URL: ${request.method} ${request.url}`, "invalid_request_error", "unknown_url"))
+        return send(
+          response,
+          404,
+          openAiError(`Unknown request URL: ${request.method} ${request.url}`, "invalid_request_error", "unknown_url")
+        )
       }
       const reply = replies.shift() ?? "normal"
       if (reply === "hang") return
@@ -138,7 +139,9 @@ export const startFakeEmbeddingsServer = async (): Promise<FakeEmbeddingsServer>
       }
       // The checks OpenAI makes on the request itself.
       if (
-        body === undefined || typeof body.model !== "string" || !Array.isArray(body.input) ||
+        body === undefined ||
+        typeof body.model !== "string" ||
+        !Array.isArray(body.input) ||
         !body.input.every((input: unknown) => typeof input === "string" && input !== "")
       ) {
         return send(response, 400, openAiError("'$.input' is invalid. Please check the API reference.", "invalid_request_error", null))

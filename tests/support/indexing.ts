@@ -97,10 +97,13 @@ export const waitSettled = async (app: IndexingApp, ids: ReadonlyArray<string>, 
 /** A document of a few paragraphs under headings, different for every `n`. */
 export const sampleDocument = (n: number, paragraphs = 4) => ({
   title: `Document ${n}`,
-  content: Array.from({ length: paragraphs }, (_, p) =>
-    `## Part ${p + 1} of document ${n}\n\n` +
-    Array.from({ length: 6 }, (_, s) => `Sentence ${s} of part ${p} in document ${n} talks about topic ${(n * 7 + p * 3 + s) % 97}.`).join(" ")
+  content: Array.from(
+    { length: paragraphs },
+    (_, p) =>
+      `## Part ${p + 1} of document ${n}\n\n` +
+      Array.from(
+        { length: 6 },
+        (_, s) => `Sentence ${s} of part ${p} in document ${n} talks about topic ${(n * 7 + p * 3 + s) % 97}.`
+      ).join(" ")
   ).join("\n\n")
 })
-
-

@@ -11,7 +11,7 @@ import { AppLive } from "../../src/App.ts"
 import { DocumentIndexer } from "../../src/indexing/DocumentIndexer.ts"
 import { sampleDocument } from "./indexing.ts"
 
-const seed = Effect.gen(function*() {
+const seed = Effect.gen(function* () {
   const count = Number(process.env.BASALT_TEST_SEED_DOCUMENTS ?? 0)
   const sql = yield* SqlClient.SqlClient
   const indexer = yield* DocumentIndexer

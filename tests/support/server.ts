@@ -62,9 +62,9 @@ export const configFrom = (values: Record<string, string>) => ConfigProvider.lay
 
 /** Runs `f` with a client of its own (one connection) on the Postgres database at `url`, then closes it. */
 export const withPostgres = <A, E>(url: string, f: (sql: PgClient.PgClient) => Effect.Effect<A, E>): Promise<A> =>
-  Effect.runPromise(Effect.flatMap(PgClient.PgClient, f).pipe(
-    Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 }))
-  ))
+  Effect.runPromise(
+    Effect.flatMap(PgClient.PgClient, f).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })))
+  )
 
 /** One statement on the Postgres database at `url`, outside any server. */
 export const postgresQuery = <A extends object = Record<string, any>>(url: string, text: string, params: ReadonlyArray<unknown> = []) =>
@@ -87,7 +87,7 @@ export const freshPostgresDatabase = async () => {
 }
 
 /** Where the HttpServer in context listens, as a loopback URL. */
-export const serverUrl = Effect.gen(function*() {
+export const serverUrl = Effect.gen(function* () {
   const { address } = yield* HttpServer.HttpServer
   if (address._tag === "UnixPathAddress") return yield* Effect.die(new Error("expected a TCP address"))
   return `http://127.0.0.1:${address.port}`

@@ -18,7 +18,7 @@
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 
-export default Effect.gen(function*() {
+export default Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   // How many terms a tsvector holds, repeats counted (a lexeme without positions counts once).
   yield* sql`

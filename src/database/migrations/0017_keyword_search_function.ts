@@ -17,7 +17,7 @@
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 
-export default Effect.gen(function*() {
+export default Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   // src/documents/Visibility.ts's rule over a posting's copy of its document's access: the
   // owner, public, or a collection of the document the caller is a member of. One expression

@@ -23,7 +23,7 @@ export const bytesSource = (bytes: Uint8Array): ByteSource => ({
 
 /** The file at `path`, open for the scope. */
 export const fileSource = (path: string): Effect.Effect<ByteSource, never, Scope.Scope> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const handle = yield* Effect.acquireRelease(
       Effect.promise(() => open(path, "r")),
       (handle) => Effect.promise(() => handle.close())

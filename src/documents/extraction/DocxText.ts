@@ -59,7 +59,7 @@ export const docxToText = (
   source: ByteSource,
   limits: { readonly maxCharacters: number; readonly maxUnpackedBytes: number }
 ): Effect.Effect<DocxText, CorruptFile | ExtractionLimitExceeded> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const directory = yield* readZipDirectory(source)
     if (directory._tag === "Unreadable") return yield* CorruptFile.of("docx", directory.reason)
     // mammoth unpacks every part it reads into memory; refuse a ZIP bomb before it starts.
@@ -74,18 +74,13 @@ export const docxToText = (
     const coreXml = core === undefined ? undefined : yield* readZipEntry(source, core, maxCorePropertiesBytes)
     if (protoAssignmentIgnored) {
       return yield* Effect.die(
-        new Error(
-          "DOCX extraction needs assignments to __proto__ to set prototypes; under Deno, run with --unstable-unsafe-proto"
-        )
+        new Error("DOCX extraction needs assignments to __proto__ to set prototypes; under Deno, run with --unstable-unsafe-proto")
       )
     }
     const bytes = yield* source.readAll
     const html = yield* Effect.tryPromise({
       try: () =>
-        mammoth.convertToHtml(
-          { buffer: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) },
-          { convertImage: dropImages }
-        ),
+        mammoth.convertToHtml({ buffer: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) }, { convertImage: dropImages }),
       catch: docxFailure
     })
     const converted = htmlToText(html.value)

@@ -81,16 +81,14 @@ export const extractBytes = (
 const extract = (source: ByteSource, declaredName: string, overrides: Partial<ExtractionLimits>) => {
   const limits = { ...defaultExtractionLimits, ...overrides }
   const timeout = Duration.fromInputUnsafe(limits.timeout)
-  return Effect.gen(function*() {
+  return Effect.gen(function* () {
     const format = yield* sniff(source, declaredName)
     yield* Effect.annotateCurrentSpan({ "document.sniffed_format": format, "document.bytes": source.size })
     const extracted = yield* extractAs(format, source, declaredName, limits)
     if (extracted.text.trim() === "") {
       return yield* CorruptFile.of(
         extracted.format,
-        format === "pdf"
-          ? "it has no text layer (a scanned image?), and text recognition is not supported"
-          : "it contains no text"
+        format === "pdf" ? "it has no text layer (a scanned image?), and text recognition is not supported" : "it contains no text"
       )
     }
     return extracted
@@ -109,12 +107,7 @@ const extract = (source: ByteSource, declaredName: string, overrides: Partial<Ex
   )
 }
 
-const document = (
-  format: DocumentFormat,
-  text: string,
-  title: string | null,
-  pageCount: number | null = null
-): ExtractedDocument => ({
+const document = (format: DocumentFormat, text: string, title: string | null, pageCount: number | null = null): ExtractedDocument => ({
   format,
   mediaType: mediaTypes[format],
   // A title is a label, not a paragraph: some files put a whole abstract in it.
@@ -143,7 +136,7 @@ const extractAs = (
 
 /** The whole file as text: UTF-8 throughout, no NULs, newlines as `\n`. */
 const readText = (source: ByteSource, format: TextualFormat, limits: ExtractionLimits) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     // No character takes more than 4 bytes, so a larger file cannot fit; refuse it unread. HTML is
     // exempt: markup is most of its bytes.
     if (format !== "html" && source.size > limits.maxCharacters * 4) return yield* tooMuchText(limits.maxCharacters)
@@ -161,7 +154,7 @@ const textual = (
   declaredName: string,
   limits: ExtractionLimits
 ): Effect.Effect<ExtractedDocument, ExtractionError> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const bounded = (result: string) =>
       result.length > limits.maxCharacters ? Effect.fail(tooMuchText(limits.maxCharacters)) : Effect.succeed(result)
     switch (format) {

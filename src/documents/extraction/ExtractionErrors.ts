@@ -50,13 +50,10 @@ export class CorruptFile extends Schema.TaggedError<CorruptFile>()("CorruptFile"
 }
 
 /** A bound that keeps one upload from taking the server's memory or time. */
-export class ExtractionLimitExceeded extends Schema.TaggedError<ExtractionLimitExceeded>()(
-  "ExtractionLimitExceeded",
-  {
-    limit: Schema.Literals(["characters", "unpacked_size", "time"]),
-    message: Schema.String
-  }
-) {}
+export class ExtractionLimitExceeded extends Schema.TaggedError<ExtractionLimitExceeded>()("ExtractionLimitExceeded", {
+  limit: Schema.Literals(["characters", "unpacked_size", "time"]),
+  message: Schema.String
+}) {}
 
 export type ExtractionError = UnsupportedFileType | CorruptFile | ExtractionLimitExceeded
 

@@ -194,8 +194,7 @@ const walk = (node: HtmlNode, out: TextWriter, listDepth: number): void => {
     case "li": {
       const parent = node.parent
       const ordered = parent !== null && "name" in parent && parent.name === "ol"
-      const position =
-        parent === null ? 1 : parent.children.filter((c) => isElement(c) && c.name === "li").indexOf(node) + 1
+      const position = parent === null ? 1 : parent.children.filter((c) => isElement(c) && c.name === "li").indexOf(node) + 1
       out.startBlock(`${"  ".repeat(Math.max(0, listDepth - 1))}${ordered ? `${position}.` : "-"} `, true)
       walkChildren(node, out, listDepth)
       out.flush()
@@ -233,11 +232,7 @@ const walk = (node: HtmlNode, out: TextWriter, listDepth: number): void => {
 }
 
 /** The first element passing `test`, in document order; hidden subtrees only when `inHidden`. */
-const findFirst = (
-  nodes: ReadonlyArray<HtmlNode>,
-  test: (element: HtmlElement) => boolean,
-  inHidden = false
-): HtmlElement | undefined => {
+const findFirst = (nodes: ReadonlyArray<HtmlNode>, test: (element: HtmlElement) => boolean, inHidden = false): HtmlElement | undefined => {
   for (const node of nodes) {
     if (!isElement(node) && node.type !== ElementType.Root) continue
     if (isElement(node)) {

@@ -60,12 +60,9 @@ const titleFrom = (metadata: { info: object; metadata: { get(name: string): unkn
 }
 
 /** The text of `bytes`, which pdf.js takes over (detaches): pass a buffer no one else reads. */
-export const pdfToText = (
-  bytes: Uint8Array,
-  maxCharacters: number
-): Effect.Effect<PdfText, CorruptFile | ExtractionLimitExceeded> =>
+export const pdfToText = (bytes: Uint8Array, maxCharacters: number): Effect.Effect<PdfText, CorruptFile | ExtractionLimitExceeded> =>
   Effect.scoped(
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       if (!hasEndMarker(bytes)) return yield* CorruptFile.of("pdf", "it is truncated (its end-of-file marker is missing)")
       const { getDocument } = yield* Effect.promise(() => getResolvedPDFJS())
       const task = yield* Effect.acquireRelease(

@@ -15,23 +15,15 @@ export const headBytes = 16 * 1024
 export type TextualFormat = Exclude<DocumentFormat, "pdf" | "docx">
 
 /** The file's format, read from the bytes at `path`. */
-export const sniffFile = (
-  path: string,
-  declaredName: string
-): Effect.Effect<DocumentFormat, UnsupportedFileType | CorruptFile> =>
+export const sniffFile = (path: string, declaredName: string): Effect.Effect<DocumentFormat, UnsupportedFileType | CorruptFile> =>
   Effect.scoped(Effect.flatMap(fileSource(path), (source) => sniff(source, declaredName)))
 
 /** The format of bytes held in memory. */
-export const sniffBytes = (
-  bytes: Uint8Array,
-  declaredName: string
-): Effect.Effect<DocumentFormat, UnsupportedFileType | CorruptFile> => sniff(bytesSource(bytes), declaredName)
+export const sniffBytes = (bytes: Uint8Array, declaredName: string): Effect.Effect<DocumentFormat, UnsupportedFileType | CorruptFile> =>
+  sniff(bytesSource(bytes), declaredName)
 
-export const sniff = (
-  source: ByteSource,
-  declaredName: string
-): Effect.Effect<DocumentFormat, UnsupportedFileType | CorruptFile> =>
-  Effect.gen(function*() {
+export const sniff = (source: ByteSource, declaredName: string): Effect.Effect<DocumentFormat, UnsupportedFileType | CorruptFile> =>
+  Effect.gen(function* () {
     // An empty upload is a mistake worth telling apart from a wrong type.
     if (source.size === 0) return yield* CorruptFile.of(null, "the file is empty")
     const head = yield* source.read(0, headBytes)
@@ -65,7 +57,7 @@ const zipKinds: ReadonlyArray<readonly [test: (names: ReadonlySet<string>) => bo
 ]
 
 const sniffZip = (source: ByteSource, head: Uint8Array) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const directory = yield* readZipDirectory(source)
     if (directory._tag === "Unreadable") {
       // With the directory gone, the local headers still tell a damaged DOCX from another ZIP.
@@ -115,9 +107,12 @@ const magicNumbers: ReadonlyArray<readonly [test: (head: Uint8Array) => boolean,
   [(h) => startsWith(h, "MZ") && h.includes(0), "executable (Windows PE)"],
   [
     (h) =>
-      [[0xfe, 0xed, 0xfa, 0xce], [0xfe, 0xed, 0xfa, 0xcf], [0xce, 0xfa, 0xed, 0xfe], [0xcf, 0xfa, 0xed, 0xfe]].some((m) =>
-        startsWith(h, m)
-      ),
+      [
+        [0xfe, 0xed, 0xfa, 0xce],
+        [0xfe, 0xed, 0xfa, 0xcf],
+        [0xce, 0xfa, 0xed, 0xfe],
+        [0xcf, 0xfa, 0xed, 0xfe]
+      ].some((m) => startsWith(h, m)),
     "executable (Mach-O)"
   ],
   [(h) => startsWith(h, [0xca, 0xfe, 0xba, 0xbe]), "Java class file or Mach-O executable"],
@@ -189,8 +184,7 @@ const markdownExtensions = new Set(["md", "markdown", "mdown", "mkd", "mkdn"])
 const htmlExtensions = new Set(["html", "htm", "xhtml"])
 const csvExtensions = new Set(["csv", "tsv"])
 /** A name that says which textual format it is, so content alone does not make it CSV. */
-const hintsText = (extension: string) =>
-  extension === "txt" || markdownExtensions.has(extension) || htmlExtensions.has(extension)
+const hintsText = (extension: string) => extension === "txt" || markdownExtensions.has(extension) || htmlExtensions.has(extension)
 
 /**
  * Which textual format `text` (the whole file, or its head when `complete` is false) is. HTML

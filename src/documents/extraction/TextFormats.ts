@@ -39,7 +39,10 @@ export const markdownTitle = (markdown: string): string | null => {
   const frontMatter = /^---\n([\s\S]*?)\n---\n/.exec(markdown)?.[1]
   const declared = frontMatter === undefined ? undefined : /^title:[ \t]*(.+)$/m.exec(frontMatter)?.[1]
   if (declared !== undefined) {
-    const title = declared.trim().replace(/^(["'])(.*)\1$/, "$2").trim()
+    const title = declared
+      .trim()
+      .replace(/^(["'])(.*)\1$/, "$2")
+      .trim()
     if (title !== "") return title
   }
   const lines = markdown.split("\n")
@@ -68,7 +71,7 @@ export const csvToText = (
   delimiter: CsvDelimiter,
   maxCharacters: number
 ): Effect.Effect<string, CorruptFile | ExtractionLimitExceeded> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const records = yield* Effect.try({
       try: () =>
         parseCsv(csv, {
@@ -123,11 +126,7 @@ export interface JsonText {
  * Every leaf as a `path: value` line (`authors[0].name: Ada`). Below `maxDepth` levels a value is
  * shown as compact JSON on one line instead, which bounds the recursion.
  */
-export const jsonToText = (
-  value: unknown,
-  maxDepth: number,
-  maxCharacters: number
-): Effect.Effect<JsonText, ExtractionLimitExceeded> => {
+export const jsonToText = (value: unknown, maxDepth: number, maxCharacters: number): Effect.Effect<JsonText, ExtractionLimitExceeded> => {
   const out = new BoundedLines(maxCharacters)
   const emit = (path: string, shown: string) => out.add(path === "" ? shown : `${path}: ${shown}`)
   const visit = (node: unknown, path: string, depth: number): boolean => {
@@ -143,8 +142,12 @@ export const jsonToText = (
   }
   if (!visit(value, "", 0)) return Effect.fail(tooMuchText(maxCharacters))
   const title =
-    value !== null && typeof value === "object" && !Array.isArray(value) && "title" in value &&
-      typeof value.title === "string" && value.title.trim() !== ""
+    value !== null &&
+    typeof value === "object" &&
+    !Array.isArray(value) &&
+    "title" in value &&
+    typeof value.title === "string" &&
+    value.title.trim() !== ""
       ? value.title.trim()
       : null
   return Effect.succeed({ text: out.lines.join("\n"), title })

@@ -39,7 +39,7 @@ const names = new TextDecoder("utf-8")
 const unreadable = (reason: string): ZipDirectory => ({ _tag: "Unreadable", reason })
 
 export const readZipDirectory = (source: ByteSource): Effect.Effect<ZipDirectory> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const tailStart = Math.max(0, source.size - endOfDirectoryLength - maxCommentLength)
     const tail = yield* source.read(tailStart, source.size - tailStart)
     const end = findEndOfDirectory(tail)
@@ -104,11 +104,8 @@ const findEndOfDirectory = (tail: Uint8Array): number | undefined => {
 }
 
 /** ZIP64 keeps the real sizes and offset in an extra field when the 32-bit ones are saturated. */
-const readZip64Extra = (
-  extra: Uint8Array,
-  sizes: { compressedSize: number; uncompressedSize: number; localHeaderOffset: number }
-) => {
-  for (let at = 0; at + 4 <= extra.byteLength;) {
+const readZip64Extra = (extra: Uint8Array, sizes: { compressedSize: number; uncompressedSize: number; localHeaderOffset: number }) => {
+  for (let at = 0; at + 4 <= extra.byteLength; ) {
     const id = u16(extra, at)
     const length = u16(extra, at + 2)
     if (id === 0x0001) {
@@ -146,12 +143,8 @@ export const localEntryNames = (head: Uint8Array): ReadonlyArray<string> => {
  * One entry's bytes, unpacked to at most `maxBytes`; undefined when it cannot be (encrypted, an
  * unknown method, damaged, or larger than allowed).
  */
-export const readZipEntry = (
-  source: ByteSource,
-  entry: ZipEntry,
-  maxBytes: number
-): Effect.Effect<Uint8Array | undefined> =>
-  Effect.gen(function*() {
+export const readZipEntry = (source: ByteSource, entry: ZipEntry, maxBytes: number): Effect.Effect<Uint8Array | undefined> =>
+  Effect.gen(function* () {
     if (entry.encrypted || entry.uncompressedSize > maxBytes || entry.compressedSize > maxBytes) return undefined
     const header = yield* source.read(entry.localHeaderOffset, 30)
     if (header.byteLength < 30 || u32(header, 0) !== localHeaderSignature) return undefined
