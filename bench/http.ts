@@ -44,6 +44,7 @@ import { availableParallelism, cpus, freemem, loadavg, release, tmpdir, totalmem
 import { delimiter, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
+import { credentialsOn } from "./Credentials.ts"
 import { postgresStatements } from "./Postgres.ts"
 import { freePort, logTail, type ServerProcess, startServerProcess, stopServerProcess, waitUntilAnswering } from "./ServerProcess.ts"
 
@@ -242,24 +243,6 @@ const peerMissing = (): string | undefined => {
     return `${settings.peerPython} lacks ${missing}: set BENCH_PEER_PYTHON to a Python with the packages of ${peerDir}requirements.txt (its README has the venv recipe)`
   }
   return undefined
-}
-
-/** The first account of a fresh Basalt (an admin), signed in, and an API key of it. */
-const credentialsOn = async (baseUrl: string): Promise<{ jwt: string; apiKey: string }> => {
-  const post = async (path: string, body: unknown, token?: string) => {
-    const response = await fetch(baseUrl + path, {
-      method: "POST",
-      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: JSON.stringify(body)
-    })
-    if (!response.ok) throw new Error(`POST ${path} answered ${response.status}: ${await response.text()}`)
-    return response.json() as Promise<Record<string, any>>
-  }
-  const account = { email: "bench@example.com", password: "bench password long" }
-  await post("/api/v1/auth/register", { ...account, display_name: "Bench" })
-  const { access_token } = await post("/api/v1/auth/login", account)
-  const { secret } = await post("/api/v1/api-keys", { name: "bench" }, access_token)
-  return { jwt: access_token, apiKey: secret }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,32 +15,25 @@ import { CurrentRequestId, RequestIdHeader, requestIdFrom } from "./RequestId.ts
 import { pathOf, type RouteTable } from "./RouteTable.ts"
 import { ServerLifecycle } from "./ServerLifecycle.ts"
 
-interface RequestMetrics {
-  readonly count: Metric.Metric<number, unknown>
-  readonly duration: Metric.Metric<number, unknown>
-}
-
 /**
- * The request metrics with method, route and status attributes. Each combination is built once:
- * routes are templates and Node only parses known methods, so the combinations are few.
+ * The request metrics' series, one per method, route and status: each combination gets a context
+ * of its own (the registry and the attributes) built once, so that an update neither copies the
+ * request's context nor merges attributes. Routes are templates and Node only parses known
+ * methods, so the combinations are few.
  */
-const requestMetrics = new Map<string, RequestMetrics>()
-const metricsFor = (method: string, route: string, status: number): RequestMetrics => {
+const seriesContexts = new Map<string, Context.Context<never>>()
+const seriesContext = (registry: Context.Context<never>, method: string, route: string, status: number): Context.Context<never> => {
   const key = `${method} ${route} ${status}`
-  let metrics = requestMetrics.get(key)
-  if (metrics === undefined) {
-    const attributes = {
+  let context = seriesContexts.get(key)
+  if (context === undefined) {
+    context = Context.add(registry, Metric.CurrentMetricAttributes, {
       "http.request.method": method,
       "http.route": route,
       "http.response.status_code": String(status)
-    }
-    metrics = {
-      count: httpRequests.pipe(Metric.withAttributes(attributes)),
-      duration: httpDuration.pipe(Metric.withAttributes(attributes))
-    }
-    requestMetrics.set(key, metrics)
+    })
+    seriesContexts.set(key, context)
   }
-  return metrics
+  return context
 }
 
 type App = Effect.Effect<HttpServerResponse.HttpServerResponse, Types.unhandled>
@@ -59,8 +52,14 @@ const cors = (
       })
 
 /** The middleware the HTTP server applies around its router. */
-export const serverMiddleware = (config: AppConfigShape, lifecycle: Context.Service.Shape<typeof ServerLifecycle>, routes: RouteTable) => {
+export const serverMiddleware = (
+  config: AppConfigShape,
+  lifecycle: Context.Service.Shape<typeof ServerLifecycle>,
+  routes: RouteTable,
+  metricRegistry: Context.Service.Shape<typeof Metric.MetricRegistry>
+) => {
   const withCors = cors(config)
+  const registry = Context.make(Metric.MetricRegistry, metricRegistry)
   return (app: App): App => {
     const rendered = lifecycle.track(Effect.catchCause(withCors(app), (cause) => renderCause(cause, routes)))
     return Effect.withFiber((fiber) => {
@@ -94,26 +93,24 @@ export const serverMiddleware = (config: AppConfigShape, lifecycle: Context.Serv
     started: number,
     response: HttpServerResponse.HttpServerResponse
   ): Effect.Effect<HttpServerResponse.HttpServerResponse> {
-    return Effect.withFiber((fiber) => {
-      const elapsed = performance.now() - started
-      const route = routes.match(request.method, request.url) ?? "unmatched"
-      const metrics = metricsFor(request.method, route, response.status)
-      metrics.count.updateUnsafe(1, fiber.context)
-      metrics.duration.updateUnsafe(elapsed / 1000, fiber.context)
-      const withHeaders = HttpServerResponse.setHeaders(response, {
-        [RequestIdHeader]: requestId,
-        "x-process-time": elapsed.toFixed(2),
-        // A draining server asks clients to reconnect elsewhere, so keep-alive connections end.
-        ...(lifecycle.isDraining() ? { connection: "close" } : {})
-      })
-      return Effect.as(
-        Effect.annotateLogs(Effect.logInfo(`${request.method} ${pathOf(request.url)} ${response.status}`), {
-          duration_ms: Math.round(elapsed * 100) / 100,
-          route
-        }),
-        withHeaders
-      )
+    const elapsed = performance.now() - started
+    const route = routes.match(request.method, request.url) ?? "unmatched"
+    const series = seriesContext(registry, request.method, route, response.status)
+    httpRequests.updateUnsafe(1, series)
+    httpDuration.updateUnsafe(elapsed / 1000, series)
+    const withHeaders = HttpServerResponse.setHeaders(response, {
+      [RequestIdHeader]: requestId,
+      "x-process-time": elapsed.toFixed(2),
+      // A draining server asks clients to reconnect elsewhere, so keep-alive connections end.
+      ...(lifecycle.isDraining() ? { connection: "close" } : {})
     })
+    return Effect.as(
+      Effect.annotateLogs(Effect.logInfo(`${request.method} ${pathOf(request.url)} ${response.status}`), {
+        duration_ms: Math.round(elapsed * 100) / 100,
+        route
+      }),
+      withHeaders
+    )
   }
 }
 
@@ -123,7 +120,7 @@ export const ServerMiddlewareLive = (routes: RouteTable) =>
     Effect.gen(function* () {
       const config = yield* AppConfig
       const lifecycle = yield* ServerLifecycle
-      return serverMiddleware(config, lifecycle, routes)
+      return serverMiddleware(config, lifecycle, routes, yield* Metric.MetricRegistry)
     }),
     { global: true }
   )
