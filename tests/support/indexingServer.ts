@@ -2,7 +2,8 @@
  * The crash test's server process: AppLive, exactly as `npm start` runs it, plus two test-only
  * pieces. With BASALT_TEST_SEED_DOCUMENTS=n on an empty database it inserts n documents with
  * SQL (as ingestion does) and submits each, then logs `{"seeded":n}`. Every 200 ms it logs
- * `{"progress":{"indexed":…,"total":…}}`, read by the test from stdout.
+ * `{"progress":{"indexed":…,"total":…,"pending":…}}` (pending: indexing messages not yet
+ * processed), read by the test from stdout.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Schedule } from "effect"
@@ -27,8 +28,10 @@ const seed = Effect.gen(function* () {
     yield* Effect.forEach(rows, (row) => indexer.submit({ documentId: row.id, revision: 1 }), { concurrency: 16, discard: true })
     process.stdout.write(`${JSON.stringify({ seeded: count })}\n`)
   }
-  yield* sql<{ indexed: number; total: number }>`
-    SELECT count(*) FILTER (WHERE status = 'indexed')::int AS indexed, count(*)::int AS total FROM documents`.pipe(
+  yield* sql<{ indexed: number; total: number; pending: number }>`
+    SELECT count(*) FILTER (WHERE status = 'indexed')::int AS indexed, count(*)::int AS total,
+           (SELECT count(*)::int FROM cluster_messages WHERE NOT processed) AS pending
+    FROM documents`.pipe(
     Effect.tap(([progress]) => Effect.sync(() => process.stdout.write(`${JSON.stringify({ progress })}\n`))),
     Effect.repeat(Schedule.spaced("200 millis")),
     Effect.forkScoped
