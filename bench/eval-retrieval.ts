@@ -5,12 +5,19 @@
  * waits until every document is `indexed`, runs every judged query in each mode through
  * POST /api/v1/search, and prints nDCG@10 and Recall@100 beside the plain BM25 reference.
  *
+ * Paging, for keyword and hybrid: each query is also asked at the default page size and walked
+ * with its cursor for 10 pages, and the walk is compared with the one page of 100: documents
+ * shown twice (repeated), documents of the page of 100 the walk never showed (missing), and
+ * positions holding another document (order differs). nDCG@10 of the first default page is
+ * what a person sees.
+ *
  *   npm run eval:retrieval -- cranfield                  (a name under ../shared/datasets, or a folder)
  *   npm run eval:retrieval -- ../shared/datasets/med
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run eval:retrieval -- cisi
  *
  * Queries longer than the API's 1,000 characters (a few of CISI's) are cut at the last space
- * before it. Exits 1 when a step fails, 2 when keyword mode falls below the reference.
+ * before it. Exits 1 when a step fails, 2 when keyword mode's first page falls below the
+ * reference or a walk differs from the page of 100.
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -136,47 +143,81 @@ const main = async () => {
     process.stdout.write(`all indexed after ${Math.round(performance.now() - started)} ms\n\n`)
 
     const reference = bm25Reference[collection.name]
+    const search = async (body: Record<string, unknown>) => {
+      const response = await fetch(`${server.baseUrl}/api/v1/search`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        body: JSON.stringify(body)
+      })
+      return { status: response.status, body: (await response.json()) as any }
+    }
+    const externalIds = (results: ReadonlyArray<{ document_id: string }>) =>
+      results.map((result) => externalIdOf.get(result.document_id) ?? result.document_id)
     const rows: Array<string> = []
-    let keywordBelow = false
+    let failed = false
     for (const mode of modes) {
       const rankings = new Map<string, ReadonlyArray<string>>()
+      const firstPages = new Map<string, ReadonlyArray<string>>()
+      const walked = { repeated: 0, missing: 0, orderDiffers: 0, positions: 0 }
+      const walks = mode !== "semantic"
       let usedMode: string = mode
       let refused: string | undefined
       const t0 = performance.now()
       for (const query of collection.queries) {
-        const response = await fetch(`${server.baseUrl}/api/v1/search`, {
-          method: "POST",
-          headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-          body: JSON.stringify({ query: cut(query.text, 1000), mode, limit: 100 })
-        })
-        const body = (await response.json()) as any
-        if (response.status !== 200) {
-          refused = body.details?.[0]?.message ?? body.message
+        const text = cut(query.text, 1000)
+        const page100 = await search({ query: text, mode, limit: 100 })
+        if (page100.status !== 200) {
+          refused = page100.body.details?.[0]?.message ?? page100.body.message
           break
         }
-        usedMode = body.mode
-        rankings.set(
-          query._id,
-          body.results.map((result: { document_id: string }) => externalIdOf.get(result.document_id))
-        )
+        usedMode = page100.body.mode
+        const ranking = externalIds(page100.body.results)
+        rankings.set(query._id, ranking)
+        if (!walks) continue
+        // Ten pages at the default page size, by the cursor, against the one page of 100.
+        const walk: Array<string> = []
+        let cursor: string | undefined
+        for (let page = 0; page < 10 && (page === 0 || cursor !== undefined); page++) {
+          const answer = await search({ query: text, mode, ...(cursor === undefined ? {} : { cursor }) })
+          if (answer.status !== 200) throw new Error(`${mode} page ${page + 1} of "${text.slice(0, 60)}": ${answer.status}`)
+          const shown = externalIds(answer.body.results)
+          if (page === 0) firstPages.set(query._id, shown)
+          walk.push(...shown)
+          cursor = answer.body.next_cursor ?? undefined
+        }
+        const seen = new Set<string>()
+        for (const id of walk) {
+          if (seen.has(id)) walked.repeated++
+          seen.add(id)
+        }
+        walked.missing += ranking.filter((id) => !seen.has(id)).length
+        walked.orderDiffers += Array.from({ length: Math.max(walk.length, ranking.length) }, (_, i) => walk[i] !== ranking[i]).filter(
+          Boolean
+        ).length
+        walked.positions += walk.length
       }
       if (refused !== undefined) {
-        rows.push(`| ${mode} | n/a | n/a | ${refused} |`)
+        rows.push(`| ${mode} | n/a | n/a | n/a | ${refused} | |`)
         continue
       }
       const { ndcg10, recall100 } = evaluate(collection, rankings)
-      if (mode === "keyword" && reference && ndcg10 < reference.ndcg10) keywordBelow = true
+      const firstPage = walks ? evaluate(collection, firstPages).ndcg10 : undefined
+      if (mode === "keyword" && reference && (firstPage ?? ndcg10) < reference.ndcg10) failed = true
+      if (walked.repeated + walked.missing + walked.orderDiffers > 0) failed = true
       const ms = (performance.now() - t0) / collection.queries.length
       rows.push(
-        `| ${mode}${usedMode !== mode ? ` (ran as ${usedMode})` : ""} | ${ndcg10.toFixed(4)} | ${recall100.toFixed(4)} | ${ms.toFixed(
-          1
-        )} ms/query |`
+        `| ${mode}${usedMode !== mode ? ` (ran as ${usedMode})` : ""} | ${firstPage === undefined ? "" : firstPage.toFixed(4)} | ` +
+          `${ndcg10.toFixed(4)} | ${recall100.toFixed(4)} | ` +
+          `${walks ? `${walked.repeated} / ${walked.missing} / ${walked.orderDiffers} of ${walked.positions}` : ""} | ${ms.toFixed(1)} ms/query |`
       )
     }
-    process.stdout.write(`| ${collection.name} (${collection.queries.length} queries) | nDCG@10 | R@100 | |\n|---|---|---|---|\n`)
-    if (reference) process.stdout.write(`| BM25 reference | ${reference.ndcg10.toFixed(4)} | ${reference.recall100.toFixed(4)} | |\n`)
+    process.stdout.write(
+      `| ${collection.name} (${collection.queries.length} queries) | nDCG@10, default page | nDCG@10, limit 100 | R@100 | ` +
+        `10 pages by cursor vs limit 100: repeated / missing / order differs | |\n|---|---|---|---|---|---|\n`
+    )
+    if (reference) process.stdout.write(`| BM25 reference | ${reference.ndcg10.toFixed(4)} | | ${reference.recall100.toFixed(4)} | | |\n`)
     process.stdout.write(`${rows.join("\n")}\n`)
-    return keywordBelow ? 2 : 0
+    return failed ? 2 : 0
   } catch (error) {
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n--- server log ---\n${logTail(server, 30)}\n`)
     return 1

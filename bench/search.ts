@@ -284,7 +284,16 @@ const runBackend = async (backend: string) => {
     const embed = (query: string) => Effect.map(embedder.embed([query]), (vectors) => vectors[0]!)
     const semantic = (query: string, limit: number) =>
       Effect.flatMap(embed(query), (vector) =>
-        repo.semantic({ caller, vector, model: embedder.model, dimensions: embedder.dimensions, filters: {}, limit, offset: 0 })
+        repo.semantic({
+          caller,
+          vector,
+          model: embedder.model,
+          dimensions: embedder.dimensions,
+          minimumSimilarity: embedder.minimumSimilarity,
+          filters: {},
+          limit,
+          offset: 0
+        })
       )
     const keyword = (query: string, limit: number) => repo.keyword({ caller, query, filters: {}, limit, offset: 0 })
     const operations: Array<[string, (query: string) => Effect.Effect<unknown, unknown>]> = [

@@ -1,17 +1,22 @@
 /**
  * The database: one SqlClient (@effect/sql-pg) over either the embedded PGlite or the Postgres
- * that DATABASE_URL names. At start it creates pgvector when the server has it, then applies the
- * migrations under an advisory lock so that processes starting together take turns.
+ * that DATABASE_URL names, its statements and connection waits bounded (BoundedPgClient). At
+ * start it waits for the database while it is unavailable (up to BASALT_DATABASE_WAIT), creates
+ * pgvector when the server has it, then applies the migrations under an advisory lock so that
+ * processes starting together take turns.
  */
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Layer, Option, type Redacted } from "effect"
+import { Duration, Effect, Layer, Option, type Redacted, Schedule } from "effect"
 import { Migrator, SqlClient } from "effect/sql"
 import { readFileSync } from "node:fs"
 import type { ConnectionOptions } from "node:tls"
 import { AppConfig, type AppConfigShape } from "../src/config/AppConfig.ts"
 import { DatabaseInfo, migrationLockKey, migrationsTable } from "../src/database/Database.ts"
+import { DatabaseOutages, databaseOutageOf } from "../src/database/DatabaseOutage.ts"
 import { migrations } from "../src/database/migrations/index.ts"
 import { makeTypes, registerVector } from "../src/database/PgTypeCodecs.ts"
+import { StartupError } from "../src/StartupFailure.ts"
+import { boundedPgClient, withoutStatementTimeout } from "./BoundedPgClient.ts"
 import { PgliteClientLive } from "./PgliteLive.ts"
 
 const tlsOptions = (database: AppConfigShape["database"]): boolean | ConnectionOptions | undefined => {
@@ -30,15 +35,18 @@ const tlsOptions = (database: AppConfigShape["database"]): boolean | ConnectionO
 }
 
 const postgresClient = (url: Redacted.Redacted, database: AppConfigShape["database"]) =>
-  PgClient.layer({
-    url,
-    ssl: tlsOptions(database),
-    maxConnections: database.poolMax,
-    connectTimeout: database.connectTimeout,
-    idleTimeout: database.idleTimeout,
-    applicationName: "basalt",
-    types: makeTypes()
-  })
+  boundedPgClient(
+    {
+      url,
+      ssl: tlsOptions(database),
+      maxConnections: database.poolMax,
+      connectTimeout: database.connectTimeout,
+      idleTimeout: database.idleTimeout,
+      applicationName: "basalt",
+      types: makeTypes()
+    },
+    { statementTimeout: database.statementTimeout, acquireTimeout: database.acquireTimeout }
+  )
 
 const runMigrations = Migrator.make({})
 
@@ -53,7 +61,12 @@ const migrateExclusively = Effect.gen(function* () {
     Effect.ignore(lock.execute("SELECT pg_advisory_unlock($1)", [migrationLockKey], undefined))
   )
   return yield* runMigrations({ loader: migrations, table: migrationsTable })
-}).pipe(Effect.scoped)
+}).pipe(
+  Effect.scoped,
+  // A migration may rightly take long (an index over a large table), and so may the wait for
+  // another process's.
+  withoutStatementTimeout
+)
 
 /**
  * Has the client read pgvector's `vector` as text (see PgTypeCodecs): its type id is the
@@ -110,6 +123,46 @@ const prepareDatabase = Effect.gen(function* () {
   return DatabaseInfo.of({ backend, pgvector })
 })
 
+const waitSchedule = Schedule.min([Schedule.exponential(Duration.millis(250)), Schedule.spaced(Duration.seconds(2))])
+
+/** The innermost words: the socket's (`connect ECONNREFUSED …`, or its code alone) or the server's own. */
+const causeMessage = (error: unknown): string => {
+  let words = ""
+  for (let current: unknown = error; current instanceof Error; current = current.cause) {
+    const code = (current as { readonly code?: unknown }).code
+    words = current.message !== "" ? current.message : typeof code === "string" ? code : words
+  }
+  return words
+}
+
+/**
+ * Runs `prepare` again, with backoff, while it fails because the database is unavailable (not
+ * started yet, restarting), for up to `wait`; then gives up with one line. Any other failure (a
+ * wrong password, an unknown database) ends the start at once.
+ */
+const whenAvailable = <A, E, R>(prepare: Effect.Effect<A, E, R>, wait: Duration.Duration) =>
+  Effect.suspend(() => {
+    const deadline = Date.now() + Duration.toMillis(wait)
+    let waiting = false
+    return prepare.pipe(
+      Effect.tapError((error) => {
+        const outage = databaseOutageOf(error)
+        if (outage === undefined || waiting || Date.now() >= deadline) return Effect.void
+        waiting = true
+        return Effect.logWarning(`the database is unavailable: ${outage.reason}; waiting up to ${Duration.toSeconds(wait)} s for it`)
+      }),
+      Effect.retry({ schedule: waitSchedule, while: (error) => databaseOutageOf(error) !== undefined && Date.now() < deadline }),
+      Effect.mapError((error) => {
+        const outage = databaseOutageOf(error)
+        return outage === undefined
+          ? error
+          : new StartupError({
+              message: `the database did not become available within ${Duration.toSeconds(wait)} s: ${outage.reason} (${causeMessage(error)})`
+            })
+      })
+    )
+  })
+
 const SqlClientLive = Layer.unwrap(
   Effect.map(AppConfig, (config) =>
     Option.match(config.database.url, {
@@ -119,4 +172,8 @@ const SqlClientLive = Layer.unwrap(
   )
 )
 
-export const DatabaseLive = Layer.effect(DatabaseInfo, prepareDatabase).pipe(Layer.provideMerge(SqlClientLive))
+const PreparedLive = Layer.unwrap(
+  Effect.map(AppConfig, (config) => Layer.effect(DatabaseInfo, whenAvailable(prepareDatabase, config.database.startupWait)))
+)
+
+export const DatabaseLive = PreparedLive.pipe(Layer.provideMerge(DatabaseOutages.layer), Layer.provideMerge(SqlClientLive))

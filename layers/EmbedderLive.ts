@@ -1,6 +1,6 @@
 /**
  * The Embedder the configuration asks for: the built-in offline model when no provider URL is
- * set, else the OpenAI-compatible provider with the configured model, size, key, batching,
+ * set, else the OpenAI-compatible provider with the configured model, size, floor, key, batching,
  * concurrency and timeout. A provider that cannot be used (a wrong URL, or one whose vector
  * size cannot be learnt) stops the server at start with the reason.
  */
@@ -19,6 +19,7 @@ export const EmbedderLive = Layer.unwrap(
           baseUrl: provider.url,
           model: provider.model,
           dimensions: Option.getOrUndefined(provider.dimensions),
+          minimumSimilarity: Option.getOrUndefined(provider.minimumSimilarity),
           apiKey: Option.getOrUndefined(provider.apiKey),
           batchSize: embeddings.batchSize,
           concurrency: embeddings.concurrency,

@@ -1,23 +1,28 @@
 /**
  * The HTTP server: Node's http server (Deno runs the same code through its Node compatibility),
  * one router serving the API (and whatever other routes are added to it) with the server
- * middleware, and graceful shutdown. On SIGTERM or SIGINT the server stops accepting, /ready
- * turns 503, in-flight requests get up to BASALT_SHUTDOWN_GRACE to finish, then remaining
- * connections are cut and the layers below (database, telemetry) close in turn.
+ * middleware, and graceful shutdown. The port is bound first (`listen`), and answers while the
+ * rest starts: /health 200, /ready 503, every other operation 503 with Retry-After. On SIGTERM or
+ * SIGINT the server stops accepting, /ready turns 503, in-flight requests get up to
+ * BASALT_SHUTDOWN_GRACE to finish, then remaining connections are cut and the layers below
+ * (database, telemetry) close in turn.
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { ByteSize, Context, Effect, Layer, Schedule, Tracer } from "effect"
-import { HttpMiddleware, HttpRouter, HttpServer } from "effect/http"
+import { ByteSize, Cause, Context, Duration, Effect, Layer, Metric, References, Schedule, Tracer } from "effect"
+import { HttpMiddleware, HttpRouter, HttpServer, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { MaxBodySize } from "effect/http/HttpIncomingMessage"
 import { HttpApi, HttpApiBuilder, type HttpApiGroup } from "effect/http-api"
 import * as NetAddress from "effect/net/NetAddress"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import { Server as NetServer, type Socket } from "node:net"
 import { AppConfig } from "../src/config/AppConfig.ts"
-import { ErrorResponse } from "../src/http/ErrorResponse.ts"
+import { NotReady, ServiceUnavailable } from "../src/http/ApiError.ts"
+import { Availability, ErrorResponse, errorResponse, renderCause } from "../src/http/ErrorResponse.ts"
+import { answerParserErrors } from "../src/http/ParserErrors.ts"
 import { requestBodyLayer } from "../src/http/RequestBody.ts"
+import { queryParametersLayer } from "../src/http/RequestParams.ts"
 import { RouteTable } from "../src/http/RouteTable.ts"
-import { ServerMiddlewareLive } from "../src/http/ServerMiddleware.ts"
+import { ServerMiddlewareLive, serverMiddleware } from "../src/http/ServerMiddleware.ts"
 import { ServerLifecycle } from "../src/http/ServerLifecycle.ts"
 
 class NodeServer extends Context.Service<
@@ -26,31 +31,26 @@ class NodeServer extends Context.Service<
     readonly server: Server
     /** Each open connection, with how many of its requests' responses are not yet written out. */
     readonly connections: ReadonlyMap<Socket, number>
-    /** Hands the requests that arrived before the app was attached to it; later ones go straight. */
-    readonly releaseEarlyRequests: () => void
   }
 >()("basalt/NodeServer") {}
 
+type RequestListener = (request: IncomingMessage, response: ServerResponse) => void
+
 /**
- * The server listens a moment before the app's request handler is attached (the platform starts
- * listening, then builds the router and serves). A request in that gap would be emitted to no one
- * and hang, so it is held here and handed to the app once it is attached.
+ * The server listens long before the app's request handler is attached (the database is awaited
+ * and migrated, the rest started in between). Until then `answer` answers every request; from the
+ * moment the app's handler is attached, the app alone does. Each request gets exactly one answer.
  */
-export const holdEarlyRequests = (server: Server): (() => void) => {
-  const held: Array<readonly [IncomingMessage, ServerResponse]> = []
-  let attached = false
-  const hold = (request: IncomingMessage, response: ServerResponse) => {
-    if (!attached) held.push([request, response])
-  }
-  server.on("request", hold)
+export const answerUntilAttached = (server: Server, answer: RequestListener): void => {
   const ownListeners = new Set(server.listeners("request"))
-  return () => {
-    attached = true
-    const appListeners = server.listeners("request").filter((listener) => !ownListeners.has(listener))
-    for (const [request, response] of held.splice(0)) {
-      for (const listener of appListeners) listener.call(server, request, response)
+  const gate: RequestListener = (request, response) => {
+    if (server.listeners("request").some((listener) => listener !== gate && !ownListeners.has(listener))) {
+      server.off("request", gate)
+      return
     }
+    answer(request, response)
   }
+  server.on("request", gate)
 }
 
 /**
@@ -76,19 +76,63 @@ const trackConnections = (server: Server): ReadonlyMap<Socket, number> => {
   return unwritten
 }
 
-const NodeServerLive = Layer.unwrap(
-  Effect.gen(function* () {
-    const config = yield* AppConfig
-    const server = createServer()
-    const connections = trackConnections(server)
-    const releaseEarlyRequests = holdEarlyRequests(server)
-    return Layer.merge(
-      // Draining is Basalt's own (below): the platform's shutdown finds the listener closed.
-      NodeHttpServer.layer(() => server, { port: config.port, host: config.host }),
-      Layer.succeed(NodeServer, { server, connections, releaseEarlyRequests })
-    )
+/**
+ * What the server answers while it starts: alive, not ready, and 503 with Retry-After for every
+ * operation (unknown paths and methods 404 and 405 as always).
+ */
+const startingApp = (routes: RouteTable): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+  // The request is in every request fiber's context (as for the server middleware around this).
+  Effect.withFiber((fiber) => {
+    const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
+    switch (routes.match(request.method, request.url)) {
+      case undefined:
+        return Effect.orDie(
+          renderCause(Cause.fail(new HttpServerError.HttpServerError({ reason: new HttpServerError.RouteNotFound({ request }) })), routes)
+        )
+      case "/health":
+        return Effect.succeed(HttpServerResponse.jsonUnsafe({ status: "ok" }))
+      case "/ready":
+        return errorResponse(
+          new NotReady({
+            message: "The server is not ready",
+            details: [{ path: "server", message: "The server is starting: waiting for its database and migrations" }]
+          })
+        )
+      default:
+        return errorResponse(new ServiceUnavailable({ message: "The server is starting. Try again in 2 s", retryAfterSeconds: 2 }))
+    }
   })
-)
+
+/**
+ * Binds the port, before anything else starts, and answers with `startingApp` (through the same
+ * server middleware as the API: request id, access log, metrics) until `serveApi` attaches the
+ * API. A port in use fails the start at once.
+ */
+export const listen = <Id extends string, Groups extends HttpApiGroup.Constraint>(api: HttpApi.HttpApi<Id, Groups>) =>
+  Layer.unwrap(
+    Effect.gen(function* () {
+      const config = yield* AppConfig
+      const lifecycle = yield* ServerLifecycle
+      const routes = RouteTable.fromApi(api)
+      const middleware = serverMiddleware(config, lifecycle, routes, yield* Metric.MetricRegistry)
+      const starting = yield* NodeHttpServer.makeHandler(middleware(startingApp(routes)), { scope: yield* Effect.scope })
+      // Node's own bound on receiving a whole request (5 minutes) would cut a slower upload that
+      // BASALT_UPLOAD_TIMEOUT allows with a bare 408 of its own; the upload's bound answers first.
+      const requestTimeout = Math.max(300_000, Duration.toMillis(config.uploadTimeout) + 10_000)
+      const server = createServer({ requestTimeout })
+      const connections = trackConnections(server)
+      answerUntilAttached(server, starting)
+      const context = yield* Effect.context<never>()
+      answerParserErrors(server, (message, annotations) =>
+        Effect.runForkWith(context)(Effect.logInfo(message).pipe(Effect.annotateLogs(annotations)))
+      )
+      return Layer.merge(
+        // Draining is Basalt's own (below): the platform's shutdown finds the listener closed.
+        NodeHttpServer.layer(() => server, { port: config.port, host: config.host }),
+        Layer.succeed(NodeServer, { server, connections })
+      )
+    })
+  )
 
 /**
  * What every request reads from its context, set once for the server rather than per request:
@@ -144,15 +188,17 @@ const drain = Effect.gen(function* () {
 })
 
 const announce = Effect.gen(function* () {
-  const { releaseEarlyRequests } = yield* NodeServer
-  releaseEarlyRequests()
   const address = (yield* HttpServer.HttpServer).address
   if (NetAddress.isInetAddress(address)) {
     const host = NetAddress.isUnspecified(address.address) ? "localhost" : NetAddress.formatIp(address.address)
     const url = `http://${host}:${address.port}`
     // Names the runtime: npm scripts run the Node pinned in package.json, not the machine's.
-    yield* Effect.logInfo(`Basalt listening on ${url} (docs at ${url}/docs)`).pipe(
-      Effect.annotateLogs("runtime", process.versions["deno"] ? `deno ${process.versions["deno"]}` : `node ${process.version}`)
+    yield* Effect.logInfo(
+      `Basalt listening on ${url} (documentation: ${url}/docs Swagger UI, ${url}/redoc ReDoc, ${url}/openapi.yaml the contract)`
+    ).pipe(
+      Effect.annotateLogs("runtime", process.versions["deno"] ? `deno ${process.versions["deno"]}` : `node ${process.version}`),
+      // Whatever LOG_LEVEL says: with PORT=0 this line is the only way to learn the port.
+      Effect.provideService(References.MinimumLogLevel, "Info")
     )
   }
 })
@@ -175,9 +221,10 @@ const requireErrorResponse = <Id extends string, Groups extends HttpApiGroup.Con
 
 /**
  * Serves `api`, whose groups `handlers` implement (it may add routes of its own to the router, and
- * carry layers that live as long as the server). Every API declares ErrorResponse last; it and the
- * body guard are provided here. Built after the server serves, the drain finalizer runs first on
- * shutdown, before the server stops handling requests.
+ * carry layers that live as long as the server), on the server `listen(api)` bound. Every API
+ * declares ErrorResponse last; it, Availability, the body guard and the query guard are provided
+ * here. Built after the server serves, the drain finalizer runs first on shutdown, before the
+ * server stops handling requests.
  */
 export const serveApi = <Id extends string, Groups extends HttpApiGroup.Constraint, A, E, R>(
   api: HttpApi.HttpApi<Id, Groups>,
@@ -186,7 +233,9 @@ export const serveApi = <Id extends string, Groups extends HttpApiGroup.Constrai
   requireErrorResponse(api)
   const routes = RouteTable.fromApi(api)
   const router = Layer.merge(
-    HttpApiBuilder.layer(api).pipe(Layer.provide(Layer.provide(handlers, [ErrorResponse.layer, requestBodyLayer]))),
+    HttpApiBuilder.layer(api).pipe(
+      Layer.provide(Layer.provide(handlers, [ErrorResponse.layer, Availability.layer, requestBodyLayer, queryParametersLayer]))
+    ),
     ServerMiddlewareLive(routes)
   )
   const serving = Layer.unwrap(
@@ -202,7 +251,7 @@ export const serveApi = <Id extends string, Groups extends HttpApiGroup.Constrai
         })
       )
     )
-  ).pipe(Layer.provide(RequestReferencesLive), Layer.provideMerge(NodeServerLive))
+  ).pipe(Layer.provide(RequestReferencesLive))
   return Layer.effectDiscard(
     Effect.andThen(
       announce,

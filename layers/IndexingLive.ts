@@ -30,6 +30,7 @@ import { ClusterMessagesRepo } from "../src/indexing/ClusterMessagesRepo.ts"
 import { DocumentIndexer, type IndexingRequest } from "../src/indexing/DocumentIndexer.ts"
 import { DocumentIndexing } from "../src/indexing/DocumentIndexing.ts"
 import { EmbeddingIndex } from "../src/indexing/EmbeddingIndex.ts"
+import { withoutStatementTimeout } from "./BoundedPgClient.ts"
 import { IndexingPipeline } from "../src/indexing/IndexingPipeline.ts"
 
 export const shardingConfig: Partial<ShardingConfig.ShardingConfig["Service"]> = {
@@ -57,7 +58,9 @@ const underMigrationLock = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
       return yield* Effect.scoped(
         Effect.gen(function* () {
           const connection = yield* Effect.orDie(sql.reserve)
-          yield* Effect.acquireRelease(Effect.orDie(connection.execute("SELECT pg_advisory_lock($1)", [migrationLockKey], undefined)), () =>
+          // Another process may hold it for as long as its migrations take.
+          const lock = withoutStatementTimeout(connection.execute("SELECT pg_advisory_lock($1)", [migrationLockKey], undefined))
+          yield* Effect.acquireRelease(Effect.orDie(lock), () =>
             Effect.ignore(connection.execute("SELECT pg_advisory_unlock($1)", [migrationLockKey], undefined))
           )
           return yield* Layer.buildWithScope(layer, layerScope)
@@ -71,10 +74,22 @@ const underMigrationLock = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
  * Basalt takes (migrations, registration) look like shard locks to the cluster's advisory-lock
  * reader, which then fails on lock numbers it does not know. There the shard locks are rows
  * instead (the cluster's table-based locks); on Postgres, advisory locks as SingleRunner uses.
+ *
+ * The lock refresh also waits for that one session, behind every other statement and open
+ * transaction: under load it missed the default 10 s bound, the cluster took its locks for lost,
+ * and fenced the replies of work already done (documents indexed, their messages left for replay).
+ * On PGlite the locks guard nothing a longer lease would endanger (one process per data directory,
+ * and every runner is `basalt:0`), so the lease is long.
  */
+const pgliteShardLocks = {
+  shardLockDisableAdvisory: true,
+  shardLockRefreshInterval: "30 seconds",
+  shardLockExpiration: "2 minutes"
+} as const
+
 const shardingConfigLive = Layer.unwrap(
   Effect.map(DatabaseInfo, (database) =>
-    ShardingConfig.layer({ ...shardingConfig, shardLockDisableAdvisory: database.backend === "pglite" })
+    ShardingConfig.layer({ ...shardingConfig, ...(database.backend === "pglite" ? pgliteShardLocks : {}) })
   )
 )
 
@@ -127,7 +142,8 @@ export const DocumentIndexerLive = Layer.effect(
 )
 
 /** Records the model and creates its vector index before any document is indexed with it. */
-const PrepareEmbeddingIndex = underMigrationLock(Layer.effectDiscard(EmbeddingIndex.use((index) => index.prepare)))
+// Building the index over existing vectors may rightly take long.
+const PrepareEmbeddingIndex = underMigrationLock(Layer.effectDiscard(withoutStatementTimeout(EmbeddingIndex.use((index) => index.prepare))))
 
 /** One re-embedding at a time across processes: a singleton runs where its shard is held. */
 const ReembedLive = Singleton.make(

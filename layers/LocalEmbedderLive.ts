@@ -4,7 +4,7 @@
  */
 import { Effect, Layer } from "effect"
 import { Embedder } from "../src/embedding/Embedder.ts"
-import { makeHashEmbedding } from "../src/embedding/HashEmbedding.ts"
+import { hashEmbeddingMinimumSimilarity, makeHashEmbedding } from "../src/embedding/HashEmbedding.ts"
 
 // Texts embedded between two yields: a big batch must not hold up the requests being served.
 const textsPerSlice = 64
@@ -14,6 +14,7 @@ export const LocalEmbedderLive = Layer.sync(Embedder, () => {
   return Embedder.of({
     model: model.model,
     dimensions: model.dimensions,
+    minimumSimilarity: hashEmbeddingMinimumSimilarity,
     embed: (texts) =>
       Effect.gen(function* () {
         const vectors: Array<Float32Array> = []

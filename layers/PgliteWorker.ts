@@ -5,24 +5,49 @@
  * between two requests to an embedding provider while chunks were written). Here it holds only
  * this thread.
  *
- * Protocol with the parent: `workerData` holds `dataDir`; once listening the worker posts
- * `{ port }`; the message "close" closes the socket server and PGlite, then the thread ends
- * (exit code 0).
+ * Protocol with the parent: `workerData` holds `dataDir`, the `port` to listen on (0: any), and
+ * `busySince`, a shared clock where the thread writes when its running statement started (0:
+ * none), which the parent reads while this thread cannot answer. Postgres's FATAL and PANIC lines
+ * are posted as `{ problem }` as they come; once listening the worker posts `{ port }`, or
+ * `{ failed }` if PGlite does not open; the message "close" closes the socket server and PGlite,
+ * then the thread ends (exit code 0).
  */
 import { PGlite } from "@electric-sql/pglite"
 import { vector } from "@electric-sql/pglite-pgvector"
 import { PGLiteSocketHandler } from "@electric-sql/pglite-socket"
-import { mkdirSync } from "node:fs"
 import { createServer, type AddressInfo, type Socket } from "node:net"
 import { join } from "node:path"
 import { parentPort, workerData } from "node:worker_threads"
 import { PgliteMultiplexer } from "../src/database/PgliteMultiplexer.ts"
 
-const { dataDir } = workerData as { readonly dataDir: string }
-mkdirSync(dataDir, { recursive: true })
-const db = await PGlite.create(join(dataDir, "pglite"), { extensions: { vector } })
+const { busySince, dataDir, port } = workerData as {
+  readonly dataDir: string
+  readonly port: number
+  readonly busySince: Float64Array
+}
 
-const multiplexer = new PgliteMultiplexer(db)
+const directory = join(dataDir, "pglite")
+const db = await PGlite.create(directory, {
+  extensions: { vector },
+  // Postgres's log: the lines that say why it cannot go on (a damaged directory, a full disk),
+  // naming the directory as the server sees it rather than as PGlite mounts it.
+  onStderr: (line: string) => {
+    // The server's FATAL and PANIC lines, and the postmaster's own before its log is set up.
+    if (/\b(FATAL|PANIC):|^postgres: /.test(line)) {
+      parentPort!.postMessage({ problem: line.replace(/^.*?\b(FATAL|PANIC):\s*/, "$1: ").replaceAll("/pglite/data", directory) })
+    }
+    return false
+  }
+}).catch((error: unknown) => {
+  // Posted, not thrown: an 'error' event could overtake the problems posted before it. The
+  // parent receives every message posted before it sees the thread end.
+  parentPort!.postMessage({ failed: error instanceof Error ? error.message : String(error) })
+  return process.exit(1)
+})
+
+const multiplexer = new PgliteMultiplexer(db, (running) => {
+  busySince[0] = running ? Date.now() : 0
+})
 const sockets = new Set<Socket>()
 const server = createServer((socket) => {
   sockets.add(socket)
@@ -34,7 +59,14 @@ const server = createServer((socket) => {
   })
   handler.attach(socket).catch(() => socket.destroy())
 })
-await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+// The port of a previous thread on this directory if it is free (clients elsewhere know it), else any.
+await new Promise<void>((resolve, reject) => {
+  server.once("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EADDRINUSE" || port === 0) return reject(error)
+    server.listen(0, "127.0.0.1", resolve)
+  })
+  server.listen(port, "127.0.0.1", resolve)
+})
 
 parentPort!.once("message", async () => {
   // The pool has closed its connections by now; anything left open is cut.

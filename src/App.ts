@@ -3,7 +3,7 @@ import { Layer } from "effect"
 import { AppConfigLive } from "../layers/AppConfigLive.ts"
 import { DatabaseLive } from "../layers/DatabaseLive.ts"
 import { EmbedderLive } from "../layers/EmbedderLive.ts"
-import { serveApi } from "../layers/HttpServerLive.ts"
+import { listen, serveApi } from "../layers/HttpServerLive.ts"
 import { IndexingLive } from "../layers/IndexingLive.ts"
 import { OidcProviderLive } from "../layers/OidcProviderLive.ts"
 import { LoggerLive, TelemetryLive } from "../layers/TelemetryLive.ts"
@@ -54,6 +54,8 @@ export const AppLive = serveApi(BasaltApi, ServedLive).pipe(
   Layer.provideMerge(IndexingLive),
   Layer.provideMerge(EmbedderLive),
   Layer.provideMerge(DatabaseLive),
+  // First: the port is bound, and /health and /ready answer, while the database is awaited.
+  Layer.provideMerge(listen(BasaltApi)),
   Layer.provide(ServerLifecycle.layer),
   Layer.provide(TelemetryLive),
   Layer.provide(LoggerLive),

@@ -1,21 +1,42 @@
 /** Starts Basalt: `npm start` (Node) or `deno task start` (Deno). */
 import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Config, Effect, Exit, Layer, Logger, Option, Runtime } from "effect"
-import { describeConfigError } from "./config/AppConfig.ts"
+import { Cause, Duration, Effect, Exit, Layer, Logger, Runtime } from "effect"
+import { AppConfigLive } from "../layers/AppConfigLive.ts"
 import { AppLive } from "./App.ts"
+import { AppConfig } from "./config/AppConfig.ts"
+import { describeStartupFailure } from "./StartupFailure.ts"
 import { jsonLogger } from "./telemetry/JsonLogger.ts"
 
-const main = Layer.launch(AppLive).pipe(
-  Effect.tapCause((cause) =>
-    Effect.sync(() => {
-      const failure = Cause.findErrorOption(cause)
-      if (Option.isSome(failure) && failure.value instanceof Config.ConfigError) {
-        process.stderr.write(`basalt: invalid configuration: ${describeConfigError(failure.value)}\n`)
-      }
-    })
-  ),
-  // SIGTERM and SIGINT interrupt the server, which then drains: a stop, not an error.
-  Effect.tapCause((cause) => (Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logFatal("Basalt stopped on an error", cause))),
+/** What the layers may take to close after the drain (the database's checkpoint, the exporters' flush). */
+const teardownBound = Duration.seconds(30)
+
+/**
+ * Once SIGTERM or SIGINT has come, the process ends within BASALT_SHUTDOWN_GRACE plus
+ * `teardownBound`, whatever happens: a layer that waits on a database that no longer answers
+ * would otherwise keep it alive.
+ */
+const BoundedStopLive = Layer.effectDiscard(
+  AppConfig.useSync(({ shutdownGrace }) => {
+    const bound = Duration.sum(shutdownGrace, teardownBound)
+    const arm = () => {
+      setTimeout(() => {
+        process.stderr.write(`basalt: the shutdown did not finish within ${Duration.format(bound)} of the signal: exiting\n`)
+        process.exit(1)
+      }, Duration.toMillis(bound)).unref()
+    }
+    process.once("SIGTERM", arm)
+    process.once("SIGINT", arm)
+  })
+).pipe(Layer.provide(AppConfigLive))
+
+const main = Layer.launch(AppLive.pipe(Layer.provide(BoundedStopLive))).pipe(
+  Effect.tapCause((cause) => {
+    // A failure Basalt knows (configuration, port, data directory, database) is one line; a bug in full.
+    const line = describeStartupFailure(cause)
+    if (line !== undefined) return Effect.sync(() => process.stderr.write(`basalt: ${line}\n`))
+    // SIGTERM and SIGINT interrupt the server, which then drains: a stop, not an error.
+    return Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logFatal("Basalt stopped on an error", cause)
+  }),
   Effect.provide(Logger.layer([jsonLogger]))
 )
 

@@ -4,6 +4,7 @@
  */
 import { SignJWT, UnsecuredJWT } from "jose"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { contract } from "./support/contract.ts"
 import { startServer, type TestServer } from "./support/server.ts"
 
 const secret = "test-secret-of-at-least-thirty-two-characters"
@@ -22,7 +23,7 @@ describe("accounts, sign-up closed (the default)", () => {
 
   beforeAll(async () => {
     server = await startServer({ BASALT_JWT_SECRET: secret }, { emptyDatabase: true })
-    const response = await server.request("/api/v1/auth/register", json({ email: "  Ada@Example.COM ", password, display_name: " Ada " }))
+    const response = await server.request("/api/v1/auth/register", json({ email: "Ada@Example.COM", password, display_name: " Ada " }))
     expect(response.status).toBe(201)
     admin = response.json()
   })
@@ -50,6 +51,8 @@ describe("accounts, sign-up closed (the default)", () => {
   it.each([
     ["a short password", { email: "c@example.com", password: "short", display_name: "C" }, "password"],
     ["a bad email", { email: "not-an-email", password: "long enough pw", display_name: "C" }, "email"],
+    // The contract's `format: email` has no surrounding spaces: the server takes no more than it.
+    ["an email with spaces around it", { email: " c@example.com ", password: "long enough pw", display_name: "C" }, "email"],
     ["an unknown field", { email: "c@example.com", password: "long enough pw", display_name: "C", role: "admin" }, "role"]
   ])("refuses %s with 422 naming the field", async (_, body, field) => {
     const response = await server.request("/api/v1/auth/register", json(body))
@@ -59,7 +62,7 @@ describe("accounts, sign-up closed (the default)", () => {
 
   it("logs in, and the access token identifies the account", async () => {
     const tokens = await login()
-    expect(tokens).toMatchObject({ token_type: "Bearer", expires_in: 900, user: { id: admin.id, role: "admin" } })
+    expect(tokens).toMatchObject({ kind: "token_pair", token_type: "Bearer", expires_in: 900, user: { id: admin.id, role: "admin" } })
     expect(tokens.refresh_token).toMatch(/^bsr_/)
     const me = await server.request("/api/v1/users/me", bearer(tokens.access_token))
     expect(me.status).toBe(200)
@@ -98,6 +101,10 @@ describe("accounts, sign-up closed (the default)", () => {
       ["a malformed token", async () => "not.a.jwt"],
       ["an expired token", async () => signed(await claims(), key, Math.floor(Date.now() / 1000) - 60)],
       ["a token signed by another key", async () => signed(await claims(), new TextEncoder().encode("x".repeat(40)))],
+      [
+        "a token signed with the key whose subject and session are not UUIDs",
+        async () => signed({ sub: "' OR 1=1 --", sid: "not-a-uuid" }, key)
+      ],
       [
         "an unsigned token (alg none)",
         async () => {
@@ -162,8 +169,46 @@ describe("accounts, sign-up closed (the default)", () => {
       expect(response.status).toBe(200)
       expect(response.headers.get("cache-control")).toBe("no-store")
       const token = response.json()
-      expect(token.token_type).toBe("bearer")
+      // The same value as the login's TokenPair (RFC 6750's spelling).
+      expect(token.token_type).toBe("Bearer")
       expect((await server.request("/api/v1/users/me", bearer(token.access_token))).json().email).toBe("ada@example.com")
+    })
+
+    it("ignores the empty client credentials Swagger UI sends in an Authorization header", async () => {
+      const response = await server.request("/api/v1/auth/token", {
+        ...form({ grant_type: "password", username: "ada@example.com", password }),
+        headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${btoa(":")}` }
+      })
+      expect(response.status).toBe(200)
+    })
+
+    it("takes the refresh grant at the contract's refreshUrl (RFC 6749 section 6), rotating the refresh token", async () => {
+      const { flows } = contract.components.securitySchemes.oauth2Password
+      expect(flows.password.refreshUrl).toBe("/api/v1/auth/token")
+      const first = (
+        await server.request("/api/v1/auth/token", form({ grant_type: "password", username: "ada@example.com", password }))
+      ).json()
+      const refreshed = await server.request(
+        flows.password.refreshUrl,
+        form({ grant_type: "refresh_token", refresh_token: first.refresh_token })
+      )
+      expect(refreshed.status).toBe(200)
+      expect(refreshed.headers.get("cache-control")).toBe("no-store")
+      const second = refreshed.json()
+      expect(second).toMatchObject({ token_type: "Bearer", expires_in: 900 })
+      expect(second.refresh_token).not.toBe(first.refresh_token)
+      expect((await server.request("/api/v1/users/me", bearer(second.access_token))).json().email).toBe("ada@example.com")
+      // The presented token is spent: presenting it again is invalid_grant, and revokes the session.
+      const replay = await server.request("/api/v1/auth/token", form({ grant_type: "refresh_token", refresh_token: first.refresh_token }))
+      expect(replay.status).toBe(400)
+      expect(replay.json()).toMatchObject({ error: "invalid_grant", message: expect.stringMatching(/already used/) })
+      expect((await server.request("/api/v1/users/me", bearer(second.access_token))).status).toBe(401)
+      const unknown = await server.request("/api/v1/auth/token", form({ grant_type: "refresh_token", refresh_token: "bsr_unknown" }))
+      expect(unknown.status).toBe(400)
+      expect(unknown.json().error).toBe("invalid_grant")
+      const missing = await server.request("/api/v1/auth/token", form({ grant_type: "refresh_token" }))
+      expect(missing.status).toBe(422)
+      expect(missing.json().details.map((detail: { path: string }) => detail.path)).toEqual(["refresh_token"])
     })
 
     it("answers wrong credentials with 400 invalid_grant, another grant with 400 unsupported_grant_type", async () => {

@@ -64,6 +64,8 @@ describe("browser sessions (cookie + CSRF)", () => {
     expect(csrfCookie).toMatch(/; Secure/)
     expect(cookieValue(csrfCookie)).toBe(csrf)
     const body = response.json()
+    // The login answer's discriminator: a BrowserSession, not a TokenPair.
+    expect(body.kind).toBe("browser_session")
     expect(body.user.email).toBe("bob@example.com")
     expect(body).not.toHaveProperty("access_token")
     expect(body).not.toHaveProperty("refresh_token")

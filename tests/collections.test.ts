@@ -95,6 +95,74 @@ describe("collections", () => {
     expect((await owner.get(`/api/v1/collections/${collection.id}`)).status).toBe(404)
   })
 
+  it("adds a colleague by email, leaking no more than whether they can be added, and audits every attempt", async () => {
+    const collection = await newCollection(owner, "By email")
+    const members = `/api/v1/collections/${collection.id}/members`
+    const add = (who: Person, body: unknown) => call(who, "POST", members, body)
+
+    const added = await add(owner, { email: "Viewer@Example.COM", role: "viewer" })
+    expect(added.status).toBe(200)
+    expect(added.json()).toMatchObject({ user_id: viewer.id, email: "viewer@example.com", role: "viewer" })
+    // By email again: the role changes. By id works as well.
+    expect((await add(owner, { email: "viewer@example.com", role: "editor" })).json()).toMatchObject({ user_id: viewer.id, role: "editor" })
+    expect((await add(owner, { user_id: editor.id, role: "viewer" })).json()).toMatchObject({ user_id: editor.id, role: "viewer" })
+
+    // No account, a deactivated account and an unknown id: one and the same answer.
+    const leaver = await signUp(server, "leaver")
+    expect((await call(admin, "PATCH", `/api/v1/admin/users/${leaver.id}`, { active: false })).status).toBe(200)
+    const refusals = [
+      await add(owner, { email: "nobody@example.com", role: "viewer" }),
+      await add(owner, { email: "leaver@example.com", role: "viewer" }),
+      await add(owner, { user_id: leaver.id, role: "viewer" }),
+      await add(owner, { user_id: "00000000-0000-4000-8000-000000000000", role: "viewer" })
+    ]
+    const answers = refusals.map((response) => {
+      const { request_id: _, ...body } = response.json()
+      return { status: response.status, body }
+    })
+    expect(answers[0]!.status).toBe(404)
+    for (const answer of answers) expect(answer).toEqual(answers[0])
+
+    // Exactly one of email and user_id, and a role.
+    for (const body of [
+      { email: "viewer@example.com", user_id: viewer.id, role: "viewer" },
+      { role: "viewer" },
+      { email: "viewer@example.com" }
+    ]) {
+      expect((await add(owner, body)).status, JSON.stringify(body)).toBe(422)
+    }
+    // Only who manages the collection gets as far as the lookup: others learn nothing of emails.
+    const strangerAsks = await add(stranger, { email: "viewer@example.com", role: "viewer" })
+    const strangerGuesses = await add(stranger, { email: "nobody@example.com", role: "viewer" })
+    expect([strangerAsks.status, strangerGuesses.status]).toEqual([404, 404])
+    expect(strangerAsks.json().message).toBe(strangerGuesses.json().message)
+    expect((await add(viewer, { email: "stranger@example.com", role: "viewer" })).status).toBe(403)
+
+    const audit = async (action: string) =>
+      (await admin.get(`/api/v1/admin/audit?action=${action}`))
+        .json()
+        .items.filter((event: { details: { collection_id?: string } }) => event.details.collection_id === collection.id)
+    const misses = await audit("collection_member_not_found")
+    expect(misses.map((event: { actor_id: string; details: unknown }) => [event.actor_id, event.details])).toEqual([
+      [owner.id, { collection_id: collection.id, user_id: "00000000-0000-4000-8000-000000000000" }],
+      [owner.id, { collection_id: collection.id, user_id: leaver.id }],
+      [owner.id, { collection_id: collection.id, email: "leaver@example.com" }],
+      [owner.id, { collection_id: collection.id, email: "nobody@example.com" }]
+    ])
+    const found = await audit("collection_member_set")
+    expect(
+      found.map((event: { subject_id: string; details: { by: string; role: string } }) => [
+        event.subject_id,
+        event.details.by,
+        event.details.role
+      ])
+    ).toEqual([
+      [editor.id, "user_id", "viewer"],
+      [viewer.id, "email", "editor"],
+      [viewer.id, "email", "viewer"]
+    ])
+  })
+
   it("adds and removes documents: editor on the collection and the right to change the document", async () => {
     const collection = await newCollection(owner, "Shared docs")
     await setRole(owner, collection.id, editor.id, "editor")

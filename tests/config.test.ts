@@ -1,10 +1,24 @@
 /** Configuration: defaults, validation with one clear line per bad variable, secrets kept secret. */
 import { ConfigProvider, Duration, Effect, Option, Redacted, Result } from "effect"
+import { readFileSync } from "node:fs"
+import { parseEnv } from "node:util"
 import { describe, expect, it } from "vitest"
-import { appConfig, describeConfigError, parseByteSize } from "../src/config/AppConfig.ts"
+import { describeConfigError, parseAppConfig, parseByteSize } from "../src/config/AppConfig.ts"
+
+/** Every variable AppConfig.ts reads, from its source: one added there is checked here too. */
+const variables = [
+  ...new Set(
+    Array.from(
+      readFileSync(new URL("../src/config/AppConfig.ts", import.meta.url), "utf8").matchAll(
+        /"((?:BASALT|DATABASE|OTEL)_[A-Z0-9_]+|PORT|HOST|LOG_LEVEL)"/g
+      ),
+      (match) => match[1]!
+    )
+  )
+]
 
 // Read as the server reads its environment.
-const load = (env: Record<string, string>) => Effect.runSync(Effect.result(appConfig.parse(ConfigProvider.fromEnv({ env }))))
+const load = (env: Record<string, string>) => Effect.runSync(Effect.result(parseAppConfig(ConfigProvider.fromEnv({ env }))))
 
 const errorOf = (env: Record<string, string>) => {
   const result = load(env)
@@ -61,6 +75,23 @@ describe("configuration", () => {
     expect(Option.isNone(config.database.url)).toBe(true)
     expect(Option.isNone(config.telemetry.otlpEndpoint)).toBe(true)
     expect(Option.isNone(config.database.sslCaFile)).toBe(true)
+  })
+
+  it.each(variables)("%s= counts as unset, empty or blank", (name) => {
+    const defaults = Result.getOrThrow(load({}))
+    expect(Result.getOrThrow(load({ [name]: "" }))).toEqual(defaults)
+    expect(Result.getOrThrow(load({ [name]: "  " }))).toEqual(defaults)
+  })
+
+  it("reads .env.example, as `node --env-file` (npm run start:env) reads it, as the defaults", () => {
+    const example = parseEnv(readFileSync(new URL("../.env.example", import.meta.url), "utf8")) as Record<string, string>
+    expect(Object.keys(example).sort()).toEqual([...variables].sort())
+    expect(Result.getOrThrow(load(example))).toEqual(Result.getOrThrow(load({})))
+  })
+
+  it("documents every variable in the README's configuration table", () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8")
+    for (const name of variables) expect(readme).toContain(`| \`${name}\` |`)
   })
 
   it.each([
@@ -220,6 +251,22 @@ describe("configuration of embeddings and indexing", () => {
     expect(config.embeddings).toMatchObject({ batchSize: 32, concurrency: 2 })
     expect(Duration.toSeconds(config.embeddings.timeout)).toBe(15)
     expect(config.indexing).toEqual({ concurrency: 6, batchSize: 8, chunkTokens: 256, chunkOverlapTokens: 32 })
+  })
+
+  it("reads a provider's floor for semantic search, and refuses one that is no cosine similarity or has no provider", () => {
+    const provider = { BASALT_EMBEDDINGS_URL: "http://localhost:11434/v1", BASALT_EMBEDDINGS_MODEL: "nomic-embed-text" }
+    const floorOf = (env: Record<string, string>) => Option.getOrThrow(Result.getOrThrow(load(env)).embeddings.provider).minimumSimilarity
+    expect(floorOf({ ...provider, BASALT_EMBEDDINGS_MIN_SIMILARITY: "0.45" })).toEqual(Option.some(0.45))
+    expect(floorOf({ ...provider, BASALT_EMBEDDINGS_MIN_SIMILARITY: "-0.1" })).toEqual(Option.some(-0.1))
+    expect(floorOf({ ...provider, BASALT_EMBEDDINGS_MIN_SIMILARITY: "" })).toEqual(Option.none())
+    for (const value of ["1.5", "-2", "high", "0x1", "1e-1"]) {
+      expect(errorOf({ ...provider, BASALT_EMBEDDINGS_MIN_SIMILARITY: value })).toContain(
+        "BASALT_EMBEDDINGS_MIN_SIMILARITY: must be a cosine similarity, a number from -1 to 1"
+      )
+    }
+    expect(errorOf({ BASALT_EMBEDDINGS_MIN_SIMILARITY: "0.3" })).toContain(
+      "BASALT_EMBEDDINGS_MIN_SIMILARITY: applies to a provider: set BASALT_EMBEDDINGS_URL too"
+    )
   })
 
   it("treats empty provider settings as unset", () => {

@@ -30,7 +30,17 @@ describe("the served API against openapi.yaml", () => {
   it("fails when the contract documents a status the code cannot answer", () => {
     const contract = parse(readFileSync(join(root, "openapi.yaml"), "utf8"))
     contract.paths["/health"].get.responses["418"] = { description: "teapot" }
-    expect(contractDifferences(BasaltApi, contract)).toEqual(["GET /health: statuses 200, 500 served, 200, 418, 500 documented"])
+    expect(contractDifferences(BasaltApi, contract)).toEqual(["GET /health: statuses 200, 422, 500 served, 200, 418, 422, 500 documented"])
+  })
+
+  it("fails when the contract and the code disagree on refusing unknown query parameters", () => {
+    const contract = parse(readFileSync(join(root, "openapi.yaml"), "utf8"))
+    delete contract.paths["/api/v1/auth/oidc/callback"].get["x-unknown-query-parameters"]
+    contract.paths["/api/v1/search"].post["x-unknown-query-parameters"] = "ignore"
+    expect(contractDifferences(BasaltApi, contract)).toEqual([
+      "GET /api/v1/auth/oidc/callback: unknown query parameters: ignore served, refuse documented",
+      "POST /api/v1/search: unknown query parameters: refuse served, ignore documented"
+    ])
   })
 
   it("checked every endpoint's request and response Schemas against the generated types", () => {
@@ -57,6 +67,94 @@ describe("the served API against openapi.yaml", () => {
       }
     })
     expect(unchecked).toEqual([])
+  })
+})
+
+describe("openapi.yaml for client generators", () => {
+  const contract = parse(readFileSync(join(root, "openapi.yaml"), "utf8"))
+  const schemas: Record<string, any> = contract.components.schemas
+  const refTo = (name: string) => `#/components/schemas/${name}`
+  const operations = Object.entries<any>(contract.paths).flatMap(([path, item]) =>
+    Object.entries<any>(item)
+      .filter(([, op]) => op?.operationId !== undefined)
+      .map(([method, op]) => ({ path, method, op }))
+  )
+  const operation = (id: string) => operations.find(({ op }) => op.operationId === id)!.op
+
+  it("names no schema after a global of JavaScript or a type of TypeScript's (a generated `Error` shadows the global)", () => {
+    const typeScriptTypes = ["Record", "Partial", "Required", "Readonly", "Pick", "Omit", "Exclude", "Extract", "Awaited"]
+    const taken = new Set([...Object.getOwnPropertyNames(globalThis), ...typeScriptTypes])
+    expect(Object.keys(schemas).filter((name) => taken.has(name))).toEqual([])
+  })
+
+  it("types the event stream: each event (OpenAPI 3.2 itemSchema, and an x- map for 3.1 tools) links its data's schema", () => {
+    const media = operation("documentEvents").responses["200"].content["text/event-stream"]
+    expect(media.schema).toEqual({ type: "string" })
+    const item = schemas[media.itemSchema.$ref.split("/").pop()]
+    const byEvent = Object.fromEntries(
+      item.oneOf.map((variant: any) => [variant.properties.event.const, variant.properties.data.contentSchema.$ref])
+    )
+    expect(byEvent).toEqual({ status: refTo("DocumentStatusEvent"), deleted: refTo("DocumentDeletedEvent") })
+    expect(item.properties.data.contentMediaType).toBe("application/json")
+    expect(Object.fromEntries(Object.entries<any>(media["x-sse-events"]).map(([event, schema]) => [event, schema.$ref]))).toEqual(byEvent)
+  })
+
+  it("discriminates the login answer by a property every member has", () => {
+    const answer = operation("login").responses["200"].content["application/json"].schema
+    const { propertyName, mapping } = answer.discriminator
+    expect(Object.values(mapping).sort()).toEqual(answer.oneOf.map((member: any) => member.$ref).sort())
+    for (const [value, ref] of Object.entries<string>(mapping)) {
+      const member = schemas[ref.split("/").pop()!]
+      expect(member.required).toContain(propertyName)
+      expect(member.properties[propertyName].const).toBe(value)
+    }
+  })
+
+  it("spells token_type one way, RFC 6750's, wherever a token is answered", () => {
+    const spellings = Object.values(schemas).flatMap((schema: any) =>
+      schema.properties?.token_type ? [schema.properties.token_type.const] : []
+    )
+    expect(spellings).toEqual(["Bearer", "Bearer"])
+  })
+
+  it("types the items of a batch", () => {
+    expect(schemas.DocumentBatchRequest.properties.documents.items).toEqual({ $ref: refTo("CreateDocumentRequest") })
+  })
+
+  it("points the OAuth2 refreshUrl at an operation that takes the refresh grant", () => {
+    const { password } = contract.components.securitySchemes.oauth2Password.flows
+    expect(password.refreshUrl).toBe(password.tokenUrl)
+    const token = operations.find(({ path, method }) => path === password.refreshUrl && method === "post")!.op
+    const request = schemas[token.requestBody.content["application/x-www-form-urlencoded"].schema.$ref.split("/").pop()]
+    expect(request.properties).toHaveProperty("refresh_token")
+  })
+
+  it("has one vocabulary: a list is named as in the bodies, and repeated in a query string", () => {
+    const bodyLists = new Set(
+      Object.values(schemas).flatMap((schema: any) =>
+        Object.entries<any>(schema.properties ?? {}).flatMap(([name, property]) => (property.type === "array" ? [name] : []))
+      )
+    )
+    const queryParameters = operations.flatMap(({ op }) => (op.parameters ?? []).filter((parameter: any) => parameter.in === "query"))
+    const queryLists = queryParameters.filter((parameter: any) => parameter.schema?.type === "array")
+    expect(queryLists.map((parameter: any) => parameter.name).sort()).toEqual([
+      "collection_ids",
+      "collection_ids",
+      "sources",
+      "sources",
+      "tags",
+      "tags"
+    ])
+    for (const parameter of queryLists) {
+      expect(bodyLists.has(parameter.name), parameter.name).toBe(true)
+      expect([parameter.style ?? "form", parameter.explode ?? true]).toEqual(["form", true])
+    }
+    const names = new Set([
+      ...queryParameters.map((parameter: any) => parameter.name),
+      ...Object.keys(schemas.SearchFilters.properties),
+      ...bodyLists
+    ])
+    expect(["tag", "source", "collection_id", "collections"].filter((name) => names.has(name))).toEqual([])
   })
 })
 

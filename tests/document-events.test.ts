@@ -7,7 +7,7 @@
 import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { DocumentsRepo } from "../src/documents/DocumentsRepo.ts"
-import { validateResponse } from "./support/contract.ts"
+import { validateResponse, validateStreamEvent } from "./support/contract.ts"
 import { type Person, person, settled, signUp } from "./support/people.ts"
 import { startServer, type TestServer } from "./support/server.ts"
 
@@ -42,8 +42,10 @@ const openEvents = async (server: TestServer, who: Pick<Person, "token">, lastEv
           const colon = line.indexOf(":")
           fields[line.slice(0, colon)] = line.slice(colon + 1).trimStart()
         }
-        if (fields.data !== undefined) return fields
-        continue
+        if (fields.data === undefined) continue
+        // Every event against the stream's itemSchema, its data against the event's schema.
+        validateStreamEvent("GET", "/api/v1/documents/events", fields)
+        return fields
       }
       if (ended) return undefined
       const { done, value } = await reader.read()

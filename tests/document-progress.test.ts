@@ -114,7 +114,7 @@ describe("indexing progress through the API", () => {
   it("counts the caller's documents by status once indexed, with the pace they finished at", async () => {
     const ids = await push(ada, "alpha", 6)
     for (const id of ids) await settled(ada, id)
-    const done = await progress(ada, "?tag=alpha")
+    const done = await progress(ada, "?tags=alpha")
     expect(done).toMatchObject({ total: 6, pending: 0, by_status: { indexed: 6 }, finished_in_window: 6, estimated_seconds_remaining: 0 })
     expect(done.per_minute).toBeGreaterThan(0)
   })
@@ -125,15 +125,15 @@ describe("indexing progress through the API", () => {
     expect(await progress(bob)).toMatchObject({ total: 2, by_status: { indexed: 2 } })
     expect(await progress(ada)).toMatchObject({ total: 6 })
     expect(await progress(admin)).toMatchObject({ total: 8 })
-    expect(await progress(admin, "?tag=beta")).toMatchObject({ total: 2 })
-    expect(await progress(admin, "?source=web")).toMatchObject({ total: 0 })
+    expect(await progress(admin, "?tags=beta")).toMatchObject({ total: 2 })
+    expect(await progress(admin, "?sources=web")).toMatchObject({ total: 0 })
     expect(await progress(ada, `?updated_after=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)).toMatchObject({
       total: 0
     })
   })
 
   it("refuses a filter it does not take (status, paging) and malformed values with 422", async () => {
-    for (const query of ["?status=queued", "?limit=5", "?collection_id=nope", "?updated_after=yesterday", "?source=Not%20A%20Source"]) {
+    for (const query of ["?status=queued", "?limit=5", "?collection_ids=nope", "?updated_after=yesterday", "?sources=Not%20A%20Source"]) {
       const response = await ada.get(`/api/v1/documents/progress${query}`)
       expect(response.status, query).toBe(422)
       expect(response.json().error).toBe("validation_failed")
@@ -144,7 +144,7 @@ describe("indexing progress through the API", () => {
     // The provider holds its next answer: the next documents wait in `embedding` meanwhile.
     provider!.queue((body) => ({ status: 200, body: embeddingsAnswer(body), delayMs: 4_000 }))
     const later = await push(ada, "alpha", 3, 100)
-    const during = await progress(ada, "?tag=alpha")
+    const during = await progress(ada, "?tags=alpha")
     expect(during.pending).toBeGreaterThan(0)
     expect(during.total).toBe(9)
     // Those held by the provider are pending; the others finished a moment ago (within the window).
@@ -155,7 +155,7 @@ describe("indexing progress through the API", () => {
     const untilDone = Date.parse(during.estimated_completion_at) - Date.parse(during.as_of)
     expect(Math.abs(untilDone - during.estimated_seconds_remaining * 1000)).toBeLessThanOrEqual(1)
     for (const id of later) await settled(ada, id)
-    expect(await progress(ada, "?tag=alpha")).toMatchObject({
+    expect(await progress(ada, "?tags=alpha")).toMatchObject({
       total: 9,
       pending: 0,
       by_status: { indexed: 9 },
@@ -166,7 +166,7 @@ describe("indexing progress through the API", () => {
   it.skipIf(!pgvector)("shows a selection whose documents are all pending and none finished as not yet estimable", async () => {
     provider!.queue((body) => ({ status: 200, body: embeddingsAnswer(body), delayMs: 4_000 }))
     const ids = await push(bob, "gamma", 2)
-    const during = await progress(bob, "?tag=gamma")
+    const during = await progress(bob, "?tags=gamma")
     expect(during).toMatchObject({
       total: 2,
       pending: 2,

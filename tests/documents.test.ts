@@ -74,7 +74,7 @@ describe("documents", () => {
     const other = await create(curator, { title: "Policy", content: "Version two", source: "slack", external_id: "C1" })
     expect(other.status).toBe(202)
     expect(other.json().id).not.toBe(first.id)
-    const slack = await list(ada, "?source=slack")
+    const slack = await list(ada, "?sources=slack")
     expect(slack.total).toBe(1)
   })
 
@@ -130,22 +130,22 @@ describe("documents", () => {
     }
     // Public documents of others are listed too: the filters narrow to these five.
     expect((await list(mine)).total).toBeGreaterThan(5)
-    const page1 = await list(mine, "?source=lister&limit=2")
+    const page1 = await list(mine, "?sources=lister&limit=2")
     expect(page1.total).toBe(5)
     expect(page1.items).toHaveLength(2)
-    const page2 = await list(mine, `?source=lister&limit=2&cursor=${page1.next_cursor}`)
-    const page3 = await list(mine, `?source=lister&limit=2&cursor=${page2.next_cursor}`)
+    const page2 = await list(mine, `?sources=lister&limit=2&cursor=${page1.next_cursor}`)
+    const page3 = await list(mine, `?sources=lister&limit=2&cursor=${page2.next_cursor}`)
     expect(page3.next_cursor).toBeNull()
     const seen = [...page1.items, ...page2.items, ...page3.items].map((d: { id: string }) => d.id)
     expect(seen).toEqual([...ids].reverse())
-    expect((await list(mine, "?source=web")).total).toBe(0)
-    expect((await list(mine, "?tag=FIRST-TWO")).total).toBe(2)
+    expect((await list(mine, "?sources=web")).total).toBe(0)
+    expect((await list(mine, "?tags=FIRST-TWO")).total).toBe(2)
     for (const id of ids) await settled(mine, id)
-    expect((await list(mine, "?source=lister&status=indexed")).total).toBe(5)
-    expect((await list(mine, "?source=lister&status=queued")).total).toBe(0)
+    expect((await list(mine, "?sources=lister&status=indexed")).total).toBe(5)
+    expect((await list(mine, "?sources=lister&status=queued")).total).toBe(0)
     const future = new Date(Date.now() + 60_000).toISOString()
-    expect((await list(mine, `?source=lister&updated_after=${future}`)).total).toBe(0)
-    expect((await list(mine, `?source=lister&updated_before=${future}`)).total).toBe(5)
+    expect((await list(mine, `?sources=lister&updated_after=${future}`)).total).toBe(0)
+    expect((await list(mine, `?sources=lister&updated_before=${future}`)).total).toBe(5)
 
     const unknown = await mine.get("/api/v1/documents?owner=me&sorce=web")
     expect(unknown.status).toBe(422)
@@ -160,6 +160,34 @@ describe("documents", () => {
     expect(forged.json().details[0].path).toBe("cursor")
     expect((await mine.get("/api/v1/documents?limit=101")).status).toBe(422)
     expect((await mine.get("/api/v1/documents?status=done")).status).toBe(422)
+  })
+
+  it("filters lists by the body's names, a list being the name repeated (any of its values matches)", async () => {
+    const vocabulary = await signUp(server, "vocabulary")
+    const collection = (await server.request("/api/v1/collections", vocabulary.json("POST", { name: "Vocabulary" }))).json()
+    const make = async (title: string, source: string, tags: Array<string>, collectionIds: Array<string> = []) =>
+      (await create(vocabulary, { title, content: title, source, tags, collection_ids: collectionIds })).json().id as string
+    const red = await make("red", "vocab_one", ["red"], [collection.id])
+    const green = await make("green", "vocab_two", ["green"])
+    const blue = await make("blue", "vocab_three", ["blue"])
+    const titles = async (query: string) => {
+      const page = await list(vocabulary, query)
+      expect(page.total, query).toBe(page.items.length)
+      return page.items.map((document: { id: string }) => document.id).sort()
+    }
+    expect(await titles("?sources=vocab_one&sources=vocab_two")).toEqual([red, green].sort())
+    expect(await titles("?tags=RED&tags=blue")).toEqual([red, blue].sort())
+    expect(await titles(`?collection_ids=${collection.id}`)).toEqual([red])
+    // Every filter must hold: any of the tags, and one of the sources.
+    expect(await titles("?tags=red&tags=blue&sources=vocab_three")).toEqual([blue])
+    const progress = (await vocabulary.get("/api/v1/documents/progress?sources=vocab_one&sources=vocab_three")).json()
+    expect(progress.total).toBe(2)
+    // The old singular names are not aliases: unknown parameters, refused.
+    for (const old of ["source=vocab_one", "tag=red", `collection_id=${collection.id}`]) {
+      const refused = await vocabulary.get(`/api/v1/documents?${old}`)
+      expect(refused.status, old).toBe(422)
+      expect(refused.json().details.map((detail: { path: string }) => detail.path)).toEqual([old.split("=")[0]])
+    }
   })
 
   it("patches metadata, tags and visibility without re-indexing; a new title re-indexes", async () => {
@@ -231,7 +259,7 @@ describe("documents", () => {
       expect(body.results[2].error.details[0].path).toBe("documents.2")
       expect(body.results[3].error.error).toBe("not_found")
       expect(body.results.map((r: { index: number }) => r.index)).toEqual([0, 1, 2, 3, 4, 5])
-      expect((await list(ada, "?source=api")).items.filter((d: { title: string }) => d.title === "Four")).toEqual([])
+      expect((await list(ada, "?sources=api")).items.filter((d: { title: string }) => d.title === "Four")).toEqual([])
     })
 
     it("refuses a body that is not a batch of 1 to 100", async () => {

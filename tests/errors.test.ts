@@ -12,11 +12,13 @@ import { request as httpRequest } from "node:http"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { AppConfigLive } from "../layers/AppConfigLive.ts"
 import { DatabaseLive } from "../layers/DatabaseLive.ts"
-import { serveApi } from "../layers/HttpServerLive.ts"
+import { listen, serveApi } from "../layers/HttpServerLive.ts"
 import { LoggerLive } from "../layers/TelemetryLive.ts"
 import { ValidationFailed } from "../src/http/ApiError.ts"
 import { ErrorResponse } from "../src/http/ErrorResponse.ts"
+import { endpoint } from "../src/contract/Contract.ts"
 import { withBody } from "../src/http/RequestBody.ts"
+import { withPath } from "../src/http/RequestParams.ts"
 import { ServerLifecycle } from "../src/http/ServerLifecycle.ts"
 import { validateComponentResponse } from "./support/contract.ts"
 import { configFrom, serverUrl, startServer, type TestServer, testEnv } from "./support/server.ts"
@@ -28,6 +30,14 @@ class ProbeApi extends HttpApi.make("probe")
     HttpApiGroup.make("probe").add(
       HttpApiEndpoint.post("createItem", "/probe/items", { payload: Item, success: Item, error: ValidationFailed }).pipe(withBody()),
       HttpApiEndpoint.get("defect", "/probe/defect"),
+      // A free-text path parameter through the contract's helper, as every operation declares its parameters.
+      endpoint("getDocument", (op) =>
+        HttpApiEndpoint.get(op.name, "/api/v1/documents/:document_id", {
+          params: op.path(Schema.Struct({ document_id: Schema.String })),
+          success: Schema.Struct({ document_id: Schema.String }),
+          error: ValidationFailed
+        }).pipe(withPath)
+      ),
       HttpApiEndpoint.get("sqlFailure", "/probe/sql")
     )
   )
@@ -36,6 +46,7 @@ class ProbeApi extends HttpApi.make("probe")
 const ProbeLive = HttpApiBuilder.group(ProbeApi, "probe", (handlers) =>
   handlers
     .handle("createItem", ({ payload }) => Effect.succeed(payload))
+    .handle("getDocument", ({ params }) => Effect.succeed(params))
     .handle("defect", () => Effect.die(new Error("secret internal detail at /srv/basalt/src/x.ts")))
     .handle("sqlFailure", () =>
       Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT secret_column FROM no_such_table`).pipe(Effect.orDie, Effect.asVoid)
@@ -77,6 +88,7 @@ describe("errors of the body guard and unexpected failures (probe API on the pro
   beforeAll(async () => {
     const { values } = testEnv({ BASALT_BODY_LIMIT: "1kb", LOG_LEVEL: "info" })
     const app = serveApi(ProbeApi, ProbeLive).pipe(
+      Layer.provideMerge(listen(ProbeApi)),
       Layer.provide([DatabaseLive, ServerLifecycle.layer, LoggerLive]),
       Layer.provide(AppConfigLive),
       Layer.provide(configFrom(values))
@@ -123,6 +135,30 @@ describe("errors of the body guard and unexpected failures (probe API on the pro
     expect(body.message).toMatch(/not valid JSON/)
   })
 
+  it("400 on malformed JSON without quoting the body (the parser's excerpt may be a password)", async () => {
+    const response = await raw(`${base}/probe/items`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      chunks: ['{"title": hunter2}']
+    })
+    expect(expectError(response, 400, "BadRequest", "malformed_json").message).toBe(
+      "The request body is not valid JSON: Unexpected token 'h'"
+    )
+  })
+
+  it("422 for JSON nested deeper than 64 levels, checked before parsing", async () => {
+    const deep = (levels: number) =>
+      raw(`${base}/probe/items`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        chunks: [`{"title": ${"[".repeat(levels)}${"]".repeat(levels)}, "count": 1}`]
+      })
+    expect(expectError(await deep(65), 422, "ValidationFailed", "validation_failed").message).toMatch(/more than 64 levels deep/)
+    // 64 levels (the body and 63 arrays) are read, and decoded as any body: here, a title that is not a string.
+    const body = expectError(await deep(63), 422, "ValidationFailed", "validation_failed")
+    expect(body.details).toEqual([{ path: "title", message: "Expected a string, got an array" }])
+  })
+
   it("400 on an empty JSON body", async () => {
     const response = await raw(`${base}/probe/items`, { method: "POST", headers: { "content-type": "application/json" } })
     expectError(response, 400, "BadRequest", "malformed_json")
@@ -167,6 +203,21 @@ describe("errors of the body guard and unexpected failures (probe API on the pro
     })
     const body = expectError(response, 422, "ValidationFailed", "validation_failed")
     expect(body.details.map((d: { path: string }) => d.path).sort()).toEqual(["count", "extra", "title"])
+    // Each in words: what the field expects, and what was sent.
+    expect(body.details).toContainEqual({ path: "title", message: "Expected a non-empty string" })
+    expect(body.details).toContainEqual({ path: "count", message: "Expected an integer, got 1.5" })
+    expect(body.details).toContainEqual({ path: "extra", message: "Not a known field: remove it or check its spelling" })
+    expect(body.message).toMatch(/^The request body is invalid: \w+: .+ \(and 2 more problems in details\)$/)
+  })
+
+  it("422 for a path parameter with U+0000: every parameter Schema of the contract refuses it", async () => {
+    const plain = await raw(`${base}/api/v1/documents/plain`, { method: "GET" })
+    expect(plain.status).toBe(200)
+    expect(JSON.parse(plain.text)).toEqual({ document_id: "plain" })
+    const nul = await raw(`${base}/api/v1/documents/a%00b`, { method: "GET" })
+    const body = expectError(nul, 422, "ValidationFailed", "validation_failed")
+    expect(body.details).toEqual([{ path: "document_id", message: "contains the character U+0000 (NUL), which cannot be stored" }])
+    expect(body.message).toBe("The path is invalid: document_id: contains the character U+0000 (NUL), which cannot be stored")
   })
 
   it("500 on a defect: nothing of the cause reaches the client, the log has it in full", async () => {

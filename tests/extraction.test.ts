@@ -14,6 +14,7 @@ import PDFDocument from "pdfkit"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type ExtractedDocument, extractBytes, extractFile, type ExtractionLimits } from "../src/documents/extraction/Extraction.ts"
 import type { ExtractionError } from "../src/documents/extraction/ExtractionErrors.ts"
+import { maxElementDepth } from "../src/documents/extraction/HtmlText.ts"
 import { sniffBytes } from "../src/documents/extraction/Sniff.ts"
 
 // -- Builders ----------------------------------------------------------------------------------
@@ -467,6 +468,103 @@ describe("each format's text and title", () => {
 })
 
 // -- Limits and large inputs -------------------------------------------------------------------
+
+describe("nesting, at any depth: refused or read, never a stack overflow", () => {
+  const nested = (open: string, close: string, depth: number, inner = "deep text") => open.repeat(depth) + inner + close.repeat(depth)
+
+  it("refuses HTML nested past the bound as unreadable (422), and reads it at the bound", async () => {
+    expect(maxElementDepth).toBe(1000)
+    // The heading and the paragraph are the 1000th level.
+    const atBound = await extracted("bound.html", nested("<div>", "</div>", maxElementDepth - 1, "<h1>Deep title</h1><p>deep text</p>"))
+    expect(atBound).toMatchObject({ title: "Deep title", text: "# Deep title\n\ndeep text" })
+    const pastBound = await corrupt("past.html", nested("<div>", "</div>", maxElementDepth + 1))
+    expect(pastBound).toMatchObject({ format: "html", reason: "its content is nested more than 1000 levels deep" })
+    // 50,000 deep, in each place the walk reads differently: blocks, a heading's inline text,
+    // list items, a table cell, unclosed tags the parser nests itself.
+    const started = performance.now()
+    for (const html of [
+      nested("<div>", "</div>", 50_000),
+      "<h1>" + "<b>".repeat(50_000) + "deep",
+      "<ul><li>".repeat(50_000) + "deep",
+      "<table><tr><td>" + "<span>".repeat(50_000),
+      "<p>x<font>".repeat(50_000)
+    ]) {
+      expect((await corrupt("deep.html", html)).reason).toBe("its content is nested more than 1000 levels deep")
+    }
+    // Refused while parsing: the parser's cost grows with the depth, so it must stop early.
+    expect(performance.now() - started).toBeLessThan(10_000)
+  })
+
+  it("reads HTML as wide as it is shallow: 200,000 list items and 500,000 line breaks in seconds", async () => {
+    const started = performance.now()
+    const list = await extracted("list.html", `<ol>${"<li>item".repeat(200_000)}</ol>`)
+    expect(list.text.endsWith("199999. item\n200000. item")).toBe(true)
+    const lines = await extracted("lines.html", `<p>${"x<br>".repeat(500_000)}</p>`)
+    expect(lines.text.split("\n")).toHaveLength(500_000)
+    // Numbering each item by searching its siblings took minutes for a list a tenth as long.
+    expect(performance.now() - started).toBeLessThan(30_000)
+  })
+
+  it("DOCX: deep Word XML is unreadable (422), deep core properties only lose the title", async () => {
+    const docx = await buildDocx(designNotes("Design Notes"))
+    const zip = await JSZip.loadAsync(docx)
+    const documentXml = await zip.file("word/document.xml")!.async("string")
+    const deepTables = nested("<w:tbl><w:tr><w:tc>", "</w:tc></w:tr></w:tbl>", 20_000, "<w:p><w:r><w:t>deep</w:t></w:r></w:p>")
+    const deepDocx = await replacePart(docx, "word/document.xml", documentXml.replace("<w:body>", `<w:body>${deepTables}`))
+    expect((await corrupt("deep.docx", deepDocx)).reason).toMatch(/nested/)
+
+    const core = `<?xml version="1.0"?><cp:coreProperties xmlns:cp="c" xmlns:dc="d">${nested("<x>", "</x>", 100_000, "")}<dc:title>Deep</dc:title></cp:coreProperties>`
+    const deepCore = await extracted("core.docx", await replacePart(docx, "docProps/core.xml", core))
+    expect(deepCore.title).toBe("Architecture")
+    expect(deepCore.text).toContain("# Architecture")
+  })
+
+  it("JSON nested 100,000 deep is read (deep values shown compactly or not at all), and a deep PDF is unreadable", async () => {
+    const arrays = await extracted("arrays.json", nested("[", "]", 100_000, "1"))
+    expect(arrays.format).toBe("json")
+    expect(arrays.text.startsWith("[0]".repeat(32))).toBe(true)
+    const objects = await extracted("objects.json", nested('{"a":', "}", 100_000, '"bottom"'))
+    expect(objects.text).toBe(`${Array(32).fill("a").join(".")}: (nested too deeply to show)`)
+
+    const pdf = new TextEncoder().encode(
+      `%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R /X ${nested("[", "]", 100_000, "")} >> endobj\n` +
+        "2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+    )
+    expect((await corrupt("deep.pdf", pdf)).format).toBe("pdf")
+  })
+})
+
+describe("text Postgres cannot store is cleaned from what files hold", () => {
+  const unstorable = (text: string) => text.includes("\u0000") || !text.isWellFormed()
+
+  it("removes U+0000 and replaces lone surrogates in JSON, DOCX and HTML text and titles", async () => {
+    const json = await extracted("escapes.json", JSON.stringify({ title: "Ti\u0000tle \ud800", body: "a\u0000b \udfffc" }))
+    expect(json).toMatchObject({ title: "Title \ufffd", text: "title: Title \ufffd\nbody: ab \ufffdc" })
+
+    const docx = await buildDocx(designNotes())
+    const zip = await JSZip.loadAsync(docx)
+    const documentXml = await zip.file("word/document.xml")!.async("string")
+    const withNul = await extracted(
+      "nul.docx",
+      await replacePart(docx, "word/document.xml", documentXml.replace("Architecture", "Archi&#0;tecture"))
+    )
+    expect(withNul.title).toBe("Architecture")
+    expect(withNul.text).toContain("# Architecture")
+
+    const html = await extracted("refs.html", "<title>A&#0;B&#xD800;</title><p>x&#0;y&#xDC00;z</p>")
+    for (const document of [json, withNul, html]) {
+      expect(unstorable(document.text)).toBe(false)
+      expect(unstorable(document.title ?? "")).toBe(false)
+    }
+  })
+
+  it("keeps a surrogate pair whole when the title is shortened", async () => {
+    const title = "a".repeat(298) + "😀" + "b".repeat(10)
+    const doc = await extracted("long-title.json", JSON.stringify({ title, body: "x" }))
+    expect(doc.title).toBe("a".repeat(298) + "…")
+    expect(doc.title!.isWellFormed()).toBe(true)
+  })
+})
 
 describe("limits and large inputs", () => {
   let bigPdf: Uint8Array

@@ -125,5 +125,46 @@ describe("HTTP behaviour", () => {
       expect(script.headers.get("content-type")).toMatch(/^text\/javascript/)
       expect(script.text.length).toBeGreaterThan(100_000)
     })
+
+    // An image, script or stylesheet the page would fetch from elsewhere (a link is not fetched).
+    const externalFetches = /\bsrc\s*[:=]\s*["'`]https?:\/\/[^"'`]*|url\(\s*["']?https?:\/\/[^)]*|@import\s+["']?https?:\/\/\S*/g
+
+    it("the documentation pages fetch nothing from outside the server (ReDoc's logo included)", async () => {
+      const require = createRequire(import.meta.url)
+      // What the npm bundle would fetch, so that the check below is known to see it.
+      expect(readFileSync(require.resolve("redoc/bundles/redoc.standalone.js"), "utf8").match(externalFetches)).toEqual([
+        'src:"https://cdn.redoc.ly/redoc/logo-mini.svg'
+      ])
+      for (const path of ["/docs", "/redoc"]) {
+        const page = await server.request(path)
+        expect(page.text).not.toMatch(/https?:\/\//)
+        for (const [, asset] of page.text.matchAll(/\.\/docs\/assets\/([\w.-]+)/g)) {
+          const body = (await server.request(`/docs/assets/${asset}`)).text
+          expect({ asset, fetches: body.match(externalFetches) ?? [] }).toEqual({ asset, fetches: [] })
+        }
+      }
+    })
+
+    it("GET / sends people to /docs", async () => {
+      const response = await server.request("/", { redirect: "manual" })
+      expect(response.status).toBe(302)
+      expect(response.headers.get("location")).toBe("./docs")
+      expect(new URL(response.headers.get("location")!, `${server.url}/`).pathname).toBe("/docs")
+    })
+
+    it("Swagger UI's Authorize asks for an email and a password only, not an OAuth2 client", async () => {
+      const page = await server.request("/docs")
+      const require = createRequire(import.meta.url)
+      const bundle = readFileSync(require.resolve("swagger-ui-dist/swagger-ui-bundle.js"), "utf8")
+      // The rows of the password flow's dialog, as this Swagger UI renders them (label, then its field) ...
+      expect(bundle).toContain('htmlFor:"password_type"},"Client credentials location:"')
+      expect(bundle).toContain("htmlFor:`client_id_${")
+      expect(bundle).toContain("htmlFor:`client_secret_${")
+      // ... are hidden by the page.
+      for (const label of ['label[for="password_type"]', 'label[for^="client_id_"]', 'label[for^="client_secret_"]']) {
+        expect(page.text).toContain(`.swagger-ui .auth-container .wrapper:has(> ${label})`)
+      }
+      expect(page.text).toMatch(/:has\(> label\[for\^="client_secret_"\]\) \{ display: none; \}/)
+    })
   })
 })

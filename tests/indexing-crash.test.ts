@@ -124,7 +124,10 @@ describe("crash", () => {
     const second = startServerProcess(env)
     // A reply whose shard lock could not be confirmed in time (a loaded machine) is left for
     // replay rather than saved: wait for the backlog to drain, not only for the documents.
-    await second.waitFor((line) => line.progress?.indexed === documents && line.progress?.pending === 0, "every document indexed and every message processed")
+    await second.waitFor(
+      (line) => line.progress?.indexed === documents && line.progress?.pending === 0,
+      "every document indexed and every message processed"
+    )
     second.child.kill("SIGTERM")
     await second.exited
 

@@ -2,17 +2,14 @@
  * The server as a process, started exactly like `npm start`: graceful shutdown on SIGTERM and
  * SIGINT, the BASALT_SHUTDOWN_GRACE bound, and refusing to start on bad configuration.
  */
-import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { readFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { connect, type Socket } from "node:net"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { afterAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { latestMigrationId } from "../src/database/migrations/index.ts"
 import { receive } from "./support/server.ts"
+import { exitWithin, logEntries, processTimeout, type ServerProcess, startProcess, waitUntilHealthy } from "./support/serverProcess.ts"
 
-const repoRoot = new URL("..", import.meta.url).pathname
 const bundlePath = "/docs/assets/swagger-ui-bundle.js"
 const bundle = readFileSync(createRequire(import.meta.url).resolve("swagger-ui-dist/swagger-ui-bundle.js"))
 
@@ -32,150 +29,6 @@ const pipelinedCopies = (() => {
   }
   return Math.ceil((2 * sendBufferMax + 4 * 1024 * 1024) / bundle.length)
 })()
-
-const startupDeadlineMs = 90_000
-const processTimeout = 150_000
-
-interface ServerProcess {
-  readonly url: string
-  readonly dataDir: string
-  readonly port: number
-  readonly child: ChildProcess
-  readonly stdoutLines: () => ReadonlyArray<string>
-  readonly stderr: () => string
-  /**
-   * Resolves once the stdout lines so far satisfy `condition`; rejects if the process exits first
-   * or after `boundMs` (a bound against a hang, not a measurement).
-   */
-  readonly waitFor: (condition: (lines: ReadonlyArray<string>) => boolean, what: string, boundMs?: number) => Promise<void>
-  readonly exited: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
-}
-
-const running = new Set<ChildProcess>()
-const dataDirs = new Set<string>()
-
-afterAll(() => {
-  for (const child of running) child.kill("SIGKILL")
-  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true })
-})
-
-/** `npm start`'s command, with only the variables given (and DATABASE_URL when the run has one). */
-const startProcess = async (env: Record<string, string> = {}): Promise<ServerProcess> => {
-  const dataDir = env["BASALT_DATA_DIR"] ?? mkdtempSync(join(tmpdir(), "basalt-lifecycle-"))
-  dataDirs.add(dataDir)
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    cwd: repoRoot,
-    env: {
-      PATH: process.env.PATH ?? "",
-      HOME: process.env.HOME ?? tmpdir(),
-      // A port the server picks and logs: a port chosen here could be taken by another test's
-      // server in between, which would then answer for this one.
-      PORT: "0",
-      HOST: "127.0.0.1",
-      BASALT_DATA_DIR: dataDir,
-      ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}),
-      ...env
-    },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
-  running.add(child)
-  const lines: Array<string> = []
-  const waiters = new Set<() => void>()
-  let partial = ""
-  let stderr = ""
-  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
-    const parts = (partial + chunk).split("\n")
-    partial = parts.pop() ?? ""
-    lines.push(...parts)
-    for (const wake of waiters) wake()
-  })
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk
-  })
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once("exit", (code, signal) => {
-      running.delete(child)
-      resolve({ code, signal })
-      for (const wake of waiters) wake()
-    })
-  })
-  const waitFor = (condition: (lines: ReadonlyArray<string>) => boolean, what: string, boundMs = 30_000) =>
-    new Promise<void>((resolve, reject) => {
-      const settle = (error?: Error) => {
-        waiters.delete(check)
-        clearTimeout(bound)
-        if (error === undefined) resolve()
-        else reject(error)
-      }
-      const check = () => {
-        if (condition(lines)) settle()
-        else if (child.exitCode !== null || child.signalCode !== null) {
-          settle(new Error(`the server exited before logging ${what}; stdout:\n${lines.join("\n")}\nstderr:\n${stderr}`))
-        }
-      }
-      const bound = setTimeout(() => settle(new Error(`the server did not log ${what} within ${boundMs} ms`)), boundMs)
-      waiters.add(check)
-      check()
-    })
-  const listeningPort = () => {
-    for (const line of lines) {
-      const match = /"Basalt listening on http:\/\/[^:]+:(\d+)/.exec(line)
-      if (match !== null) return Number(match[1])
-    }
-    throw new Error("the server has not said where it listens yet")
-  }
-  return {
-    get url() {
-      return `http://127.0.0.1:${listeningPort()}`
-    },
-    dataDir,
-    get port() {
-      return listeningPort()
-    },
-    child,
-    stdoutLines: () => lines,
-    stderr: () => stderr,
-    waitFor,
-    exited
-  }
-}
-
-const logEntries = (server: ServerProcess) =>
-  server
-    .stdoutLines()
-    .filter((line) => line.startsWith("{"))
-    .map((line) => JSON.parse(line) as Record<string, unknown>)
-
-/** Waits for the server to say where it listens, then polls GET /health until it is 200. */
-const waitUntilHealthy = async (server: ServerProcess) => {
-  await server.waitFor((lines) => lines.some((line) => line.includes('"Basalt listening on')), "where it listens", startupDeadlineMs)
-  const deadline = Date.now() + startupDeadlineMs
-  while (Date.now() < deadline) {
-    if (server.child.exitCode !== null) {
-      throw new Error(`the server exited with ${server.child.exitCode} while starting:\n${server.stderr()}`)
-    }
-    // Refused while starting; but once accepted, a request must be answered.
-    const response = await fetch(`${server.url}/health`, { signal: AbortSignal.timeout(15_000) }).then(
-      (answer) => receive("GET", "/health", answer),
-      (error: Error) => {
-        if (error.name === "TimeoutError") throw new Error("GET /health was accepted but not answered within 15 s")
-        return undefined
-      }
-    )
-    if (response?.status === 200) return
-    await new Promise((resolve) => setTimeout(resolve, 250))
-  }
-  throw new Error(`the server did not answer /health within ${startupDeadlineMs} ms:\n${server.stdoutLines().join("\n")}`)
-}
-
-/** Resolves with the exit, or rejects after `ms` (a bound against a hung process, not a measurement). */
-const exitWithin = (server: ServerProcess, ms: number, what: string) =>
-  Promise.race([
-    server.exited,
-    new Promise<never>((_, reject) =>
-      setTimeout(() => reject(new Error(`the server did not exit within ${ms} ms after ${what}`)), ms).unref()
-    )
-  ])
 
 /**
  * A raw connection that asks for the bundle `copies` times, pipelined, and does not read: the
@@ -321,6 +174,10 @@ describe("graceful shutdown", () => {
     const server = await startProcess()
     try {
       await waitUntilHealthy(server)
+      // The start line names where to begin: both documentation pages and the contract.
+      const listening = logEntries(server).find((entry) => String(entry["message"]).startsWith("Basalt listening on"))
+      const base = `http://127.0.0.1:${server.port}`
+      for (const page of ["/docs", "/redoc", "/openapi.yaml"]) expect(listening?.["message"]).toContain(`${base}${page}`)
       server.child.kill("SIGINT")
       const exit = await exitWithin(server, 30_000, "SIGINT")
       expect(exit).toEqual({ code: 0, signal: null })

@@ -3,50 +3,17 @@
  * database (cut by the real chunker, embedded by the local embedder where pgvector is): each
  * mode, the filters, visibility, highlights, pages, bad input, and the lexical-only path.
  */
-import { Effect, Layer, ManagedRuntime } from "effect"
-import { SqlClient } from "effect/sql"
-import { rmSync } from "node:fs"
+import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { AppConfigLive } from "../layers/AppConfigLive.ts"
-import { DatabaseLive } from "../layers/DatabaseLive.ts"
-import { AppLive } from "../src/App.ts"
 import type { Caller } from "../src/accounts/SessionsRepo.ts"
-import { DatabaseInfo } from "../src/database/Database.ts"
 import { visibleTo } from "../src/documents/Visibility.ts"
 import { makeHashEmbedding } from "../src/embedding/HashEmbedding.ts"
 import { chunkDocument } from "../src/indexing/Chunker.ts"
-import { configFrom, freshPostgresDatabase, receive, serverUrl, type TestResponse, testEnv } from "./support/server.ts"
-
-interface Server {
-  readonly request: (path: string, init?: RequestInit) => Promise<TestResponse>
-  readonly sql: <A>(f: (sql: SqlClient.SqlClient) => Effect.Effect<A, unknown>) => Promise<A>
-  readonly pgvector: boolean
-  readonly stop: () => Promise<void>
-}
-
-/** The real server, plus its database handle (the same pool: Layers are shared within one build). */
-const start = async (): Promise<Server> => {
-  const database = process.env.DATABASE_URL ? await freshPostgresDatabase() : undefined
-  const { dataDir, values } = testEnv({ BASALT_ALLOW_SIGNUP: "true", ...(database ? { DATABASE_URL: database.url } : {}) })
-  const runtime = ManagedRuntime.make(
-    Layer.merge(AppLive, DatabaseLive.pipe(Layer.provide(AppConfigLive))).pipe(Layer.provide(configFrom(values)))
-  )
-  const url = await runtime.runPromise(serverUrl)
-  const { pgvector } = await runtime.runPromise(DatabaseInfo)
-  return {
-    request: async (path, init) => receive(init?.method ?? "GET", path, await fetch(`${url}${path}`, init)),
-    sql: (f) => runtime.runPromise(Effect.flatMap(SqlClient.SqlClient, f)),
-    pgvector,
-    stop: async () => {
-      await runtime.dispose()
-      await database?.drop()
-      rmSync(dataDir, { recursive: true, force: true })
-    }
-  }
-}
+import { type SearchServer, signUp, startSearchServer } from "./support/searchServer.ts"
+import type { TestResponse } from "./support/server.ts"
 
 describe("search", () => {
-  let server: Server
+  let server: SearchServer
   const tokens: Record<string, string> = {}
   const ids: Record<string, string> = {}
   const documents: Record<string, string> = {}
@@ -102,21 +69,11 @@ describe("search", () => {
     )
 
   beforeAll(async () => {
-    server = await start()
+    server = await startSearchServer()
     for (const name of ["admin", "alice", "bob"]) {
-      const credentials = { email: `${name}@example.com`, password: `${name} password long` }
-      await server.request("/api/v1/auth/register", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ ...credentials, display_name: name })
-      })
-      const login = await server.request("/api/v1/auth/login", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(credentials)
-      })
-      tokens[name] = login.json().access_token
-      ids[name] = login.json().user.id
+      const account = await signUp(server, name)
+      tokens[name] = account.token
+      ids[name] = account.id
     }
     await addDocument("aliceKeys", "alice", {
       title: "Rotating the signing keys",
@@ -196,19 +153,23 @@ describe("search", () => {
     await only({ sources: ["confluence"] }, ["aliceKeys"])
     const tagged = await only({ tags: [" Security "] }, ["aliceKeys"])
     expect(tagged.filters).toEqual({ tags: ["security"] })
-    await only({ collections: [documents.sharedWithAlice] }, ["bobShared"])
+    await only({ collection_ids: [documents.sharedWithAlice] }, ["bobShared"])
     await only({ document_ids: [documents.bobPublic, documents.bobSecret] }, ["bobPublic"])
     await only({ updated_before: "2026-04-01T00:00:00Z" }, ["aliceKeys"])
     await only({ updated_after: "2026-04-01T00:00:00Z", sources: ["slack", "api"] }, ["bobShared", "bobPublic"])
+    // The vocabulary of the bodies and listings: `collections` is not a filter (any more).
+    const old = await search("alice", { query: "keys", filters: { collections: [documents.sharedWithAlice] } })
+    expect(old.status).toBe(422)
+    expect(old.json().details.map((detail: { path: string }) => detail.path)).toEqual(["filters.collections"])
   })
 
   it("answers 404 for a collection that does not exist or that the caller cannot see", async () => {
     for (const collection of [documents.bobOnly, "00000000-0000-4000-8000-000000000000"]) {
-      const response = await search("alice", { query: "keys", filters: { collections: [collection] } })
+      const response = await search("alice", { query: "keys", filters: { collection_ids: [collection] } })
       expect(response.status).toBe(404)
       expect(response.json().error).toBe("not_found")
     }
-    expect((await search("bob", { query: "keys", mode: "keyword", filters: { collections: [documents.bobOnly] } })).status).toBe(200)
+    expect((await search("bob", { query: "keys", mode: "keyword", filters: { collection_ids: [documents.bobOnly] } })).status).toBe(200)
   })
 
   /** `count` one-chunk documents of `owner` in one statement (enough of them to outrun the pruning). */

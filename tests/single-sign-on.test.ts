@@ -28,7 +28,9 @@ const people: Record<string, Person> = {
   "linus-sub": { email: "linus@corp.example", verified: true, name: "Linus" },
   "unverified-sub": { email: "mallory@corp.example", verified: false, name: "Mallory" },
   "outsider-sub": { email: "eve@elsewhere.example", verified: true, name: "Eve" },
-  "ada-sub": { email: "ada@corp.example", verified: true, name: "Ada (SSO)" }
+  "ada-sub": { email: "ada@corp.example", verified: true, name: "Ada (SSO)" },
+  // Verified, but not what the contract's `format: email` accepts (no account could return it).
+  "unicode-sub": { email: "jürgen@corp.example", verified: true, name: "Jürgen" }
 }
 
 /** The provider, with a switch that rewrites the ID token of the next token response. */
@@ -282,6 +284,12 @@ describe("single sign-on with OpenID Connect", () => {
     const { response } = await signOn("unverified-sub")
     expect(response.status).toBe(403)
     expect(response.json().message).toMatch(/did not vouch/)
+  })
+
+  it("refuses an email the contract's format does not accept (403)", async () => {
+    const { response } = await signOn("unicode-sub")
+    expect(response.status).toBe(403)
+    expect(response.json().message).toMatch(/email address is not one this server accepts/)
   })
 
   it("refuses a domain that is not allowed (403)", async () => {

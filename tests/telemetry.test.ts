@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto"
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { settled, signUp } from "./support/people.ts"
 import { startServer, type TestResponse, type TestServer } from "./support/server.ts"
 
 // The OTLP JSON encoding, as far as these tests read it.
@@ -25,6 +26,7 @@ interface OtlpSpan {
   readonly spanId: string
   readonly parentSpanId?: string
   readonly name: string
+  readonly startTimeUnixNano: string
   readonly kind: number
   readonly attributes: ReadonlyArray<KeyValue>
 }
@@ -263,5 +265,56 @@ describe("telemetry over OTLP/HTTP", () => {
     const records = receiver.logRecords().filter((record) => attribute(record.attributes, "request_id") === requestId)
     expect(records.map((record) => record.traceId)).toEqual([callerTraceId])
     expect(receiver.rejected).toEqual([])
+  })
+})
+
+describe("telemetry of an idle server", () => {
+  let receiver: Awaited<ReturnType<typeof startReceiver>>
+  let server: TestServer
+
+  beforeAll(async () => {
+    receiver = await startReceiver()
+    server = await startServer({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, BASALT_ALLOW_SIGNUP: "true" })
+  })
+
+  afterAll(async () => {
+    try {
+      await server?.stop()
+    } finally {
+      await receiver?.close()
+    }
+  })
+
+  const nanos = (at: number) => BigInt(at) * 1_000_000n
+  const spansBetween = (from: number, to: number) =>
+    receiver.spans().filter((span) => BigInt(span.startTimeUnixNano) >= nanos(from) && BigInt(span.startTimeUnixNano) < nanos(to))
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+  it("exports no spans while no request comes (background polling that finds nothing is not traced)", async () => {
+    // Start-up (the migrations) is traced; the quiet after it must not be. The search statistics
+    // are looked at every 2 s: several rounds fall in the window.
+    const from = Date.now()
+    await sleep(7_000)
+    const to = Date.now()
+    await sleep(1_500) // spans are exported every second
+    const idle = spansBetween(from, to)
+    expect(idle.map((span) => span.name)).toEqual([])
+  })
+
+  it("still traces a background round that finds work", async () => {
+    const ada = await signUp(server, "ada")
+    const created = await server.request(
+      "/api/v1/documents",
+      ada.json("POST", { title: "Basalt", content: "Columns of cooled lava.", source: "api" })
+    )
+    expect(created.status).toBe(202)
+    await settled(ada, created.json().id)
+    // Indexing appended statistics deltas: the next round folds them, traced.
+    const fold = await eventually(
+      "the traced fold of the search statistics",
+      () => receiver.spans().find((span) => span.name === "SearchStatistics.fold"),
+      () => `spans: ${[...new Set(receiver.spans().map((span) => span.name))].join(", ")}`
+    )
+    expect(fold.parentSpanId ?? "").toBe("")
   })
 })

@@ -3,14 +3,16 @@
  * BASALT_ACCESS_TOKEN_TTL. The key is BASALT_JWT_SECRET, or else one generated on first start and
  * kept in the database, so every process on that database signs and checks with the same key.
  */
-import { Context, Duration, Effect, Layer, Option, Redacted } from "effect"
+import { Context, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { jwtVerify, SignJWT } from "jose"
 import { randomBytes } from "node:crypto"
 import { AppConfig } from "../config/AppConfig.ts"
+import { Uuid } from "../contract/Uuid.ts"
 
 const issuer = "basalt"
 const audience = "basalt"
+const isUuid = Schema.is(Uuid)
 
 export interface AccessClaims {
   readonly userId: string
@@ -65,7 +67,8 @@ export class AccessTokens extends Context.Service<
           Effect.promise(() =>
             jwtVerify(token, key, { algorithms: ["HS256"], issuer, audience }).then(
               ({ payload }) =>
-                typeof payload.sub === "string" && typeof payload["sid"] === "string" && typeof payload.exp === "number"
+                // Ids as the database takes them: a token signed with this key but naming no UUID is no token.
+                isUuid(payload.sub) && isUuid(payload["sid"]) && typeof payload.exp === "number"
                   ? Option.some({ userId: payload.sub, sessionId: payload["sid"], expiresAtMs: payload.exp * 1000 })
                   : Option.none(),
               // Every rejection is the same to the caller: not a valid token.

@@ -1,6 +1,7 @@
 /** Accounts as the contract names them. */
 import { Schema, SchemaTransformation } from "effect"
 import { contractBody } from "../contract/Contract.ts"
+import { DateTime, emailPattern, QueryInt } from "../contract/Formats.ts"
 import { Uuid } from "../contract/Uuid.ts"
 
 export const Role = contractBody("Role", Schema.Literals(["admin", "curator", "basic"]))
@@ -8,18 +9,17 @@ export type Role = typeof Role.Type
 
 const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
 
-/** Trimmed and lower-cased on the way in, so that one person has one account. */
+/**
+ * Exactly what the contract's `format: email` accepts (a registration form must not refuse an
+ * address its client validated, nor the server store one the contract would not return), and
+ * lower-cased on the way in, so that one person has one account.
+ */
 export const Email = contractBody(
   "Email",
-  Schema.Trim.pipe(
-    Schema.decodeTo(
-      Schema.String.check(
-        Schema.isMaxLength(254),
-        Schema.isPattern(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, { message: "Expected an email address" })
-      ),
-      SchemaTransformation.toLowerCase()
-    )
-  )
+  Schema.String.check(
+    Schema.isMaxLength(254),
+    Schema.isPattern(emailPattern, { message: "Expected an email address, such as ada@example.com" })
+  ).pipe(Schema.decodeTo(Schema.String, SchemaTransformation.toLowerCase()))
 )
 
 export const User = contractBody(
@@ -71,6 +71,7 @@ export const RefreshRequest = contractBody("RefreshRequest", Schema.Struct({ ref
 export const TokenPair = contractBody(
   "TokenPair",
   Schema.Struct({
+    kind: Schema.Literal("token_pair"),
     access_token: Schema.String,
     token_type: Schema.Literal("Bearer"),
     expires_in: PositiveInt,
@@ -84,6 +85,7 @@ export type TokenPair = typeof TokenPair.Type
 export const BrowserSession = contractBody(
   "BrowserSession",
   Schema.Struct({
+    kind: Schema.Literal("browser_session"),
     csrf_token: Schema.String,
     expires_at: Schema.DateFromString,
     user: User
@@ -107,7 +109,7 @@ export const UpdateUserRequest = contractBody(
 
 export const UserListQuery = Schema.Struct({
   email: Schema.optional(Schema.String.check(Schema.isMaxLength(254))),
-  limit: Schema.optional(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 100 }))),
+  limit: Schema.optional(QueryInt.check(Schema.isBetween({ minimum: 1, maximum: 100 }))),
   cursor: Schema.optional(Schema.String.check(Schema.isMaxLength(200)))
 })
 
@@ -137,7 +139,7 @@ export const CreateApiKeyRequest = contractBody(
   Schema.Struct({
     name: Schema.Trim.check(Schema.isMinLength(1), Schema.isMaxLength(100)),
     role: Schema.optional(Role),
-    expires_at: Schema.optional(Schema.DateFromString)
+    expires_at: Schema.optional(DateTime)
   })
 )
 
@@ -145,8 +147,9 @@ export const TokenRequest = contractBody(
   "TokenRequest",
   Schema.Struct({
     grant_type: Schema.String,
-    username: Schema.String.check(Schema.isMaxLength(254)),
-    password: Schema.String.check(Schema.isMaxLength(128)),
+    username: Schema.optional(Schema.String.check(Schema.isMaxLength(254))),
+    password: Schema.optional(Schema.String.check(Schema.isMaxLength(128))),
+    refresh_token: Schema.optional(Schema.String.check(Schema.isMaxLength(256))),
     scope: Schema.optional(Schema.String),
     client_id: Schema.optional(Schema.String),
     client_secret: Schema.optional(Schema.String)
@@ -157,7 +160,7 @@ export const OAuthToken = contractBody(
   "OAuthToken",
   Schema.Struct({
     access_token: Schema.String,
-    token_type: Schema.Literal("bearer"),
+    token_type: Schema.Literal("Bearer"),
     expires_in: PositiveInt,
     refresh_token: Schema.String
   })

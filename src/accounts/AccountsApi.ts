@@ -114,7 +114,7 @@ export class AdminApi extends HttpApiGroup.make("admin")
         query: op.query(UserListQuery),
         success: op.response(200, "application/json", UserPage),
         error: ValidationFailed
-      }).pipe(withQuery({ unknownParams: "ignore" }))
+      }).pipe(withQuery())
     )
   )
   .add(
@@ -123,7 +123,7 @@ export class AdminApi extends HttpApiGroup.make("admin")
         query: op.query(AuditQuery),
         success: op.response(200, "application/json", AuditPage),
         error: ValidationFailed
-      }).pipe(withQuery({ unknownParams: "ignore" }))
+      }).pipe(withQuery())
     )
   )
   .add(

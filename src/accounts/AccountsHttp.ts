@@ -4,20 +4,36 @@ import { HttpApiBuilder } from "effect/http-api"
 import { BasaltApi } from "../Api.ts"
 import { AuditRepo } from "../audit/AuditRepo.ts"
 import { AppConfig } from "../config/AppConfig.ts"
-import { Conflict, Forbidden, InvalidGrant, NotFound, Unauthorized, UnsupportedGrantType, ValidationFailed } from "../http/ApiError.ts"
+import { Conflict, Forbidden, InvalidGrant, NotFound, UnsupportedGrantType, ValidationFailed } from "../http/ApiError.ts"
 import { decodeCursor, encodeCursor, invalidCursor, pageOf } from "../http/PageCursor.ts"
-import { roleRank } from "./Accounts.ts"
+import { roleRank, type TokenPair, type TokenRequest } from "./Accounts.ts"
 import { sessionCookieName, withoutSessionCookies } from "./BrowserSession.ts"
 import { CurrentUser } from "./Authentication.ts"
 import { CallerCache } from "./CallerCache.ts"
 import { PasswordHasher } from "./PasswordHasher.ts"
 import { ApiKeysRepo, newApiKeySecret } from "./ApiKeysRepo.ts"
-import { newRefreshToken, SessionsRepo } from "./SessionsRepo.ts"
+import { SessionsRepo } from "./SessionsRepo.ts"
 import { publicUser, SignIn } from "./SignIn.ts"
 import { UsersRepo } from "./UsersRepo.ts"
 
 // Tokens and session secrets are never cached (RFC 6749 section 5.1).
 const noStore = { headers: { "cache-control": "no-store" } }
+
+/** The fields `names` of a token request, each of which its grant needs (422 naming those missing). */
+const requireGrantFields = <K extends "username" | "password" | "refresh_token">(
+  request: typeof TokenRequest.Type,
+  names: ReadonlyArray<K>
+): Effect.Effect<{ readonly [Name in K]: string }, ValidationFailed> => {
+  const missing = names.filter((name) => request[name] === undefined)
+  return missing.length === 0
+    ? Effect.succeed(request as { readonly [Name in K]: string })
+    : Effect.fail(
+        new ValidationFailed({
+          message: `The ${request.grant_type} grant needs ${missing.join(" and ")}`,
+          details: missing.map((name) => ({ path: name, message: `Required with grant_type ${request.grant_type}` }))
+        })
+      )
+}
 
 export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =>
   Effect.gen(function* () {
@@ -28,6 +44,27 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
     const audit = yield* AuditRepo
     const callers = yield* CallerCache
     const signIn = yield* SignIn
+
+    // RFC 6749: the password grant (4.3) and the refresh grant (6); any failure of either is `invalid_grant`.
+    const grant = (request: typeof TokenRequest.Type): Effect.Effect<TokenPair, InvalidGrant | UnsupportedGrantType | ValidationFailed> => {
+      switch (request.grant_type) {
+        case "password":
+          return Effect.flatMap(requireGrantFields(request, ["username", "password"]), ({ username, password }) =>
+            signIn.checkPassword(username, password).pipe(
+              Effect.mapError(() => new InvalidGrant({ message: "Incorrect email or password" })),
+              Effect.flatMap((user) => signIn.withTokens(user, "password_grant"))
+            )
+          )
+        case "refresh_token":
+          return Effect.flatMap(requireGrantFields(request, ["refresh_token"]), ({ refresh_token }) =>
+            Effect.mapError(signIn.refresh(refresh_token), (refused) => new InvalidGrant({ message: refused.message }))
+          )
+        default:
+          return Effect.fail(
+            new UnsupportedGrantType({ message: `Only the password and refresh_token grants are supported, not ${request.grant_type}` })
+          )
+      }
+    }
 
     return (
       handlers
@@ -57,42 +94,19 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
           )
         )
         .handle("issueToken", ({ payload }) =>
-          Effect.gen(function* () {
-            if (payload.grant_type !== "password") {
-              return yield* new UnsupportedGrantType({ message: `Only the password grant is supported, not ${payload.grant_type}` })
-            }
-            const user = yield* signIn
-              .checkPassword(payload.username, payload.password)
-              .pipe(Effect.mapError(() => new InvalidGrant({ message: "Incorrect email or password" })))
-            const issued = yield* signIn.withTokens(user, "password_grant")
-            return HttpServerResponse.jsonUnsafe(
+          Effect.map(grant(payload), (issued) =>
+            HttpServerResponse.jsonUnsafe(
               {
                 access_token: issued.access_token,
-                token_type: "bearer",
+                token_type: issued.token_type,
                 expires_in: issued.expires_in,
                 refresh_token: issued.refresh_token
               },
               noStore
             )
-          })
+          )
         )
-        .handle("refreshSession", ({ payload }) =>
-          Effect.gen(function* () {
-            const next = newRefreshToken()
-            const outcome = yield* Effect.orDie(sessions.rotate(payload.refresh_token, next))
-            switch (outcome._tag) {
-              case "Rotated":
-                return yield* signIn.tokenPair(outcome.user, outcome.user.session_id, next)
-              case "Replayed":
-                yield* callers.invalidateAll
-                return yield* new Unauthorized({
-                  message: "This refresh token was already used; the session has been revoked"
-                })
-              case "Invalid":
-                return yield* new Unauthorized({ message: "The refresh token is invalid or expired" })
-            }
-          })
-        )
+        .handle("refreshSession", ({ payload }) => signIn.refresh(payload.refresh_token))
         // With an API key there is no session to end. A browser also forgets its session cookies.
         .handle("logout", () =>
           Effect.gen(function* () {
@@ -228,7 +242,7 @@ export const ApiKeysHttpLive = HttpApiBuilder.group(BasaltApi, "api-keys", (hand
           }
           if (payload.expires_at !== undefined && payload.expires_at.getTime() <= Date.now()) {
             return yield* new ValidationFailed({
-              message: "The request does not match the schema",
+              message: "The request body is invalid: expires_at: Must be in the future",
               details: [{ path: "expires_at", message: "Must be in the future" }]
             })
           }

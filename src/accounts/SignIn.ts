@@ -11,6 +11,7 @@ import { Unauthorized } from "../http/ApiError.ts"
 import type { BrowserSession, TokenPair, User } from "./Accounts.ts"
 import { AccessTokens } from "./AccessTokens.ts"
 import { csrfTokenOf, newSessionCookieToken, withSessionCookies } from "./BrowserSession.ts"
+import { CallerCache } from "./CallerCache.ts"
 import { PasswordHasher } from "./PasswordHasher.ts"
 import { newRefreshToken, SessionsRepo } from "./SessionsRepo.ts"
 import { UsersRepo } from "./UsersRepo.ts"
@@ -33,9 +34,11 @@ export class SignIn extends Context.Service<SignIn>()("basalt/SignIn", {
     const hasher = yield* PasswordHasher
     const tokens = yield* AccessTokens
     const audit = yield* AuditRepo
+    const callers = yield* CallerCache
 
     const tokenPair = (user: User, sessionId: string, refreshToken: string): Effect.Effect<TokenPair> =>
       Effect.map(tokens.issue({ userId: user.id, sessionId }), (accessToken) => ({
+        kind: "token_pair" as const,
         access_token: accessToken,
         token_type: "Bearer" as const,
         expires_in: tokens.ttlSeconds,
@@ -83,6 +86,7 @@ export class SignIn extends Context.Service<SignIn>()("basalt/SignIn", {
         yield* Effect.orDie(sessions.create(user.id, newRefreshToken(), lifetime, cookieToken))
         yield* recordSignIn(user, method)
         const session = {
+          kind: "browser_session" as const,
           csrf_token: csrfTokenOf(cookieToken),
           expires_at: new Date(Date.now() + Duration.toMillis(lifetime)),
           user: publicUser(user)
@@ -90,7 +94,26 @@ export class SignIn extends Context.Service<SignIn>()("basalt/SignIn", {
         return withSessionCookies(respond(session), cookieToken, lifetime)
       })
 
-    return { checkPassword, withTokens, withCookie, tokenPair } as const
+    /**
+     * The session of `presented` continued with new tokens; the presented refresh token stops
+     * working. One presented again after its rotation revokes the whole session (stolen or replayed).
+     */
+    const refresh = (presented: string): Effect.Effect<TokenPair, Unauthorized> =>
+      Effect.gen(function* () {
+        const next = newRefreshToken()
+        const outcome = yield* Effect.orDie(sessions.rotate(presented, next))
+        switch (outcome._tag) {
+          case "Rotated":
+            return yield* tokenPair(outcome.user, outcome.user.session_id, next)
+          case "Replayed":
+            yield* callers.invalidateAll
+            return yield* new Unauthorized({ message: "This refresh token was already used; the session has been revoked" })
+          case "Invalid":
+            return yield* new Unauthorized({ message: "The refresh token is invalid or expired" })
+        }
+      })
+
+    return { checkPassword, withTokens, withCookie, refresh } as const
   })
 }) {
   static readonly layer = Layer.effect(this, this.make).pipe(Layer.provide([UsersRepo.layer, SessionsRepo.layer, AuditRepo.layer]))

@@ -21,13 +21,14 @@ export class SingleSignOnApi extends HttpApiGroup.make("oidc")
         query: op.query(Schema.Struct({ return_to: Schema.optional(ReturnTo) })),
         success: op.empty(302),
         error: [NotFound, BadGateway, ValidationFailed]
-      }).pipe(withQuery({ unknownParams: "ignore" }))
+      }).pipe(withQuery())
     )
   )
   .add(
     endpoint("completeOidcSignIn", (op) =>
       HttpApiEndpoint.get(op.name, "/api/v1/auth/oidc/callback", {
-        // The provider's redirect carries parameters of its own (`iss`, `session_state`…).
+        // The provider's redirect carries parameters of its own (`iss`, `session_state`…), which
+        // an OAuth 2.0 client must ignore (RFC 6749, 4.1.2).
         query: op.query(
           Schema.Struct({
             code: text(4096),

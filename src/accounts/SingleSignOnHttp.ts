@@ -4,13 +4,14 @@
  * by a short-lived cookie, so a sign-in started by someone else cannot be completed here (login
  * CSRF). The end is the same browser session a password login with `session_cookie` gets.
  */
-import { Duration, Effect, Layer, Option } from "effect"
+import { Duration, Effect, Exit, Layer, Option, Schema } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import { BasaltApi } from "../Api.ts"
 import { AuditRepo } from "../audit/AuditRepo.ts"
 import { BadGateway, Forbidden, NotFound, Unauthorized } from "../http/ApiError.ts"
+import { Email } from "./Accounts.ts"
 import { OidcProvider, type ProviderUnavailable, type SignInRejected } from "./OidcProvider.ts"
 import { SignIn } from "./SignIn.ts"
 import { SingleSignOnRepo } from "./SingleSignOnRepo.ts"
@@ -108,6 +109,13 @@ export const SingleSignOnHttpLive = HttpApiBuilder.group(BasaltApi, "oidc", (han
             return yield* refuse(new Forbidden({ message: "The identity provider did not vouch for an email address" }), {
               reason: "email_unverified",
               subject: identity.subject
+            })
+          }
+          // Every account's email is one the contract's `format: email` accepts, as at registration.
+          if (!Exit.isSuccess(Schema.decodeUnknownExit(Email)(email))) {
+            return yield* refuse(new Forbidden({ message: "The identity provider's email address is not one this server accepts" }), {
+              reason: "email_unsupported",
+              email
             })
           }
           const allowed = oidc.config.allowedDomains

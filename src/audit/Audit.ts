@@ -1,6 +1,7 @@
 /** The audit log as the contract names it. */
 import { Schema } from "effect"
 import { contractBody } from "../contract/Contract.ts"
+import { DateTime, QueryInt } from "../contract/Formats.ts"
 import { Uuid } from "../contract/Uuid.ts"
 
 export const AuditAction = contractBody(
@@ -14,7 +15,9 @@ export const AuditAction = contractBody(
     "user_reactivated",
     "password_changed",
     "api_key_created",
-    "api_key_revoked"
+    "api_key_revoked",
+    "collection_member_set",
+    "collection_member_not_found"
   ])
 )
 export type AuditAction = typeof AuditAction.Type
@@ -40,8 +43,8 @@ export const AuditPage = contractBody(
 export const AuditQuery = Schema.Struct({
   action: Schema.optional(AuditAction),
   actor_id: Schema.optional(Uuid),
-  since: Schema.optional(Schema.DateFromString),
-  until: Schema.optional(Schema.DateFromString),
-  limit: Schema.optional(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 100 }))),
+  since: Schema.optional(DateTime),
+  until: Schema.optional(DateTime),
+  limit: Schema.optional(QueryInt.check(Schema.isBetween({ minimum: 1, maximum: 100 }))),
   cursor: Schema.optional(Schema.String.check(Schema.isMaxLength(200)))
 })

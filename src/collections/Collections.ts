@@ -1,5 +1,6 @@
 /** Collections as the contract names them. */
 import { Schema } from "effect"
+import { Email } from "../accounts/Accounts.ts"
 import { contractBody } from "../contract/Contract.ts"
 import { Uuid } from "../contract/Uuid.ts"
 
@@ -56,3 +57,12 @@ export const CollectionMember = contractBody(
 export const CollectionMemberList = contractBody("CollectionMemberList", Schema.Struct({ items: Schema.Array(CollectionMember) }))
 
 export const SetCollectionMemberRequest = contractBody("SetCollectionMemberRequest", Schema.Struct({ role: CollectionRole }))
+
+/** Who is to be a member: by email (what a colleague can tell the owner) or by id, exactly one. */
+export const AddCollectionMemberRequest = contractBody(
+  "AddCollectionMemberRequest",
+  Schema.Union([
+    contractBody("CollectionMemberByEmail", Schema.Struct({ email: Email, role: CollectionRole })),
+    contractBody("CollectionMemberById", Schema.Struct({ user_id: Uuid, role: CollectionRole }))
+  ])
+)

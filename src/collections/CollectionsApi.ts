@@ -7,6 +7,7 @@ import { Conflict, Forbidden, NotFound, ValidationFailed } from "../http/ApiErro
 import { withBody } from "../http/RequestBody.ts"
 import { withPath, withQuery } from "../http/RequestParams.ts"
 import {
+  AddCollectionMemberRequest,
   Collection,
   CollectionMember,
   CollectionMemberList,
@@ -75,6 +76,16 @@ export class CollectionsApi extends HttpApiGroup.make("collections")
         success: op.response(200, "application/json", CollectionMemberList),
         error: [NotFound, ValidationFailed]
       }).pipe(withPath)
+    )
+  )
+  .add(
+    endpoint("addCollectionMember", (op) =>
+      HttpApiEndpoint.post(op.name, "/api/v1/collections/:collection_id/members", {
+        params: op.path(CollectionPath),
+        payload: op.payload("application/json", AddCollectionMemberRequest),
+        success: op.response(200, "application/json", CollectionMember),
+        error: [NotFound, Forbidden, Conflict, ValidationFailed]
+      }).pipe(withPath, withBody())
     )
   )
   .add(

@@ -3,13 +3,14 @@ import { HttpApiBuilder } from "effect/http-api"
 import { CurrentUser } from "../accounts/Authentication.ts"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import { BasaltApi } from "../Api.ts"
+import { AuditRepo } from "../audit/AuditRepo.ts"
 import { changeable } from "../documents/DocumentPolicy.ts"
 import { DocumentsRepo } from "../documents/DocumentsRepo.ts"
 import { decodeCursor, encodeCursor, pageOf } from "../http/PageCursor.ts"
 import { Conflict, NotFound } from "../http/ApiError.ts"
 import { authorizeCollection, type CollectionAction, collectionNotFound } from "./CollectionPolicy.ts"
-import type { Collection } from "./Collections.ts"
-import { type CollectionRow, CollectionsRepo, type MembershipChange } from "./CollectionsRepo.ts"
+import type { Collection, CollectionRole } from "./Collections.ts"
+import { type CollectionRow, CollectionsRepo, type MembershipChange, type MemberToBe } from "./CollectionsRepo.ts"
 
 const toCollection = ({ created_at_exact: _, ...collection }: CollectionRow): Collection => collection
 
@@ -19,6 +20,7 @@ export const CollectionsHttpLive = HttpApiBuilder.group(BasaltApi, "collections"
   Effect.gen(function* () {
     const collections = yield* CollectionsRepo
     const documents = yield* DocumentsRepo
+    const audit = yield* AuditRepo
 
     /** The collection, if the caller may do `action` with it (404 when they may not even see it). */
     const authorized = (caller: Caller, collectionId: string, action: CollectionAction, options?: { readonly lock?: boolean }) =>
@@ -39,6 +41,39 @@ export const CollectionsHttpLive = HttpApiBuilder.group(BasaltApi, "collections"
           return Effect.succeed(change.member)
       }
     }
+
+    /**
+     * Makes `person` a member with `role`. Only who may manage the collection gets as far as the
+     * lookup, and every lookup is audited, found or not (outside the transaction, which a refusal
+     * would roll back), so that guessing emails shows in the log.
+     */
+    const setMember = (collectionId: string, person: MemberToBe, role: CollectionRole) =>
+      Effect.gen(function* () {
+        const caller = yield* CurrentUser
+        // The collection is locked: two owners demoting each other at once cannot leave none.
+        const change = yield* collections.withTransaction(
+          Effect.gen(function* () {
+            yield* authorized(caller, collectionId, "manage", { lock: true })
+            return yield* collections.setMember(collectionId, person, role)
+          })
+        )
+        if (change._tag === "NoSuchUser") {
+          yield* audit.record({
+            action: "collection_member_not_found",
+            actorId: caller.id,
+            subjectId: null,
+            details: { collection_id: collectionId, ...person }
+          })
+        } else if (change._tag === "Done") {
+          yield* audit.record({
+            action: "collection_member_set",
+            actorId: caller.id,
+            subjectId: change.member!.user_id,
+            details: { collection_id: collectionId, role, ...("email" in person ? { by: "email" } : { by: "user_id" }) }
+          })
+        }
+        return (yield* membershipResult(change))!
+      }).pipe(Effect.catchTag("SqlError", Effect.die))
 
     return handlers
       .handle("createCollection", ({ payload }) =>
@@ -85,19 +120,10 @@ export const CollectionsHttpLive = HttpApiBuilder.group(BasaltApi, "collections"
           return { items: yield* collections.members(params.collection_id) }
         }).pipe(Effect.catchTag("SqlError", Effect.die))
       )
-      .handle("setCollectionMember", ({ params, payload }) =>
-        Effect.gen(function* () {
-          const caller = yield* CurrentUser
-          // The collection is locked: two owners demoting each other at once cannot leave none.
-          const member = yield* collections.withTransaction(
-            Effect.gen(function* () {
-              yield* authorized(caller, params.collection_id, "manage", { lock: true })
-              return yield* membershipResult(yield* collections.setMember(params.collection_id, params.user_id, payload.role))
-            })
-          )
-          return member!
-        }).pipe(Effect.catchTag("SqlError", Effect.die))
+      .handle("addCollectionMember", ({ params, payload }) =>
+        setMember(params.collection_id, "email" in payload ? { email: payload.email } : { user_id: payload.user_id }, payload.role)
       )
+      .handle("setCollectionMember", ({ params, payload }) => setMember(params.collection_id, { user_id: params.user_id }, payload.role))
       .handle("removeCollectionMember", ({ params }) =>
         Effect.gen(function* () {
           const caller = yield* CurrentUser
@@ -127,4 +153,4 @@ export const CollectionsHttpLive = HttpApiBuilder.group(BasaltApi, "collections"
         }).pipe(Effect.catchTag("SqlError", Effect.die))
       )
   })
-).pipe(Layer.provide([CollectionsRepo.layer, DocumentsRepo.layer]))
+).pipe(Layer.provide([CollectionsRepo.layer, DocumentsRepo.layer, AuditRepo.layer]))

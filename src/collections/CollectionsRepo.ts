@@ -28,6 +28,9 @@ export interface MemberRow {
 }
 
 /** What a membership change would do to the collection's owners. */
+/** Who is to be a member: by id, or by email (as accounts store it: trimmed, lower-cased). */
+export type MemberToBe = { readonly user_id: string } | { readonly email: string }
+
 export type MembershipChange =
   | { readonly _tag: "Done"; readonly member: MemberRow | undefined }
   | { readonly _tag: "NoSuchUser" }
@@ -134,10 +137,15 @@ export class CollectionsRepo extends Context.Service<CollectionsRepo>()("basalt/
       )
 
     /** Run inside a transaction that locked the collection (`access` with `lock`). */
-    const setMember = (collectionId: string, userId: string, role: CollectionRole) =>
+    /** An unknown and a deactivated account are the same NoSuchUser, by id or by email alike. */
+    const setMember = (collectionId: string, person: MemberToBe, role: CollectionRole) =>
       Effect.gen(function* () {
-        const [user] = yield* sql<{ id: string }>`SELECT id FROM users WHERE id = ${userId} AND active`
+        const [user] =
+          "email" in person
+            ? yield* sql<{ id: string }>`SELECT id FROM users WHERE email = ${person.email} AND active`
+            : yield* sql<{ id: string }>`SELECT id FROM users WHERE id = ${person.user_id} AND active`
         if (user === undefined) return { _tag: "NoSuchUser" } as MembershipChange
+        const userId = user.id
         if (role !== "owner" && (yield* otherOwners(collectionId, userId)) === 0) {
           const current = yield* memberOf(collectionId, userId)
           if (current?.role === "owner") return { _tag: "LastOwner" } as MembershipChange

@@ -2,7 +2,7 @@
  * Every setting Basalt reads, from environment variables, validated once at start.
  * `.env.example` and the README's configuration table list the same variables.
  */
-import { Config, Context, Duration, Effect, type LogLevel, Option, Redacted, Result, Schema, SchemaIssue } from "effect"
+import { Config, ConfigProvider, Context, Duration, Effect, type LogLevel, Option, Redacted, Result, Schema, SchemaIssue } from "effect"
 import { type Cidr, parseTrustedProxies } from "../http/ClientIp.ts"
 import { parseRateLimit, type RateLimit } from "../ratelimit/RateLimitPolicy.ts"
 
@@ -17,6 +17,8 @@ export interface AppConfigShape {
   readonly bodyLimitBytes: number
   /** Per file of POST /api/v1/documents/upload (multipart bodies are exempt from bodyLimitBytes). */
   readonly uploadLimitBytes: number
+  /** How long the whole multipart body of an upload may take to arrive (408 after). */
+  readonly uploadTimeout: Duration.Duration
   readonly shutdownGrace: Duration.Duration
   /** Proxies whose X-Forwarded-For is believed (see ClientIp). */
   readonly trustedProxies: ReadonlyArray<Cidr>
@@ -32,6 +34,12 @@ export interface AppConfigShape {
     readonly poolMax: number
     readonly connectTimeout: Duration.Duration
     readonly idleTimeout: Duration.Duration
+    /** The longest a statement may run; past it, it is cancelled (a 503 for a request). */
+    readonly statementTimeout: Duration.Duration
+    /** The longest a statement waits for a pooled connection. */
+    readonly acquireTimeout: Duration.Duration
+    /** How long a starting server waits for an unavailable database before it gives up. */
+    readonly startupWait: Duration.Duration
     readonly ssl: DatabaseSsl
     readonly sslCaFile: Option.Option<string>
   }
@@ -81,6 +89,8 @@ export interface EmbeddingsConfig {
     /** None: the model's own size, learnt from the provider at start. */
     readonly dimensions: Option.Option<number>
     readonly apiKey: Option.Option<Redacted.Redacted>
+    /** Semantic search's floor for this model (cosine similarity); None: 0. */
+    readonly minimumSimilarity: Option.Option<number>
   }>
   readonly batchSize: number
   readonly concurrency: number
@@ -144,14 +154,18 @@ const text = (name: string, message: string, valid: (value: string) => boolean) 
 const byteSize = (name: string) => parsed(name, parseByteSize)
 
 /** `10 seconds`, `500 millis`, `2 minutes`: what `Duration.fromInput` reads. */
-const duration = (name: string) =>
-  parsed(name, (text) =>
-    // Any text may be tried: fromInput answers None for what it cannot read.
-    Option.match(Duration.fromInput(text.trim() as Duration.Input), {
-      onNone: () => Result.fail(`expected a duration such as 10 seconds, 500 millis or 2 minutes, got "${text}"`),
-      onSome: Result.succeed
-    })
-  )
+const parseDuration = (text: string): Result.Result<Duration.Duration, string> =>
+  // Any text may be tried: fromInput answers None for what it cannot read.
+  Option.match(Duration.fromInput(text.trim() as Duration.Input), {
+    onNone: () => Result.fail(`expected a duration such as 10 seconds, 500 millis or 2 minutes, got "${text}"`),
+    onSome: Result.succeed
+  })
+
+const duration = (name: string) => parsed(name, parseDuration)
+
+/** A bound on a wait: 0 would refuse everything. */
+const positiveDuration = (name: string) =>
+  parsed(name, (text) => Result.flatMap(parseDuration(text), must("must be longer than 0", Duration.isPositive)))
 
 /** A rate limit (`10/1m`), `off` (None), or the default when unset or empty. */
 const rateLimit = (name: string, fallback: RateLimit) =>
@@ -293,17 +307,26 @@ const embeddingsConfig: Config.Config<EmbeddingsConfig> = all({
     ),
     (dimensions) => dimensions === 0
   ),
+  minimumSimilarity: optional(
+    parsed("BASALT_EMBEDDINGS_MIN_SIMILARITY", (text) =>
+      text.trim() === "" || (/^\s*-?(\d+(\.\d*)?|\.\d+)\s*$/.test(text) && Math.abs(Number(text)) <= 1)
+        ? Result.succeed(text.trim() === "" ? Number.NaN : Number(text))
+        : Result.fail("must be a cosine similarity, a number from -1 to 1")
+    ),
+    Number.isNaN
+  ),
   // Validated as text, then wrapped: the message names no value.
   apiKey: optional(Config.String("BASALT_EMBEDDINGS_API_KEY").pipe(Config.map(Redacted.make)), (key) => Redacted.value(key).trim() === ""),
   batchSize: positiveInt("BASALT_EMBEDDINGS_BATCH_SIZE").pipe(Config.withDefault(64)),
   concurrency: positiveInt("BASALT_EMBEDDINGS_CONCURRENCY").pipe(Config.withDefault(4)),
   timeout: duration("BASALT_EMBEDDINGS_TIMEOUT").pipe(Config.withDefault(Duration.seconds(60)))
 }).pipe(
-  Config.mapEffect(({ apiKey, batchSize, concurrency, dimensions, model, timeout, url }) => {
+  Config.mapEffect(({ apiKey, batchSize, concurrency, dimensions, minimumSimilarity, model, timeout, url }) => {
     if (Option.isNone(url)) {
       const set = [
         Option.isSome(model) ? "BASALT_EMBEDDINGS_MODEL" : undefined,
-        Option.isSome(dimensions) ? "BASALT_EMBEDDINGS_DIMENSIONS" : undefined
+        Option.isSome(dimensions) ? "BASALT_EMBEDDINGS_DIMENSIONS" : undefined,
+        Option.isSome(minimumSimilarity) ? "BASALT_EMBEDDINGS_MIN_SIMILARITY" : undefined
       ].filter((name) => name !== undefined)
       const problems = set.map((name) =>
         invalid(name, "applies to a provider: set BASALT_EMBEDDINGS_URL too, or leave it empty for the built-in model")
@@ -319,7 +342,7 @@ const embeddingsConfig: Config.Config<EmbeddingsConfig> = all({
       return Effect.fail(refuse([invalid("BASALT_EMBEDDINGS_MODEL", "is required when BASALT_EMBEDDINGS_URL is set")]))
     }
     return Effect.succeed<EmbeddingsConfig>({
-      provider: Option.some({ url: url.value.trim(), model: model.value.trim(), dimensions, apiKey }),
+      provider: Option.some({ url: url.value.trim(), model: model.value.trim(), dimensions, apiKey, minimumSimilarity }),
       batchSize,
       concurrency,
       timeout
@@ -344,7 +367,7 @@ const indexingConfig = all({
   )
 )
 
-export const appConfig: Config.Config<AppConfigShape> = all({
+const variables: Config.Config<AppConfigShape> = all({
   port: integer("PORT", "must be a port number from 0 to 65535 (0 picks a free port)", (n) => n >= 0 && n <= 65535).pipe(
     Config.withDefault(8080)
   ),
@@ -354,6 +377,7 @@ export const appConfig: Config.Config<AppConfigShape> = all({
   corsOrigins: list("BASALT_CORS_ORIGINS").pipe(Config.withDefault([])),
   bodyLimitBytes: byteSize("BASALT_BODY_LIMIT").pipe(Config.withDefault(1024 * 1024)),
   uploadLimitBytes: byteSize("BASALT_UPLOAD_LIMIT").pipe(Config.withDefault(25 * 1024 * 1024)),
+  uploadTimeout: positiveDuration("BASALT_UPLOAD_TIMEOUT").pipe(Config.withDefault(Duration.seconds(60))),
   shutdownGrace: duration("BASALT_SHUTDOWN_GRACE").pipe(Config.withDefault(Duration.seconds(10))),
   trustedProxies: parsed("BASALT_TRUSTED_PROXIES", parseTrustedProxies).pipe(Config.withDefault([])),
   rateLimits: all({
@@ -365,6 +389,9 @@ export const appConfig: Config.Config<AppConfigShape> = all({
     poolMax: positiveInt("DATABASE_POOL_MAX").pipe(Config.withDefault(10)),
     connectTimeout: duration("DATABASE_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
     idleTimeout: duration("DATABASE_IDLE_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
+    statementTimeout: positiveDuration("DATABASE_STATEMENT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
+    acquireTimeout: positiveDuration("DATABASE_ACQUIRE_TIMEOUT").pipe(Config.withDefault(Duration.seconds(5))),
+    startupWait: duration("BASALT_DATABASE_WAIT").pipe(Config.withDefault(Duration.seconds(60))),
     ssl: oneOf("DATABASE_SSL", ["disable", "require", "verify-full"]).pipe(Config.withDefault("disable" as const)),
     sslCaFile: optional(Config.String("DATABASE_SSL_CA_FILE"), (file) => file.trim() === "")
   }),
@@ -402,6 +429,21 @@ export const appConfig: Config.Config<AppConfigShape> = all({
     serviceName: Config.String("OTEL_SERVICE_NAME").pipe(Config.withDefault("basalt"))
   })
 })
+
+/**
+ * `NAME=` (or blanks) counts as unset, for every variable: `.env` files and orchestrators write an
+ * empty value for what they leave at its default.
+ */
+const emptyAsUnset = (provider: ConfigProvider.ConfigProvider) =>
+  ConfigProvider.make((path) =>
+    Effect.map(provider.load(path), (node) => (node?._tag === "Value" && node.value.trim() === "" ? undefined : node))
+  )
+
+/** The configuration as read from `provider`, or every refused variable. */
+export const parseAppConfig = (provider: ConfigProvider.ConfigProvider) => variables.parse(emptyAsUnset(provider))
+
+/** The configuration from the ConfigProvider in force (the environment, unless replaced). */
+export const readAppConfig = Effect.flatMap(ConfigProvider.ConfigProvider, parseAppConfig)
 
 const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1()
 

@@ -12,6 +12,7 @@
  */
 import { HttpApiSchema } from "effect/http-api"
 import type { Schema } from "effect"
+import { refusingUnstorableText } from "../http/StorableText.ts"
 import type { components, operations, paths } from "./openapi.gen.ts"
 
 export type OperationId = keyof operations
@@ -97,13 +98,15 @@ export type OperationAt<Op extends OperationId, Name extends string, Method exte
   : { readonly contractMismatch: `the endpoint of ${Op} is named ${Name}` }
 
 // The contract's media type decides how a body is read; multipart is left to the Schema
-// (`HttpApiSchema.asMultipartStream()` or `asMultipart()`), which also decides the handler's type.
+// (`HttpApiSchema.asMultipartStream()` or `asMultipart()`), which also decides the handler's type,
+// and its handler decodes the fields (`decodeInput`). Every other input refuses text Postgres
+// cannot store (src/http/StorableText.ts).
 const withPayloadEncoding = <S extends Schema.Top>(schema: S, contentType: string): S["Rebuild"] =>
   contentType === "multipart/form-data"
     ? schema
     : contentType === "application/x-www-form-urlencoded"
-      ? HttpApiSchema.asFormUrlEncoded({ contentType })(schema)
-      : HttpApiSchema.asJson({ contentType })(schema)
+      ? HttpApiSchema.asFormUrlEncoded({ contentType })(refusingUnstorableText(schema))
+      : HttpApiSchema.asJson({ contentType })(refusingUnstorableText(schema))
 
 /**
  * The checks of one operation of openapi.yaml: its parameters, request body and responses, each
@@ -112,9 +115,9 @@ const withPayloadEncoding = <S extends Schema.Top>(schema: S, contentType: strin
 export const operation = <Op extends OperationId & string>(op: Op) => ({
   name: op,
   path: <S extends Schema.Top>(schema: S & MatchesParameters<S["Encoded"], Params<Op, "path">, `${Op} path parameters`>): S["Rebuild"] =>
-    annotate(schema, `${op} path`),
+    annotate(refusingUnstorableText(schema), `${op} path`),
   query: <S extends Schema.Top>(schema: S & MatchesParameters<S["Encoded"], Params<Op, "query">, `${Op} query parameters`>): S["Rebuild"] =>
-    annotate(schema, `${op} query`),
+    annotate(refusingUnstorableText(schema), `${op} query`),
   /** The request body, read as `contentType` says. */
   payload: <ContentType extends keyof RequestContent<Op> & string, S extends Schema.Top>(
     contentType: ContentType,

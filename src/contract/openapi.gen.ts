@@ -46,6 +46,27 @@ export interface paths {
         readonly patch?: never;
         readonly trace?: never;
     };
+    readonly "/": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        /**
+         * Where to start
+         * @description Sends a browser to the interactive documentation, /docs (Swagger UI). The reference
+         *     documentation is at /redoc (ReDoc), the contract itself at /openapi.yaml and /openapi.json.
+         */
+        readonly get: operations["getRoot"];
+        readonly put?: never;
+        readonly post?: never;
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
     readonly "/openapi.json": {
         readonly parameters: {
             readonly query?: never;
@@ -183,10 +204,12 @@ export interface paths {
         readonly get?: never;
         readonly put?: never;
         /**
-         * OAuth2 password grant
-         * @description RFC 6749's resource owner password grant, form-encoded, as OAuth2 tools send it. A wrong
-         *     email or password is 400 `invalid_grant`; a grant type other than `password` is 400
-         *     `unsupported_grant_type`.
+         * OAuth2 password and refresh grants
+         * @description RFC 6749's resource owner password grant (section 4.3) and refresh grant (section 6),
+         *     form-encoded, as OAuth2 tools send them. The refresh grant rotates the refresh token
+         *     exactly as POST /api/v1/auth/refresh does. A wrong email or password, or a refresh token
+         *     that is invalid, expired or already used (which revokes its session), is 400
+         *     `invalid_grant`; another grant type is 400 `unsupported_grant_type`.
          */
         readonly post: operations["issueToken"];
         readonly delete?: never;
@@ -355,8 +378,8 @@ export interface paths {
         /**
          * The audit log
          * @description Sign-ins (successful and failed), account creation, role changes, deactivations and
-         *     reactivations, password changes, API key creation and revocation. Newest first, a page
-         *     at a time.
+         *     reactivations, password changes, API key creation and revocation, and collection
+         *     memberships set (found or not). Newest first, a page at a time.
          */
         readonly get: operations["listAuditEvents"];
         readonly put?: never;
@@ -443,7 +466,8 @@ export interface paths {
          * List the documents the caller may see
          * @description Most recently updated first, a page at a time, with the total of all matching documents.
          *     The caller sees their own documents, those in collections they are a member of, public
-         *     documents, and admins see all. An unknown query parameter is refused with 422.
+         *     documents, and admins see all. Every filter given must hold; inside one list, any value. An
+         *     unknown query parameter is refused with 422.
          */
         readonly get: operations["listDocuments"];
         readonly put?: never;
@@ -532,9 +556,13 @@ export interface paths {
          * @description One or more files (txt, md, html, pdf, docx, csv, json), each becoming one document queued for
          *     indexing. The type is sniffed from the bytes, not taken from the name or the part's
          *     Content-Type. Files are streamed to a temporary directory, never held whole in memory, and
-         *     removed once the request ends. A file over BASALT_UPLOAD_LIMIT: 413; a type that is not
-         *     supported: 415; a file its parser cannot read: 422 with the parser's reason. If any file fails,
-         *     no document is created.
+         *     removed once the request ends, however it ends. A file over BASALT_UPLOAD_LIMIT, more than
+         *     100 files, or more parts than 100 files and their fields: 413 naming the limit; a body that
+         *     is not well-formed multipart (no boundary, a part's headers not ended by a blank line, no
+         *     closing boundary): 400; a body that does not arrive in full within BASALT_UPLOAD_TIMEOUT:
+         *     408; a type that is not supported: 415; a file its parser cannot read (nested too deeply,
+         *     say): 422 with the reason. If any file fails, no document is created. Text taken from a file
+         *     is stored without U+0000 characters, and with lone surrogates replaced by U+FFFD.
          */
         readonly post: operations["uploadDocuments"];
         readonly delete?: never;
@@ -566,7 +594,9 @@ export interface paths {
          *     event: deleted
          *     data: {"document_id": "...", "revision": 3, "deleted_at": "..."}
          *     ```
-         *     whose data is a DocumentDeletedEvent. A deletion goes to those who could see the document
+         *     whose data is a DocumentDeletedEvent. For generators, the 200 answer types each event twice:
+         *     `itemSchema` (OpenAPI 3.2; a DocumentEvent) and `x-sse-events`, a map from each event name
+         *     to the schema of its `data`. A deletion goes to those who could see the document
          *     when it was deleted: its owner, anyone if it was public, admins, and the current members of
          *     the collections it was in then. Deletions are remembered for 7 days: a stream resumed from
          *     an older `Last-Event-ID` may have missed some (list the documents again then). Losing
@@ -700,7 +730,17 @@ export interface paths {
         /** A collection's members */
         readonly get: operations["listCollectionMembers"];
         readonly put?: never;
-        readonly post?: never;
+        /**
+         * Add a member by email, or change a member's role
+         * @description Owners and admins only. The person is named by `email` (what a colleague can tell you)
+         *     or by `user_id`, exactly one of the two. An email of no active account is 404, the same
+         *     answer whether no account has it or its account is deactivated, and the same as for an
+         *     unknown `user_id`: an owner learns no more than whether the person can be added, and no one
+         *     else can ask. Every attempt is in the audit log, found (`collection_member_set`) or not
+         *     (`collection_member_not_found`, with the email tried), so that guessing addresses shows.
+         *     Someone already a member gets the role given; demoting the last owner is 409.
+         */
+        readonly post: operations["addCollectionMember"];
         readonly delete?: never;
         readonly options?: never;
         readonly head?: never;
@@ -772,11 +812,17 @@ export interface paths {
          *     embeddings of the current embedding model) or hybrid (reciprocal-rank fusion of both, k =
          *     60; the default). Only documents the caller may read are considered: their own, those of
          *     collections they belong to, public ones; admins read all. Results are documents, each
-         *     shown by its best-matching chunk, best first.
+         *     shown by its best-matching chunk, best first; equal scores in document id order.
+         *
+         *     A search has one ranking whatever `limit` is: a page is a slice of it, and following
+         *     `next_cursor` (with any `limit`) shows every ranked document once, in the order of one
+         *     larger page. Keyword search ranks its best candidates, not every match, so its pages may
+         *     end before `total`. Semantic and hybrid search leave out chunks less similar to the query
+         *     than the embedding model's floor, so a query related to nothing finds nothing.
          *
          *     Without pgvector (a PostgreSQL server without the extension) semantic search answers
-         *     422 naming the missing extension, and hybrid search runs as keyword search, saying so in
-         *     `fallback`.
+         *     422 whose message names the missing extension, and hybrid search runs as keyword search,
+         *     saying so in `fallback`.
          */
         readonly post: operations["search"];
         readonly delete?: never;
@@ -795,7 +841,7 @@ export interface components {
         readonly RateLimitPolicyField: string;
         readonly RequestId: string;
         /** @description The one shape of every failure. */
-        readonly Error: {
+        readonly ApiError: {
             /** @description A stable machine-readable code, such as `validation_failed`. */
             readonly error: string;
             /** @description What went wrong, for a person. */
@@ -805,7 +851,11 @@ export interface components {
             readonly request_id: components["schemas"]["RequestId"];
         };
         readonly ErrorDetail: {
-            /** @description Where the problem is, as a dotted path (`body.title`, `query.limit`, `asset`). */
+            /**
+             * @description Where the problem is: the field or parameter, dotted into objects and arrays (`title`,
+             *     `metadata.a.b`, `documents.3.title`, `limit`), `(root)` for the whole body. One detail
+             *     per field, at most 20; `message` says in words what the field expects.
+             */
             readonly path: string;
             readonly message: string;
         };
@@ -899,16 +949,23 @@ export interface components {
             readonly role?: components["schemas"]["Role"];
             /**
              * Format: date-time
-             * @description When the key stops working; none by default.
+             * @description When the key stops working, in the future (a time already past is 422); none by default.
              */
             readonly expires_at?: string;
         };
+        /**
+         * @description RFC 6749's password grant (section 4.3: `username` and `password`) or refresh grant
+         *     (section 6: `refresh_token`); a field the grant needs and lacks is 422.
+         */
         readonly TokenRequest: {
-            /** @description `password` */
+            /** @description `password` or `refresh_token`; any other is 400 `unsupported_grant_type`. */
             readonly grant_type: string;
-            /** @description The account's email. */
-            readonly username: string;
-            readonly password: string;
+            /** @description The account's email; with `password`. */
+            readonly username?: string;
+            /** @description With `password`. */
+            readonly password?: string;
+            /** @description With `refresh_token`: the last one issued for the session. */
+            readonly refresh_token?: string;
             /** @description Ignored; Basalt has no scopes. */
             readonly scope?: string;
             /** @description Ignored. */
@@ -919,12 +976,12 @@ export interface components {
         readonly OAuthToken: {
             readonly access_token: string;
             /** @constant */
-            readonly token_type: "bearer";
+            readonly token_type: "Bearer";
             readonly expires_in: number;
             readonly refresh_token: string;
         };
         /** @enum {string} */
-        readonly AuditAction: "sign_in_succeeded" | "sign_in_failed" | "user_created" | "role_changed" | "user_deactivated" | "user_reactivated" | "password_changed" | "api_key_created" | "api_key_revoked";
+        readonly AuditAction: "sign_in_succeeded" | "sign_in_failed" | "user_created" | "role_changed" | "user_deactivated" | "user_reactivated" | "password_changed" | "api_key_created" | "api_key_revoked" | "collection_member_set" | "collection_member_not_found";
         readonly AuditEvent: {
             /** @description Increasing; newer events have larger ids. */
             readonly id: string;
@@ -977,6 +1034,11 @@ export interface components {
         };
         readonly BrowserSession: {
             /**
+             * @description What this answer is (the login answer's discriminator). (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            readonly kind: "browser_session";
+            /**
              * @description Send it as the `X-CSRF-Token` header with every POST, PATCH, PUT and DELETE that the
              *     cookie authenticates. Also set as the `basalt_csrf` cookie, readable by scripts.
              */
@@ -992,12 +1054,17 @@ export interface components {
             readonly refresh_token: string;
         };
         readonly TokenPair: {
+            /**
+             * @description What this answer is (the login answer's discriminator). (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            readonly kind: "token_pair";
             /** @description A JWT for `Authorization Bearer`, valid for `expires_in` seconds. */
             readonly access_token: string;
             /** @constant */
             readonly token_type: "Bearer";
             readonly expires_in: number;
-            /** @description Opaque; for POST /api/v1/auth/refresh, once. */
+            /** @description Opaque; for POST /api/v1/auth/refresh (or the refresh grant of /api/v1/auth/token), once. */
             readonly refresh_token: string;
             readonly user: components["schemas"]["User"];
         };
@@ -1015,7 +1082,11 @@ export interface components {
         readonly DocumentVisibility: "private" | "public";
         /** @description At most 10; each is trimmed and lower-cased, and repeats are dropped. */
         readonly DocumentTags: readonly string[];
-        /** @description Any JSON object of at most 16 KiB (serialised), returned as given. */
+        /**
+         * @description Any JSON object of at most 16 KiB (serialised) and at most 32 levels deep (the object
+         *     itself is level 1, each object or array inside it one more), returned as given, every key
+         *     kept (`__proto__` too). Its keys and strings must not contain U+0000 or a lone surrogate.
+         */
         readonly DocumentMetadata: {
             readonly [key: string]: unknown;
         };
@@ -1117,10 +1188,10 @@ export interface components {
         };
         readonly DocumentBatchRequest: {
             /**
-             * @description Each item is a CreateDocumentRequest. Items are validated one by one, so an item
-             *     that is not one gets a 422 result of its own instead of failing the batch.
+             * @description Items are validated one by one, so an item that is not a CreateDocumentRequest gets a
+             *     422 result of its own instead of failing the batch.
              */
-            readonly documents: readonly unknown[];
+            readonly documents: readonly components["schemas"]["CreateDocumentRequest"][];
         };
         /** @description Exactly one of `document` (2xx) and `error` (4xx, 5xx). */
         readonly DocumentBatchItemResult: {
@@ -1129,7 +1200,7 @@ export interface components {
             /** @description The status this item alone would have had: 200, 202, 403, 404, 422, ... */
             readonly status: number;
             readonly document?: components["schemas"]["Document"];
-            readonly error?: components["schemas"]["Error"];
+            readonly error?: components["schemas"]["ApiError"];
         };
         readonly DocumentBatchResult: {
             readonly results: readonly components["schemas"]["DocumentBatchItemResult"][];
@@ -1148,6 +1219,27 @@ export interface components {
             /** @description A DocumentVisibility; `private` by default. */
             readonly visibility?: string;
         };
+        /**
+         * @description One event of GET /api/v1/documents/events, as OpenAPI 3.2 describes a server-sent event
+         *     (its `itemSchema`): `event` names it and `data` is JSON, a DocumentStatusEvent for
+         *     `status` and a DocumentDeletedEvent for `deleted`. The stream's comment lines
+         *     (`: keep-alive`) are not events.
+         */
+        readonly DocumentEvent: {
+            /** @description The stream position after this event: `Last-Event-ID` when reconnecting. */
+            readonly id: string;
+            /** @enum {string} */
+            readonly event: "status" | "deleted";
+            readonly data: string;
+        } & ({
+            /** @constant */
+            readonly event: "status";
+            readonly data?: unknown;
+        } | {
+            /** @constant */
+            readonly event: "deleted";
+            readonly data?: unknown;
+        });
         /** @description The `data` of a `status` event of GET /api/v1/documents/events. */
         readonly DocumentStatusEvent: {
             /** Format: uuid */
@@ -1235,6 +1327,17 @@ export interface components {
         readonly SetCollectionMemberRequest: {
             readonly role: components["schemas"]["CollectionRole"];
         };
+        /** @description The person, by `email` or by `user_id` (exactly one), and their role. */
+        readonly AddCollectionMemberRequest: components["schemas"]["CollectionMemberByEmail"] | components["schemas"]["CollectionMemberById"];
+        readonly CollectionMemberByEmail: {
+            readonly email: components["schemas"]["Email"];
+            readonly role: components["schemas"]["CollectionRole"];
+        };
+        readonly CollectionMemberById: {
+            /** Format: uuid */
+            readonly user_id: string;
+            readonly role: components["schemas"]["CollectionRole"];
+        };
         /** @enum {string} */
         readonly SearchMode: "hybrid" | "keyword" | "semantic";
         /**
@@ -1245,7 +1348,7 @@ export interface components {
             readonly sources?: readonly string[];
             /** @description Documents with any of these tags (compared trimmed and lower-cased). */
             readonly tags?: readonly string[];
-            readonly collections?: readonly string[];
+            readonly collection_ids?: readonly string[];
             readonly document_ids?: readonly string[];
             /**
              * Format: date-time
@@ -1271,7 +1374,11 @@ export interface components {
             readonly filters?: components["schemas"]["SearchFilters"];
             /** @description Results per page (default 10). */
             readonly limit?: number;
-            /** @description A `next_cursor` of a previous page of the same search (same query, mode, filters, weights). */
+            /**
+             * @description A `next_cursor` of a previous page of the same search (same query, mode, filters,
+             *     weights; any limit). Opaque; one from another search, altered, or issued before the
+             *     server's ranking settings changed is refused (422).
+             */
             readonly cursor?: string;
             readonly weights?: components["schemas"]["SearchWeights"];
         };
@@ -1315,8 +1422,8 @@ export interface components {
              * @description How many documents (not chunks) the search found, across all pages: for keyword every
              *     readable document holding a query word, counted exactly up to a bound and a lower bound
              *     past it (see total_relation); for semantic the documents of the 1,000
-             *     nearest readable chunks; for hybrid the documents in either list (keyword's best 1,000
-             *     documents, semantic's 1,000 nearest chunks).
+             *     nearest readable chunks at or above the model's similarity floor; for hybrid the
+             *     documents in either list (keyword's ranked documents, semantic's as above).
              */
             readonly total: number;
             /**
@@ -1329,7 +1436,7 @@ export interface components {
             readonly search_time_ms: number;
             /** @description The filters as applied (tags normalised). */
             readonly filters: components["schemas"]["SearchFilters"];
-            /** @description The next page; null on the last. */
+            /** @description The next page; null on the last page of the ranking. */
             readonly next_cursor: string | null;
             /** @description Set when the requested mode could not run and another ran instead. */
             readonly fallback: components["schemas"]["SearchFallback"] | null;
@@ -1351,7 +1458,7 @@ export interface components {
                  *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
                  *     }
                  */
-                readonly "application/json": components["schemas"]["Error"];
+                readonly "application/json": components["schemas"]["ApiError"];
             };
         };
         /**
@@ -1372,7 +1479,7 @@ export interface components {
                  *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
                  *     }
                  */
-                readonly "application/json": components["schemas"]["Error"];
+                readonly "application/json": components["schemas"]["ApiError"];
             };
         };
         /** @description Nothing is at this path, or the resource does not exist for this caller. */
@@ -1390,7 +1497,7 @@ export interface components {
                  *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
                  *     }
                  */
-                readonly "application/json": components["schemas"]["Error"];
+                readonly "application/json": components["schemas"]["ApiError"];
             };
         };
         /** @description The path exists but does not answer this method; `Allow` lists the ones it does. */
@@ -1409,7 +1516,7 @@ export interface components {
                  *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
                  *     }
                  */
-                readonly "application/json": components["schemas"]["Error"];
+                readonly "application/json": components["schemas"]["ApiError"];
             };
         };
         /** @description The request body is over the configured limit (BASALT_BODY_LIMIT). */
@@ -1427,7 +1534,7 @@ export interface components {
                  *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
                  *     }
                  */
-                readonly "application/json": components["schemas"]["Error"];
+                readonly "application/json": components["schemas"]["ApiError"];
             };
         };
         /** @description The request body's Content-Type is not one this operation accepts. */
@@ -1445,10 +1552,14 @@ export interface components {
                  *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
                  *     }
                  */
-                readonly "application/json": components["schemas"]["Error"];
+                readonly "application/json": components["schemas"]["ApiError"];
             };
         };
-        /** @description The request is well-formed but breaks the operation's schema; `details` says where. */
+        /**
+         * @description The request is well-formed but breaks the operation's schema; `details` names each field.
+         *     Every operation refuses a query parameter it does not take (the example); operations
+         *     with input of their own show their own examples.
+         */
         readonly ValidationFailed: {
             headers: {
                 readonly "X-Request-ID": components["headers"]["RequestId"];
@@ -1456,20 +1567,7 @@ export interface components {
                 readonly [name: string]: unknown;
             };
             content: {
-                /**
-                 * @example {
-                 *       "error": "validation_failed",
-                 *       "message": "The request does not match the schema",
-                 *       "details": [
-                 *         {
-                 *           "path": "asset",
-                 *           "message": "Expected \"swagger-ui.css\" | \"swagger-ui-bundle.js\" | \"redoc.standalone.js\""
-                 *         }
-                 *       ],
-                 *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
-                 *     }
-                 */
-                readonly "application/json": components["schemas"]["Error"];
+                readonly "application/json": components["schemas"]["ApiError"];
             };
         };
         /**
@@ -1492,10 +1590,13 @@ export interface components {
                  *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
                  *     }
                  */
-                readonly "application/json": components["schemas"]["Error"];
+                readonly "application/json": components["schemas"]["ApiError"];
             };
         };
-        /** @description The caller may not do this. */
+        /**
+         * @description Declared by every operation that needs credentials; a read does not answer it (what the
+         *     caller may not see is 404). Operations that can refuse with 403 describe their own.
+         */
         readonly Forbidden: {
             headers: {
                 readonly "X-Request-ID": components["headers"]["RequestId"];
@@ -1503,14 +1604,29 @@ export interface components {
                 readonly [name: string]: unknown;
             };
             content: {
-                /**
-                 * @example {
-                 *       "error": "forbidden",
-                 *       "message": "Self sign-up is disabled; ask an administrator for an account",
-                 *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
-                 *     }
-                 */
-                readonly "application/json": components["schemas"]["Error"];
+                readonly "application/json": components["schemas"]["ApiError"];
+            };
+        };
+        /** @description A request authenticated by the session cookie came without `X-CSRF-Token`. */
+        readonly ForbiddenWithoutCsrfToken: {
+            headers: {
+                readonly "X-Request-ID": components["headers"]["RequestId"];
+                readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                readonly [name: string]: unknown;
+            };
+            content: {
+                readonly "application/json": components["schemas"]["ApiError"];
+            };
+        };
+        /** @description The caller is not an admin. */
+        readonly AdminOnly: {
+            headers: {
+                readonly "X-Request-ID": components["headers"]["RequestId"];
+                readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                readonly [name: string]: unknown;
+            };
+            content: {
+                readonly "application/json": components["schemas"]["ApiError"];
             };
         };
         /** @description The request conflicts with existing data. */
@@ -1528,7 +1644,7 @@ export interface components {
                  *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
                  *     }
                  */
-                readonly "application/json": components["schemas"]["Error"];
+                readonly "application/json": components["schemas"]["ApiError"];
             };
         };
         /**
@@ -1555,7 +1671,7 @@ export interface components {
                  *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
                  *     }
                  */
-                readonly "application/json": components["schemas"]["Error"];
+                readonly "application/json": components["schemas"]["ApiError"];
             };
         };
         /**
@@ -1576,7 +1692,7 @@ export interface components {
                  *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
                  *     }
                  */
-                readonly "application/json": components["schemas"]["Error"];
+                readonly "application/json": components["schemas"]["ApiError"];
             };
         };
         /** @description Not ready to serve traffic; `details` names each failing check. */
@@ -1600,7 +1716,32 @@ export interface components {
                  *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
                  *     }
                  */
-                readonly "application/json": components["schemas"]["Error"];
+                readonly "application/json": components["schemas"]["ApiError"];
+            };
+        };
+        /**
+         * @description The database is unavailable for now (unreachable, restarting, out of disk space or
+         *     connections, or not answering within DATABASE_STATEMENT_TIMEOUT), or the server is still
+         *     starting (then every operation but /health and /ready answers this). `Retry-After` says
+         *     when to try again.
+         */
+        readonly ServiceUnavailable: {
+            headers: {
+                readonly "X-Request-ID": components["headers"]["RequestId"];
+                readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                /** @description Seconds to wait before trying again. */
+                readonly "Retry-After": string;
+                readonly [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": "service_unavailable",
+                 *       "message": "The database is unavailable: it is starting up or shutting down. Try again in 2 s",
+                 *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
+                 *     }
+                 */
+                readonly "application/json": components["schemas"]["ApiError"];
             };
         };
     };
@@ -1658,6 +1799,7 @@ export interface operations {
                     readonly "application/json": components["schemas"]["Health"];
                 };
             };
+            readonly 422: components["responses"]["ValidationFailed"];
             readonly 500: components["responses"]["InternalError"];
         };
     };
@@ -1693,8 +1835,34 @@ export interface operations {
                     readonly "application/json": components["schemas"]["Readiness"];
                 };
             };
+            readonly 422: components["responses"]["ValidationFailed"];
             readonly 500: components["responses"]["InternalError"];
             readonly 503: components["responses"]["NotReady"];
+        };
+    };
+    readonly getRoot: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description To /docs. */
+            readonly 302: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    /** @description `./docs`, relative, so that it holds behind a path prefix. */
+                    readonly Location: "./docs";
+                    readonly [name: string]: unknown;
+                };
+                content?: never;
+            };
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly getOpenApiJson: {
@@ -1724,7 +1892,9 @@ export interface operations {
                     };
                 };
             };
+            readonly 422: components["responses"]["ValidationFailed"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly getOpenApiYaml: {
@@ -1748,7 +1918,9 @@ export interface operations {
                     readonly "application/yaml": string;
                 };
             };
+            readonly 422: components["responses"]["ValidationFailed"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly getSwaggerUi: {
@@ -1772,7 +1944,9 @@ export interface operations {
                     readonly "text/html": string;
                 };
             };
+            readonly 422: components["responses"]["ValidationFailed"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly getRedoc: {
@@ -1796,7 +1970,9 @@ export interface operations {
                     readonly "text/html": string;
                 };
             };
+            readonly 422: components["responses"]["ValidationFailed"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly getDocsAsset: {
@@ -1826,8 +2002,19 @@ export interface operations {
                     readonly "text/css": string;
                 };
             };
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly register: {
@@ -1874,13 +2061,34 @@ export interface operations {
                 };
             };
             readonly 400: components["responses"]["BadRequest"];
-            readonly 403: components["responses"]["Forbidden"];
+            /** @description Self sign-up is disabled (BASALT_ALLOW_SIGNUP) and this is not the first account. */
+            readonly 403: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 409: components["responses"]["Conflict"];
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly login: {
@@ -1905,6 +2113,7 @@ export interface operations {
             /**
              * @description Logged in; a new session. With `session_cookie: true` the answer is a `BrowserSession`
              *     and the `basalt_session` (HttpOnly) and `basalt_csrf` cookies; otherwise a `TokenPair`.
+             *     `kind` tells them apart.
              */
             readonly 200: {
                 headers: {
@@ -1926,9 +2135,20 @@ export interface operations {
             readonly 401: components["responses"]["Unauthorized"];
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly issueToken: {
@@ -1940,13 +2160,6 @@ export interface operations {
         };
         readonly requestBody: {
             readonly content: {
-                /**
-                 * @example {
-                 *       "grant_type": "password",
-                 *       "username": "ada@example.com",
-                 *       "password": "correct horse battery"
-                 *     }
-                 */
                 readonly "application/x-www-form-urlencoded": components["schemas"]["TokenRequest"];
             };
         };
@@ -1969,9 +2182,20 @@ export interface operations {
             readonly 400: components["responses"]["BadRequest"];
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly startOidcSignIn: {
@@ -2002,10 +2226,21 @@ export interface operations {
                 content?: never;
             };
             readonly 404: components["responses"]["NotFound"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
             readonly 502: components["responses"]["BadGateway"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly completeOidcSignIn: {
@@ -2038,12 +2273,33 @@ export interface operations {
                 content?: never;
             };
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            /** @description The provider vouched for no email, the email's domain is not allowed, or the account is deactivated. */
+            readonly 403: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 404: components["responses"]["NotFound"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
             readonly 502: components["responses"]["BadGateway"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly refreshSession: {
@@ -2076,9 +2332,20 @@ export interface operations {
             readonly 401: components["responses"]["Unauthorized"];
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly logout: {
@@ -2104,9 +2371,11 @@ export interface operations {
                 content?: never;
             };
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            readonly 403: components["responses"]["ForbiddenWithoutCsrfToken"];
+            readonly 422: components["responses"]["ValidationFailed"];
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly getCurrentUser: {
@@ -2133,8 +2402,10 @@ export interface operations {
             };
             readonly 401: components["responses"]["Unauthorized"];
             readonly 403: components["responses"]["Forbidden"];
+            readonly 422: components["responses"]["ValidationFailed"];
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly updateCurrentUser: {
@@ -2170,12 +2441,23 @@ export interface operations {
             };
             readonly 400: components["responses"]["BadRequest"];
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            readonly 403: components["responses"]["ForbiddenWithoutCsrfToken"];
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly changePassword: {
@@ -2204,12 +2486,33 @@ export interface operations {
             };
             readonly 400: components["responses"]["BadRequest"];
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            /** @description The current password is wrong; or a session cookie came without `X-CSRF-Token`. */
+            readonly 403: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly listUsers: {
@@ -2240,10 +2543,21 @@ export interface operations {
                 };
             };
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 403: components["responses"]["AdminOnly"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly createUser: {
@@ -2282,13 +2596,34 @@ export interface operations {
             };
             readonly 400: components["responses"]["BadRequest"];
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            /** @description The caller is not an admin; or a session cookie came without `X-CSRF-Token`. */
+            readonly 403: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 409: components["responses"]["Conflict"];
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly listAuditEvents: {
@@ -2321,10 +2656,21 @@ export interface operations {
                 };
             };
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 403: components["responses"]["AdminOnly"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly updateUser: {
@@ -2362,14 +2708,35 @@ export interface operations {
             };
             readonly 400: components["responses"]["BadRequest"];
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            /** @description The caller is not an admin; or a session cookie came without `X-CSRF-Token`. */
+            readonly 403: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 404: components["responses"]["NotFound"];
             readonly 409: components["responses"]["Conflict"];
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly listApiKeys: {
@@ -2396,8 +2763,10 @@ export interface operations {
             };
             readonly 401: components["responses"]["Unauthorized"];
             readonly 403: components["responses"]["Forbidden"];
+            readonly 422: components["responses"]["ValidationFailed"];
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly createApiKey: {
@@ -2435,12 +2804,33 @@ export interface operations {
             };
             readonly 400: components["responses"]["BadRequest"];
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            /** @description The role asked for is above the caller's own; or a session cookie came without `X-CSRF-Token`. */
+            readonly 403: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly revokeApiKey: {
@@ -2466,22 +2856,34 @@ export interface operations {
                 content?: never;
             };
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            readonly 403: components["responses"]["ForbiddenWithoutCsrfToken"];
             readonly 404: components["responses"]["NotFound"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly listDocuments: {
         readonly parameters: {
             readonly query?: {
-                readonly source?: components["schemas"]["DocumentSource"];
-                /** @description Only documents with this tag (compared lower-cased). */
-                readonly tag?: string;
+                /** @description Only documents from one of these sources: `?sources=web&sources=slack`. */
+                readonly sources?: readonly components["schemas"]["DocumentSource"][];
+                /** @description Only documents with one of these tags (compared trimmed and lower-cased): `?tags=hr&tags=policy`. */
+                readonly tags?: readonly string[];
                 readonly status?: components["schemas"]["DocumentStatus"];
-                /** @description Only documents in this collection. */
-                readonly collection_id?: string;
+                /** @description Only documents in one of these collections: `?collection_ids=…&collection_ids=…`. */
+                readonly collection_ids?: readonly string[];
                 /** @description Only documents updated at or after this time. */
                 readonly updated_after?: string;
                 /** @description Only documents updated before this time. */
@@ -2511,9 +2913,20 @@ export interface operations {
             };
             readonly 401: components["responses"]["Unauthorized"];
             readonly 403: components["responses"]["Forbidden"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly createDocument: {
@@ -2569,23 +2982,45 @@ export interface operations {
             };
             readonly 400: components["responses"]["BadRequest"];
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            /** @description Making a document public as a basic user, or adding it to a collection the caller may not edit; or a session cookie came without `X-CSRF-Token`. */
+            readonly 403: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 404: components["responses"]["NotFound"];
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly getIndexingProgress: {
         readonly parameters: {
             readonly query?: {
-                readonly source?: components["schemas"]["DocumentSource"];
-                /** @description Only documents with this tag (compared lower-cased). */
-                readonly tag?: string;
-                /** @description Only documents in this collection. */
-                readonly collection_id?: string;
+                /** @description Only documents from one of these sources: `?sources=web&sources=slack`. */
+                readonly sources?: readonly components["schemas"]["DocumentSource"][];
+                /** @description Only documents with one of these tags (compared trimmed and lower-cased): `?tags=hr&tags=policy`. */
+                readonly tags?: readonly string[];
+                /** @description Only documents in one of these collections: `?collection_ids=…&collection_ids=…`. */
+                readonly collection_ids?: readonly string[];
                 /** @description Only documents updated at or after this time. */
                 readonly updated_after?: string;
                 /** @description Only documents updated before this time. */
@@ -2632,9 +3067,20 @@ export interface operations {
             };
             readonly 401: components["responses"]["Unauthorized"];
             readonly 403: components["responses"]["Forbidden"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly createDocumentsBatch: {
@@ -2665,12 +3111,23 @@ export interface operations {
             };
             readonly 400: components["responses"]["BadRequest"];
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            readonly 403: components["responses"]["ForbiddenWithoutCsrfToken"];
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly uploadDocuments: {
@@ -2699,15 +3156,88 @@ export interface operations {
                     readonly "application/json": components["schemas"]["DocumentList"];
                 };
             };
-            readonly 400: components["responses"]["BadRequest"];
+            /** @description The body is not well-formed multipart/form-data. */
+            readonly 400: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "malformed_body",
+                     *       "message": "The multipart body could not be read: it ends before its closing boundary",
+                     *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
+                     *     }
+                     */
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            /** @description Making documents public as a basic user, or adding them to a collection the caller may not edit; or a session cookie came without `X-CSRF-Token`. */
+            readonly 403: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 404: components["responses"]["NotFound"];
-            readonly 413: components["responses"]["PayloadTooLarge"];
+            /** @description The body did not arrive in full within BASALT_UPLOAD_TIMEOUT; the connection is closed. */
+            readonly 408: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "request_timeout",
+                     *       "message": "The upload did not arrive in full within 60 seconds",
+                     *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
+                     *     }
+                     */
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description A file, a form field, the number of parts or files, or the whole body is over its limit. */
+            readonly 413: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "payload_too_large",
+                     *       "message": "A file is over the upload limit of 26214400 bytes",
+                     *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
+                     *     }
+                     */
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 415: components["responses"]["UnsupportedMediaType"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly documentEvents: {
@@ -2734,8 +3264,10 @@ export interface operations {
             };
             readonly 401: components["responses"]["Unauthorized"];
             readonly 403: components["responses"]["Forbidden"];
+            readonly 422: components["responses"]["ValidationFailed"];
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly getDocument: {
@@ -2765,9 +3297,20 @@ export interface operations {
             readonly 401: components["responses"]["Unauthorized"];
             readonly 403: components["responses"]["Forbidden"];
             readonly 404: components["responses"]["NotFound"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly deleteDocument: {
@@ -2793,11 +3336,32 @@ export interface operations {
                 content?: never;
             };
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            /** @description A document the caller may see but not change; or a session cookie came without `X-CSRF-Token`. */
+            readonly 403: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 404: components["responses"]["NotFound"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly updateDocument: {
@@ -2841,13 +3405,34 @@ export interface operations {
             };
             readonly 400: components["responses"]["BadRequest"];
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            /** @description A document the caller may see but not change, making it public as a basic user, or a collection the caller may not edit; or a session cookie came without `X-CSRF-Token`. */
+            readonly 403: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 404: components["responses"]["NotFound"];
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly listDocumentChunks: {
@@ -2881,9 +3466,20 @@ export interface operations {
             readonly 401: components["responses"]["Unauthorized"];
             readonly 403: components["responses"]["Forbidden"];
             readonly 404: components["responses"]["NotFound"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly listCollections: {
@@ -2914,9 +3510,20 @@ export interface operations {
             };
             readonly 401: components["responses"]["Unauthorized"];
             readonly 403: components["responses"]["Forbidden"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly createCollection: {
@@ -2953,12 +3560,23 @@ export interface operations {
             };
             readonly 400: components["responses"]["BadRequest"];
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            readonly 403: components["responses"]["ForbiddenWithoutCsrfToken"];
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly getCollection: {
@@ -2988,9 +3606,20 @@ export interface operations {
             readonly 401: components["responses"]["Unauthorized"];
             readonly 403: components["responses"]["Forbidden"];
             readonly 404: components["responses"]["NotFound"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly deleteCollection: {
@@ -3016,11 +3645,32 @@ export interface operations {
                 content?: never;
             };
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            /** @description The caller is not an owner of the collection; or a session cookie came without `X-CSRF-Token`. */
+            readonly 403: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 404: components["responses"]["NotFound"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly updateCollection: {
@@ -3053,13 +3703,34 @@ export interface operations {
             };
             readonly 400: components["responses"]["BadRequest"];
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            /** @description The caller is a viewer of the collection; or a session cookie came without `X-CSRF-Token`. */
+            readonly 403: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 404: components["responses"]["NotFound"];
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly listCollectionMembers: {
@@ -3089,9 +3760,81 @@ export interface operations {
             readonly 401: components["responses"]["Unauthorized"];
             readonly 403: components["responses"]["Forbidden"];
             readonly 404: components["responses"]["NotFound"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    readonly addCollectionMember: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly collection_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody: {
+            readonly content: {
+                readonly "application/json": components["schemas"]["AddCollectionMemberRequest"];
+            };
+        };
+        readonly responses: {
+            /** @description The membership. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["CollectionMember"];
+                };
+            };
+            readonly 400: components["responses"]["BadRequest"];
+            readonly 401: components["responses"]["Unauthorized"];
+            /** @description The caller is not an owner of the collection; or a session cookie came without `X-CSRF-Token`. */
+            readonly 403: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            readonly 404: components["responses"]["NotFound"];
+            readonly 409: components["responses"]["Conflict"];
+            readonly 413: components["responses"]["PayloadTooLarge"];
+            readonly 415: components["responses"]["UnsupportedMediaType"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly setCollectionMember: {
@@ -3130,14 +3873,35 @@ export interface operations {
             };
             readonly 400: components["responses"]["BadRequest"];
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            /** @description The caller is not an owner of the collection; or a session cookie came without `X-CSRF-Token`. */
+            readonly 403: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 404: components["responses"]["NotFound"];
             readonly 409: components["responses"]["Conflict"];
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly removeCollectionMember: {
@@ -3164,12 +3928,33 @@ export interface operations {
                 content?: never;
             };
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            /** @description The caller is not an owner of the collection; or a session cookie came without `X-CSRF-Token`. */
+            readonly 403: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 404: components["responses"]["NotFound"];
             readonly 409: components["responses"]["Conflict"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly addCollectionDocument: {
@@ -3196,11 +3981,32 @@ export interface operations {
                 content?: never;
             };
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            /** @description The caller may not edit the collection, or may not change the document; or a session cookie came without `X-CSRF-Token`. */
+            readonly 403: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 404: components["responses"]["NotFound"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly removeCollectionDocument: {
@@ -3227,11 +4033,32 @@ export interface operations {
                 content?: never;
             };
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            /** @description The caller may not edit the collection, or may not change the document; or a session cookie came without `X-CSRF-Token`. */
+            readonly 403: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 404: components["responses"]["NotFound"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
     readonly search: {
@@ -3274,13 +4101,24 @@ export interface operations {
             };
             readonly 400: components["responses"]["BadRequest"];
             readonly 401: components["responses"]["Unauthorized"];
-            readonly 403: components["responses"]["Forbidden"];
+            readonly 403: components["responses"]["ForbiddenWithoutCsrfToken"];
             readonly 404: components["responses"]["NotFound"];
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
-            readonly 422: components["responses"]["ValidationFailed"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
         };
     };
 }

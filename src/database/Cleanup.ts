@@ -3,6 +3,7 @@
  * messages, old deletion records): deleted in bounded statements, on a timer in every process.
  */
 import { Duration, Effect } from "effect"
+import { warnUnlessOutage } from "./DatabaseOutage.ts"
 
 /**
  * Runs `deleteBatch` (one statement deleting at most `batch` rows, returning how many) until one
@@ -22,12 +23,17 @@ export const deleteInBatches = <E, R>(batch: number, deleteBatch: Effect.Effect<
 /**
  * Runs `cleanup` every `interval` for as long as the scope lasts: what it deleted is logged at
  * debug, a failure is a warning and the next round tries again. Several processes may run the same
- * cleanup at once (each statement skips rows another one holds).
+ * cleanup at once (each statement skips rows another one holds). Rounds are not traced: an idle
+ * server's traces are its requests only, and the log says what a round deleted and how long it took.
  */
 export const cleanUpEvery = <E, R>(interval: Duration.Input, what: string, cleanup: Effect.Effect<number, E, R>) =>
   cleanup.pipe(
-    Effect.tap((deleted) => (deleted > 0 ? Effect.logDebug(`deleted ${deleted} ${what}`) : Effect.void)),
-    Effect.catchCause((cause) => Effect.logWarning(`could not delete ${what}`, cause)),
+    Effect.timed,
+    Effect.tap(([took, deleted]) =>
+      deleted > 0 ? Effect.logDebug(`deleted ${deleted} ${what} in ${Duration.format(took)}`) : Effect.void
+    ),
+    Effect.withTracerEnabled(false),
+    Effect.catchCause(warnUnlessOutage(`could not delete ${what}`)),
     Effect.delay(interval),
     Effect.forever,
     Effect.forkScoped

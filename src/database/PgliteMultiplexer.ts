@@ -31,7 +31,11 @@ export class PgliteMultiplexer {
   private owner: number | null = null
   private running = false
 
-  constructor(private readonly db: PGlite) {}
+  /** `onStatement(true)` before a unit runs in PGlite and `(false)` after: who watches for one that never ends. */
+  constructor(
+    private readonly db: PGlite,
+    private readonly onStatement: (running: boolean) => void = () => {}
+  ) {}
 
   enqueue(handlerId: number, message: Uint8Array, onData: (data: Uint8Array) => void): Promise<number> {
     const messages = this.partial.get(handlerId) ?? []
@@ -84,13 +88,18 @@ export class PgliteMultiplexer {
         try {
           let bytes = 0
           await this.db.runExclusive(async () => {
-            for (const { message, onData } of unit.messages) {
-              await this.db.execProtocolRawStream(message, {
-                onRawData: (data) => {
-                  bytes += data.length
-                  onData(data)
-                }
-              })
+            this.onStatement(true)
+            try {
+              for (const { message, onData } of unit.messages) {
+                await this.db.execProtocolRawStream(message, {
+                  onRawData: (data) => {
+                    bytes += data.length
+                    onData(data)
+                  }
+                })
+              }
+            } finally {
+              this.onStatement(false)
             }
           })
           this.owner = unit.endsExchange && !this.db.isInTransaction() ? null : unit.handlerId

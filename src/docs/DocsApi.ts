@@ -8,6 +8,7 @@ export const DocsAsset = contractBody("DocsAsset", Schema.Literals(["swagger-ui.
 export type DocsAsset = typeof DocsAsset.Type
 
 export class DocsApi extends HttpApiGroup.make("documentation")
+  .add(endpoint("getRoot", (op) => HttpApiEndpoint.get(op.name, "/", { success: op.empty(302) })))
   .add(
     endpoint("getOpenApiJson", (op) =>
       HttpApiEndpoint.get(op.name, "/openapi.json", {

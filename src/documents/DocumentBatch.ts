@@ -5,31 +5,17 @@
  * (`documents.3.title`); one refused (a collection it may not change, making it public) is that
  * item's 404 or 403. The rest are stored together in one transaction (DocumentIngestion).
  */
-import { Effect, Result, Schema, SchemaIssue } from "effect"
+import { Effect, Result } from "effect"
 import type { Caller } from "../accounts/SessionsRepo.ts"
-import { type ApiError, errorCode, errorStatus, ValidationFailed } from "../http/ApiError.ts"
+import { type ApiError, errorCode, errorStatus } from "../http/ApiError.ts"
+import { decodeInput } from "../http/IssueDetails.ts"
 import { CurrentRequestId } from "../http/RequestId.ts"
 import type { DocumentIngestion } from "./DocumentIngestion.ts"
 import { CreateDocumentRequest, type DocumentBatchResult } from "./Documents.ts"
 
 type ItemResult = DocumentBatchResult["results"][number]
 
-const decodeItem = Schema.decodeUnknownResult(CreateDocumentRequest, { errors: "all", onExcessProperty: "error" })
-
-const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
-
-/** Each problem of `error` as a 422 detail, its path dotted and prefixed with `prefix`. */
-export const issueDetails = (error: Schema.SchemaError, prefix: ReadonlyArray<PropertyKey> = []) =>
-  formatIssues(error.issue).issues.map((issue) => ({
-    path: [...prefix, ...(issue.path ?? []).map((segment) => (typeof segment === "object" ? segment.key : segment))].map(String).join("."),
-    message: issue.message
-  }))
-
-const invalidItem = (index: number, error: Schema.SchemaError) =>
-  new ValidationFailed({
-    message: "The item does not match the CreateDocumentRequest schema",
-    details: issueDetails(error, ["documents", index])
-  })
+const decodeItem = decodeInput(CreateDocumentRequest)
 
 const failed = (index: number, error: ApiError, requestId: string): ItemResult => ({
   index,
@@ -45,7 +31,7 @@ const failed = (index: number, error: ApiError, requestId: string): ItemResult =
 export const ingestBatch = (ingestion: DocumentIngestion["Service"], caller: Caller, items: ReadonlyArray<unknown>) =>
   Effect.gen(function* () {
     const requestId = yield* CurrentRequestId
-    const decodedItems = items.map((item) => decodeItem(item))
+    const decodedItems = items.map((item, index) => decodeItem(item, { prefix: ["documents", index], subject: `Item ${index}` }))
     const valid = decodedItems.flatMap((decoded, index) => (Result.isSuccess(decoded) ? [{ index, request: decoded.success }] : []))
     const outcomes = yield* ingestion.ingestEach(
       caller,
@@ -53,7 +39,7 @@ export const ingestBatch = (ingestion: DocumentIngestion["Service"], caller: Cal
     )
     const outcomeOf = new Map(valid.map(({ index }, position) => [index, outcomes[position]!]))
     const results = decodedItems.map((decoded, index): ItemResult => {
-      if (Result.isFailure(decoded)) return failed(index, invalidItem(index, decoded.failure), requestId)
+      if (Result.isFailure(decoded)) return failed(index, decoded.failure, requestId)
       const outcome = outcomeOf.get(index)!
       return Result.isFailure(outcome)
         ? failed(index, outcome.failure, requestId)

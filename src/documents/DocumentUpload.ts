@@ -1,17 +1,20 @@
 /**
- * Files uploaded as documents. The multipart body is streamed to a temporary directory (never
- * held whole in memory), each file bounded by BASALT_UPLOAD_LIMIT; the directory goes when the
- * request ends, whatever happened. The extraction module sniffs each file's type from its bytes
- * and reads its text. Every file is read before anything is stored, and all are stored in one
- * transaction: a request with one bad file creates nothing.
+ * Files uploaded as documents. The multipart body is streamed to a directory of its own under the
+ * system's temporary directory (`basalt-upload-*`; never held whole in memory), each file bounded
+ * by BASALT_UPLOAD_LIMIT and the whole body by BASALT_UPLOAD_TIMEOUT. The directory is the
+ * request's scope: it goes when the request ends, however it ends (answered, refused, timed out,
+ * abandoned by the client or cut at shutdown). The extraction module sniffs each file's type from
+ * its bytes and reads its text. Every file is read before anything is stored, and all are stored
+ * in one transaction: a request with one bad file creates nothing.
  */
-import { Effect, Schema, Stream } from "effect"
-import { Multipart } from "effect/http"
+import { Duration, Effect, FileSystem, Path, Schema, type Scope, Stream } from "effect"
+import { Multipart, type MultipartParser } from "effect/http"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import { AppConfig } from "../config/AppConfig.ts"
-import { PayloadTooLarge, UnsupportedMediaType, ValidationFailed } from "../http/ApiError.ts"
-import { issueDetails } from "./DocumentBatch.ts"
-import { extractFile } from "./extraction/Extraction.ts"
+import { MalformedBody, PayloadTooLarge, RequestTimeout, UnsupportedMediaType, ValidationFailed } from "../http/ApiError.ts"
+import { decodeInput } from "../http/IssueDetails.ts"
+import { unstorableText } from "../http/StorableText.ts"
+import { extractFile, truncated } from "./extraction/Extraction.ts"
 import type { ExtractionError } from "./extraction/ExtractionErrors.ts"
 import type { DocumentIngestion, NewDocument } from "./DocumentIngestion.ts"
 import { DocumentSource, DocumentTags, DocumentVisibility, maxContentCharacters } from "./Documents.ts"
@@ -26,31 +29,81 @@ const UploadFields = Schema.Struct({
   visibility: Schema.optional(DocumentVisibility)
 })
 
-const decodeFields = Schema.decodeUnknownEffect(UploadFields, { errors: "all", onExcessProperty: "error" })
+const decodeFields = decodeInput(UploadFields)
 
 const repeatable = new Set(["tags", "collection_ids"])
 
 const invalid = (message: string, details: ReadonlyArray<{ path: string; message: string }> = []) =>
   new ValidationFailed({ message, details: [...details] })
 
-const fromMultipartError =
-  (limit: number) =>
-  (error: Multipart.MultipartError): Effect.Effect<never, PayloadTooLarge | ValidationFailed> => {
-    switch (error.reason._tag) {
-      case "FileTooLarge":
-        return Effect.fail(new PayloadTooLarge({ message: `A file is over the upload limit of ${limit} bytes` }))
-      case "BodyTooLarge":
-      case "FieldTooLarge":
-      case "TooManyParts":
-        return Effect.fail(
-          new PayloadTooLarge({ message: `The upload is too large: at most ${maxUploadFiles} files of ${limit} bytes each` })
-        )
-      case "Parse":
-        return Effect.fail(invalid("The multipart body could not be read"))
-      case "InternalError":
-        return Effect.die(error)
-    }
+/** Files and form fields together: the files, and room for every field more than once. */
+const maxUploadParts = maxUploadFiles + 60
+const maxFieldBytes = 64 * 1024
+
+const malformed = (reason: string) => new MalformedBody({ message: `The multipart body could not be read: ${reason}` })
+
+const parserErrorTags = new Set(["InvalidBoundary", "BadHeaders", "InvalidDisposition", "ReachedLimit", "EndNotReached"])
+
+const isParserError = (u: unknown): u is MultipartParser.MultipartError =>
+  typeof u === "object" && u !== null && "_tag" in u && typeof u._tag === "string" && parserErrorTags.has(u._tag)
+
+type Limit = Extract<MultipartParser.MultipartError, { readonly _tag: "ReachedLimit" }>["limit"]
+
+/** The refusal for a limit reached, naming that limit. */
+const overLimit = (limit: Limit, uploadLimitBytes: number) => {
+  switch (limit) {
+    case "MaxPartSize":
+      return new PayloadTooLarge({ message: `A file is over the upload limit of ${uploadLimitBytes} bytes` })
+    case "MaxParts":
+      return new PayloadTooLarge({
+        message: `The upload has more than ${maxUploadParts} parts (at most ${maxUploadFiles} files, and the form fields)`
+      })
+    case "MaxFieldSize":
+      return new PayloadTooLarge({ message: `A form field is over the limit of ${maxFieldBytes} bytes` })
+    case "MaxTotalSize":
+      return new PayloadTooLarge({ message: `The upload is over the limit of ${maxTotalBytes(uploadLimitBytes)} bytes in all` })
   }
+}
+
+/** The refusal for what the parser found. */
+const refusal = (error: MultipartParser.MultipartError, uploadLimitBytes: number): PayloadTooLarge | MalformedBody => {
+  switch (error._tag) {
+    case "ReachedLimit":
+      return overLimit(error.limit, uploadLimitBytes)
+    case "InvalidBoundary":
+      return malformed("its Content-Type has no boundary (multipart/form-data; boundary=...)")
+    case "BadHeaders":
+      return malformed("the headers of a part are malformed")
+    case "InvalidDisposition":
+      return malformed("a part has no Content-Disposition: form-data header with a name")
+    case "EndNotReached":
+      return malformed("it ends before its closing boundary")
+  }
+}
+
+const reasonLimits = {
+  FileTooLarge: "MaxPartSize",
+  TooManyParts: "MaxParts",
+  FieldTooLarge: "MaxFieldSize",
+  BodyTooLarge: "MaxTotalSize"
+} as const satisfies Record<string, Limit>
+
+/**
+ * The refusal for a multipart error. The parser's own error is the cause of each, also when the
+ * platform ends a file's stream with it and reports that as an InternalError; any other
+ * InternalError (the disk, say) is the server's.
+ */
+const fromMultipartError =
+  (uploadLimitBytes: number) =>
+  (error: Multipart.MultipartError): Effect.Effect<never, PayloadTooLarge | MalformedBody> => {
+    const { _tag: reason, cause } = error.reason
+    if (isParserError(cause)) return Effect.fail(refusal(cause, uploadLimitBytes))
+    if (reason === "InternalError") return Effect.die(error)
+    return Effect.fail(reason === "Parse" ? malformed("it is not well-formed") : overLimit(reasonLimits[reason], uploadLimitBytes))
+  }
+
+/** Instead of BASALT_BODY_LIMIT, which the platform would otherwise apply to the whole body. */
+const maxTotalBytes = (uploadLimitBytes: number) => uploadLimitBytes * maxUploadFiles + 1024 * 1024
 
 const fromExtractionError = (index: number, name: string) => (error: ExtractionError) => {
   const message = `${name}: ${error.message}`
@@ -69,6 +122,70 @@ const fromExtractionError = (index: number, name: string) => (error: ExtractionE
 /** "notes.final.pdf" → "notes.final". */
 const baseName = (name: string) => name.replace(/\.[^./\\]{1,10}$/, "").trim() || name
 
+/** A part of the form that breaks the upload's schema, refused as it arrives. */
+const misplaced = (path: string, message: string) => invalid(`The request is invalid: ${path}: ${message}`, [{ path, message }])
+
+interface SpooledFile {
+  readonly name: string
+  /** Where its bytes are, while the request's scope is open. */
+  readonly path: string
+}
+
+interface ReceivedUpload {
+  readonly files: ReadonlyArray<SpooledFile>
+  /** Each field's values, in the order sent. */
+  readonly fields: ReadonlyMap<string, ReadonlyArray<string>>
+}
+
+/**
+ * Reads the parts: fields as text, each file into the request's own spool directory under a name
+ * of its position (never the name the client gave). A part that does not belong is refused as it
+ * arrives, before its bytes are written.
+ */
+const receive = (
+  parts: Stream.Stream<Multipart.Part, Multipart.MultipartError | MalformedBody>
+): Effect.Effect<
+  ReceivedUpload,
+  Multipart.MultipartError | MalformedBody | PayloadTooLarge | ValidationFailed,
+  FileSystem.FileSystem | Path.Path | Scope.Scope
+> =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const directory = yield* fs.makeTempDirectoryScoped({ prefix: "basalt-upload-" }).pipe(Effect.orDie)
+    const files: Array<SpooledFile> = []
+    const fields = new Map<string, Array<string>>()
+    yield* Stream.runForEach(
+      parts,
+      (part): Effect.Effect<void, Multipart.MultipartError | MalformedBody | PayloadTooLarge | ValidationFailed> => {
+        if (part.key === "") return Effect.fail(malformed("a part has no name (Content-Disposition: form-data; name=...)"))
+        if (part._tag === "Field") {
+          if (part.key === "files") return Effect.fail(misplaced("files", "Expected file parts"))
+          const values = fields.get(part.key)
+          if (values === undefined) fields.set(part.key, [part.value])
+          else values.push(part.value)
+          return Effect.void
+        }
+        if (part.key !== "files") return Effect.fail(misplaced(part.key, "Expected a field, not a file"))
+        // A file input left empty: browsers send it with an empty name and no bytes.
+        if (part.name === "") return Stream.runDrain(part.content)
+        if (files.length === maxUploadFiles)
+          return Effect.fail(new PayloadTooLarge({ message: `At most ${maxUploadFiles} files per upload` }))
+        const problem = unstorableText(part.name)
+        if (problem !== undefined) return Effect.fail(misplaced(`files.${files.length}`, `The file name ${problem}`))
+        const file = { name: part.name, path: path.join(directory, String(files.length)) }
+        files.push(file)
+        // A write that fails is the server's disk, not the upload.
+        return Stream.run(part.content, fs.sink(file.path)).pipe(Effect.catchTag("PlatformError", Effect.die))
+      }
+    )
+    return { files, fields }
+  })
+
+/** The fields as the upload's Schema reads them: the repeatable ones always as lists. */
+const fieldValues = (fields: ReceivedUpload["fields"]): Record<string, unknown> =>
+  Object.fromEntries([...fields].map(([key, values]) => [key, repeatable.has(key) || values.length > 1 ? values : values[0]]))
+
 export const uploadDocuments = (
   ingestion: DocumentIngestion["Service"],
   caller: Caller,
@@ -76,41 +193,33 @@ export const uploadDocuments = (
 ) =>
   Effect.scoped(
     Effect.gen(function* () {
-      const { uploadLimitBytes } = yield* AppConfig
+      const { uploadLimitBytes, uploadTimeout } = yield* AppConfig
       const limits = Multipart.limitsServices({
         maxFileSize: uploadLimitBytes,
-        maxParts: maxUploadFiles + 60,
-        maxFieldSize: 64 * 1024,
-        // Instead of BASALT_BODY_LIMIT, which the platform would otherwise apply to the whole body.
-        maxTotalSize: uploadLimitBytes * maxUploadFiles + 1024 * 1024
+        maxParts: maxUploadParts,
+        maxFieldSize: maxFieldBytes,
+        maxTotalSize: maxTotalBytes(uploadLimitBytes)
       })
-      const persisted = yield* Multipart.toPersisted(Stream.provideContext(parts, limits)).pipe(
-        Effect.catch(fromMultipartError(uploadLimitBytes))
+      const { files, fields } = yield* receive(
+        parts.pipe(
+          Stream.provideContext(limits),
+          // The parser throws on a part whose headers never end before the next boundary.
+          Stream.catchDefect(() => Stream.fail(malformed("the headers of a part do not end with a blank line")))
+        )
+      ).pipe(
+        Effect.catchTag("MultipartError", fromMultipartError(uploadLimitBytes)),
+        // A client that stops sending (or never sends the closing boundary) holds a connection
+        // and a spool directory: the whole body gets this long.
+        Effect.timeoutOrElse({
+          duration: uploadTimeout,
+          orElse: () =>
+            Effect.fail(
+              new RequestTimeout({ message: `The upload did not arrive in full within ${Duration.toSeconds(uploadTimeout)} seconds` })
+            )
+        })
       )
-
-      const files: Array<Multipart.PersistedFile> = []
-      const fields: Record<string, unknown> = {}
-      for (const [key, value] of Object.entries(persisted)) {
-        if (key === "files") {
-          if (typeof value === "string" || value.some((item) => typeof item === "string")) {
-            return yield* invalid("The request does not match the schema", [{ path: "files", message: "Expected file parts" }])
-          }
-          files.push(...(value as ReadonlyArray<Multipart.PersistedFile>))
-        } else if (typeof value !== "string" && value.some((item) => typeof item !== "string")) {
-          return yield* invalid("The request does not match the schema", [{ path: key, message: "Expected a field, not a file" }])
-        } else {
-          fields[key] = repeatable.has(key) ? (typeof value === "string" ? [value] : value) : value
-        }
-      }
-      if (files.length === 0) {
-        return yield* invalid("The request does not match the schema", [{ path: "files", message: "Send at least one file" }])
-      }
-      if (files.length > maxUploadFiles) {
-        return yield* new PayloadTooLarge({ message: `At most ${maxUploadFiles} files per upload` })
-      }
-      const options = yield* decodeFields(fields).pipe(
-        Effect.mapError((error) => invalid("The request does not match the schema", issueDetails(error)))
-      )
+      if (files.length === 0) return yield* misplaced("files", "Send at least one file")
+      const options = yield* Effect.fromResult(decodeFields(fieldValues(fields), { subject: "The upload form" }))
 
       const documents: Array<NewDocument> = []
       for (const [index, file] of files.entries()) {
@@ -118,7 +227,7 @@ export const uploadDocuments = (
           Effect.mapError(fromExtractionError(index, file.name))
         )
         documents.push({
-          title: (extracted.title?.trim() || baseName(file.name)).slice(0, 500),
+          title: truncated(extracted.title?.trim() || baseName(file.name), 500),
           content: extracted.text,
           source: options.source ?? "local",
           metadata: {

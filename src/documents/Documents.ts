@@ -1,7 +1,9 @@
 /** Documents as the contract names them. */
 import { Schema, SchemaTransformation } from "effect"
 import { contractBody } from "../contract/Contract.ts"
+import { DateTime, QueryInt } from "../contract/Formats.ts"
 import { ErrorBody } from "../http/ApiError.ts"
+import { DecodedSeparately } from "../http/StorableText.ts"
 import { Uuid } from "../contract/Uuid.ts"
 
 export const DocumentSource = contractBody(
@@ -50,9 +52,32 @@ export const DocumentTags = contractBody(
 /** Bounded so that one document's metadata cannot bloat every list page. */
 export const maxMetadataBytes = 16 * 1024
 
+/**
+ * Bounded so that every client's JSON parser can read what it gets back (openapi.yaml's
+ * `x-max-depth`): the object itself is level 1, each object or array inside it one more.
+ */
+export const maxMetadataDepth = 32
+
+/** Whether `value` nests objects and arrays deeper than `levels`, walked without recursion. */
+const nestedDeeperThan = (value: unknown, levels: number): boolean => {
+  const pending: Array<readonly [unknown, number]> = [[value, 1]]
+  while (pending.length > 0) {
+    const [node, level] = pending.pop()!
+    if (typeof node !== "object" || node === null) continue
+    if (level > levels) return true
+    for (const child of Object.values(node)) pending.push([child, level + 1])
+  }
+  return false
+}
+
 export const DocumentMetadata = contractBody(
   "DocumentMetadata",
   Schema.Record(Schema.String, Schema.Unknown).check(
+    Schema.makeFilter(
+      (metadata) =>
+        !nestedDeeperThan(metadata, maxMetadataDepth) ||
+        `Metadata nests objects and arrays at most ${maxMetadataDepth} levels deep (the metadata object is level 1)`
+    ),
     Schema.makeFilter(
       (metadata) =>
         Buffer.byteLength(JSON.stringify(metadata)) <= maxMetadataBytes || `Metadata is at most ${maxMetadataBytes} bytes of JSON`
@@ -131,9 +156,20 @@ export const DocumentPage = contractBody(
 
 export const DocumentList = contractBody("DocumentList", Schema.Struct({ items: Schema.Array(Document) }))
 
+/**
+ * A batch item: a CreateDocumentRequest on the wire, taken as it comes here and decoded on its own
+ * by DocumentBatch, so that a bad item fails alone instead of the whole batch.
+ */
+const BatchItem = Schema.Unknown as Schema.Codec<unknown> as Schema.Codec<unknown, typeof CreateDocumentRequest.Encoded>
+
 export const DocumentBatchRequest = contractBody(
   "DocumentBatchRequest",
-  Schema.Struct({ documents: Schema.Array(Schema.Unknown).check(Schema.isMinLength(1), Schema.isMaxLength(100)) })
+  Schema.Struct({
+    // Each item is held to the rule for text by its own decoding (DocumentBatch), and refused alone.
+    documents: Schema.Array(BatchItem)
+      .check(Schema.isMinLength(1), Schema.isMaxLength(100))
+      .annotate({ [DecodedSeparately]: true })
+  })
 )
 
 export const DocumentBatchResult = contractBody(
@@ -174,16 +210,19 @@ export const ChunkPage = contractBody(
   Schema.Struct({ items: Schema.Array(Chunk), next_cursor: Schema.NullOr(Schema.String), total: Schema.Int })
 )
 
-const PageLimit = Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 100 }))
+const PageLimit = QueryInt.check(Schema.isBetween({ minimum: 1, maximum: 100 }))
 const Cursor = Schema.String.check(Schema.isMaxLength(300))
 
+/** A list filter: in the query, the parameter repeated (`?tags=a&tags=b`); any of its values matches. */
+const AnyOf = <S extends Schema.Top>(value: S) => Schema.Array(value).check(Schema.isMinLength(1), Schema.isMaxLength(50))
+
 export const DocumentListQuery = Schema.Struct({
-  source: Schema.optional(DocumentSource),
-  tag: Schema.optional(Tag),
+  sources: Schema.optional(AnyOf(DocumentSource)),
+  tags: Schema.optional(AnyOf(Tag)),
   status: Schema.optional(DocumentStatus),
-  collection_id: Schema.optional(Uuid),
-  updated_after: Schema.optional(Timestamp),
-  updated_before: Schema.optional(Timestamp),
+  collection_ids: Schema.optional(AnyOf(Uuid)),
+  updated_after: Schema.optional(DateTime),
+  updated_before: Schema.optional(DateTime),
   limit: Schema.optional(PageLimit),
   cursor: Schema.optional(Cursor)
 })
@@ -191,11 +230,11 @@ export type DocumentListQuery = typeof DocumentListQuery.Type
 
 /** The list's filters, without status and paging: the selection whose progress is asked. */
 export const DocumentProgressQuery = Schema.Struct({
-  source: Schema.optional(DocumentSource),
-  tag: Schema.optional(Tag),
-  collection_id: Schema.optional(Uuid),
-  updated_after: Schema.optional(Timestamp),
-  updated_before: Schema.optional(Timestamp)
+  sources: Schema.optional(AnyOf(DocumentSource)),
+  tags: Schema.optional(AnyOf(Tag)),
+  collection_ids: Schema.optional(AnyOf(Uuid)),
+  updated_after: Schema.optional(DateTime),
+  updated_before: Schema.optional(DateTime)
 })
 
 const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))

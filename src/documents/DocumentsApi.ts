@@ -2,7 +2,15 @@ import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
 import { Authentication } from "../accounts/Authentication.ts"
 import { endpoint } from "../contract/Contract.ts"
-import { Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed } from "../http/ApiError.ts"
+import {
+  Forbidden,
+  MalformedBody,
+  NotFound,
+  PayloadTooLarge,
+  RequestTimeout,
+  UnsupportedMediaType,
+  ValidationFailed
+} from "../http/ApiError.ts"
 import { withBody } from "../http/RequestBody.ts"
 import { withPath, withQuery } from "../http/RequestParams.ts"
 import {
@@ -66,7 +74,7 @@ export class DocumentsApi extends HttpApiGroup.make("documents")
       HttpApiEndpoint.post(op.name, "/api/v1/documents/upload", {
         payload: op.payload("multipart/form-data", DocumentUpload.pipe(HttpApiSchema.asMultipartStream())),
         success: op.response(202, "application/json", DocumentList),
-        error: [NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed]
+        error: [MalformedBody, NotFound, RequestTimeout, PayloadTooLarge, UnsupportedMediaType, ValidationFailed]
       }).pipe(withBody())
     )
   )

@@ -123,12 +123,13 @@ export class DocumentsRepo extends Context.Service<DocumentsRepo>()("basalt/Docu
     const filters = (caller: Caller, query: DocumentListQuery) =>
       sql.and([
         visibleTo(sql, caller, "d"),
-        query.source === undefined ? sql`true` : sql`d.source = ${query.source}`,
-        query.tag === undefined ? sql`true` : sql`d.tags @> ARRAY[${query.tag}]::text[]`,
+        query.sources === undefined ? sql`true` : sql`d.source = ANY(${toTextArray(query.sources)}::text[])`,
+        query.tags === undefined ? sql`true` : sql`d.tags && ${toTextArray(query.tags)}::text[]`,
         query.status === undefined ? sql`true` : sql`d.status = ${query.status}`,
-        query.collection_id === undefined
+        query.collection_ids === undefined
           ? sql`true`
-          : sql`EXISTS (SELECT 1 FROM document_collections dc WHERE dc.document_id = d.id AND dc.collection_id = ${query.collection_id})`,
+          : sql`EXISTS (SELECT 1 FROM document_collections dc
+              WHERE dc.document_id = d.id AND dc.collection_id = ANY(${toTextArray(query.collection_ids)}::uuid[]))`,
         query.updated_after === undefined ? sql`true` : sql`d.updated_at >= ${query.updated_after}`,
         query.updated_before === undefined ? sql`true` : sql`d.updated_at < ${query.updated_before}`
       ])

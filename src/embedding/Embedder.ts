@@ -4,7 +4,8 @@
  * provider that speaks OpenAI's /v1/embeddings (OpenAI, Ollama, vLLM, TEI; OpenAiEmbedderLive).
  *
  * `model` and `dimensions` are recorded with every stored vector: vectors of two models are not
- * comparable, so a change of either means re-embedding, not mixing.
+ * comparable, so a change of either means re-embedding, not mixing. `minimumSimilarity` is the
+ * model's floor for semantic search.
  */
 import { Context, type Effect, Schema } from "effect"
 
@@ -27,6 +28,11 @@ export interface EmbedderShape {
   readonly model: string
   /** The length of every vector. */
   readonly dimensions: number
+  /**
+   * The cosine similarity below which a chunk is no match for a query, only noise: semantic
+   * search leaves such chunks out. A property of the model (its similarities of unrelated texts).
+   */
+  readonly minimumSimilarity: number
   /** One vector per text, in the order of `texts`. */
   readonly embed: (texts: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Float32Array>, EmbeddingError>
 }

@@ -23,6 +23,15 @@
 export const hashEmbeddingModel = "basalt-hash-ngram-v1"
 export const hashEmbeddingDimensions = 512
 
+/**
+ * Below this cosine similarity a chunk is no match for a query. Unrelated texts are not near 0
+ * with this model: the character pieces of any two texts overlap a little (the best match of a
+ * query of random letters had a median of 0.14 on the test collections, and reached 0.28). At
+ * 0.2, 2 to 10 of 200 such queries still find something, semantic nDCG@10 loses at most 0.013
+ * and hybrid's is unchanged within noise (bench/search-tuning.ts TUNE_FLOOR; README, Search).
+ */
+export const hashEmbeddingMinimumSimilarity = 0.2
+
 export interface HashEmbedding {
   readonly model: string
   readonly dimensions: number

@@ -32,6 +32,12 @@ export interface OpenAiEmbedderOptions {
    * is made.
    */
   readonly dimensions?: number
+  /**
+   * The model's floor for semantic search (see EmbedderShape). Default 0: only chunks pointing
+   * away from the query are left out, which holds for any model; a model's unrelated texts
+   * usually score well above 0, so set it per model (README, Configuration).
+   */
+  readonly minimumSimilarity?: number
   /** Sent as `Authorization: Bearer …`; local servers (Ollama, vLLM, TEI) usually need none. */
   readonly apiKey?: Redacted.Redacted
   /** Texts per request. Default 64. */
@@ -443,5 +449,5 @@ export const make = (options: OpenAiEmbedderOptions): Effect.Effect<EmbedderShap
               })
           )
 
-    return { model, dimensions, embed } satisfies EmbedderShape
+    return { model, dimensions, minimumSimilarity: options.minimumSimilarity ?? 0, embed } satisfies EmbedderShape
   })

@@ -2,6 +2,8 @@ import { Effect, Layer } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { BasaltApi } from "../Api.ts"
 import { DatabaseInfo } from "../database/Database.ts"
+import { databaseOutageOf, reportOutage } from "../database/DatabaseOutage.ts"
+import { abandonAfter } from "../database/Deadline.ts"
 import { NotReady } from "../http/ApiError.ts"
 import { ServerLifecycle } from "../http/ServerLifecycle.ts"
 import { HealthRepo } from "./HealthRepo.ts"
@@ -23,16 +25,16 @@ export const HealthHttpLive = HttpApiBuilder.group(BasaltApi, "operations", (han
           if (lifecycle.isDraining()) return yield* notReady("server", "The server is shutting down")
           const started = performance.now()
           const state = yield* repo.state.pipe(
-            Effect.timeoutOrElse({
-              duration: readinessTimeout,
-              orElse: () => Effect.fail(notReady("database", `The database did not answer within ${readinessTimeout}`))
+            // At the deadline, without waiting for the query to be stopped: a frozen database
+            // would hold that up too.
+            abandonAfter(readinessTimeout, () => notReady("database", `The database did not answer within ${readinessTimeout}`)),
+            Effect.catchTag("SqlError", (error) => {
+              const outage = databaseOutageOf(error)
+              // An outage is logged once for all the probes that meet it, not once per probe.
+              return outage === undefined
+                ? Effect.andThen(Effect.logWarning("readiness check failed", error), notReady("database", "The database is unreachable"))
+                : Effect.andThen(reportOutage(outage), notReady("database", `The database is unavailable: ${outage.reason}`))
             }),
-            Effect.catchTag("SqlError", (error) =>
-              Effect.andThen(
-                Effect.logWarning("readiness check failed", error),
-                Effect.fail(notReady("database", "The database is unreachable"))
-              )
-            ),
             Effect.catchTag("SchemaError", Effect.die)
           )
           return {

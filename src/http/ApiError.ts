@@ -13,9 +13,9 @@ export const ErrorDetail = Schema.Struct({
 })
 export type ErrorDetail = typeof ErrorDetail.Type
 
-/** The body of every failure, exactly `components.schemas.Error` of openapi.yaml. */
+/** The body of every failure, exactly `components.schemas.ApiError` of openapi.yaml. */
 export const ErrorBody = contractBody(
-  "Error",
+  "ApiError",
   Schema.Struct({
     error: Schema.String,
     message: Schema.String,
@@ -31,6 +31,9 @@ const fields = {
 }
 
 export class MalformedJson extends Schema.TaggedError<MalformedJson>()("MalformedJson", fields, { httpApiStatus: 400 }) {}
+
+/** A body that breaks its content type's own syntax (a multipart body without its boundary, say). */
+export class MalformedBody extends Schema.TaggedError<MalformedBody>()("MalformedBody", fields, { httpApiStatus: 400 }) {}
 
 /** OAuth2 token endpoint: the credentials of a password grant are wrong (RFC 6749 5.2). */
 export class InvalidGrant extends Schema.TaggedError<InvalidGrant>()("InvalidGrant", fields, { httpApiStatus: 400 }) {}
@@ -51,6 +54,9 @@ export class MethodNotAllowed extends Schema.TaggedError<MethodNotAllowed>()(
   { ...fields, allow: Schema.Array(Schema.String) },
   { httpApiStatus: 405 }
 ) {}
+
+/** The body did not arrive in full in the time allowed for it (an upload: BASALT_UPLOAD_TIMEOUT). */
+export class RequestTimeout extends Schema.TaggedError<RequestTimeout>()("RequestTimeout", fields, { httpApiStatus: 408 }) {}
 
 export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", fields, { httpApiStatus: 409 }) {}
 
@@ -84,15 +90,27 @@ export class BadGateway extends Schema.TaggedError<BadGateway>()("BadGateway", f
 
 export class NotReady extends Schema.TaggedError<NotReady>()("NotReady", fields, { httpApiStatus: 503 }) {}
 
+/**
+ * The database is unavailable (see DatabaseOutage), or the server is still starting. Carries what
+ * the renderer puts in `Retry-After`.
+ */
+export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()(
+  "ServiceUnavailable",
+  { ...fields, retryAfterSeconds: Schema.Int },
+  { httpApiStatus: 503 }
+) {}
+
 /** Every error class above; the renderer recognises a failure as an API error by these. */
 export const apiErrorClasses = [
   MalformedJson,
+  MalformedBody,
   InvalidGrant,
   UnsupportedGrantType,
   Unauthorized,
   Forbidden,
   NotFound,
   MethodNotAllowed,
+  RequestTimeout,
   Conflict,
   PayloadTooLarge,
   UnsupportedMediaType,
@@ -100,7 +118,8 @@ export const apiErrorClasses = [
   RateLimited,
   InternalError,
   BadGateway,
-  NotReady
+  NotReady,
+  ServiceUnavailable
 ] as const
 
 export type ApiError = InstanceType<(typeof apiErrorClasses)[number]>

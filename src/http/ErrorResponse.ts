@@ -1,7 +1,8 @@
 /**
  * Renders every failure in the one error shape: typed domain errors by their status annotation,
  * schema decode failures as 422 with details, unknown routes as 404 or 405, an oversized body as
- * 413, and anything else (a defect, an unexpected failure) as a 500 that says nothing of its
+ * 413, the database being unavailable (DatabaseOutage) as 503 with Retry-After, logged once per
+ * outage, and anything else (a defect, an unexpected failure) as a 500 that says nothing of its
  * cause, which is logged in full with the request and trace ids instead.
  *
  * One renderer, used where each kind of failure can be caught: the `ErrorResponse` HttpApi
@@ -13,7 +14,7 @@ import { Cause, Effect, Layer, Option } from "effect"
 import { HttpServerError, HttpServerResponse } from "effect/http"
 import { MaxBodySize } from "effect/http/HttpIncomingMessage"
 import { HttpApiError, HttpApiMiddleware } from "effect/http-api"
-import * as SchemaIssue from "effect/SchemaIssue"
+import { type DatabaseOutage, databaseOutageIn, reportOutage } from "../database/DatabaseOutage.ts"
 import {
   type ApiError,
   errorCode,
@@ -24,9 +25,11 @@ import {
   NotFound,
   PayloadTooLarge,
   RateLimited,
-  Unauthorized,
-  ValidationFailed
+  RequestTimeout,
+  ServiceUnavailable,
+  Unauthorized
 } from "./ApiError.ts"
+import { validationFailed } from "./IssueDetails.ts"
 import { CurrentRequestId } from "./RequestId.ts"
 import { pathOf, type RouteTable } from "./RouteTable.ts"
 
@@ -35,8 +38,8 @@ const headersOf = (error: ApiError): Record<string, string> | undefined =>
     ? { allow: error.allow.join(", ") }
     : error instanceof Unauthorized
       ? { "www-authenticate": 'Bearer realm="basalt"' }
-      : // The rest of an oversized body is never read, so the connection cannot be reused.
-        error instanceof PayloadTooLarge
+      : // The rest of an oversized or stalled body is never read, so the connection cannot be reused.
+        error instanceof PayloadTooLarge || error instanceof RequestTimeout
         ? { connection: "close" }
         : error instanceof RateLimited
           ? {
@@ -44,7 +47,9 @@ const headersOf = (error: ApiError): Record<string, string> | undefined =>
               ratelimit: error.rateLimit,
               "ratelimit-policy": error.rateLimitPolicy
             }
-          : undefined
+          : error instanceof ServiceUnavailable
+            ? { "retry-after": String(error.retryAfterSeconds) }
+            : undefined
 
 export const errorResponse = (error: ApiError): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
   Effect.withFiber((fiber) =>
@@ -61,15 +66,13 @@ export const errorResponse = (error: ApiError): Effect.Effect<HttpServerResponse
     )
   )
 
-const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
+/** A request's input, by where the framework decoded it (a response's own never gets here). */
+const inputName = { Params: "The path", Query: "The query", Headers: "The headers", Payload: "The request body" }
 
-const fromSchemaError = (error: HttpApiError.HttpApiSchemaError) =>
-  new ValidationFailed({
-    message: "The request does not match the schema",
-    details: formatIssues(error.cause.issue).issues.map((issue) => {
-      const path = (issue.path ?? []).map((segment) => String(typeof segment === "object" ? segment.key : segment))
-      return { path: path.length === 0 ? "(root)" : path.join("."), message: issue.message }
-    })
+const fromSchemaError = (error: HttpApiError.HttpApiSchemaError, kind: keyof typeof inputName) =>
+  validationFailed(error.cause.issue, {
+    subject: inputName[kind],
+    unknownKey: kind === "Payload" ? "field" : kind === "Headers" ? "header" : "parameter"
   })
 
 const tooLarge = Effect.withFiber((fiber) => {
@@ -87,6 +90,15 @@ const unexpected = (cause: Cause.Cause<unknown>) =>
     new InternalError({ message: "An unexpected error occurred; it has been logged under this request_id" })
   )
 
+const databaseUnavailable = (outage: DatabaseOutage) =>
+  new ServiceUnavailable({
+    message: `The database is unavailable: ${outage.reason}. Try again in ${outage.retryAfterSeconds} s`,
+    retryAfterSeconds: outage.retryAfterSeconds
+  })
+
+/** Logged once per outage (DatabaseOutages), not per request. */
+const unavailable = (outage: DatabaseOutage) => Effect.as(reportOutage(outage), databaseUnavailable(outage))
+
 const isBodyTooLarge = (error: unknown) =>
   HttpApiError.HttpApiPayloadTooLarge.is(error) ||
   (HttpServerError.isHttpServerError(error) && error.reason._tag === "RequestParseError" && error.reason.reason === "BodyTooLarge")
@@ -103,7 +115,7 @@ export const apiErrorFromCause = (cause: Cause.Cause<unknown>, routes?: RouteTab
   if (reason?._tag === "Fail" && isApiError(error)) return Effect.succeedSome(error)
   // A response that breaks its own Schema is the server's fault: it stays a 500 below.
   if (HttpApiError.HttpApiSchemaError.is(error) && error.kind !== "Body" && error.kind !== "ResponseHeaders") {
-    return Effect.succeedSome(fromSchemaError(error))
+    return Effect.succeedSome(fromSchemaError(error, error.kind))
   }
   if (isBodyTooLarge(error)) return Effect.asSome(tooLarge)
   if (HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound") {
@@ -116,6 +128,8 @@ export const apiErrorFromCause = (cause: Cause.Cause<unknown>, routes?: RouteTab
         : new MethodNotAllowed({ message: `${request.method} is not allowed on ${path}`, allow })
     )
   }
+  const outage = databaseOutageIn(cause)
+  if (outage !== undefined) return Effect.asSome(unavailable(outage))
   return Effect.asSome(unexpected(cause))
 }
 
@@ -137,6 +151,17 @@ export class ErrorResponse extends HttpApiMiddleware.Service<ErrorResponse>()("b
   static readonly layer: Layer.Layer<ErrorResponse> = Layer.succeed(ErrorResponse, (httpEffect) =>
     Effect.catchCause(httpEffect, (cause) => renderCause(cause))
   )
+}
+
+/**
+ * Declares the 503 of an operation that cannot answer without the database: while it is
+ * unavailable, and while the server starts (until then every operation but /health and /ready
+ * answers 503). ErrorResponse renders it; this middleware itself does nothing.
+ */
+export class Availability extends HttpApiMiddleware.Service<Availability>()("basalt/Availability", {
+  error: ServiceUnavailable
+}) {
+  static readonly layer: Layer.Layer<Availability> = Layer.succeed(Availability, (httpEffect) => httpEffect)
 }
 
 /** The renderer under the name the server composes. */

@@ -13,7 +13,7 @@ export const encodeCursor = (position: PagePosition) => Buffer.from(Schema.encod
 
 export const invalidCursor = () =>
   new ValidationFailed({
-    message: "The request does not match the schema",
+    message: "The request is invalid: cursor: Not a cursor this server issued",
     details: [{ path: "cursor", message: "Not a cursor this server issued" }]
   })
 

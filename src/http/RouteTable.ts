@@ -3,9 +3,12 @@
  * wrong method (405 and Allow), and to name the route in metrics. Matched by the platform's own
  * router (FindMyWay, as HttpRouter configures it by default), so the table and the router always
  * agree on what a path is.
+ *
+ * A path is the most specific template it matches, whatever the method (a literal segment before a
+ * parameter): `/documents/batch` is the batch route, so DELETE on it is 405, not the DELETE of
+ * `/documents/{id}` with `batch` for an id.
  */
 import * as FindMyWay from "effect/http/FindMyWay"
-import type { HttpMethod } from "effect/http/HttpMethod"
 import { HttpApi, type HttpApiGroup } from "effect/http-api"
 
 /** The path of a request target (`/a/b?x=1` → `/a/b`): Node gives the target as sent. */
@@ -14,7 +17,7 @@ export const pathOf = (url: string): string => {
   return query === -1 ? url : url.slice(0, query)
 }
 
-const methods: ReadonlyArray<HttpMethod> = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+const methodOrder = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 export interface RouteTable {
   /** The route template that serves the request target `url` with `method`, if any. */
@@ -25,19 +28,36 @@ export interface RouteTable {
 
 export const RouteTable = {
   fromApi: <Id extends string, Groups extends HttpApiGroup.Constraint>(api: HttpApi.HttpApi<Id, Groups>): RouteTable => {
-    const router = FindMyWay.make<string>()
+    // Every template once, under one method, so that the router's precedence alone picks it.
+    const templates = FindMyWay.make<string>()
+    const methodsOf = new Map<string, Array<string>>()
     HttpApi.reflect(api, {
       onGroup() {},
       onEndpoint({ endpoint }) {
-        router.on(endpoint.method, endpoint.path as FindMyWay.PathInput, endpoint.path)
+        const methods = methodsOf.get(endpoint.path)
+        if (methods !== undefined) methods.push(endpoint.method)
+        else {
+          methodsOf.set(endpoint.path, [endpoint.method])
+          templates.on("GET", endpoint.path as FindMyWay.PathInput, endpoint.path)
+        }
       }
     })
+    // Computed once: both are asked on every request.
+    const allowedOf = new Map<string, ReadonlyArray<string>>()
+    for (const [template, served] of methodsOf) {
+      const allowed = methodOrder.filter((method) => served.includes(method))
+      // HEAD is answered wherever GET is (the router serves it).
+      allowedOf.set(template, allowed.includes("GET") ? [...allowed, "HEAD"] : allowed)
+    }
+    const templateOf = (url: string) => templates.find("GET", url)?.handler
     return {
-      match: (method, url) => router.find(method, url)?.handler,
+      match: (method, url) => {
+        const template = templateOf(url)
+        return template !== undefined && allowedOf.get(template)?.includes(method) ? template : undefined
+      },
       allowedMethods: (url) => {
-        const allowed = methods.filter((method) => router.find(method, url) !== undefined)
-        // HEAD is answered wherever GET is (the router serves it).
-        return allowed.includes("GET") ? [...allowed, "HEAD"] : allowed
+        const template = templateOf(url)
+        return (template !== undefined && allowedOf.get(template)) || []
       }
     }
   }

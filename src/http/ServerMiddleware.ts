@@ -6,7 +6,7 @@
  * HttpServerLive).
  */
 import { Context, Effect, Metric, References, Tracer, type Types } from "effect"
-import { HttpMiddleware, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { AppConfig, type AppConfigShape } from "../config/AppConfig.ts"
 import { httpDuration, httpRequests } from "../telemetry/HttpMetrics.ts"
 import { compress } from "./Compression.ts"
@@ -51,6 +51,23 @@ const cors = (
         maxAge: 600
       })
 
+/**
+ * A method the request's path does not answer is refused before routing, as an unknown route (405
+ * with Allow): the router would otherwise hand a literal path to a parameter sibling that has the
+ * method (DELETE /documents/batch to DELETE /documents/{id}, which then refuses `batch` as an id).
+ */
+const servedMethodsOnly =
+  (routes: RouteTable) =>
+  (app: App): App =>
+    Effect.withFiber((fiber) => {
+      const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
+      const allowed = routes.allowedMethods(request.url)
+      return allowed.length === 0 || allowed.includes(request.method)
+        ? app
+        : // The router's own failure for an unknown route, rendered by renderCause like one.
+          Effect.die(new HttpServerError.HttpServerError({ reason: new HttpServerError.RouteNotFound({ request }) }))
+    })
+
 /** The middleware the HTTP server applies around its router. */
 export const serverMiddleware = (
   config: AppConfigShape,
@@ -61,7 +78,7 @@ export const serverMiddleware = (
   const withCors = cors(config)
   const registry = Context.make(Metric.MetricRegistry, metricRegistry)
   return (app: App): App => {
-    const rendered = lifecycle.track(Effect.catchCause(withCors(app), (cause) => renderCause(cause, routes)))
+    const rendered = lifecycle.track(Effect.catchCause(withCors(servedMethodsOnly(routes)(app)), (cause) => renderCause(cause, routes)))
     return Effect.withFiber((fiber) => {
       const started = performance.now()
       const context = fiber.context

@@ -102,7 +102,7 @@ export class RateLimiter extends Context.Service<
 
       const takeUnder = (policy: RateLimitPolicy, bucket: string) =>
         Effect.gen(function* () {
-          // A database failure is a 500 like any other: a limit that cannot be checked is not waived.
+          // A database failure fails the request (503 while it is unavailable): a limit that cannot be checked is not waived.
           const state = yield* takeOne(policy, `${policy.name}:${bucket}`)
           const decision = decide(policy, state)
           const headers = { ratelimit: rateLimitHeader(policy, decision), "ratelimit-policy": policyHeader(policy) }

@@ -11,7 +11,7 @@ export interface RankedList {
   readonly weight: number
 }
 
-/** The fused ranking, best first; ties keep the order of first appearance. */
+/** The fused ranking, best first; equal scores in id order, so that every page sees one order. */
 export const fuseRankings = (lists: ReadonlyArray<RankedList>): ReadonlyArray<{ readonly id: string; readonly score: number }> => {
   const scores = new Map<string, number>()
   for (const list of lists) {
@@ -19,5 +19,7 @@ export const fuseRankings = (lists: ReadonlyArray<RankedList>): ReadonlyArray<{ 
       scores.set(id, (scores.get(id) ?? 0) + list.weight / (rrfK + index + 1))
     })
   }
-  return [...scores.entries()].map(([id, score]) => ({ id, score })).sort((a, b) => b.score - a.score)
+  return [...scores.entries()]
+    .map(([id, score]) => ({ id, score }))
+    .sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
 }

@@ -1,6 +1,7 @@
 /** Search as the contract names it. */
 import { Schema, SchemaTransformation } from "effect"
 import { contractBody } from "../contract/Contract.ts"
+import { DateTime } from "../contract/Formats.ts"
 import { Uuid } from "../contract/Uuid.ts"
 
 export const SearchMode = contractBody("SearchMode", Schema.Literals(["hybrid", "keyword", "semantic"]))
@@ -18,10 +19,10 @@ export const SearchFilters = contractBody(
       Schema.Array(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(100))).check(Schema.isMinLength(1), Schema.isMaxLength(50))
     ),
     tags: Schema.optional(Schema.Array(Tag).check(Schema.isMinLength(1), Schema.isMaxLength(50))),
-    collections: Schema.optional(Schema.Array(Uuid).check(Schema.isMinLength(1), Schema.isMaxLength(50))),
+    collection_ids: Schema.optional(Schema.Array(Uuid).check(Schema.isMinLength(1), Schema.isMaxLength(50))),
     document_ids: Schema.optional(Schema.Array(Uuid).check(Schema.isMinLength(1), Schema.isMaxLength(100))),
-    updated_after: Schema.optional(Schema.DateFromString),
-    updated_before: Schema.optional(Schema.DateFromString)
+    updated_after: Schema.optional(DateTime),
+    updated_before: Schema.optional(DateTime)
   })
 )
 export type SearchFilters = typeof SearchFilters.Type

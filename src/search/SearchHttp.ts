@@ -1,8 +1,9 @@
 /**
  * POST /api/v1/search. Keyword and semantic lists come from SearchRepo with the caller's
- * visibility and the filters in their SQL; hybrid fuses the two (Fusion.ts). Pages are
- * positions in the ranking: the cursor carries the next position and a fingerprint of the
- * search, so a cursor cannot be replayed against another query.
+ * visibility and the filters in their SQL; hybrid fuses the two (Fusion.ts). A search has one
+ * ranking whatever the page size (SearchRepo's pruning constants are the ranking's own), and a
+ * page is a slice of it: the cursor carries the next position and a fingerprint of the search and
+ * of that position, so a cursor cannot be replayed against another query or moved.
  */
 import { Effect, Layer, Option, Result, Schema } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
@@ -14,14 +15,15 @@ import { DatabaseInfo } from "../database/Database.ts"
 import { Embedder } from "../embedding/Embedder.ts"
 import { NotFound, ValidationFailed } from "../http/ApiError.ts"
 import { fuseRankings } from "./Fusion.ts"
+import { defaultBm25 } from "./KeywordRanking.ts"
 import { SearchFilters, type SearchMode, type SearchRequest, type SearchResult } from "./Search.ts"
-import { type Hit, type HitList, SearchRepo, semanticDepth } from "./SearchRepo.ts"
+import { candidateDepth, candidatePool, type Hit, type HitList, rescoredCandidates, SearchRepo, semanticDepth } from "./SearchRepo.ts"
 
 /** How deep hybrid search takes each list before fusing (keyword documents; semantic chunks, see SearchRepo). */
 const hybridDepth = semanticDepth
 
-const rejected = (path: string, message: string) =>
-  new ValidationFailed({ message: "The request does not match the schema", details: [{ path, message }] })
+/** A 422 whose message is the reason itself, with the field it concerns. */
+const rejected = (path: string, message: string) => new ValidationFailed({ message, details: [{ path, message }] })
 
 const noPgvector =
   "Semantic search needs the PostgreSQL extension pgvector, which this database does not have " +
@@ -29,30 +31,39 @@ const noPgvector =
 
 const CursorState = Schema.fromJsonString(Schema.Struct({ o: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), f: Schema.String }))
 
-const fingerprintOf = (request: SearchRequest, mode: SearchMode) =>
+/**
+ * What a cursor is bound to: the search (query, mode, filters, weights), the position, and the
+ * ranking's own settings, so that a cursor from before a change of them is refused rather than
+ * continuing a different ranking.
+ */
+const fingerprintOf = (request: SearchRequest, mode: SearchMode, offset: number, ranking: string) =>
   createHash("sha256")
-    .update(JSON.stringify([request.query, mode, Schema.encodeSync(SearchFilters)(request.filters ?? {}), request.weights ?? {}]))
+    .update(
+      JSON.stringify([request.query, mode, Schema.encodeSync(SearchFilters)(request.filters ?? {}), request.weights ?? {}, offset, ranking])
+    )
     .digest("base64url")
-    .slice(0, 16)
+    .slice(0, 22)
 
 const encodeCursor = (offset: number, fingerprint: string) =>
   Buffer.from(Schema.encodeSync(CursorState)({ o: offset, f: fingerprint })).toString("base64url")
 
-const decodeCursor = (cursor: string, fingerprint: string) =>
+const decodeCursor = (cursor: string, fingerprint: (offset: number) => string) =>
   Option.match(Schema.decodeUnknownOption(CursorState)(Buffer.from(cursor, "base64url").toString("utf8")), {
     onNone: () => Effect.fail(rejected("cursor", "Not a cursor this server issued")),
     onSome: (state) =>
-      state.f === fingerprint
+      state.f === fingerprint(state.o)
         ? Effect.succeed(state.o)
-        : Effect.fail(rejected("cursor", "The cursor belongs to another search (query, mode, filters or weights differ)"))
+        : Effect.fail(
+            rejected(
+              "cursor",
+              "The cursor does not belong to this search: it continues only the search that issued it (same query, mode, filters and weights), unaltered"
+            )
+          )
   })
 
-/** A page of `hits` (already ranked from position `offset`) with what each result shows. */
-interface RankedPage {
-  readonly hits: ReadonlyArray<Hit>
+/** A page of `hits` (already ranked from position `offset`) of a ranking of `ranked` documents. */
+interface RankedPage extends HitList {
   readonly offset: number
-  readonly total: number
-  readonly totalIsExact: boolean
 }
 
 export const SearchHttpLive = HttpApiBuilder.group(BasaltApi, "search", (handlers) =>
@@ -64,7 +75,25 @@ export const SearchHttpLive = HttpApiBuilder.group(BasaltApi, "search", (handler
     const embedQuery = (query: string) => Effect.map(embedder.embed([query]), (vectors) => vectors[0]!)
 
     const semanticList = (caller: Caller, vector: Float32Array, filters: SearchFilters, limit: number, offset: number) =>
-      repo.semantic({ caller, vector, model: embedder.model, dimensions: embedder.dimensions, filters, limit, offset })
+      repo.semantic({
+        caller,
+        vector,
+        model: embedder.model,
+        dimensions: embedder.dimensions,
+        minimumSimilarity: embedder.minimumSimilarity,
+        filters,
+        limit,
+        offset
+      })
+
+    const ranking = JSON.stringify([
+      defaultBm25,
+      candidateDepth,
+      candidatePool,
+      rescoredCandidates,
+      embedder.model,
+      embedder.minimumSimilarity
+    ])
 
     return handlers.handle("search", ({ payload }) =>
       Effect.gen(function* () {
@@ -73,11 +102,11 @@ export const SearchHttpLive = HttpApiBuilder.group(BasaltApi, "search", (handler
         const requested = payload.mode ?? "hybrid"
         const limit = payload.limit ?? 10
         const filters = payload.filters ?? {}
-        const fingerprint = fingerprintOf(payload, requested)
-        const offset = payload.cursor === undefined ? 0 : yield* decodeCursor(payload.cursor, fingerprint)
+        const fingerprint = (position: number) => fingerprintOf(payload, requested, position, ranking)
         if (requested === "semantic" && !database.pgvector) return yield* rejected("mode", noPgvector)
+        const offset = payload.cursor === undefined ? 0 : yield* decodeCursor(payload.cursor, fingerprint)
 
-        const unknown = yield* Effect.orDie(repo.unknownCollections(caller, filters.collections ?? []))
+        const unknown = yield* Effect.orDie(repo.unknownCollections(caller, filters.collection_ids ?? []))
         if (unknown.length > 0) return yield* new NotFound({ message: `No such collection: ${unknown.join(", ")}` })
 
         const keywordPage = (pageLimit: number, pageOffset: number): Effect.Effect<HitList> =>
@@ -116,6 +145,7 @@ export const SearchHttpLive = HttpApiBuilder.group(BasaltApi, "search", (handler
             page = {
               hits: fused.slice(offset, offset + limit).map(({ id, score }) => ({ ...byDocument.get(id)!, score })),
               offset,
+              ranked: fused.length,
               total: fused.length,
               totalIsExact: true
             }
@@ -145,8 +175,7 @@ export const SearchHttpLive = HttpApiBuilder.group(BasaltApi, "search", (handler
           total_relation: page.totalIsExact ? ("eq" as const) : ("gte" as const),
           search_time_ms: Math.round((performance.now() - started) * 100) / 100,
           filters,
-          next_cursor:
-            page.hits.length === limit && (nextOffset < page.total || !page.totalIsExact) ? encodeCursor(nextOffset, fingerprint) : null,
+          next_cursor: page.hits.length > 0 && nextOffset < page.ranked ? encodeCursor(nextOffset, fingerprint(nextOffset)) : null,
           fallback
         }
       })

@@ -1,10 +1,10 @@
 /**
- * Search SQL: keyword (BM25, KeywordRanking.ts; its statement is the function of migration 0017)
+ * Search SQL: keyword (BM25, KeywordRanking.ts; its statement is the function of migration 0018)
  * and semantic (pgvector HNSW, cosine) candidate lists, each with the caller's visibility and the
  * filters inside the statement, so that a limit never cuts before them.
  *
  * Results are documents: each one represented by its best chunk (measured against chunk-level
- * results on the test collections, see the README). A list is ordered by score, ties by chunk id.
+ * results on the test collections, see the README). A list is ordered by score, ties by document id.
  */
 import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
@@ -15,7 +15,7 @@ import { type Bm25Parameters, defaultBm25 } from "./KeywordRanking.ts"
 export interface SearchFilters {
   readonly sources?: ReadonlyArray<string> | undefined
   readonly tags?: ReadonlyArray<string> | undefined
-  readonly collections?: ReadonlyArray<string> | undefined
+  readonly collection_ids?: ReadonlyArray<string> | undefined
   readonly document_ids?: ReadonlyArray<string> | undefined
   readonly updated_after?: Date | undefined
   readonly updated_before?: Date | undefined
@@ -27,9 +27,10 @@ export interface KeywordRequest {
   readonly filters: SearchFilters
   readonly limit: number
   readonly offset: number
+  /** Override the ranking's constants (bench/search-tuning.ts measures with them). */
   readonly bm25?: Bm25Parameters
   readonly depth?: number
-  /** Overrides `rescoredCandidates` (bench/search-tuning.ts measures with it). */
+  readonly pool?: number
   readonly rescored?: number
 }
 
@@ -42,9 +43,11 @@ export interface Hit {
 
 export interface HitList {
   readonly hits: ReadonlyArray<Hit>
+  /** How many documents the ranking holds: pages end there. */
+  readonly ranked: number
   /**
    * How many documents match in all (keyword: exact below `totalCap` matches, else a
-   * lower bound; semantic: those among the nearest chunks looked at).
+   * lower bound; semantic: those among the nearest chunks looked at, above the floor).
    */
   readonly total: number
   readonly totalIsExact: boolean
@@ -71,20 +74,31 @@ export const semanticDepth = 1000
  */
 export const totalCap = 1000
 
-/**
- * Keyword: how many chunks each query lexeme contributes as candidates. 50 for a first page of
- * ten kept nDCG@10 within 0.0007 of exact scoring on the four test collections (20 lost up to
- * 0.011); twice the page's end for deeper pages (bench/search-tuning.ts TUNE_DEPTH, README).
+/*
+ * Keyword's candidate pruning. These are constants of the ranking, never functions of the page:
+ * a page is a slice of one ranking, so a first page of ten is the first ten of a page of a
+ * hundred, and walking pages with the cursor shows each ranked document once. Chosen on the four
+ * test collections with bench/search-tuning.ts (TUNE_DEPTH, TUNE_POOL, TUNE_RESCORED; README,
+ * Search): nDCG@10 within 0.001 of scoring every candidate in full, Recall@100 above the plain
+ * BM25 reference where a pool of 200 or 500 postings fell below it on Cranfield's long queries.
  */
-export const candidateDepth = (limit: number, offset: number) => Math.max(50, 2 * (limit + offset))
+
+/** How many chunks each query lexeme contributes as candidates, at least. */
+export const candidateDepth = 50
 
 /**
- * Keyword: how many of the best candidates (by the lexemes their lists hold) are completed with
- * the lexemes left out. Five times the page's end kept nDCG@10 within 0.0009 of completing all of
- * them on the four test collections (twice lost up to 0.015); completing all cost a probe per
- * candidate and lexeme, most of the statement's time at 100,000 chunks (README, Search).
+ * Postings the query's lexemes share: a query of few lexemes reads deeper lists (a one-word
+ * query ranks up to this many chunks, enough to page through), a long one `candidateDepth` each.
+ * As many as `total` counts at most.
  */
-export const rescoredCandidates = (limit: number, offset: number) => 5 * (limit + offset)
+export const candidatePool = 1000
+
+/**
+ * How many of the best candidate documents (by the lexemes their lists hold) are completed with
+ * the lexemes their lists left out, by primary-key probes (most of the statement's time at
+ * 100,000 chunks when every candidate was). 100 was no better on the four collections.
+ */
+export const rescoredCandidates = 50
 
 export class SearchRepo extends Context.Service<SearchRepo>()("basalt/SearchRepo", {
   make: Effect.gen(function* () {
@@ -96,38 +110,49 @@ export class SearchRepo extends Context.Service<SearchRepo>()("basalt/SearchRepo
      */
     const filterArguments = (filters: SearchFilters) =>
       sql`${filters.sources ?? null}::text[], ${filters.tags ?? null}::text[], ${filters.document_ids ?? null}::uuid[],
-        ${filters.collections ?? null}::uuid[], ${filters.updated_after ?? null}::timestamptz, ${filters.updated_before ?? null}::timestamptz`
+        ${filters.collection_ids ?? null}::uuid[], ${filters.updated_after ?? null}::timestamptz, ${filters.updated_before ?? null}::timestamptz`
 
     const hasFilters = (filters: SearchFilters) => Object.values(filters).some((value) => value !== undefined)
 
     /**
-     * The best `limit` documents after `offset` by BM25 (each by its best chunk), and how many
-     * documents match (exact below `totalCap` matches, a lower bound past it), in one call of
-     * `basalt_keyword_search` (migration 0017, where the SQL is; Postgres keeps its plan).
+     * The best `limit` documents after `offset` by BM25 (each by its best chunk), how many the
+     * ranking holds, and how many documents match (exact below `totalCap` matches, a lower bound
+     * past it), in one call of `basalt_keyword_search` (migration 0018, where the SQL is; Postgres
+     * keeps its plan).
      *
-     * Candidates: for each query lexeme, its `depth` visible chunks (inside the filters) of highest
-     * impact, read from the impact-ordered postings (migration 0012); the visibility (copied onto
-     * the postings, migration 0013) and the filters are in that per-term scan, before its limit, so
-     * a caller who sees few documents still gets their best matches. Without filters the scan is
-     * index-only. A candidate's score counts the lexemes its lists hold; the `rescoredCandidates`
-     * best of them are completed with the lexemes the lists left out, by primary-key probes.
+     * Candidates: for each query lexeme, its `candidateDepth` (or, for a short query, its share
+     * of `candidatePool`) visible chunks inside the filters of highest impact, read from the
+     * impact-ordered postings (migration 0012); the visibility (copied onto the postings, migration
+     * 0013) and the filters are in that per-term scan, before its limit, so a caller who sees few
+     * documents still gets their best matches. Without filters the scan is index-only. A
+     * candidate's score counts the lexemes its lists hold; the `rescoredCandidates` best
+     * documents are completed with the lexemes the lists left out, by primary-key probes. Equal
+     * scores are ordered by document id.
      */
     const keyword = (request: KeywordRequest) => {
       const bm25 = request.bm25 ?? defaultBm25
-      const rows = sql<{ document_id: string | null; chunk_id: string | null; score: number | null; postings: string; documents: string }>`
+      const rows = sql<{
+        document_id: string | null
+        chunk_id: string | null
+        score: number | null
+        ranked: string
+        postings: string
+        documents: string
+      }>`
         SELECT * FROM basalt_keyword_search(
           ${request.query}, ${request.caller.id}::uuid, ${request.caller.role === "admin"}, ${filterArguments(request.filters)},
-          ${request.depth ?? candidateDepth(request.limit, request.offset)},
-          ${request.rescored ?? rescoredCandidates(request.limit, request.offset)},
+          ${request.depth ?? candidateDepth}, ${request.pool ?? candidatePool}, ${request.rescored ?? rescoredCandidates},
           ${request.limit}, ${request.offset}, ${totalCap}, ${bm25.k1}::float8, ${bm25.b}::float8)`
       return Effect.map(rows, (found) => {
         const hits = found.flatMap(({ chunk_id, document_id, score }) =>
           chunk_id === null || document_id === null ? [] : [{ document_id, chunk_id, score: Number(score) }]
         )
         const counted = found[0]
+        const ranked = Number(counted?.ranked ?? 0)
         return {
           hits,
-          total: Math.max(Number(counted?.documents ?? 0), request.offset + hits.length),
+          ranked,
+          total: Math.max(Number(counted?.documents ?? 0), ranked),
           totalIsExact: Number(counted?.postings ?? 0) < totalCap
         } satisfies HitList
       })
@@ -135,14 +160,17 @@ export class SearchRepo extends Context.Service<SearchRepo>()("basalt/SearchRepo
 
     /**
      * The nearest documents to `vector` (cosine, each by its nearest chunk) among the chunks
-     * embedded by `model`, through that model's HNSW index. pgvector's iterative scan keeps
-     * walking the graph while the visibility and the filters reject candidates.
+     * embedded by `model`, through that model's HNSW index, leaving out chunks less similar than
+     * `minimumSimilarity` (the embedder's floor: below it a chunk is no match, only noise).
+     * pgvector's iterative scan keeps walking the graph while the visibility and the filters
+     * reject candidates; the floor is applied after the walk, which it would otherwise prolong.
      */
     const semantic = (request: {
       readonly caller: Caller
       readonly vector: Float32Array
       readonly model: string
       readonly dimensions: number
+      readonly minimumSimilarity: number
       readonly filters: SearchFilters
       readonly limit: number
       readonly offset: number
@@ -153,7 +181,7 @@ export class SearchRepo extends Context.Service<SearchRepo>()("basalt/SearchRepo
           yield* sql`SET LOCAL hnsw.ef_search = 100`
           const vectorText = `[${Array.from(request.vector).join(",")}]`
           const dims = sql.literal(String(Math.trunc(request.dimensions)))
-          const rows = yield* sql<{ document_id: string; chunk_id: string; score: number; total: string }>`
+          const rows = yield* sql<{ document_id: string | null; chunk_id: string | null; score: number | null; ranked: string }>`
           WITH nearest AS (
             SELECT e.chunk_id, c.document_id, e.embedding::vector(${dims}) <=> ${vectorText}::vector(${dims}) AS distance
             FROM chunk_embeddings e
@@ -164,16 +192,26 @@ export class SearchRepo extends Context.Service<SearchRepo>()("basalt/SearchRepo
             ORDER BY e.embedding::vector(${dims}) <=> ${vectorText}::vector(${dims})
             LIMIT ${semanticDepth}
           ),
-          best AS (
+          best AS MATERIALIZED (
             SELECT DISTINCT ON (document_id) document_id, chunk_id, 1 - distance AS score
-            FROM nearest ORDER BY document_id, distance, chunk_id
+            FROM nearest WHERE 1 - distance >= ${request.minimumSimilarity}::float8
+            ORDER BY document_id, distance, chunk_id
+          ),
+          page AS (
+            SELECT document_id, chunk_id, score FROM best
+            ORDER BY score DESC, document_id
+            LIMIT ${request.limit} OFFSET ${request.offset}
           )
-          SELECT document_id, chunk_id, score, count(*) OVER () AS total
-          FROM best ORDER BY score DESC, chunk_id
-          LIMIT ${request.limit} OFFSET ${request.offset}`
+          SELECT page.document_id, page.chunk_id, page.score, counted.ranked
+          FROM (SELECT count(*) AS ranked FROM best) AS counted LEFT JOIN page ON true
+          ORDER BY page.score DESC, page.document_id`
+          const ranked = Number(rows[0]?.ranked ?? 0)
           return {
-            hits: rows.map(({ chunk_id, document_id, score }) => ({ document_id, chunk_id, score: Number(score) })),
-            total: rows.length > 0 ? Number(rows[0]!.total) : 0,
+            hits: rows.flatMap(({ chunk_id, document_id, score }) =>
+              chunk_id === null || document_id === null ? [] : [{ document_id, chunk_id, score: Number(score) }]
+            ),
+            ranked,
+            total: ranked,
             totalIsExact: true
           } satisfies HitList
         })

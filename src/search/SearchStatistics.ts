@@ -7,9 +7,19 @@
  */
 import { Duration, Effect, Layer, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
+import { warnUnlessOutage } from "../database/DatabaseOutage.ts"
 
 const foldLockKey = 7_212_881_011
 const foldEvery = Duration.seconds(2)
+
+// Every two seconds in every process: a round that finds no deltas leaves no span, so that an
+// idle server's traces are its requests only.
+const deltasPending = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const [row] = yield* sql<{ pending: boolean }>`
+    SELECT EXISTS (SELECT 1 FROM search_lexeme_deltas) OR EXISTS (SELECT 1 FROM search_corpus_deltas) AS pending`
+  return row?.pending === true
+}).pipe(Effect.withTracerEnabled(false))
 
 export const foldSearchStatistics = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
@@ -30,12 +40,12 @@ export const foldSearchStatistics = Effect.gen(function* () {
         term_count = term_count + coalesce((SELECT sum(term_count) FROM moved), 0)`
     })
   )
-})
+}).pipe(Effect.withSpan("SearchStatistics.fold"))
 
 /** Folds every two seconds while the server runs; a failed round is logged and retried next time. */
 export const SearchStatisticsLive = Layer.effectDiscard(
-  foldSearchStatistics.pipe(
-    Effect.catchCause((cause) => Effect.logWarning("folding the search statistics failed", cause)),
+  Effect.flatMap(deltasPending, (pending) => (pending ? foldSearchStatistics : Effect.void)).pipe(
+    Effect.catchCause(warnUnlessOutage("folding the search statistics failed")),
     Effect.schedule(Schedule.spaced(foldEvery)),
     Effect.forkScoped
   )

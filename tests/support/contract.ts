@@ -41,10 +41,37 @@ const compiled = (keys: ReadonlyArray<string>) => {
   return validate
 }
 
-const templates = Object.keys(contract.paths).map((template) => ({
-  template,
-  pattern: new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{[^}]+\}/g, "[^/]+")}$`)
-}))
+// A path is its most specific template, as a router reads it: segment by segment, a literal before a
+// parameter (`/documents/batch` is the batch path, not `/documents/{document_id}`).
+const specificity = (a: string, b: string) => {
+  const [as, bs] = [a.split("/"), b.split("/")]
+  for (let i = 0; i < Math.min(as.length, bs.length); i++) {
+    const [aParam, bParam] = [as[i]!.startsWith("{"), bs[i]!.startsWith("{")]
+    if (aParam !== bParam) return aParam ? 1 : -1
+  }
+  return 0
+}
+
+const templates = Object.keys(contract.paths)
+  .sort(specificity)
+  .map((template) => ({
+    template,
+    pattern: new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{[^}]+\}/g, "[^/]+")}$`)
+  }))
+
+/** Whether every segment of `path` is valid percent-encoding: a path that is not names no resource. */
+const decodable = (path: string) => {
+  try {
+    decodeURIComponent(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The template of openapi.yaml that `path` (as sent, percent-encoded) is, if any. */
+export const templateOf = (path: string): string | undefined =>
+  decodable(path) ? templates.find(({ pattern }) => pattern.test(path))?.template : undefined
 
 export interface ReceivedResponse {
   readonly status: number
@@ -92,9 +119,10 @@ const responseKeys = (keys: ReadonlyArray<string>): ReadonlyArray<string> => {
 
 /** Throws a ContractViolation unless `response` is one openapi.yaml allows for `method path`. */
 export const validateResponse = (method: string, url: string, response: ReceivedResponse): void => {
-  const path = new URL(url, "http://localhost").pathname
+  // `//x` is a path here, not a URL without its scheme.
+  const path = new URL(url.startsWith("//") ? `http://localhost${url}` : url, "http://localhost").pathname
   const where = `${method} ${path} → ${response.status}`
-  const matched = templates.find(({ pattern }) => pattern.test(path))
+  const matched = decodable(path) ? templates.find(({ pattern }) => pattern.test(path)) : undefined
   const operationMethod = method === "HEAD" ? "get" : method.toLowerCase()
   const operation: Json | undefined = matched && contract.paths[matched.template][operationMethod]
   if (method === "OPTIONS" && response.headers.has("access-control-allow-methods")) {
@@ -106,7 +134,13 @@ export const validateResponse = (method: string, url: string, response: Received
     const expected = matched === undefined ? 404 : 405
     if (response.status !== expected) fail(where, `no operation serves this; expected ${expected}`)
     const component = expected === 404 ? "NotFound" : "MethodNotAllowed"
-    validateAgainst(where, response, contract.components.responses[component], ["components", "responses", component])
+    const declared = contract.components.responses[component]
+    // A HEAD response has no body, whatever its status.
+    validateAgainst(where, response, method === "HEAD" ? { ...declared, content: undefined } : declared, [
+      "components",
+      "responses",
+      component
+    ])
     return
   }
   const statusKey = String(response.status)
@@ -118,6 +152,50 @@ export const validateResponse = (method: string, url: string, response: Received
   // A HEAD response has a GET's headers and no body.
   if (method === "HEAD") validateAgainst(where, response, { ...declared, content: undefined }, keys)
   else validateAgainst(where, response, declared, keys)
+}
+
+const nodeAt = (keys: ReadonlyArray<string>): Json | undefined => keys.reduce((at: Json, key) => at?.[key], contract)
+
+/** One event of a `text/event-stream`: its fields, as the stream sent them. */
+export type StreamEvent = Readonly<Record<string, string>>
+
+/**
+ * Throws a ContractViolation unless `event` is one that the event stream `method path` may send:
+ * valid against the stream's `itemSchema` (OpenAPI 3.2), and each field the item declares as
+ * `contentMediaType: application/json` JSON valid against the `contentSchema` of the variant the
+ * event is (JSON Schema leaves `contentSchema` to the application, so it is applied here).
+ */
+export const validateStreamEvent = (method: string, url: string, event: StreamEvent) => {
+  const path = new URL(url, "http://localhost").pathname
+  const where = `${method} ${path} event ${JSON.stringify(event).slice(0, 200)}`
+  const matched = templates.find(({ pattern }) => pattern.test(path))
+  const operationMethod = method.toLowerCase()
+  if (matched === undefined || contract.paths[matched.template][operationMethod] === undefined) return fail(where, "no such operation")
+  const responseAt = responseKeys(["paths", matched.template, operationMethod, "responses", "200"])
+  const mediaAt = [...responseAt, "content", "text/event-stream"]
+  const media: Json | undefined = deref(nodeAt(responseAt) ?? {})?.content?.["text/event-stream"]
+  if (media?.itemSchema === undefined) return fail(where, "the stream declares no itemSchema")
+  const validate = compiled([...mediaAt, "itemSchema"])
+  if (!validate(event)) fail(where, ajv.errorsText(validate.errors))
+  const itemAt = typeof media.itemSchema.$ref === "string" ? media.itemSchema.$ref.slice(2).split("/") : [...mediaAt, "itemSchema"]
+  const item = deref(media.itemSchema)
+  const variants: ReadonlyArray<ReadonlyArray<string>> =
+    item.oneOf === undefined ? [itemAt] : item.oneOf.map((_: Json, i: number) => [...itemAt, "oneOf", String(i)])
+  const variant = variants.find((keys) => compiled(keys)(event))
+  for (const [field, declared] of Object.entries<Json>(item.properties ?? {})) {
+    if (declared.contentMediaType !== "application/json" || event[field] === undefined) continue
+    let value: unknown
+    try {
+      value = JSON.parse(event[field])
+    } catch {
+      return fail(where, `${field} is not JSON`)
+    }
+    // The variant's own contentSchema, else the item's.
+    const declaring = [variant, itemAt].find((keys) => keys !== undefined && nodeAt(keys)?.properties?.[field]?.contentSchema !== undefined)
+    if (declaring === undefined) continue
+    const validateContent = compiled([...declaring, "properties", field, "contentSchema"])
+    if (!validateContent(value)) fail(where, `${field}: ${ajv.errorsText(validateContent.errors)}`)
+  }
 }
 
 /** Validates a response against one of components.responses (for responses of test-only APIs). */

@@ -1,10 +1,11 @@
 /**
  * Compares the OpenAPI document derived from an HttpApi (OpenApi.fromApi) with openapi.yaml on
- * what clients depend on: paths and methods, operation ids, parameters, request body content
- * types, response status codes and the content types of each response. Returns one line per
- * difference.
+ * what clients depend on: paths and methods, operation ids, parameters (and whether unknown ones
+ * are refused), request body content types, response status codes and the content types of each
+ * response. Returns one line per difference.
  */
 import { type HttpApi, type HttpApiGroup, OpenApi } from "effect/http-api"
+import { ignoresUnknownQueryParameters } from "../../src/http/RequestParams.ts"
 import { contract } from "./contract.ts"
 
 type Json = Record<string, any>
@@ -61,6 +62,8 @@ export const contractDifferences = <Id extends string, Groups extends HttpApiGro
     }
     const [p1, p2] = [parameters(derived, mine), parameters(expected, theirs)]
     if (differ(p1, p2)) differences.push(`${route}: parameters ${sorted(p1)} served, ${sorted(p2)} documented`)
+    const [u1, u2] = [mine[ignoresUnknownQueryParameters] ?? "refuse", theirs[ignoresUnknownQueryParameters] ?? "refuse"]
+    if (u1 !== u2) differences.push(`${route}: unknown query parameters: ${u1} served, ${u2} documented`)
     const [b1, b2] = [
       new Set(Object.keys(mine.requestBody?.content ?? {})),
       new Set(Object.keys(deref(expected, theirs.requestBody)?.content ?? {}))

@@ -20,6 +20,7 @@ import documentDeletions from "./0014_document_deletions.ts"
 import searchPostingRewritesByChunk from "./0015_search_posting_rewrites_by_chunk.ts"
 import searchVectorOnce from "./0016_search_vector_once.ts"
 import keywordSearchFunction from "./0017_keyword_search_function.ts"
+import keywordRankingIndependentOfPage from "./0018_keyword_ranking_independent_of_page.ts"
 
 const all = {
   "0001_instance": instance,
@@ -38,7 +39,8 @@ const all = {
   "0014_document_deletions": documentDeletions,
   "0015_search_posting_rewrites_by_chunk": searchPostingRewritesByChunk,
   "0016_search_vector_once": searchVectorOnce,
-  "0017_keyword_search_function": keywordSearchFunction
+  "0017_keyword_search_function": keywordSearchFunction,
+  "0018_keyword_ranking_independent_of_page": keywordRankingIndependentOfPage
 }
 
 export const migrations = Migrator.fromRecord(all)

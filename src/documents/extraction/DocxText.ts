@@ -5,11 +5,11 @@
  */
 import { Buffer } from "node:buffer"
 import { Effect } from "effect"
-import { DomUtils, parseDocument } from "htmlparser2"
+import { DomUtils } from "htmlparser2"
 import mammoth from "mammoth"
 import type { ByteSource } from "./ByteSource.ts"
 import { CorruptFile, ExtractionLimitExceeded, readableReason } from "./ExtractionErrors.ts"
-import { htmlToText } from "./HtmlText.ts"
+import { htmlToText, parseBounded } from "./HtmlText.ts"
 import { tooMuchText } from "./TextFormats.ts"
 import { readZipDirectory, readZipEntry } from "./ZipDirectory.ts"
 
@@ -38,7 +38,9 @@ const protoAssignmentIgnored = (() => {
 const dropImages = mammoth.images.imgElement(() => Promise.resolve({ src: "" }))
 
 const coreTitle = (xml: Uint8Array) => {
-  const document = parseDocument(new TextDecoder().decode(xml), { xmlMode: true })
+  const document = parseBounded(new TextDecoder().decode(xml), { xmlMode: true })
+  // Properties nested that deep hold no title worth reading.
+  if (document === undefined) return null
   // The prefix is whatever the file declares for Dublin Core; Word writes `dc:`.
   const element = DomUtils.findOne((e) => e.name === "title" || e.name.endsWith(":title"), document.children)
   const title = element === null ? "" : DomUtils.textContent(element).replace(/\s+/g, " ").trim()
@@ -50,6 +52,10 @@ const coreTitle = (xml: Uint8Array) => {
  * TypeErrors its walker throws on unexpected XML get a lead-in saying what was wrong.
  */
 const docxFailure = (error: unknown) => {
+  // mammoth reads the XML recursively: elements nested deep enough exhaust the stack.
+  if (error instanceof RangeError && /call stack/i.test(error.message)) {
+    return CorruptFile.of("docx", "its Word XML is nested too deeply to read")
+  }
   const reason = readableReason(error)
   const malformed = error instanceof TypeError || /xmldom|parse error/i.test(String(error))
   return CorruptFile.of("docx", malformed ? `its Word XML is malformed (${reason})` : reason)
@@ -83,7 +89,7 @@ export const docxToText = (
         mammoth.convertToHtml({ buffer: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) }, { convertImage: dropImages }),
       catch: docxFailure
     })
-    const converted = htmlToText(html.value)
+    const converted = yield* htmlToText(html.value, "docx")
     if (converted.text.length > limits.maxCharacters) return yield* tooMuchText(limits.maxCharacters)
     return {
       text: converted.text,

@@ -107,14 +107,33 @@ const extract = (source: ByteSource, declaredName: string, overrides: Partial<Ex
   )
 }
 
-const document = (format: DocumentFormat, text: string, title: string | null, pageCount: number | null = null): ExtractedDocument => ({
-  format,
-  mediaType: mediaTypes[format],
-  // A title is a label, not a paragraph: some files put a whole abstract in it.
-  title: title === null ? null : title.length > 300 ? title.slice(0, 299).trimEnd() + "…" : title,
-  text: text.trim(),
-  pageCount
-})
+/**
+ * `text` as Postgres can store it: without U+0000, and with each lone surrogate (half of a UTF-16
+ * pair) replaced by U+FFFD. Files carry both (JSON escapes, PDF text layers, Word XML character
+ * references); the uploader can neither see nor easily remove them, so they are cleaned here
+ * rather than refused, unlike the same characters in the API's own input.
+ */
+const storableText = (text: string) => text.replaceAll("\u0000", "").toWellFormed()
+
+/** At most `max` UTF-16 code units of `text`, never half of a surrogate pair. */
+export const truncated = (text: string, max: number) => {
+  const cut = text.slice(0, max)
+  return /[\ud800-\udbff]$/.test(cut) ? cut.slice(0, -1) : cut
+}
+
+/** A title is a label, not a paragraph: some files put a whole abstract in it. */
+const shortened = (title: string) => (title.length <= 300 ? title : truncated(title, 299).trimEnd() + "…")
+
+const document = (format: DocumentFormat, text: string, title: string | null, pageCount: number | null = null): ExtractedDocument => {
+  const label = title === null ? "" : storableText(title).trim()
+  return {
+    format,
+    mediaType: mediaTypes[format],
+    title: label === "" ? null : shortened(label),
+    text: storableText(text).trim(),
+    pageCount
+  }
+}
 
 const extractAs = (
   format: DocumentFormat,
@@ -163,7 +182,7 @@ const textual = (
       case "md":
         return document("md", yield* bounded(text), markdownTitle(text))
       case "html": {
-        const html = htmlToText(text)
+        const html = yield* htmlToText(text, "html")
         return document("html", yield* bounded(html.text), html.title)
       }
       case "csv": {

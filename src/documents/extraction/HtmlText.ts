@@ -4,10 +4,16 @@
  * navigation, templates and hidden elements are dropped: their text is not the document's.
  * htmlparser2 builds the tree forgivingly and decodes entities. DOCX goes through here too, as
  * the HTML mammoth makes of it.
+ *
+ * Nesting is bounded, and the tree is walked without recursion: a file of 50,000 nested `<div>`s
+ * is a few hundred kilobytes, and htmlparser2 pays for every tag in proportion to the depth (its
+ * stack is an array it shifts), so a deep file is refused while parsing, before that cost grows.
  */
-import { ElementType, parseDocument } from "htmlparser2"
+import { Effect } from "effect"
+import { DomHandler, type DomHandlerOptions, ElementType, Parser } from "htmlparser2"
+import { CorruptFile, type DocumentFormat } from "./ExtractionErrors.ts"
 
-type HtmlDocument = ReturnType<typeof parseDocument>
+type HtmlDocument = DomHandler["root"]
 type HtmlNode = HtmlDocument["children"][number]
 type HtmlElement = Extract<HtmlNode, { readonly attribs: Record<string, string> }>
 
@@ -89,15 +95,58 @@ const isShown = (element: HtmlElement) =>
 
 const collapse = (text: string) => text.replace(/\s+/g, " ").trim()
 
-/** An element's visible text on one line, whatever blocks it holds. */
-const inlineText = (node: HtmlNode): string => {
-  if (node.type === ElementType.Text) return node.data
-  if (!isElement(node)) return ""
-  if (!isShown(node)) return ""
-  const inner = node.children.map(inlineText).join("")
-  return blocks.has(node.name) || node.name === "br" || node.name === "li" || node.name === "td" || node.name === "th"
-    ? ` ${inner} `
-    : inner
+/** Elements deeper than this make a document unreadable; real documents stay far below it. */
+export const maxElementDepth = 1_000
+
+const tooDeep = Symbol("nested too deeply")
+
+/** Builds the tree, and stops the parser (by throwing) once elements nest deeper than `maxDepth`. */
+class DepthBoundedHandler extends DomHandler {
+  constructor(
+    private readonly maxDepth: number,
+    options: DomHandlerOptions
+  ) {
+    super(undefined, options)
+  }
+
+  override onopentag(name: string, attribs: Record<string, string>) {
+    super.onopentag(name, attribs)
+    // The stack starts with the document itself.
+    if (this.tagStack.length - 1 > this.maxDepth) throw tooDeep
+  }
+}
+
+/** The tree of `markup`, or undefined when its elements nest deeper than `maxElementDepth`. */
+export const parseBounded = (markup: string, options: { readonly xmlMode?: boolean } = {}) => {
+  const xmlMode = options.xmlMode ?? false
+  const handler = new DepthBoundedHandler(maxElementDepth, { xmlMode })
+  try {
+    new Parser(handler, { xmlMode }).end(markup)
+  } catch (error) {
+    if (error === tooDeep) return undefined
+    throw error
+  }
+  return handler.root
+}
+
+/** The visible text of `nodes` on one line, whatever blocks they hold. */
+const inlineText = (nodes: ReadonlyArray<HtmlNode>): string => {
+  const parts: Array<string> = []
+  // Nodes to read, and the separators to write after an element's children.
+  const pending: Array<HtmlNode | string> = [...nodes].reverse()
+  while (pending.length > 0) {
+    const next = pending.pop()!
+    if (typeof next === "string") parts.push(next)
+    else if (next.type === ElementType.Text) parts.push(next.data)
+    else if (isElement(next) && isShown(next)) {
+      const name = next.name
+      const separator = blocks.has(name) || name === "br" || name === "li" || name === "td" || name === "th" ? " " : ""
+      parts.push(separator)
+      pending.push(separator)
+      for (let i = next.children.length - 1; i >= 0; i--) pending.push(next.children[i]!)
+    }
+  }
+  return parts.join("")
 }
 
 /**
@@ -159,89 +208,104 @@ class TextWriter {
   }
 }
 
-const walkChildren = (node: { readonly children: ReadonlyArray<HtmlNode> }, out: TextWriter, listDepth: number) => {
-  for (const child of node.children) walk(child, out, listDepth)
+/** A node to write, or what to write once an element's children are written. */
+type Step = { readonly node: HtmlNode; readonly listDepth: number; readonly position: number } | (() => void)
+
+/** Puts `node`'s children on `pending` (a stack: last in, first out), numbering list items. */
+const pushChildren = (pending: Array<Step>, node: { readonly children: ReadonlyArray<HtmlNode> }, listDepth: number) => {
+  let items = 0
+  for (const child of node.children) if (isElement(child) && child.name === "li") items++
+  for (let i = node.children.length - 1; i >= 0; i--) {
+    const child = node.children[i]!
+    const isItem = isElement(child) && child.name === "li"
+    pending.push({ node: child, listDepth, position: isItem ? items-- : 0 })
+  }
 }
 
-const walk = (node: HtmlNode, out: TextWriter, listDepth: number): void => {
-  if (node.type === ElementType.Text) {
-    out.text(node.data)
-    return
+/** Writes the document's blocks to `out`, depth first. */
+const writeBlocks = (document: HtmlDocument, out: TextWriter) => {
+  const pending: Array<Step> = []
+  pushChildren(pending, document, 0)
+  const descend = (node: HtmlElement, listDepth: number, after: () => void) => {
+    pending.push(after)
+    pushChildren(pending, node, listDepth)
   }
-  if (node.type === ElementType.Root) {
-    walkChildren(node, out, listDepth)
-    return
-  }
-  if (!isElement(node) || !isShown(node)) return
-  const name = node.name
-  const level = headingLevel(name)
-  if (level !== undefined) {
-    out.flush()
-    const heading = collapse(inlineText(node))
-    if (heading !== "") out.push(`${"#".repeat(level)} ${heading}`, false)
-    return
-  }
-  switch (name) {
-    case "br":
-      out.lineBreak()
-      return
-    case "pre": {
-      out.flush()
-      const preformatted = node.children.map(inlineText).join("").replace(/^\n/, "").trimEnd()
-      if (preformatted.trim() !== "") out.push(preformatted, false)
-      return
+  while (pending.length > 0) {
+    const step = pending.pop()!
+    if (typeof step === "function") {
+      step()
+      continue
     }
-    case "li": {
-      const parent = node.parent
-      const ordered = parent !== null && "name" in parent && parent.name === "ol"
-      const position = parent === null ? 1 : parent.children.filter((c) => isElement(c) && c.name === "li").indexOf(node) + 1
-      out.startBlock(`${"  ".repeat(Math.max(0, listDepth - 1))}${ordered ? `${position}.` : "-"} `, true)
-      walkChildren(node, out, listDepth)
-      out.flush()
-      return
+    const { node, listDepth, position } = step
+    if (node.type === ElementType.Text) {
+      out.text(node.data)
+      continue
     }
-    case "tr": {
+    if (!isElement(node) || !isShown(node)) continue
+    const name = node.name
+    const level = headingLevel(name)
+    if (level !== undefined) {
       out.flush()
-      const cells = node.children
-        .filter((cell): cell is HtmlElement => isElement(cell) && (cell.name === "td" || cell.name === "th") && isShown(cell))
-        .map((cell) => collapse(inlineText(cell)))
-      if (cells.some((cell) => cell !== "")) out.push(cells.join(" | ").trimEnd(), true)
-      return
+      const heading = collapse(inlineText([node]))
+      if (heading !== "") out.push(`${"#".repeat(level)} ${heading}`, false)
+      continue
     }
-    case "ul":
-    case "ol":
-      // A nested list continues its parent's lines.
-      if (listDepth === 0) out.newGroup()
-      else out.flush()
-      walkChildren(node, out, listDepth + 1)
+    switch (name) {
+      case "br":
+        out.lineBreak()
+        continue
+      case "pre": {
+        out.flush()
+        const preformatted = inlineText(node.children).replace(/^\n/, "").trimEnd()
+        if (preformatted.trim() !== "") out.push(preformatted, false)
+        continue
+      }
+      case "li": {
+        const parent = node.parent
+        const ordered = parent !== null && "name" in parent && parent.name === "ol"
+        out.startBlock(`${"  ".repeat(Math.max(0, listDepth - 1))}${ordered ? `${position}.` : "-"} `, true)
+        descend(node, listDepth, () => out.flush())
+        continue
+      }
+      case "tr": {
+        out.flush()
+        const cells = node.children
+          .filter((cell): cell is HtmlElement => isElement(cell) && (cell.name === "td" || cell.name === "th") && isShown(cell))
+          .map((cell) => collapse(inlineText([cell])))
+        if (cells.some((cell) => cell !== "")) out.push(cells.join(" | ").trimEnd(), true)
+        continue
+      }
+      case "ul":
+      case "ol":
+        // A nested list continues its parent's lines.
+        if (listDepth === 0) out.newGroup()
+        else out.flush()
+        descend(node, listDepth + 1, () => out.flush())
+        continue
+      case "table":
+        out.newGroup()
+        descend(node, listDepth, () => out.newGroup())
+        continue
+    }
+    if (blocks.has(name)) {
       out.flush()
-      return
-    case "table":
-      out.newGroup()
-      walkChildren(node, out, listDepth)
-      out.newGroup()
-      return
+      descend(node, listDepth, () => out.flush())
+      continue
+    }
+    pushChildren(pending, node, listDepth)
   }
-  if (blocks.has(name)) {
-    out.flush()
-    walkChildren(node, out, listDepth)
-    out.flush()
-    return
-  }
-  walkChildren(node, out, listDepth)
 }
 
 /** The first element passing `test`, in document order; hidden subtrees only when `inHidden`. */
-const findFirst = (nodes: ReadonlyArray<HtmlNode>, test: (element: HtmlElement) => boolean, inHidden = false): HtmlElement | undefined => {
-  for (const node of nodes) {
-    if (!isElement(node) && node.type !== ElementType.Root) continue
-    if (isElement(node)) {
-      if (test(node)) return node
-      // An SVG's <title> names the drawing, not the page.
-      if ((!inHidden && !isShown(node)) || node.name === "svg") continue
-    }
-    const found = findFirst(node.children, test, inHidden)
-    if (found !== undefined) return found
+const findFirst = (document: HtmlDocument, test: (element: HtmlElement) => boolean, inHidden = false): HtmlElement | undefined => {
+  const pending: Array<HtmlNode> = [...document.children].reverse()
+  while (pending.length > 0) {
+    const node = pending.pop()!
+    if (!isElement(node)) continue
+    if (test(node)) return node
+    // An SVG's <title> names the drawing, not the page.
+    if ((!inHidden && !isShown(node)) || node.name === "svg") continue
+    for (let i = node.children.length - 1; i >= 0; i--) pending.push(node.children[i]!)
   }
   return undefined
 }
@@ -249,19 +313,23 @@ const findFirst = (nodes: ReadonlyArray<HtmlNode>, test: (element: HtmlElement) 
 const textOf = (element: HtmlElement | undefined) => {
   if (element === undefined) return null
   // <title> holds raw text only; other elements are read as shown.
-  const text = collapse(element.name === "title" ? element.children.map(inlineText).join("") : inlineText(element))
+  const text = collapse(inlineText(element.name === "title" ? element.children : [element]))
   return text === "" ? null : text
 }
 
-export const htmlToText = (html: string): HtmlText => {
-  const document = parseDocument(html)
+/** The text of `html`; a `format` file (HTML, or a DOCX as HTML) that nests too deeply is unreadable. */
+export const htmlToText = (html: string, format: DocumentFormat): Effect.Effect<HtmlText, CorruptFile> => {
+  const document = parseBounded(html)
+  if (document === undefined) {
+    return Effect.fail(CorruptFile.of(format, `its content is nested more than ${maxElementDepth} levels deep`))
+  }
   const out = new TextWriter()
-  walk(document, out, 0)
-  const firstH1 = textOf(findFirst(document.children, (e) => e.name === "h1" && isShown(e)))
-  return {
+  writeBlocks(document, out)
+  const firstH1 = textOf(findFirst(document, (e) => e.name === "h1" && isShown(e)))
+  return Effect.succeed({
     text: out.toString(),
     // <title> lives in <head>, which is otherwise dropped.
-    title: textOf(findFirst(document.children, (e) => e.name === "title", true)) ?? firstH1,
-    firstHeading: firstH1 ?? textOf(findFirst(document.children, (e) => headingLevel(e.name) !== undefined && isShown(e)))
-  }
+    title: textOf(findFirst(document, (e) => e.name === "title", true)) ?? firstH1,
+    firstHeading: firstH1 ?? textOf(findFirst(document, (e) => headingLevel(e.name) !== undefined && isShown(e)))
+  })
 }
