@@ -21,7 +21,7 @@ import { Availability, ErrorResponse, errorResponse, renderCause } from "../src/
 import { answerParserErrors } from "../src/http/ParserErrors.ts"
 import { requestBodyLayer } from "../src/http/RequestBody.ts"
 import { queryParametersLayer } from "../src/http/RequestParams.ts"
-import { RouteTable } from "../src/http/RouteTable.ts"
+import { exactRouting, RouteTable } from "../src/http/RouteTable.ts"
 import { ServerMiddlewareLive, serverMiddleware } from "../src/http/ServerMiddleware.ts"
 import { ServerLifecycle } from "../src/http/ServerLifecycle.ts"
 
@@ -119,7 +119,8 @@ export const listen = <Id extends string, Groups extends HttpApiGroup.Constraint
       // Node's own bound on receiving a whole request (5 minutes) would cut a slower upload that
       // BASALT_UPLOAD_TIMEOUT allows with a bare 408 of its own; the upload's bound answers first.
       const requestTimeout = Math.max(300_000, Duration.toMillis(config.uploadTimeout) + 10_000)
-      const server = createServer({ requestTimeout })
+      // A request without Host is refused by the server middleware, in the one error shape.
+      const server = createServer({ requestTimeout, requireHostHeader: false })
       const connections = trackConnections(server)
       answerUntilAttached(server, starting)
       const context = yield* Effect.context<never>()
@@ -244,6 +245,7 @@ export const serveApi = <Id extends string, Groups extends HttpApiGroup.Constrai
         HttpRouter.serve(router, {
           disableLogger: true,
           disableListenLog: true,
+          routerConfig: exactRouting,
           // Without a tracer backend the platform makes no server span, unless the server has a
           // middleware of its own (which it runs inside one). The span's ids are what tie a request's
           // log lines together, so then a pass-through middleware keeps it.

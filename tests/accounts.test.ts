@@ -230,6 +230,23 @@ describe("accounts, sign-up closed (the default)", () => {
       expect(missing.status).toBe(422)
       expect(missing.json().details[0].path).toBe("password")
     })
+
+    it("ignores the fields OAuth2 tools add that no grant knows, whatever the grant", async () => {
+      const extras = { scope: "openid", client_id: "tool", audience: "basalt", resource: "https://example.com" }
+      const issued = await server.request(
+        "/api/v1/auth/token",
+        form({ grant_type: "password", username: "ada@example.com", password, ...extras })
+      )
+      expect(issued.status).toBe(200)
+      const refreshed = await server.request(
+        "/api/v1/auth/token",
+        form({ grant_type: "refresh_token", refresh_token: issued.json().refresh_token, username: "ignored", ...extras })
+      )
+      expect(refreshed.status).toBe(200)
+      const unsupported = await server.request("/api/v1/auth/token", form({ grant_type: "", ...extras }))
+      expect(unsupported.status).toBe(400)
+      expect(unsupported.json().error).toBe("unsupported_grant_type")
+    })
   })
 
   it("changes the password: the old one stops working and other sessions end, this one stays", async () => {

@@ -72,6 +72,19 @@ describe("API keys", () => {
     expect(past.json().details[0].path).toBe("expires_at")
   })
 
+  it("refuses null for an optional field and a name of only whitespace, naming the field", async () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ name: "x", expires_at: null }, "expires_at"],
+      [{ name: "x", role: null }, "role"],
+      [{ name: "\ufeff\u00a0" }, "name"]
+    ]
+    for (const [body, path] of cases) {
+      const response = await server.request("/api/v1/api-keys", request("POST", basic, body))
+      expect(response.status, JSON.stringify(body)).toBe(422)
+      expect(response.json().details.map((d: { path: string }) => d.path)).toEqual([path])
+    }
+  })
+
   it("acts with the key's role, not its creator's", async () => {
     const { secret } = (await server.request("/api/v1/api-keys", request("POST", admin, { name: "read-only", role: "basic" }))).json()
     expect((await server.request("/api/v1/admin/users", { headers: { authorization: `Bearer ${secret}` } })).status).toBe(403)

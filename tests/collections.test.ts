@@ -54,6 +54,23 @@ describe("collections", () => {
     expect((await call(owner, "POST", "/api/v1/collections", { name: " " })).status).toBe(422)
   })
 
+  it("refuses a name of only whitespace and null where the contract does not declare it, naming the field", async () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ name: "\u2028\u2029" }, "name"],
+      [{ name: " \t " }, "name"],
+      [{ name: "x", description: null }, "description"]
+    ]
+    for (const [body, path] of cases) {
+      const response = await call(owner, "POST", "/api/v1/collections", body)
+      expect(response.status, JSON.stringify(body)).toBe(422)
+      expect(response.json().details.map((d: { path: string }) => d.path)).toEqual([path])
+    }
+    const { id } = await newCollection(owner, "Nulls")
+    const cleared = await call(owner, "PATCH", `/api/v1/collections/${id}`, { description: null })
+    expect(cleared.status).toBe(422)
+    expect(cleared.json().details.map((d: { path: string }) => d.path)).toEqual(["description"])
+  })
+
   it("hides a collection from non-members (404) and lets roles do what they may", async () => {
     const collection = await newCollection(owner, "Team")
     const path = `/api/v1/collections/${collection.id}`

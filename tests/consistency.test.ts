@@ -180,6 +180,48 @@ describe("the same rules everywhere", () => {
     )
   })
 
+  describe("a path is served only as its template spells it: any other spelling is 404, with no Allow", () => {
+    /** Spellings a lenient router would serve as `path`: every one names no resource here. */
+    const respellings = (template: string, path: string) => [
+      ...(path === "/" ? [] : [`${path}/`, path.toUpperCase()]),
+      `${path.slice(0, path.lastIndexOf("/"))}/${path.slice(path.lastIndexOf("/"))}`,
+      `${path};x`,
+      ...(template.includes("{") ? [template.replace(/\{[^}]+\}/g, "")] : [])
+    ]
+    const cases = operations.flatMap(({ method, template }) =>
+      respellings(template, concrete(template)).map((path) => [method, path] as const)
+    )
+
+    it.each(cases)("%s %s", async (method, path) => {
+      const response = await server.request(path, {
+        method,
+        headers: { authorization: `Bearer ${admin.token}`, "content-type": "application/json" },
+        ...(method === "GET" || method === "DELETE" ? {} : { body: "{}" }),
+        signal: AbortSignal.timeout(10_000)
+      })
+      expect(response.status).toBe(404)
+      expect(response.headers.get("allow")).toBeNull()
+      expect(response.json()).toMatchObject({ error: "not_found", message: `No route for ${method} ${path}` })
+    })
+
+    it("DELETE with a trailing slash deletes nothing", async () => {
+      const collection = (await server.request("/api/v1/collections", admin.json("POST", { name: "Kept" }))).json()
+      expect((await server.request(`/api/v1/collections/${collection.id}/`, admin.json("DELETE"))).status).toBe(404)
+      expect((await admin.get(`/api/v1/collections/${collection.id}`)).status).toBe(200)
+    })
+
+    it("the documentation assets are served as spelled, and a name over 100 characters is 404, as declared", async () => {
+      expect((await server.request("/docs/assets/swagger-ui.css")).status).toBe(200)
+      expect((await server.request(`/docs/assets/${"a".repeat(101)}.css`)).status).toBe(404)
+      expect(contract.paths["/docs/assets/{asset}"].get.responses["404"]).toBeDefined()
+    })
+
+    it("every operation with a path parameter declares 404", () => {
+      const undeclared = operations.filter(({ template, operation }) => template.includes("{") && operation.responses["404"] === undefined)
+      expect(undeclared.map(({ operation }) => operation.operationId)).toEqual([])
+    })
+  })
+
   describe("what Node's HTTP parser refuses is answered in the one error shape, and the connection closed", () => {
     interface RawAnswer {
       readonly status: number
@@ -256,6 +298,19 @@ describe("the same rules everywhere", () => {
       expect(answers).toHaveLength(1)
       expectOneShape(answers[0], status, code)
       expect(closedByServer).toBe(true)
+    })
+
+    it("an HTTP/1.1 request without Host: 400", async () => {
+      const { answers, closedByServer } = await exchange(["GET /health HTTP/1.1\r\n\r\n"])
+      expect(answers).toHaveLength(1)
+      expectOneShape(answers[0], 400, "malformed_request")
+      expect(JSON.parse(answers[0]!.text).message).toMatch(/Host/)
+      expect(closedByServer).toBe(true)
+    })
+
+    it("an HTTP/1.0 request without Host is served", async () => {
+      const { answers } = await exchange(["GET /health HTTP/1.0\r\n\r\n"])
+      expect(answers.map((answer) => answer.status)).toEqual([200])
     })
 
     it("after a good request on the same connection", async () => {

@@ -3,6 +3,7 @@
  * parameters, bodies, statuses and media types (from OpenApi.fromApi), and the proof that every Schema went through
  * the compile-time check against the generated types; and that a drift on either side fails.
  */
+import Ajv2020 from "ajv/dist/2020.js"
 import { Schema, SchemaAST } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup } from "effect/http-api"
 import { readFileSync } from "node:fs"
@@ -126,7 +127,59 @@ describe("openapi.yaml for client generators", () => {
     expect(password.refreshUrl).toBe(password.tokenUrl)
     const token = operations.find(({ path, method }) => path === password.refreshUrl && method === "post")!.op
     const request = schemas[token.requestBody.content["application/x-www-form-urlencoded"].schema.$ref.split("/").pop()]
-    expect(request.properties).toHaveProperty("refresh_token")
+    const members = request.oneOf.map(({ $ref }: { $ref: string }) => schemas[$ref.split("/").pop()!])
+    expect(members.some((member: any) => member.properties.grant_type.const === "refresh_token")).toBe(true)
+  })
+
+  // ajv as client generators' validators read the contract (its `u` flag on, as by default).
+  const ajv = new Ajv2020.default({ strict: false })
+  ajv.addSchema(contract, "openapi")
+  const accepts = (pointer: string, value: unknown) => ajv.validate({ $ref: `openapi#/${pointer}` }, value)
+
+  it("says per grant_type which fields the token request needs, and lets other fields through", () => {
+    const token = schemas.TokenRequest
+    expect(token.discriminator.propertyName).toBe("grant_type")
+    for (const [grantType, ref] of Object.entries<string>(token.discriminator.mapping)) {
+      expect(token.oneOf).toContainEqual({ $ref: ref })
+      expect(schemas[ref.split("/").pop()!].properties.grant_type.const).toBe(grantType)
+    }
+    const form = "components/schemas/TokenRequest"
+    expect(accepts(form, { grant_type: "password", username: "a@example.com", password: "x", extra: "y" })).toBe(true)
+    expect(accepts(form, { grant_type: "password", username: "a@example.com" })).toBe(false)
+    expect(accepts(form, { grant_type: "refresh_token", refresh_token: "bsr_x", scope: "all" })).toBe(true)
+    expect(accepts(form, { grant_type: "refresh_token", username: "a@example.com", password: "x" })).toBe(false)
+  })
+
+  it("refuses text of only whitespace, as JavaScript's trim reads it, wherever the server trims before minLength 1", () => {
+    const whitespace = Array.from({ length: 0x10000 }, (_, code) => String.fromCharCode(code)).filter((c) => c.trim() === "")
+    expect(whitespace).toEqual(expect.arrayContaining(["\t", " ", "\u00a0", "\u2028", "\u2029", "\ufeff", "\u3000"]))
+    const trimmed = [
+      "components/schemas/CreateDocumentRequest/properties/title",
+      "components/schemas/CreateDocumentRequest/properties/content",
+      "components/schemas/CreateDocumentRequest/properties/external_id",
+      "components/schemas/CreateDocumentRequest/properties/url",
+      "components/schemas/UpdateDocumentRequest/properties/title",
+      "components/schemas/UpdateDocumentRequest/properties/url",
+      "components/schemas/DocumentTags/items",
+      "components/schemas/CreateCollectionRequest/properties/name",
+      "components/schemas/UpdateCollectionRequest/properties/name",
+      "components/schemas/CreateApiKeyRequest/properties/name",
+      "components/schemas/RegisterRequest/properties/display_name",
+      "components/schemas/CreateUserRequest/properties/display_name",
+      "components/schemas/UpdateCurrentUserRequest/properties/display_name",
+      "components/schemas/SearchRequest/properties/query",
+      "components/schemas/SearchFilters/properties/tags/items"
+    ]
+    const queryTags = ["listDocuments", "getIndexingProgress"].map((id) => {
+      const parameters = [...(operation(id).parameters ?? [])]
+      return parameters.find((parameter: any) => parameter.name === "tags").schema.items
+    })
+    for (const text of [" \t ", "\u2028\u2029", whitespace.join("")]) {
+      for (const pointer of trimmed) expect(accepts(pointer, text), `${pointer} ${JSON.stringify(text)}`).toBe(false)
+      for (const schema of queryTags) expect(ajv.validate(schema, text)).toBe(false)
+    }
+    // What trim keeps, the contract accepts (U+200B is not whitespace to either).
+    for (const pointer of trimmed) expect(accepts(pointer, " \u200b "), pointer).toBe(true)
   })
 
   it("has one vocabulary: a list is named as in the bodies, and repeated in a query string", () => {

@@ -89,7 +89,16 @@ describe("documents", () => {
       [{ title: "t", content: "x", source: "api", tags: ["ok", " "] }, "tags.1"],
       [{ title: "t", content: "x", source: "api", metadata: { blob: "x".repeat(17 * 1024) } }, "metadata"],
       [{ title: "t", content: "x", source: "api", colour: "red" }, "colour"],
-      [{ title: "t", content: "x", source: "api", visibility: "secret" }, "visibility"]
+      [{ title: "t", content: "x", source: "api", visibility: "secret" }, "visibility"],
+      // Only whitespace as JavaScript's trim reads it: the contract's `pattern: "\\S"` says the same.
+      [{ title: " \t ", content: "x", source: "api" }, "title"],
+      [{ title: "t", content: "\u2028\u2029", source: "api" }, "content"],
+      [{ title: "t", content: "x", source: "api", url: "\u00a0\ufeff" }, "url"],
+      [{ title: "t", content: "x", source: "api", external_id: "\u3000" }, "external_id"],
+      // null only where the contract declares it (UpdateDocumentRequest.url clears the url).
+      [{ title: "t", content: "x", source: "api", collection_ids: null }, "collection_ids"],
+      [{ title: "t", content: "x", source: "api", tags: null }, "tags"],
+      [{ title: "t", content: "x", source: "api", url: null }, "url"]
     ]
     for (const [body, path] of cases) {
       const response = await create(ada, body)

@@ -143,6 +143,37 @@ describe("hostile input", () => {
       })
       refusedText(response, "tags.0", NUL)
     })
+
+    it("in multipart text fields' raw bytes that are not UTF-8: 422 naming the field, not U+FFFD (was 202)", async () => {
+      const boundary = "basalt-hostile-boundary"
+      const field = (name: string, value: Buffer) =>
+        Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n`), value, Buffer.from("\r\n")])
+      const upload = (...fields: ReadonlyArray<Buffer>) =>
+        server.request("/api/v1/documents/upload", {
+          method: "POST",
+          headers: { authorization: `Bearer ${admin.token}`, "content-type": `multipart/form-data; boundary=${boundary}` },
+          body: Buffer.concat([
+            Buffer.from(
+              `--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="hello.txt"\r\nContent-Type: text/plain\r\n\r\nhello\r\n`
+            ),
+            ...fields,
+            Buffer.from(`--${boundary}--\r\n`)
+          ])
+        })
+      const bytes = (...parts: ReadonlyArray<string | ReadonlyArray<number>>) =>
+        Buffer.concat(parts.map((part) => (typeof part === "string" ? Buffer.from(part) : Buffer.from(part))))
+      const NOT_UTF8 = /not valid UTF-8/
+      // A lone surrogate encoded as if it were UTF-8, in the second tag.
+      refusedText(await upload(field("tags", bytes("ok")), field("tags", bytes("a", [0xed, 0xa0, 0x80], "b"))), "tags.1", NOT_UTF8)
+      // A stray byte and a sequence cut short.
+      refusedText(await upload(field("tags", bytes([0xff]))), "tags.0", NOT_UTF8)
+      refusedText(await upload(field("collection_ids", bytes([0xe2, 0x82]))), "collection_ids.0", NOT_UTF8)
+      refusedText(await upload(field("visibility", bytes("priv", [0xc3, 0x28], "ate"))), "visibility", NOT_UTF8)
+      // Proper UTF-8 is read as sent.
+      const accepted = await upload(field("tags", bytes("café €")))
+      expect(accepted.status, accepted.text).toBe(202)
+      expect(accepted.json().items[0].tags).toEqual(["café €"])
+    })
   })
 
   describe("deep nesting: bounded before decoding, metadata to 32 levels", () => {

@@ -62,7 +62,7 @@ export const LoginRequest = contractBody(
   Schema.Struct({
     email: Schema.String.check(Schema.isMaxLength(254)),
     password: Schema.String.check(Schema.isMaxLength(128)),
-    session_cookie: Schema.optional(Schema.Boolean)
+    session_cookie: Schema.optionalKey(Schema.Boolean)
   })
 )
 
@@ -98,7 +98,7 @@ export const UpdateCurrentUserRequest = contractBody("UpdateCurrentUserRequest",
 
 export const UpdateUserRequest = contractBody(
   "UpdateUserRequest",
-  Schema.Struct({ role: Schema.optional(Role), active: Schema.optional(Schema.Boolean) }).pipe(
+  Schema.Struct({ role: Schema.optionalKey(Role), active: Schema.optionalKey(Schema.Boolean) }).pipe(
     Schema.check(
       Schema.makeFilter((change) => change.role !== undefined || change.active !== undefined, {
         message: "Give a role, active, or both"
@@ -138,23 +138,41 @@ export const CreateApiKeyRequest = contractBody(
   "CreateApiKeyRequest",
   Schema.Struct({
     name: Schema.Trim.check(Schema.isMinLength(1), Schema.isMaxLength(100)),
-    role: Schema.optional(Role),
-    expires_at: Schema.optional(DateTime)
+    role: Schema.optionalKey(Role),
+    expires_at: Schema.optionalKey(DateTime)
   })
 )
 
-export const TokenRequest = contractBody(
-  "TokenRequest",
+// Fields OAuth2 tools send that Basalt has no use for; any other unknown field is ignored too.
+const ignoredGrantFields = {
+  scope: Schema.optional(Schema.String),
+  client_id: Schema.optional(Schema.String),
+  client_secret: Schema.optional(Schema.String)
+}
+
+export const PasswordGrantRequest = contractBody(
+  "PasswordGrantRequest",
   Schema.Struct({
-    grant_type: Schema.String,
-    username: Schema.optional(Schema.String.check(Schema.isMaxLength(254))),
-    password: Schema.optional(Schema.String.check(Schema.isMaxLength(128))),
-    refresh_token: Schema.optional(Schema.String.check(Schema.isMaxLength(256))),
-    scope: Schema.optional(Schema.String),
-    client_id: Schema.optional(Schema.String),
-    client_secret: Schema.optional(Schema.String)
+    grant_type: Schema.Literal("password"),
+    username: Schema.String.check(Schema.isMaxLength(254)),
+    password: Schema.String.check(Schema.isMaxLength(128)),
+    ...ignoredGrantFields
   })
 )
+
+export const RefreshTokenGrantRequest = contractBody(
+  "RefreshTokenGrantRequest",
+  Schema.Struct({
+    grant_type: Schema.Literal("refresh_token"),
+    refresh_token: Schema.String.check(Schema.isMaxLength(256)),
+    ...ignoredGrantFields
+  })
+)
+
+/** The grants supported; another `grant_type` is refused before decoding (TokenGrantType). */
+export const supportedGrantTypes: ReadonlyArray<string> = ["password", "refresh_token"]
+
+export const TokenRequest = contractBody("TokenRequest", Schema.Union([PasswordGrantRequest, RefreshTokenGrantRequest]))
 
 export const OAuthToken = contractBody(
   "OAuthToken",

@@ -1,5 +1,5 @@
 import { Schema } from "effect"
-import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
+import { HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, OpenApi } from "effect/http-api"
 import { AuditPage, AuditQuery } from "../audit/Audit.ts"
 import { endpoint } from "../contract/Contract.ts"
 import { Conflict, Forbidden, InvalidGrant, NotFound, Unauthorized, UnsupportedGrantType, ValidationFailed } from "../http/ApiError.ts"
@@ -27,6 +27,14 @@ import {
 } from "./Accounts.ts"
 import { AdminAuthentication, Authentication } from "./Authentication.ts"
 import { Uuid } from "../contract/Uuid.ts"
+
+/**
+ * A token request's `grant_type` that no grant has is RFC 6749's 400 `unsupported_grant_type`
+ * (section 5.2), told before the body is decoded, where it would fit no member of TokenRequest (422).
+ */
+export class TokenGrantType extends HttpApiMiddleware.Service<TokenGrantType>()("basalt/TokenGrantType", {
+  error: UnsupportedGrantType
+}) {}
 
 export class AuthApi extends HttpApiGroup.make("auth")
   .add(
@@ -60,6 +68,7 @@ export class AuthApi extends HttpApiGroup.make("auth")
       })
         .pipe(withBody({ unknownFields: "ignore" }))
         .middleware(AuthRateLimit)
+        .middleware(TokenGrantType)
     )
   )
   .add(

@@ -1,12 +1,13 @@
-import { Effect, Layer, Redacted } from "effect"
-import { HttpServerRequest, HttpServerResponse } from "effect/http"
+import { Effect, Layer, Option, Redacted } from "effect"
+import { HttpServerRequest, HttpServerResponse, UrlParams } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { BasaltApi } from "../Api.ts"
 import { AuditRepo } from "../audit/AuditRepo.ts"
 import { AppConfig } from "../config/AppConfig.ts"
 import { Conflict, Forbidden, InvalidGrant, NotFound, UnsupportedGrantType, ValidationFailed } from "../http/ApiError.ts"
 import { decodeCursor, encodeCursor, invalidCursor, pageOf } from "../http/PageCursor.ts"
-import { roleRank, type TokenPair, type TokenRequest } from "./Accounts.ts"
+import { roleRank, supportedGrantTypes, type TokenPair, type TokenRequest } from "./Accounts.ts"
+import { TokenGrantType } from "./AccountsApi.ts"
 import { sessionCookieName, withoutSessionCookies } from "./BrowserSession.ts"
 import { CurrentUser } from "./Authentication.ts"
 import { CallerCache } from "./CallerCache.ts"
@@ -19,21 +20,20 @@ import { UsersRepo } from "./UsersRepo.ts"
 // Tokens and session secrets are never cached (RFC 6749 section 5.1).
 const noStore = { headers: { "cache-control": "no-store" } }
 
-/** The fields `names` of a token request, each of which its grant needs (422 naming those missing). */
-const requireGrantFields = <K extends "username" | "password" | "refresh_token">(
-  request: typeof TokenRequest.Type,
-  names: ReadonlyArray<K>
-): Effect.Effect<{ readonly [Name in K]: string }, ValidationFailed> => {
-  const missing = names.filter((name) => request[name] === undefined)
-  return missing.length === 0
-    ? Effect.succeed(request as { readonly [Name in K]: string })
-    : Effect.fail(
-        new ValidationFailed({
-          message: `The ${request.grant_type} grant needs ${missing.join(" and ")}`,
-          details: missing.map((name) => ({ path: name, message: `Required with grant_type ${request.grant_type}` }))
-        })
-      )
-}
+// A body that is not a readable form is left to the body guard and the decoding after it.
+const TokenGrantTypeLive = Layer.succeed(TokenGrantType, (httpEffect) =>
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const form = yield* Effect.option(request.urlParamsBody)
+    const grantType = Option.flatMap(form, (params) => UrlParams.getFirst(params, "grant_type"))
+    if (Option.isSome(grantType) && !supportedGrantTypes.includes(grantType.value)) {
+      return yield* new UnsupportedGrantType({
+        message: `Only the password and refresh_token grants are supported, not ${grantType.value}`
+      })
+    }
+    return yield* httpEffect
+  })
+)
 
 export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =>
   Effect.gen(function* () {
@@ -46,25 +46,13 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
     const signIn = yield* SignIn
 
     // RFC 6749: the password grant (4.3) and the refresh grant (6); any failure of either is `invalid_grant`.
-    const grant = (request: typeof TokenRequest.Type): Effect.Effect<TokenPair, InvalidGrant | UnsupportedGrantType | ValidationFailed> => {
-      switch (request.grant_type) {
-        case "password":
-          return Effect.flatMap(requireGrantFields(request, ["username", "password"]), ({ username, password }) =>
-            signIn.checkPassword(username, password).pipe(
-              Effect.mapError(() => new InvalidGrant({ message: "Incorrect email or password" })),
-              Effect.flatMap((user) => signIn.withTokens(user, "password_grant"))
-            )
+    const grant = (request: typeof TokenRequest.Type): Effect.Effect<TokenPair, InvalidGrant> =>
+      request.grant_type === "password"
+        ? signIn.checkPassword(request.username, request.password).pipe(
+            Effect.mapError(() => new InvalidGrant({ message: "Incorrect email or password" })),
+            Effect.flatMap((user) => signIn.withTokens(user, "password_grant"))
           )
-        case "refresh_token":
-          return Effect.flatMap(requireGrantFields(request, ["refresh_token"]), ({ refresh_token }) =>
-            Effect.mapError(signIn.refresh(refresh_token), (refused) => new InvalidGrant({ message: refused.message }))
-          )
-        default:
-          return Effect.fail(
-            new UnsupportedGrantType({ message: `Only the password and refresh_token grants are supported, not ${request.grant_type}` })
-          )
-      }
-    }
+        : Effect.mapError(signIn.refresh(request.refresh_token), (refused) => new InvalidGrant({ message: refused.message }))
 
     return (
       handlers
@@ -122,7 +110,7 @@ export const AuthHttpLive = HttpApiBuilder.group(BasaltApi, "auth", (handlers) =
         )
     )
   })
-).pipe(Layer.provide([SignIn.layer, UsersRepo.layer, SessionsRepo.layer, AuditRepo.layer]))
+).pipe(Layer.provide([SignIn.layer, UsersRepo.layer, SessionsRepo.layer, AuditRepo.layer, TokenGrantTypeLive]))
 
 export const UsersHttpLive = HttpApiBuilder.group(BasaltApi, "users", (handlers) =>
   Effect.gen(function* () {

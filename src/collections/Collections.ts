@@ -33,12 +33,12 @@ const Description = Schema.Trim.check(Schema.isMaxLength(2000))
 
 export const CreateCollectionRequest = contractBody(
   "CreateCollectionRequest",
-  Schema.Struct({ name: Name, description: Schema.optional(Description) })
+  Schema.Struct({ name: Name, description: Schema.optionalKey(Description) })
 )
 
 export const UpdateCollectionRequest = contractBody(
   "UpdateCollectionRequest",
-  Schema.Struct({ name: Schema.optional(Name), description: Schema.optional(Description) }).check(
+  Schema.Struct({ name: Schema.optionalKey(Name), description: Schema.optionalKey(Description) }).check(
     Schema.makeFilter((change) => change.name !== undefined || change.description !== undefined || "Give a name, a description, or both")
   )
 )

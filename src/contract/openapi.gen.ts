@@ -954,18 +954,37 @@ export interface components {
             readonly expires_at?: string;
         };
         /**
-         * @description RFC 6749's password grant (section 4.3: `username` and `password`) or refresh grant
-         *     (section 6: `refresh_token`); a field the grant needs and lacks is 422.
+         * @description RFC 6749's password grant (section 4.3) or refresh grant (section 6), by `grant_type`; a
+         *     field the grant needs and lacks is 422. Another `grant_type` is 400 `unsupported_grant_type`.
+         *     Fields no grant knows are ignored (OAuth2 tools send their own).
          */
-        readonly TokenRequest: {
-            /** @description `password` or `refresh_token`; any other is 400 `unsupported_grant_type`. */
-            readonly grant_type: string;
-            /** @description The account's email; with `password`. */
-            readonly username?: string;
-            /** @description With `password`. */
-            readonly password?: string;
-            /** @description With `refresh_token`: the last one issued for the session. */
-            readonly refresh_token?: string;
+        readonly TokenRequest: components["schemas"]["PasswordGrantRequest"] | components["schemas"]["RefreshTokenGrantRequest"];
+        /** @description RFC 6749 section 4.3. */
+        readonly PasswordGrantRequest: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            readonly grant_type: "password";
+            /** @description The account's email. */
+            readonly username: string;
+            readonly password: string;
+            /** @description Ignored; Basalt has no scopes. */
+            readonly scope?: string;
+            /** @description Ignored. */
+            readonly client_id?: string;
+            /** @description Ignored. */
+            readonly client_secret?: string;
+        };
+        /** @description RFC 6749 section 6. */
+        readonly RefreshTokenGrantRequest: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            readonly grant_type: "refresh_token";
+            /** @description The last one issued for the session. */
+            readonly refresh_token: string;
             /** @description Ignored; Basalt has no scopes. */
             readonly scope?: string;
             /** @description Ignored. */
@@ -2002,6 +2021,7 @@ export interface operations {
                     readonly "text/css": string;
                 };
             };
+            readonly 404: components["responses"]["NotFound"];
             /** @description The request breaks the operation's schema; `details` names each field. */
             readonly 422: {
                 headers: {

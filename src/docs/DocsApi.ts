@@ -1,7 +1,7 @@
 import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import { contractBody, endpoint } from "../contract/Contract.ts"
-import { ValidationFailed } from "../http/ApiError.ts"
+import { NotFound, ValidationFailed } from "../http/ApiError.ts"
 import { withPath } from "../http/RequestParams.ts"
 
 export const DocsAsset = contractBody("DocsAsset", Schema.Literals(["swagger-ui.css", "swagger-ui-bundle.js", "redoc.standalone.js"]))
@@ -28,7 +28,8 @@ export class DocsApi extends HttpApiGroup.make("documentation")
       HttpApiEndpoint.get(op.name, "/docs/assets/:asset", {
         params: op.path(Schema.Struct({ asset: DocsAsset })),
         success: [op.text(200, "text/javascript", Schema.String), op.text(200, "text/css", Schema.String)],
-        error: ValidationFailed
+        // A name longer than the router reads is no route at all.
+        error: [ValidationFailed, NotFound]
       }).pipe(withPath)
     )
   )

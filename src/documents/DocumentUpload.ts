@@ -13,7 +13,7 @@ import type { Caller } from "../accounts/SessionsRepo.ts"
 import { AppConfig } from "../config/AppConfig.ts"
 import { MalformedBody, PayloadTooLarge, RequestTimeout, UnsupportedMediaType, ValidationFailed } from "../http/ApiError.ts"
 import { decodeInput } from "../http/IssueDetails.ts"
-import { unstorableText } from "../http/StorableText.ts"
+import { decodedNotUtf8, unstorableText } from "../http/StorableText.ts"
 import { extractFile, truncated } from "./extraction/Extraction.ts"
 import type { ExtractionError } from "./extraction/ExtractionErrors.ts"
 import type { DocumentIngestion, NewDocument } from "./DocumentIngestion.ts"
@@ -138,9 +138,9 @@ interface ReceivedUpload {
 }
 
 /**
- * Reads the parts: fields as text, each file into the request's own spool directory under a name
- * of its position (never the name the client gave). A part that does not belong is refused as it
- * arrives, before its bytes are written.
+ * Reads the parts: fields as text (refused when not UTF-8), each file into the request's own spool
+ * directory under a name of its position (never the name the client gave). A part that does not
+ * belong is refused as it arrives, before its bytes are written.
  */
 const receive = (
   parts: Stream.Stream<Multipart.Part, Multipart.MultipartError | MalformedBody>
@@ -162,6 +162,11 @@ const receive = (
         if (part._tag === "Field") {
           if (part.key === "files") return Effect.fail(misplaced("files", "Expected file parts"))
           const values = fields.get(part.key)
+          const problem = decodedNotUtf8(part.value)
+          if (problem !== undefined) {
+            const path = repeatable.has(part.key) ? `${part.key}.${values?.length ?? 0}` : part.key
+            return Effect.fail(misplaced(path, `The value ${problem}`))
+          }
           if (values === undefined) fields.set(part.key, [part.value])
           else values.push(part.value)
           return Effect.void

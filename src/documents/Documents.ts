@@ -126,12 +126,12 @@ export const CreateDocumentRequest = contractBody(
       Schema.makeFilter((content) => content.trim() !== "" || "The content is empty")
     ),
     source: DocumentSource,
-    external_id: Schema.optional(Schema.Trim.check(Schema.isMinLength(1), Schema.isMaxLength(512))),
-    url: Schema.optional(Url),
-    metadata: Schema.optional(DocumentMetadata),
-    tags: Schema.optional(DocumentTags),
-    collection_ids: Schema.optional(CollectionIds),
-    visibility: Schema.optional(DocumentVisibility)
+    external_id: Schema.optionalKey(Schema.Trim.check(Schema.isMinLength(1), Schema.isMaxLength(512))),
+    url: Schema.optionalKey(Url),
+    metadata: Schema.optionalKey(DocumentMetadata),
+    tags: Schema.optionalKey(DocumentTags),
+    collection_ids: Schema.optionalKey(CollectionIds),
+    visibility: Schema.optionalKey(DocumentVisibility)
   })
 )
 export type CreateDocumentRequest = typeof CreateDocumentRequest.Type
@@ -139,12 +139,12 @@ export type CreateDocumentRequest = typeof CreateDocumentRequest.Type
 export const UpdateDocumentRequest = contractBody(
   "UpdateDocumentRequest",
   Schema.Struct({
-    title: Schema.optional(Title),
-    url: Schema.optional(Schema.NullOr(Url)),
-    metadata: Schema.optional(DocumentMetadata),
-    tags: Schema.optional(DocumentTags),
-    collection_ids: Schema.optional(CollectionIds),
-    visibility: Schema.optional(DocumentVisibility)
+    title: Schema.optionalKey(Title),
+    url: Schema.optionalKey(Schema.NullOr(Url)),
+    metadata: Schema.optionalKey(DocumentMetadata),
+    tags: Schema.optionalKey(DocumentTags),
+    collection_ids: Schema.optionalKey(CollectionIds),
+    visibility: Schema.optionalKey(DocumentVisibility)
   }).check(Schema.makeFilter((change) => Object.keys(change).length > 0 || "Give at least one field to change"))
 )
 export type UpdateDocumentRequest = typeof UpdateDocumentRequest.Type

@@ -1,8 +1,14 @@
 /**
  * The API's routes as templates, to tell an unknown path (404) from a known path asked with the
  * wrong method (405 and Allow), and to name the route in metrics. Matched by the platform's own
- * router (FindMyWay, as HttpRouter configures it by default), so the table and the router always
- * agree on what a path is.
+ * router (FindMyWay, configured as the server's router is, `exactRouting`), so the table and the
+ * router agree on what a path is.
+ *
+ * Matching is exact: a path is served only as its template spells it, case-sensitive, without a
+ * trailing slash, an empty segment or a `;` parameter. FindMyWay's defaults would serve
+ * `/API/V1/DOCUMENTS`, `/health/` and `/api/v1//documents` as their canonical routes, and it always
+ * ends a path at `;` (`/health;x` is `/health`): two spellings of one resource that caches, proxies'
+ * rules and audit logs would tell apart.
  *
  * A path is the most specific template it matches, whatever the method (a literal segment before a
  * parameter): `/documents/batch` is the batch route, so DELETE on it is 405, not the DELETE of
@@ -17,6 +23,12 @@ export const pathOf = (url: string): string => {
   return query === -1 ? url : url.slice(0, query)
 }
 
+/** The router's configuration, for the server's router and this table alike. */
+export const exactRouting = { ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, caseSensitive: true } as const
+
+/** Spellings FindMyWay would still normalise under `exactRouting`: empty segments, `;` and `#`. */
+const isCanonical = (path: string): boolean => path === "/" || (!/\/\/|[;#]/.test(path) && !path.endsWith("/"))
+
 const methodOrder = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 export interface RouteTable {
@@ -29,7 +41,7 @@ export interface RouteTable {
 export const RouteTable = {
   fromApi: <Id extends string, Groups extends HttpApiGroup.Constraint>(api: HttpApi.HttpApi<Id, Groups>): RouteTable => {
     // Every template once, under one method, so that the router's precedence alone picks it.
-    const templates = FindMyWay.make<string>()
+    const templates = FindMyWay.make<string>(exactRouting)
     const methodsOf = new Map<string, Array<string>>()
     HttpApi.reflect(api, {
       onGroup() {},
@@ -49,7 +61,7 @@ export const RouteTable = {
       // HEAD is answered wherever GET is (the router serves it).
       allowedOf.set(template, allowed.includes("GET") ? [...allowed, "HEAD"] : allowed)
     }
-    const templateOf = (url: string) => templates.find("GET", url)?.handler
+    const templateOf = (url: string) => (isCanonical(pathOf(url)) ? templates.find("GET", url)?.handler : undefined)
     return {
       match: (method, url) => {
         const template = templateOf(url)

@@ -7,8 +7,10 @@
  */
 import { Context, Effect, Metric, References, Tracer, type Types } from "effect"
 import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
+import type { IncomingMessage } from "node:http"
 import { AppConfig, type AppConfigShape } from "../config/AppConfig.ts"
 import { httpDuration, httpRequests } from "../telemetry/HttpMetrics.ts"
+import { errorCode } from "./ApiError.ts"
 import { compress } from "./Compression.ts"
 import { renderCause } from "./ErrorResponse.ts"
 import { CurrentRequestId, RequestIdHeader, requestIdFrom } from "./RequestId.ts"
@@ -52,21 +54,43 @@ const cors = (
       })
 
 /**
- * A method the request's path does not answer is refused before routing, as an unknown route (405
- * with Allow): the router would otherwise hand a literal path to a parameter sibling that has the
- * method (DELETE /documents/batch to DELETE /documents/{id}, which then refuses `batch` as an id).
+ * Only a declared route is served: a path no template spells exactly is 404, and a method the
+ * path does not answer is 405 with Allow, both before routing. The router would otherwise hand a
+ * literal path to a parameter sibling that has the method (DELETE /documents/batch to DELETE
+ * /documents/{id}, which then refuses `batch` as an id), and serve a path ended by `;`.
  */
-const servedMethodsOnly =
+const declaredRoutesOnly =
   (routes: RouteTable) =>
   (app: App): App =>
     Effect.withFiber((fiber) => {
       const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
-      const allowed = routes.allowedMethods(request.url)
-      return allowed.length === 0 || allowed.includes(request.method)
+      return routes.allowedMethods(request.url).includes(request.method)
         ? app
         : // The router's own failure for an unknown route, rendered by renderCause like one.
           Effect.die(new HttpServerError.HttpServerError({ reason: new HttpServerError.RouteNotFound({ request }) }))
     })
+
+/**
+ * HTTP/1.1 requires a Host header (RFC 9112, section 3.2). Node's own refusal is a bare 400, so the
+ * server is created without it (`requireHostHeader: false`) and refuses here, in the one shape,
+ * closing the connection as Node does.
+ */
+const hostRequired = (app: App): App =>
+  Effect.withFiber((fiber) => {
+    const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
+    return request.headers.host !== undefined || (request.source as IncomingMessage).httpVersion !== "1.1"
+      ? app
+      : Effect.succeed(
+          HttpServerResponse.jsonUnsafe(
+            {
+              error: errorCode("MalformedRequest"),
+              message: "The request has no Host header, which HTTP/1.1 requires",
+              request_id: fiber.getRef(CurrentRequestId)
+            },
+            { status: 400, headers: { connection: "close" } }
+          )
+        )
+  })
 
 /** The middleware the HTTP server applies around its router. */
 export const serverMiddleware = (
@@ -78,7 +102,9 @@ export const serverMiddleware = (
   const withCors = cors(config)
   const registry = Context.make(Metric.MetricRegistry, metricRegistry)
   return (app: App): App => {
-    const rendered = lifecycle.track(Effect.catchCause(withCors(servedMethodsOnly(routes)(app)), (cause) => renderCause(cause, routes)))
+    const rendered = lifecycle.track(
+      Effect.catchCause(withCors(hostRequired(declaredRoutesOnly(routes)(app))), (cause) => renderCause(cause, routes))
+    )
     return Effect.withFiber((fiber) => {
       const started = performance.now()
       const context = fiber.context

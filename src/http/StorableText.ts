@@ -9,7 +9,8 @@
  * it to every request Schema, and `decodeInput` (IssueDetails) to what a handler decodes itself
  * (batch items, multipart fields). What parsers turn into U+FFFD before any Schema sees it
  * (percent-escapes that are not UTF-8) is refused where the text is parsed: RequestBody for
- * forms, QueryParameters for queries, with `fieldEscapedNotUtf8`.
+ * forms, QueryParameters for queries, with `fieldEscapedNotUtf8`; multipart fields arrive decoded
+ * already, and DocumentUpload refuses them with `decodedNotUtf8`.
  */
 import { Schema } from "effect"
 
@@ -49,6 +50,17 @@ export const fieldEscapedNotUtf8 = (formEncoded: string): string | undefined => 
   const name = field.split("=")[0] ?? ""
   return (escapesAreUtf8(name) && new URLSearchParams(`${name}=`).keys().next().value?.slice(0, 40)) || "(a field name)"
 }
+
+/**
+ * What is wrong with a multipart form field's text, in words; `undefined` when nothing is. The
+ * platform's parser decodes a field before any code sees it, turning bytes that are not UTF-8
+ * into U+FFFD, and keeps no copy of the bytes: U+FFFD is what is left to tell them by, so a field
+ * with U+FFFD is refused, though one sent as proper UTF-8 (EF BF BD) is refused with it.
+ */
+export const decodedNotUtf8 = (text: string): string | undefined =>
+  text.includes("\ufffd")
+    ? "is not valid UTF-8: it contains U+FFFD, the replacement character, which bytes that are not UTF-8 decode to"
+    : undefined
 
 /**
  * A field whose Schema carries this annotation is left to a decoder of its own (the items of a
@@ -102,8 +114,13 @@ const problemsIn = (input: unknown, walked: ReadonlySet<string> | undefined): Ar
   return problems
 }
 
-/** The fields of a struct Schema that the check walks; `undefined` for any other Schema (all of it). */
+/** The fields of a struct Schema (or a union of them) that the check walks; `undefined` for any other Schema (all of it). */
 const walkedFields = (schema: Schema.Top): ReadonlySet<string> | undefined => {
+  // A union of structs (the token grants): the fields any member has.
+  if ("members" in schema && Array.isArray(schema.members)) {
+    const each = (schema.members as ReadonlyArray<Schema.Top>).map(walkedFields)
+    return each.every((fields) => fields !== undefined) ? new Set(each.flatMap((fields) => [...fields!])) : undefined
+  }
   if (!("fields" in schema) || typeof schema.fields !== "object" || schema.fields === null) return undefined
   return new Set(
     Object.entries(schema.fields as Record<string, Schema.Top>).flatMap(([key, field]) =>

@@ -15,14 +15,14 @@ const Tag = Schema.Trim.pipe(
 export const SearchFilters = contractBody(
   "SearchFilters",
   Schema.Struct({
-    sources: Schema.optional(
+    sources: Schema.optionalKey(
       Schema.Array(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(100))).check(Schema.isMinLength(1), Schema.isMaxLength(50))
     ),
-    tags: Schema.optional(Schema.Array(Tag).check(Schema.isMinLength(1), Schema.isMaxLength(50))),
-    collection_ids: Schema.optional(Schema.Array(Uuid).check(Schema.isMinLength(1), Schema.isMaxLength(50))),
-    document_ids: Schema.optional(Schema.Array(Uuid).check(Schema.isMinLength(1), Schema.isMaxLength(100))),
-    updated_after: Schema.optional(DateTime),
-    updated_before: Schema.optional(DateTime)
+    tags: Schema.optionalKey(Schema.Array(Tag).check(Schema.isMinLength(1), Schema.isMaxLength(50))),
+    collection_ids: Schema.optionalKey(Schema.Array(Uuid).check(Schema.isMinLength(1), Schema.isMaxLength(50))),
+    document_ids: Schema.optionalKey(Schema.Array(Uuid).check(Schema.isMinLength(1), Schema.isMaxLength(100))),
+    updated_after: Schema.optionalKey(DateTime),
+    updated_before: Schema.optionalKey(DateTime)
   })
 )
 export type SearchFilters = typeof SearchFilters.Type
@@ -31,7 +31,7 @@ const Weight = Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 10 })
 
 export const SearchWeights = contractBody(
   "SearchWeights",
-  Schema.Struct({ keyword: Schema.optional(Weight), semantic: Schema.optional(Weight) })
+  Schema.Struct({ keyword: Schema.optionalKey(Weight), semantic: Schema.optionalKey(Weight) })
 )
 
 export const SearchRequest = contractBody(
@@ -42,11 +42,11 @@ export const SearchRequest = contractBody(
       Schema.isMaxLength(1000),
       Schema.isPattern(/\S/, { message: "Expected at least one character that is not a space" })
     ),
-    mode: Schema.optional(SearchMode),
-    filters: Schema.optional(SearchFilters),
-    limit: Schema.optional(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100 }))),
-    cursor: Schema.optional(Schema.String.check(Schema.isMaxLength(200))),
-    weights: Schema.optional(SearchWeights)
+    mode: Schema.optionalKey(SearchMode),
+    filters: Schema.optionalKey(SearchFilters),
+    limit: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100 }))),
+    cursor: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(200))),
+    weights: Schema.optionalKey(SearchWeights)
   })
 )
 export type SearchRequest = typeof SearchRequest.Type

@@ -59,8 +59,12 @@ const templates = Object.keys(contract.paths)
     pattern: new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{[^}]+\}/g, "[^/]+")}$`)
   }))
 
-/** Whether every segment of `path` is valid percent-encoding: a path that is not names no resource. */
-const decodable = (path: string) => {
+/**
+ * Whether every segment of `path` is valid percent-encoding and free of `;` (which the router
+ * would take as the path's end): a path that is not names no resource.
+ */
+const isResourcePath = (path: string) => {
+  if (path.includes(";")) return false
   try {
     decodeURIComponent(path)
     return true
@@ -71,7 +75,7 @@ const decodable = (path: string) => {
 
 /** The template of openapi.yaml that `path` (as sent, percent-encoded) is, if any. */
 export const templateOf = (path: string): string | undefined =>
-  decodable(path) ? templates.find(({ pattern }) => pattern.test(path))?.template : undefined
+  isResourcePath(path) ? templates.find(({ pattern }) => pattern.test(path))?.template : undefined
 
 export interface ReceivedResponse {
   readonly status: number
@@ -122,7 +126,7 @@ export const validateResponse = (method: string, url: string, response: Received
   // `//x` is a path here, not a URL without its scheme.
   const path = new URL(url.startsWith("//") ? `http://localhost${url}` : url, "http://localhost").pathname
   const where = `${method} ${path} → ${response.status}`
-  const matched = decodable(path) ? templates.find(({ pattern }) => pattern.test(path)) : undefined
+  const matched = isResourcePath(path) ? templates.find(({ pattern }) => pattern.test(path)) : undefined
   const operationMethod = method === "HEAD" ? "get" : method.toLowerCase()
   const operation: Json | undefined = matched && contract.paths[matched.template][operationMethod]
   if (method === "OPTIONS" && response.headers.has("access-control-allow-methods")) {
