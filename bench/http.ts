@@ -428,7 +428,12 @@ const main = async (): Promise<number> => {
 
   let exitCode = 0
   try {
-    await Promise.all(Object.values(servers).map((server) => waitUntilAnswering(server, "/health", startupTimeoutMs)))
+    // Basalt answers /health while it waits for its database; /ready says it serves the API.
+    await Promise.all(
+      Object.entries(servers).map(([key, server]) =>
+        waitUntilAnswering(server, key.startsWith("basalt") ? "/ready" : "/health", startupTimeoutMs)
+      )
+    )
     const credentials: Record<string, { jwt: string; apiKey: string }> = {}
     for (const workers of settings.workers) credentials[`basalt${workers}`] = await credentialsOn(servers[`basalt${workers}`]!.baseUrl)
 

@@ -174,7 +174,7 @@ const main = async () => {
       logFile: join(workDir, "server.log")
     })
     try {
-      await waitUntilAnswering(server, "/health", 120_000)
+      await waitUntilAnswering(server, "/ready", 120_000)
       const credentials = await credentialsOn(server.baseUrl)
       const header = route.credential === undefined ? undefined : `Authorization: Bearer ${credentials[route.credential]}`
       await wrk(server.baseUrl + route.path, header).catch(() => 0) // warm-up, not profiled below
