@@ -35,6 +35,9 @@ export class MalformedJson extends Schema.TaggedError<MalformedJson>()("Malforme
 /** A body that breaks its content type's own syntax (a multipart body without its boundary, say). */
 export class MalformedBody extends Schema.TaggedError<MalformedBody>()("MalformedBody", fields, { httpApiStatus: 400 }) {}
 
+/** A request HTTP itself refuses (HTTP/1.1 without Host), answered before any route. */
+export class MalformedRequest extends Schema.TaggedError<MalformedRequest>()("MalformedRequest", fields, { httpApiStatus: 400 }) {}
+
 /** OAuth2 token endpoint: the credentials of a password grant are wrong (RFC 6749 5.2). */
 export class InvalidGrant extends Schema.TaggedError<InvalidGrant>()("InvalidGrant", fields, { httpApiStatus: 400 }) {}
 
@@ -104,6 +107,7 @@ export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()
 export const apiErrorClasses = [
   MalformedJson,
   MalformedBody,
+  MalformedRequest,
   InvalidGrant,
   UnsupportedGrantType,
   Unauthorized,

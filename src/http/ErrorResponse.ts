@@ -21,6 +21,7 @@ import {
   errorStatus,
   InternalError,
   isApiError,
+  MalformedRequest,
   MethodNotAllowed,
   NotFound,
   PayloadTooLarge,
@@ -38,8 +39,9 @@ const headersOf = (error: ApiError): Record<string, string> | undefined =>
     ? { allow: error.allow.join(", ") }
     : error instanceof Unauthorized
       ? { "www-authenticate": 'Bearer realm="basalt"' }
-      : // The rest of an oversized or stalled body is never read, so the connection cannot be reused.
-        error instanceof PayloadTooLarge || error instanceof RequestTimeout
+      : // The rest of an oversized or stalled body, or of a request HTTP refuses, is never read,
+        // so the connection cannot be reused.
+        error instanceof PayloadTooLarge || error instanceof RequestTimeout || error instanceof MalformedRequest
         ? { connection: "close" }
         : error instanceof RateLimited
           ? {

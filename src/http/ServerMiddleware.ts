@@ -10,9 +10,9 @@ import { HttpMiddleware, HttpRouter, HttpServerError, HttpServerRequest, HttpSer
 import type { IncomingMessage } from "node:http"
 import { AppConfig, type AppConfigShape } from "../config/AppConfig.ts"
 import { httpDuration, httpRequests } from "../telemetry/HttpMetrics.ts"
-import { errorCode } from "./ApiError.ts"
+import { MalformedRequest } from "./ApiError.ts"
 import { compress } from "./Compression.ts"
-import { renderCause } from "./ErrorResponse.ts"
+import { errorResponse, renderCause } from "./ErrorResponse.ts"
 import { CurrentRequestId, RequestIdHeader, requestIdFrom } from "./RequestId.ts"
 import { pathOf, type RouteTable } from "./RouteTable.ts"
 import { ServerLifecycle } from "./ServerLifecycle.ts"
@@ -80,16 +80,7 @@ const hostRequired = (app: App): App =>
     const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
     return request.headers.host !== undefined || (request.source as IncomingMessage).httpVersion !== "1.1"
       ? app
-      : Effect.succeed(
-          HttpServerResponse.jsonUnsafe(
-            {
-              error: errorCode("MalformedRequest"),
-              message: "The request has no Host header, which HTTP/1.1 requires",
-              request_id: fiber.getRef(CurrentRequestId)
-            },
-            { status: 400, headers: { connection: "close" } }
-          )
-        )
+      : errorResponse(new MalformedRequest({ message: "The request has no Host header, which HTTP/1.1 requires" }))
   })
 
 /** The middleware the HTTP server applies around its router. */
