@@ -11,6 +11,7 @@
  *   npm run bench:ingest                                   # PGlite, built-in embedder
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:ingest
  *   BENCH_EMBEDDER=fake npm run bench:ingest               # fake provider, 20 ms per request
+ *   BENCH_PROCESSES=1,2,3 DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:ingest
  *
  * Settings (environment):
  *   BENCH_DOCS          documents (10000)
@@ -30,12 +31,23 @@
  *                       CPU outside Basalt's process as with a Postgres server
  *   BENCH_NODE_ARGS     node options for Basalt, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it
  *   DATABASE_URL        a Postgres server: the bench creates a fresh database on it and drops it after
+ *   BENCH_PROCESSES     Basalt processes on that one database (unset: one, reported as before), each
+ *                       on its own port, the batch requests spread over them round-robin as a load
+ *                       balancer would; above 1 it needs DATABASE_URL. Once all answer /ready it waits
+ *                       for the shards to settle (their split, from /ready, is printed), then measures
+ *                       5 s of idle CPU (the cluster's upkeep, ms per second). Reports CPU time per
+ *                       document split between the Basalt processes (the sum of their /proc utime +
+ *                       stime, descendants included) and the Postgres server (bench/DatabaseCpu.ts),
+ *                       with the share of each. Several counts (1,2,3) run in turn, a fresh database
+ *                       each, and end with a table of each count against the first: docs/s and CPU
+ *                       per document
  *
  * With the fake provider it also reports the most its batch size and concurrency allow:
  * batch size × concurrency texts per delay, in docs/s at the measured chunks per document.
  *
  * Exits 1 if a document failed or a request was refused, 2 if Basalt could not be started or
- * indexing did not finish in time.
+ * indexing did not finish in time. On SIGINT, SIGTERM or SIGHUP it stops the Basalt processes and
+ * drops the database before exiting.
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { availableParallelism, loadavg, tmpdir } from "node:os"
@@ -46,7 +58,7 @@ import { setTimeout as sleep } from "node:timers/promises"
 import { startFakeEmbeddingsServer } from "../tests/support/fakeEmbeddingsServer.ts"
 import { serverCpu } from "./DatabaseCpu.ts"
 import { postgresStatements } from "./Postgres.ts"
-import { freePort, logTail, startServerProcess, stopServerProcess, waitUntilAnswering } from "./ServerProcess.ts"
+import { freePort, logTail, type ServerProcess, startServerProcess, stopServerProcess, waitUntilAnswering } from "./ServerProcess.ts"
 
 const positiveInt = (name: string, fallback: number): number => {
   const text = process.env[name]
@@ -81,9 +93,26 @@ if (pgliteProcess && databaseUrl !== undefined) {
   process.exit(2)
 }
 
+/** BENCH_PROCESSES: one count, or several to run in turn (a sweep); undefined when unset. */
+const processCounts = (() => {
+  const text = process.env["BENCH_PROCESSES"]?.trim()
+  if (text === undefined || text === "") return undefined
+  const counts = text.split(",").map((count) => Number(count.trim()))
+  if (counts.some((count) => !Number.isInteger(count) || count < 1 || count > 8)) {
+    process.stderr.write(`bench: BENCH_PROCESSES must be a count from 1 to 8, or several separated by commas (1,2,3), got "${text}"\n`)
+    process.exit(2)
+  }
+  if (counts.some((count) => count > 1) && databaseUrl === undefined) {
+    process.stderr.write("bench: BENCH_PROCESSES above 1 needs DATABASE_URL (a Postgres server: PGlite serves a single process)\n")
+    process.exit(2)
+  }
+  return counts
+})()
+
 const repoRoot = fileURLToPath(new URL("..", import.meta.url))
 const perBatch = 100
 const startupTimeoutMs = 120_000
+const shardSettleTimeoutMs = 60_000
 const indexingTimeoutMs = 30 * 60_000
 
 // --- Documents -------------------------------------------------------------------------------
@@ -190,9 +219,9 @@ const request = async (baseUrl: string, path: string, init: { method?: string; b
   return { status: response.status, body: JSON.parse(text) as Record<string, any> }
 }
 
-const freshDatabase = async (): Promise<{ name: string; url: string; drop: () => Promise<void> } | undefined> => {
+const freshDatabase = async (suffix: string): Promise<{ name: string; url: string; drop: () => Promise<void> } | undefined> => {
   if (databaseUrl === undefined) return undefined
-  const name = `basalt_bench_ingest_${process.pid}`
+  const name = `basalt_bench_ingest_${process.pid}${suffix}`
   await postgresStatements(databaseUrl, `CREATE DATABASE ${name}`)
   const url = new URL(databaseUrl)
   url.pathname = `/${name}`
@@ -246,21 +275,162 @@ const startPgliteProcess = (dataDir: string) =>
     })
   })
 
-const main = async () => {
-  const documents = Array.from({ length: settings.docs }, (_, n) => makeDocument(n))
-  const bytes = documents.reduce((sum, d) => sum + d.content.length, 0)
+// --- Cleaning up ---------------------------------------------------------------------------
+
+/**
+ * What a run has started (Basalt processes, the fake provider, the database, the temporary
+ * directory), undone last first: at the end of a run, and on a signal, so that an interrupted
+ * bench leaves no process and no database behind.
+ */
+const undoStack: Array<() => Promise<void> | void> = []
+let undoing: Promise<void> | undefined
+const undoAll = (): Promise<void> =>
+  (undoing ??= (async () => {
+    for (let undo = undoStack.pop(); undo !== undefined; undo = undoStack.pop()) {
+      try {
+        await undo()
+      } catch (error) {
+        process.stderr.write(`bench:ingest: cleaning up: ${describe(error)}\n`)
+      }
+    }
+  })().finally(() => {
+    undoing = undefined
+  }))
+const liveServers = new Set<ServerProcess>()
+let interrupted = false
+const interrupt = (reason: string, code: number) => {
+  // A second signal while cleaning up: no more waiting for the processes.
+  if (interrupted) process.exit(code)
+  interrupted = true
+  process.stderr.write(`bench:ingest: ${reason}: stopping Basalt and dropping the database\n`)
+  void undoAll().finally(() => process.exit(code))
+}
+for (const [signal, code] of [
+  ["SIGINT", 130],
+  ["SIGTERM", 143],
+  ["SIGHUP", 129]
+] as const) {
+  process.on(signal, () => interrupt(signal, code))
+}
+// `npm run` passes a signal to its shell, not to this process: when npm goes, so does the run.
+const parentPid = process.ppid
+const parentWatch = setInterval(() => {
+  if (process.ppid === parentPid) return
+  clearInterval(parentWatch)
+  if (!interrupted) interrupt("the parent process has gone", 129)
+}, 1_000).unref()
+// The last resort (an exit before the cleanup ran): nothing asynchronous is possible here.
+const liveDirectories = new Set<string>()
+process.on("exit", () => {
+  for (const server of liveServers) server.kill("SIGKILL")
+  for (const directory of liveDirectories) rmSync(directory, { recursive: true, force: true })
+})
+// Output piped into a reader that has gone (`| head`): a write failing must not end the cleanup.
+process.stdout.on("error", () => {})
+process.stderr.on("error", () => {})
+
+/**
+ * Waits until the shards are spread over the processes: each counts all of them as runners, the
+ * shards they hold add up to 300, each holds some, and the split is the same two polls running.
+ * A process that has just joined takes its share over a few seconds after answering /ready; the
+ * run measures the cluster in its steady state, not that hand-over.
+ */
+const settledShards = async (servers: ReadonlyArray<ServerProcess>) => {
+  const started = performance.now()
+  let previous = ""
+  let held: Array<number> = []
+  while (performance.now() - started < shardSettleTimeoutMs) {
+    const states = await Promise.all(
+      servers.map(
+        async (server) => (await request(server.baseUrl, "/ready")).body["cluster"] as { shards: number; runners: number } | undefined
+      )
+    )
+    // A Basalt without the cluster's readiness fields: nothing to wait for.
+    if (states.some((state) => state === undefined)) return undefined
+    held = states.map((state) => state!.shards)
+    const current = held.join(" / ")
+    const spread =
+      states.every((state) => state!.runners === servers.length) &&
+      held.reduce((sum, shards) => sum + shards, 0) === 300 &&
+      held.every((shards) => shards > 0)
+    if (spread && current === previous) return { held, settled: true, seconds: (performance.now() - started) / 1000 }
+    previous = spread ? current : ""
+    await sleep(1_000)
+  }
+  return { held, settled: false, seconds: (performance.now() - started) / 1000 }
+}
+
+const idleWindowMs = 5_000
+
+/** CPU ms per second of the Basalt processes and of Postgres while nothing is asked of them. */
+const idleCpu = async (basaltCpu: () => number | undefined, databaseCpu: () => Promise<number | undefined>) => {
+  const basaltBefore = basaltCpu()
+  const databaseBefore = await databaseCpu()
+  const started = performance.now()
+  await sleep(idleWindowMs)
+  const databaseAfter = await databaseCpu()
+  const basaltAfter = basaltCpu()
+  const seconds = (performance.now() - started) / 1000
+  if (basaltBefore === undefined || basaltAfter === undefined || databaseBefore === undefined || databaseAfter === undefined)
+    return undefined
+  return { basalt: (basaltAfter - basaltBefore) / seconds, database: (databaseAfter - databaseBefore) / seconds }
+}
+
+// --- One run ---------------------------------------------------------------------------------
+
+interface RunResult {
+  readonly processes: number
+  readonly docsPerSecond: number
+  readonly chunksPerSecond: number
+  /** CPU ms per document; undefined where /proc is missing or Postgres is not on this machine. */
+  readonly basaltCpu: number | undefined
+  readonly databaseCpu: number | undefined
+  /** CPU ms per second of Basalt and Postgres together before the first batch. */
+  readonly idleCpu: number | undefined
+}
+
+/** The message with its causes: fetch's own is only "fetch failed". */
+const describe = (error: unknown): string =>
+  error instanceof Error ? `${error.message}${error.cause !== undefined ? ` (${describe(error.cause)})` : ""}` : String(error)
+
+class RunFailed extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number
+  ) {
+    super(message)
+  }
+}
+
+const share = (part: number, whole: number) => `${((part / whole) * 100).toFixed(0)}%`
+
+/**
+ * Ingests and indexes the documents once, on a fresh database, with `processes` Basalt processes
+ * (undefined: BENCH_PROCESSES unset, the one process and the output as before it existed).
+ */
+const run = async (
+  documents: ReadonlyArray<ReturnType<typeof makeDocument>>,
+  bytes: number,
+  processes: number | undefined
+): Promise<RunResult> => {
+  const count = processes ?? 1
   const dataDir = mkdtempSync(join(tmpdir(), "basalt-bench-ingest-"))
-  const database = await freshDatabase()
+  liveDirectories.add(dataDir)
+  undoStack.push(() => {
+    rmSync(dataDir, { recursive: true, force: true })
+    liveDirectories.delete(dataDir)
+  })
+  const database = await freshDatabase(processes === undefined ? "" : `_${count}p`)
+  if (database !== undefined) undoStack.push(database.drop)
   const pglite = pgliteProcess ? await startPgliteProcess(join(dataDir, "pglite-process")) : undefined
+  if (pglite !== undefined) undoStack.push(pglite.stop)
   const fake = embedderMode === "fake" ? await startFakeEmbeddingsServer() : undefined
+  if (fake !== undefined) undoStack.push(() => fake.close())
   fake?.setDelay(settings.fakeDelayMs)
-  const port = await freePort()
   const env: Record<string, string> = {
     PATH: process.env["PATH"] ?? "",
     HOST: "127.0.0.1",
-    PORT: String(port),
     LOG_LEVEL: "warn",
-    BASALT_DATA_DIR: join(dataDir, "data"),
     BASALT_RATE_LIMIT_PRINCIPAL: "1000000000/1s",
     ...(database ? { DATABASE_URL: database.url } : {}),
     ...(pglite ? { DATABASE_URL: pglite.url } : {}),
@@ -274,19 +444,45 @@ const main = async () => {
         }
       : {})
   }
-  const server = startServerProcess({
-    name: "basalt",
-    script: "src/main.ts",
-    cwd: repoRoot,
-    port,
-    env,
-    logFile: join(dataDir, "basalt.log"),
-    nodeArgs: process.env["BENCH_NODE_ARGS"]?.split(" ").filter((arg) => arg !== "") ?? []
-  })
-  let exitCode = 0
+  // Each process its own port, data directory and log. The runner's address is left to its defaults
+  // (HOST, 127.0.0.1, and the API's own port), which is what processes on one machine need.
+  const ports = new Set<number>()
+  const distinctFreePort = async (): Promise<number> => {
+    const port = await freePort()
+    if (ports.has(port)) return distinctFreePort()
+    ports.add(port)
+    return port
+  }
+  const servers: Array<ServerProcess> = []
+  for (let n = 1; n <= count; n++) {
+    const port = await distinctFreePort()
+    const suffix = n === 1 ? "" : `-${n}`
+    const server = startServerProcess({
+      name: n === 1 ? "basalt" : `basalt ${n}`,
+      script: "src/main.ts",
+      cwd: repoRoot,
+      port,
+      env: {
+        ...env,
+        PORT: String(port),
+        BASALT_DATA_DIR: join(dataDir, `data${suffix}`)
+      },
+      logFile: join(dataDir, `basalt${suffix}.log`),
+      nodeArgs: process.env["BENCH_NODE_ARGS"]?.split(" ").filter((arg) => arg !== "") ?? []
+    })
+    servers.push(server)
+    liveServers.add(server)
+    undoStack.push(async () => {
+      await stopServerProcess(server, 20_000)
+      liveServers.delete(server)
+    })
+  }
+  const logTails = () =>
+    servers.map((server) => (servers.length === 1 ? logTail(server) : `--- ${server.name}:\n${logTail(server)}`)).join("\n")
   try {
-    await waitUntilAnswering(server, "/ready", startupTimeoutMs)
-    const base = server.baseUrl
+    await Promise.all(servers.map((server) => waitUntilAnswering(server, "/ready", startupTimeoutMs)))
+    const shardSplit = processes === undefined ? undefined : await settledShards(servers)
+    const base = servers[0]!.baseUrl
     const account = { email: "bench@example.com", password: "bench password long" }
     await request(base, "/api/v1/auth/register", { method: "POST", body: { ...account, display_name: "Bench" } })
     const token = (await request(base, "/api/v1/auth/login", { method: "POST", body: account })).body["access_token"] as string
@@ -294,10 +490,20 @@ const main = async () => {
     console.log(
       `bench:ingest: ${settings.docs} documents (${(bytes / settings.docs / 1024).toFixed(1)} KB of text each on average), ` +
         `${database ? "Postgres" : pglite ? "PGlite in a process of its own" : "PGlite"}, ${fake ? `fake provider (${settings.fakeDelayMs} ms per request, batch ${settings.batchSize}, concurrency ${settings.concurrency})` : "built-in embedder"}, ` +
+        `${processes === undefined ? "" : `${count} Basalt ${count === 1 ? "process" : "processes (batches round-robin)"}, `}` +
         `${availableParallelism()} cores, load ${loadavg()
           .map((n) => n.toFixed(2))
           .join(" ")}`
     )
+
+    if (shardSplit !== undefined) {
+      console.log(
+        `shards:     ${shardSplit.held.join(" / ")} of 300 held by the processes` +
+          (shardSplit.settled
+            ? `, settled ${shardSplit.seconds.toFixed(1)} s after all were ready`
+            : ", NOT settled within the wait: measured anyway")
+      )
+    }
 
     const progress = async () =>
       (await request(base, "/api/v1/documents/progress", { token })).body["by_status"] as { indexed: number; failed: number }
@@ -308,14 +514,39 @@ const main = async () => {
     let firstAccepted: number | undefined
     let refused = 0
     let nextBatch = 0
-    const cpuBefore = server.cpuTimeMs()
+    const basaltCpu = () => {
+      let sum = 0
+      for (const server of servers) {
+        const ms = server.cpuTimeMs()
+        if (ms === undefined) return undefined
+        sum += ms
+      }
+      return sum
+    }
     // The database's own CPU, when it is a Postgres on this machine (its connections are open by now).
     const databaseCpu = () => (database === undefined ? Promise.resolve(undefined) : serverCpu(databaseUrl, database.name))
+    // What the processes spend doing nothing (the cluster's heartbeats, lock refreshes and storage
+    // polls): a cost per second and per process rather than per document, so short runs and more
+    // processes pay more of it per document.
+    const idle = processes === undefined ? undefined : await idleCpu(basaltCpu, databaseCpu)
+    if (idle !== undefined) {
+      console.log(
+        `idle:       Basalt ${idle.basalt.toFixed(1)} ms CPU per second (${count === 1 ? "its process" : `its ${count} processes together`}), ` +
+          `Postgres ${idle.database.toFixed(1)} ms per second, over ${idleWindowMs / 1000} s before the first batch`
+      )
+    }
+    const perServerCpuBefore = servers.map((server) => server.cpuTimeMs())
+    const cpuBefore = basaltCpu()
+    const clientCpuBefore = process.cpuUsage()
     const databaseCpuBefore = await databaseCpu()
+    const cpuWindowStarted = performance.now()
     const sendAll = async () => {
       while (nextBatch * perBatch < documents.length) {
-        const batch = documents.slice(nextBatch * perBatch, ++nextBatch * perBatch)
-        const { body } = await request(base, "/api/v1/documents/batch", { method: "POST", body: { documents: batch }, token })
+        const batchNumber = nextBatch++
+        const batch = documents.slice(batchNumber * perBatch, (batchNumber + 1) * perBatch)
+        // Round-robin over the processes, as a load balancer in front of them would.
+        const target = servers[batchNumber % servers.length]!.baseUrl
+        const { body } = await request(target, "/api/v1/documents/batch", { method: "POST", body: { documents: batch }, token })
         for (const result of body["results"] as Array<{ status: number }>) {
           if (result.status === 202) firstAccepted ??= Date.now()
           else refused++
@@ -325,19 +556,22 @@ const main = async () => {
     const started = Date.now()
     await Promise.all(Array.from({ length: settings.parallel }, sendAll))
     const allAccepted = Date.now()
-    if (refused > 0) throw new Error(`${refused} documents were not accepted with 202`)
+    if (refused > 0) throw new RunFailed(`${refused} documents were not accepted with 202`, 1)
     resumeProvider?.()
 
     let indexed = 0
     while (indexed < settings.docs) {
-      if (Date.now() - started > indexingTimeoutMs) throw new Error(`only ${indexed} documents indexed in time`)
+      if (Date.now() - started > indexingTimeoutMs) throw new RunFailed(`only ${indexed} documents indexed in time`, 2)
       const counts = await progress()
-      if (counts.failed > 0) throw new Error(`${counts.failed} documents failed to index`)
+      if (counts.failed > 0) throw new RunFailed(`${counts.failed} documents failed to index`, 1)
       indexed = counts.indexed
       if (indexed < settings.docs) await sleep(500)
     }
-    const cpuAfter = server.cpuTimeMs()
+    const cpuAfter = basaltCpu()
+    const perServerCpuAfter = servers.map((server) => server.cpuTimeMs())
+    const clientCpu = process.cpuUsage(clientCpuBefore)
     const databaseCpuAfter = await databaseCpu()
+    const cpuWindowSeconds = (performance.now() - cpuWindowStarted) / 1000
 
     // Not timed: the chunks made and the moment the last document was indexed, read back page by page.
     let chunks = 0
@@ -370,13 +604,38 @@ const main = async () => {
     console.log(
       `ratio:      indexing end to end at ${((docsPerSecond / acceptedPerSecond) * 100).toFixed(0)}% of the API's acceptance rate`
     )
-    if (cpuBefore !== undefined && cpuAfter !== undefined) {
-      console.log(`server CPU: ${((cpuAfter - cpuBefore) / settings.docs).toFixed(2)} ms per document`)
-    }
-    if (databaseCpuBefore !== undefined && databaseCpuAfter !== undefined) {
-      console.log(
-        `Postgres CPU: ${((databaseCpuAfter - databaseCpuBefore) / settings.docs).toFixed(2)} ms per document (its server processes for this database)`
-      )
+    const basaltCpuPerDoc = cpuBefore !== undefined && cpuAfter !== undefined ? (cpuAfter - cpuBefore) / settings.docs : undefined
+    const databaseCpuPerDoc =
+      databaseCpuBefore !== undefined && databaseCpuAfter !== undefined ? (databaseCpuAfter - databaseCpuBefore) / settings.docs : undefined
+    if (processes === undefined) {
+      if (basaltCpuPerDoc !== undefined) console.log(`server CPU: ${basaltCpuPerDoc.toFixed(2)} ms per document`)
+      if (databaseCpuPerDoc !== undefined) {
+        console.log(`Postgres CPU: ${databaseCpuPerDoc.toFixed(2)} ms per document (its server processes for this database)`)
+      }
+    } else {
+      // The split of CPU time per document between the Basalt processes and the Postgres server.
+      const whole = (basaltCpuPerDoc ?? 0) + (databaseCpuPerDoc ?? 0)
+      const shareOf = (part: number) => (basaltCpuPerDoc !== undefined && databaseCpuPerDoc !== undefined ? `, ${share(part, whole)}` : "")
+      if (basaltCpuPerDoc !== undefined) {
+        const each = servers.map((_, i) => ((perServerCpuAfter[i] ?? 0) - (perServerCpuBefore[i] ?? 0)) / settings.docs)
+        console.log(
+          `Basalt CPU:   ${basaltCpuPerDoc.toFixed(2)} ms per document (${count === 1 ? "its process" : `its ${count} processes together`}${shareOf(basaltCpuPerDoc)})` +
+            (count > 1 ? `; each: ${each.map((ms) => ms.toFixed(2)).join(" / ")} ms` : "")
+        )
+      }
+      if (databaseCpuPerDoc !== undefined) {
+        console.log(
+          `Postgres CPU: ${databaseCpuPerDoc.toFixed(2)} ms per document (its server processes for this database${shareOf(databaseCpuPerDoc)})`
+        )
+      }
+      if (basaltCpuPerDoc !== undefined && databaseCpuPerDoc !== undefined) {
+        const clientMs = (clientCpu.user + clientCpu.system) / 1000
+        console.log(
+          `CPU total:    ${whole.toFixed(2)} ms per document; Basalt and Postgres kept ${((whole * settings.docs) / 1000 / cpuWindowSeconds).toFixed(2)} of ` +
+            `${availableParallelism()} cores busy over the ${cpuWindowSeconds.toFixed(1)} s from the first batch to the last progress poll ` +
+            `(this bench's own process: ${(clientMs / settings.docs).toFixed(2)} ms per document)`
+        )
+      }
     }
     if (fake) {
       const textsPerSecond = (settings.batchSize * settings.concurrency) / (settings.fakeDelayMs / 1000)
@@ -418,17 +677,76 @@ const main = async () => {
           `Basalt reached ${((measured / bareDocs) * 100).toFixed(0)}% of that`
       )
     }
+    return {
+      processes: count,
+      docsPerSecond,
+      chunksPerSecond: chunks / seconds,
+      basaltCpu: basaltCpuPerDoc,
+      databaseCpu: databaseCpuPerDoc,
+      idleCpu: idle === undefined ? undefined : idle.basalt + idle.database
+    }
   } catch (error) {
-    process.stderr.write(`bench:ingest: ${error instanceof Error ? error.message : String(error)}\n${logTail(server)}\n`)
-    exitCode = /failed|not accepted/.test(String(error)) ? 1 : 2
+    if (interrupted) throw new RunFailed("interrupted", 2)
+    const message = describe(error)
+    throw new RunFailed(
+      `${message}\n${logTails()}`,
+      error instanceof RunFailed ? error.exitCode : /failed|not accepted/.test(message) ? 1 : 2
+    )
   } finally {
-    await stopServerProcess(server, 20_000)
-    await fake?.close()
-    await database?.drop()
-    pglite?.stop()
-    rmSync(dataDir, { recursive: true, force: true })
+    await undoAll()
   }
-  process.exit(exitCode)
+}
+
+/** The sweep's summary: each count against the first (1 in BENCH_PROCESSES=1,2,3). */
+const printComparison = (results: ReadonlyArray<RunResult>) => {
+  const first = results[0]!
+  const ms = (value: number | undefined) => (value === undefined ? "–" : value.toFixed(2))
+  const total = (result: RunResult) =>
+    result.basaltCpu !== undefined && result.databaseCpu !== undefined ? result.basaltCpu + result.databaseCpu : undefined
+  const ratio = (value: number | undefined, against: number | undefined) =>
+    value === undefined || against === undefined ? "–" : `${(value / against).toFixed(2)}×`
+  console.log("")
+  console.log(
+    `bench:ingest: ${settings.docs} documents per run, a fresh database each; ratios against ${first.processes} process${first.processes === 1 ? "" : "es"}`
+  )
+  console.log("")
+  console.log(
+    "| processes | docs/s | chunks/s | docs/s ratio | Basalt CPU ms/doc | Postgres CPU ms/doc | CPU ms/doc | CPU/doc ratio | Basalt share | Postgres share | idle CPU ms/s |"
+  )
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|")
+  for (const result of results) {
+    const whole = total(result)
+    console.log(
+      `| ${result.processes} | ${result.docsPerSecond.toFixed(0)} | ${result.chunksPerSecond.toFixed(0)} | ${ratio(result.docsPerSecond, first.docsPerSecond)} | ` +
+        `${ms(result.basaltCpu)} | ${ms(result.databaseCpu)} | ${ms(whole)} | ${ratio(whole, total(first))} | ` +
+        `${whole === undefined ? "–" : share(result.basaltCpu!, whole)} | ${whole === undefined ? "–" : share(result.databaseCpu!, whole)} | ` +
+        `${result.idleCpu === undefined ? "–" : result.idleCpu.toFixed(1)} |`
+    )
+  }
+}
+
+const main = async () => {
+  const documents = Array.from({ length: settings.docs }, (_, n) => makeDocument(n))
+  const bytes = documents.reduce((sum, d) => sum + d.content.length, 0)
+  const results: Array<RunResult> = []
+  try {
+    for (const processes of processCounts ?? [undefined]) {
+      if (interrupted) break
+      if (results.length > 0) console.log("")
+      results.push(await run(documents, bytes, processes))
+    }
+  } catch (error) {
+    if (interrupted) return
+    // A run that failed while setting up (the database, the provider) has not cleaned up yet.
+    await undoAll()
+    // The counts measured before the one that failed.
+    if (results.length > 1) printComparison(results)
+    process.stderr.write(`bench:ingest: ${describe(error)}\n`)
+    process.exit(error instanceof RunFailed ? error.exitCode : 2)
+  }
+  if (interrupted) return
+  if (results.length > 1) printComparison(results)
+  process.exit(0)
 }
 
 await main()

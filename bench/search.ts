@@ -7,9 +7,9 @@
  * (Zipf-like, technical English), so that posting lists have realistic lengths. A tenth of the
  * documents is public, a tenth is the searching user's, a tenth is in a collection they belong
  * to: the visibility condition does real work. Queries: 3 to 6 words cut from the collections'
- * queries. Measured in-process through SearchRepo's SQL plus the query embedding (HTTP excluded;
- * `npm run bench:http` measures that layer), against a baseline measured in the same run: a
- * primary-key lookup of one chunk.
+ * queries. Measured in-process through Retrieval's ranking (SearchRepo's SQL, the query embedding,
+ * hybrid's fusion; not the results' details, and HTTP excluded: `npm run bench:http` measures that
+ * layer), against a baseline measured in the same run: a primary-key lookup of one chunk.
  *
  *   npm run bench:search
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:search
@@ -31,9 +31,9 @@ import type { Caller } from "../src/accounts/SessionsRepo.ts"
 import { DatabaseInfo } from "../src/database/Database.ts"
 import { timeOrderedUuid } from "../src/database/TimeOrderedUuid.ts"
 import { Embedder } from "../src/embedding/Embedder.ts"
-import { fuseRankings } from "../src/search/Fusion.ts"
+import { Retrieval } from "../src/search/Retrieval.ts"
+import type { SearchMode } from "../src/search/Search.ts"
 import { foldSearchStatistics } from "../src/search/SearchStatistics.ts"
-import { SearchRepo, semanticDepth } from "../src/search/SearchRepo.ts"
 import { serverCpu } from "./DatabaseCpu.ts"
 import { postgresStatements } from "./Postgres.ts"
 import { loadCollection } from "./RetrievalCollection.ts"
@@ -267,7 +267,8 @@ const runBackend = async (backend: string) => {
     url.pathname = `/${name}`
     env.set("DATABASE_URL", url.toString())
   }
-  const layer = Layer.mergeAll(SearchRepo.layer, LocalEmbedderLive).pipe(
+  const layer = Retrieval.layer.pipe(
+    Layer.provideMerge(LocalEmbedderLive),
     Layer.provideMerge(DatabaseLive),
     Layer.provide(AppConfigLive),
     Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env: Object.fromEntries(env) })))
@@ -278,43 +279,16 @@ const runBackend = async (backend: string) => {
     seed = 42
     const reusing = backend === "postgres" && process.env["BENCH_REUSE_DATABASE"] !== undefined
     const { anyChunk, caller, pgvector } = await runtime.runPromise(reusing ? reuse : populate)
-    const repo = await runtime.runPromise(Effect.service(SearchRepo))
-    const embedder = await runtime.runPromise(Effect.service(Embedder))
+    const retrieval = await runtime.runPromise(Effect.service(Retrieval))
     const sql = await runtime.runPromise(Effect.service(SqlClient.SqlClient))
-    const embed = (query: string) => Effect.map(embedder.embed([query]), (vectors) => vectors[0]!)
-    const semantic = (query: string, limit: number) =>
-      Effect.flatMap(embed(query), (vector) =>
-        repo.semantic({
-          caller,
-          vector,
-          model: embedder.model,
-          dimensions: embedder.dimensions,
-          minimumSimilarity: embedder.minimumSimilarity,
-          filters: {},
-          limit,
-          offset: 0
-        })
-      )
-    const keyword = (query: string, limit: number) => repo.keyword({ caller, query, filters: {}, limit, offset: 0 })
+    const search = (mode: SearchMode) => (query: string) => retrieval.rank(caller, { query, mode, limit: 10 })
     const operations: Array<[string, (query: string) => Effect.Effect<unknown, unknown>]> = [
       ["baseline: chunk by primary key", () => sql`SELECT id, content FROM chunks WHERE id = ${anyChunk}`],
-      ["keyword", (query) => keyword(query, 10)]
+      ["keyword", search("keyword")]
     ]
     if (pgvector) {
-      operations.push(["semantic", (query) => semantic(query, 10)])
-      operations.push([
-        "hybrid",
-        (query) =>
-          Effect.map(Effect.all([keyword(query, semanticDepth), semantic(query, semanticDepth)], { concurrency: 2 }), ([k, s]) =>
-            fuseRankings([
-              { ids: k.hits.map((hit) => hit.document_id), weight: 1 },
-              {
-                ids: s.hits.map((hit) => hit.document_id),
-                weight: 1
-              }
-            ]).slice(0, 10)
-          )
-      ])
+      operations.push(["semantic", search("semantic")])
+      operations.push(["hybrid", search("hybrid")])
     }
     const lines: Array<string> = []
     let baselineP50 = 1

@@ -86,7 +86,7 @@ const prepareDatabase = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   // What the server is, not how it was reached: PGlite served by another process (DATABASE_URL
   // naming a pglite-socket) still gives every connection one session, which the cluster's shard
-  // locks must know (IndexingLive).
+  // locks must know (ClusterLive).
   const [server] = yield* sql<{ pglite: boolean }>`SELECT version() LIKE '%PGlite%' AS pglite`
   const backend = server?.pglite === true ? ("pglite" as const) : ("postgres" as const)
 

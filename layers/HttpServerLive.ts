@@ -15,13 +15,14 @@ import { HttpApi, HttpApiBuilder, type HttpApiGroup } from "effect/http-api"
 import * as NetAddress from "effect/net/NetAddress"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import { Server as NetServer, type Socket } from "node:net"
+import { clusterTransportPath } from "../src/cluster/ClusterTransport.ts"
 import { AppConfig } from "../src/config/AppConfig.ts"
 import { NotReady, ServiceUnavailable } from "../src/http/ApiError.ts"
 import { Availability, ErrorResponse, errorResponse, renderCause } from "../src/http/ErrorResponse.ts"
 import { answerParserErrors } from "../src/http/ParserErrors.ts"
 import { requestBodyLayer } from "../src/http/RequestBody.ts"
 import { queryParametersLayer } from "../src/http/RequestParams.ts"
-import { exactRouting, RouteTable } from "../src/http/RouteTable.ts"
+import { exactRouting, type InternalRoute, RouteTable } from "../src/http/RouteTable.ts"
 import { ServerMiddlewareLive, serverMiddleware } from "../src/http/ServerMiddleware.ts"
 import { ServerLifecycle } from "../src/http/ServerLifecycle.ts"
 
@@ -84,7 +85,8 @@ const startingApp = (routes: RouteTable): Effect.Effect<HttpServerResponse.HttpS
   // The request is in every request fiber's context (as for the server middleware around this).
   Effect.withFiber((fiber) => {
     const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
-    switch (routes.match(request.method, request.url)) {
+    // An internal route is not there until the app is: its callers find the runner unavailable.
+    switch (routes.isInternal(request.method, request.url) ? undefined : routes.match(request.method, request.url)) {
       case undefined:
         return Effect.orDie(
           renderCause(Cause.fail(new HttpServerError.HttpServerError({ reason: new HttpServerError.RouteNotFound({ request }) })), routes)
@@ -108,12 +110,15 @@ const startingApp = (routes: RouteTable): Effect.Effect<HttpServerResponse.HttpS
  * server middleware as the API: request id, access log, metrics) until `serveApi` attaches the
  * API. A port in use fails the start at once.
  */
-export const listen = <Id extends string, Groups extends HttpApiGroup.Constraint>(api: HttpApi.HttpApi<Id, Groups>) =>
+export const listen = <Id extends string, Groups extends HttpApiGroup.Constraint>(
+  api: HttpApi.HttpApi<Id, Groups>,
+  internal: ReadonlyArray<InternalRoute> = []
+) =>
   Layer.unwrap(
     Effect.gen(function* () {
       const config = yield* AppConfig
       const lifecycle = yield* ServerLifecycle
-      const routes = RouteTable.fromApi(api)
+      const routes = RouteTable.fromApi(api, internal)
       const middleware = serverMiddleware(config, lifecycle, routes, yield* Metric.MetricRegistry)
       const starting = yield* NodeHttpServer.makeHandler(middleware(startingApp(routes)), { scope: yield* Effect.scope })
       // Node's own bound on receiving a whole request (5 minutes) would cut a slower upload that
@@ -145,9 +150,10 @@ const RequestReferencesLive = Layer.unwrap(
     return Layer.mergeAll(
       Layer.succeed(MaxBodySize, ByteSize.bytes(bodyLimitBytes)),
       Layer.succeed(HttpMiddleware.SpanNameGenerator, (request) => `http.server ${request.method}`),
-      // Liveness probes arrive every few seconds from every orchestrator: as spans they would
-      // only bury the traces that matter. They are still counted and logged.
-      HttpMiddleware.layerTracerDisabledForUrls(["/health"])
+      // Liveness probes arrive every few seconds from every orchestrator, runner health pings
+      // from every other process: as spans they would only bury the traces that matter. They are
+      // still counted and logged.
+      HttpMiddleware.layerTracerDisabledForUrls(["/health", clusterTransportPath])
     )
   })
 )
@@ -229,10 +235,11 @@ const requireErrorResponse = <Id extends string, Groups extends HttpApiGroup.Con
  */
 export const serveApi = <Id extends string, Groups extends HttpApiGroup.Constraint, A, E, R>(
   api: HttpApi.HttpApi<Id, Groups>,
-  handlers: Layer.Layer<A, E, R>
+  handlers: Layer.Layer<A, E, R>,
+  internal: ReadonlyArray<InternalRoute> = []
 ) => {
   requireErrorResponse(api)
-  const routes = RouteTable.fromApi(api)
+  const routes = RouteTable.fromApi(api, internal)
   const router = Layer.merge(
     HttpApiBuilder.layer(api).pipe(
       Layer.provide(Layer.provide(handlers, [ErrorResponse.layer, Availability.layer, requestBodyLayer, queryParametersLayer]))

@@ -14,6 +14,7 @@ import { CallerCache } from "./accounts/CallerCache.ts"
 import { PasswordHasher } from "./accounts/PasswordHasher.ts"
 import { SingleSignOnHttpLive } from "./accounts/SingleSignOnHttp.ts"
 import { BasaltApi } from "./Api.ts"
+import { ClusterTransportRouteLive, clusterTransportRoute } from "./cluster/ClusterTransport.ts"
 import { CollectionsHttpLive } from "./collections/CollectionsHttp.ts"
 import { DocsHttpLive } from "./docs/DocsHttp.ts"
 import { DocumentDeletionsPruningLive } from "./documents/DocumentEvents.ts"
@@ -45,17 +46,17 @@ const HandlersLive = Layer.mergeAll(
   Layer.provide([AccountsLive, RateLimiter.layer])
 )
 
-// Indexing (and the DocumentIndexer the handlers submit to) runs as long as the server; merged
+// Indexing (and the DocumentIndexer the handlers submit to, and the cluster under it) runs as long as the server; merged
 // so that the database and the indexer are reachable from the runtime (tests, scripts). One
 // embedder serves indexing and search alike.
-const ServedLive = Layer.mergeAll(HandlersLive, SearchStatisticsLive, DocumentDeletionsPruningLive)
+const ServedLive = Layer.mergeAll(HandlersLive, ClusterTransportRouteLive, SearchStatisticsLive, DocumentDeletionsPruningLive)
 
-export const AppLive = serveApi(BasaltApi, ServedLive).pipe(
+export const AppLive = serveApi(BasaltApi, ServedLive, [clusterTransportRoute]).pipe(
   Layer.provideMerge(IndexingLive),
   Layer.provideMerge(EmbedderLive),
   Layer.provideMerge(DatabaseLive),
   // First: the port is bound, and /health and /ready answer, while the database is awaited.
-  Layer.provideMerge(listen(BasaltApi)),
+  Layer.provideMerge(listen(BasaltApi, [clusterTransportRoute])),
   Layer.provide(ServerLifecycle.layer),
   Layer.provide(TelemetryLive),
   Layer.provide(LoggerLive),

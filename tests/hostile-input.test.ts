@@ -233,6 +233,36 @@ describe("hostile input", () => {
     })
   })
 
+  describe("text bounds as the contract counts them: code points, on the text as sent", () => {
+    const emoji = "\u{1F600}"
+
+    it("500 emoji are a title of 500 characters (JavaScript counts 1,000 units), 501 are not", async () => {
+      const document = { content: "Emoji.", source: "bounds" }
+      const stored = await post("/api/v1/documents", { ...document, title: emoji.repeat(500), external_id: emoji.repeat(512) }, admin)
+      expect(stored.status).toBe(202)
+      expect(stored.json().title).toBe(emoji.repeat(500))
+      const tooLong = refused(await post("/api/v1/documents", { ...document, title: emoji.repeat(501) }, admin))
+      expect(tooLong.details).toEqual([{ path: "title", message: expect.stringMatching(/at most 500 characters/) }])
+    })
+
+    it("a trimmed field is bounded before the trim: 2,000 characters and a space are too many", async () => {
+      const tooLong = refused(await post("/api/v1/collections", { name: "Bounds", description: `${"d".repeat(2000)} ` }, admin))
+      expect(tooLong.details).toEqual([{ path: "description", message: expect.stringMatching(/at most 2000 characters/) }])
+      const created = await post("/api/v1/collections", { name: `  ${emoji.repeat(198)}`, description: "d".repeat(2000) }, admin)
+      expect(created.status).toBe(201)
+      expect(created.json().name).toBe(emoji.repeat(198))
+    })
+
+    it("only spaces are refused as the contract's pattern refuses them, empty text by its length", async () => {
+      const blank = refused(await post("/api/v1/collections", { name: " \u00a0\t" }, admin))
+      expect(blank.details).toEqual([
+        { path: "name", message: expect.stringMatching(/^Expected at least one character that is not a space/) }
+      ])
+      const empty = refused(await post("/api/v1/collections", { name: "" }, admin))
+      expect(empty.details).toEqual([{ path: "name", message: expect.stringMatching(/^Expected a non-empty string/) }])
+    })
+  })
+
   describe("errors a person can read", () => {
     const megabyte = "x".repeat(1_000_000)
 

@@ -1,7 +1,7 @@
 /**
  * Rate limits: per client address on the sign-in routes, per user or API key on the protected
  * ones; 429 with Retry-After, RateLimit and RateLimit-Policy; X-Forwarded-For believed only from
- * trusted proxies; exact across two processes on one database; buckets cleaned up. Every
+ * trusted proxies; exact across several processes on one database; buckets cleaned up. Every
  * response goes through the contract check of the shared helpers.
  */
 import { PgClient } from "@effect/sql-pg"
@@ -460,48 +460,55 @@ const startChildServer = (env: Record<string, string>) => {
 }
 
 describe("rate limits across processes", () => {
-  it("admit exactly the limit of parallel requests sent to two server processes on one database", { timeout: 180_000 }, async () => {
-    const database = await sharedDatabase()
-    const env = {
-      DATABASE_URL: database.url,
-      BASALT_JWT_SECRET: secret,
-      BASALT_ALLOW_SIGNUP: "true",
-      BASALT_RATE_LIMIT_AUTH: "20/1d",
-      BASALT_RATE_LIMIT_PRINCIPAL: "25/1d",
-      BASALT_TRUSTED_PROXIES: "127.0.0.1"
-    }
-    // Started one after the other: the first applies the migrations.
-    const inProcess = await startServer(env)
-    const child = startChildServer(env)
-    try {
-      await child.url
-      const servers = [inProcess, child]
+  it.each([3])(
+    "admit exactly the limit of parallel requests sent to %i server processes on one database",
+    { timeout: 240_000 },
+    async (processes) => {
+      const database = await sharedDatabase()
+      const env = {
+        DATABASE_URL: database.url,
+        BASALT_JWT_SECRET: secret,
+        BASALT_ALLOW_SIGNUP: "true",
+        BASALT_RATE_LIMIT_AUTH: "20/1d",
+        BASALT_RATE_LIMIT_PRINCIPAL: "25/1d",
+        BASALT_TRUSTED_PROXIES: "127.0.0.1"
+      }
+      // The in-process server first: it applies the migrations; then the child processes together.
+      const inProcess = await startServer(env)
+      const children = Array.from({ length: processes - 1 }, () => startChildServer(env))
+      try {
+        await Promise.all(children.map((child) => child.url))
+        const servers = [inProcess, ...children]
 
-      const address = newAddress()
-      const logins = await Promise.all(
-        Array.from({ length: 60 }, (_, i) => servers[i % 2]!.request("/api/v1/auth/login", wrongLogin(address)))
-      )
-      expect(statusCounts(logins)).toEqual({ 401: 20, 429: 40 })
+        const address = newAddress()
+        const logins = await Promise.all(
+          Array.from({ length: 60 }, (_, i) => servers[i % servers.length]!.request("/api/v1/auth/login", wrongLogin(address)))
+        )
+        expect(statusCounts(logins)).toEqual({ 401: 20, 429: 40 })
 
-      const credentials = { email: "shared@example.com", password: "a long enough password" }
-      expect(
-        (await inProcess.request("/api/v1/auth/register", json({ ...credentials, display_name: "S" }, from(newAddress())))).status
-      ).toBe(201)
-      const token = (await child.request("/api/v1/auth/login", json(credentials, from(newAddress())))).json().access_token as string
-      const reads = await Promise.all(Array.from({ length: 60 }, (_, i) => servers[i % 2]!.request("/api/v1/users/me", bearer(token))))
-      expect(statusCounts(reads)).toEqual({ 200: 25, 429: 35 })
-      expect(
-        reads
-          .filter((r) => r.status === 200)
-          .map((r) => rateLimitOf(r)?.remaining)
-          .sort((a, b) => a! - b!)
-      ).toEqual(Array.from({ length: 25 }, (_, i) => i))
-    } finally {
-      await child.stop()
-      await inProcess.stop()
-      await database.close()
+        const credentials = { email: "shared@example.com", password: "a long enough password" }
+        expect(
+          (await inProcess.request("/api/v1/auth/register", json({ ...credentials, display_name: "S" }, from(newAddress())))).status
+        ).toBe(201)
+        const token = (await children[0]!.request("/api/v1/auth/login", json(credentials, from(newAddress())))).json()
+          .access_token as string
+        const reads = await Promise.all(
+          Array.from({ length: 60 }, (_, i) => servers[i % servers.length]!.request("/api/v1/users/me", bearer(token)))
+        )
+        expect(statusCounts(reads)).toEqual({ 200: 25, 429: 35 })
+        expect(
+          reads
+            .filter((r) => r.status === 200)
+            .map((r) => rateLimitOf(r)?.remaining)
+            .sort((a, b) => a! - b!)
+        ).toEqual(Array.from({ length: 25 }, (_, i) => i))
+      } finally {
+        await Promise.all(children.map((child) => child.stop()))
+        await inProcess.stop()
+        await database.close()
+      }
     }
-  })
+  )
 })
 
 describe("rate-limit buckets in the database", () => {

@@ -4,11 +4,10 @@
  * kept in the database, so every process on that database signs and checks with the same key.
  */
 import { Context, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
-import { SqlClient } from "effect/sql"
 import { jwtVerify, SignJWT } from "jose"
-import { randomBytes } from "node:crypto"
 import { AppConfig } from "../config/AppConfig.ts"
 import { Uuid } from "../contract/Uuid.ts"
+import { sharedSecret } from "../database/SharedSecrets.ts"
 
 const issuer = "basalt"
 const audience = "basalt"
@@ -34,20 +33,10 @@ export class AccessTokens extends Context.Service<
     AccessTokens,
     Effect.gen(function* () {
       const config = yield* AppConfig
-      const sql = yield* SqlClient.SqlClient
       const secret = yield* Option.match(config.auth.jwtSecret, {
         onSome: (secret) => Effect.succeed(Redacted.value(secret)),
-        onNone: () =>
-          Effect.gen(function* () {
-            // The first process to start writes it; the others read the same row.
-            yield* sql`
-              INSERT INTO basalt_secrets (name, value)
-              VALUES ('access_token_hs256', ${randomBytes(32).toString("base64url")})
-              ON CONFLICT (name) DO NOTHING`
-            const rows = yield* sql<{ value: string }>`SELECT value FROM basalt_secrets WHERE name = 'access_token_hs256'`
-            return rows[0]!.value
-          })
-      }).pipe(Effect.orDie)
+        onNone: () => sharedSecret("access_token_hs256")
+      })
       const key = new TextEncoder().encode(secret)
       const ttlSeconds = Math.round(Duration.toSeconds(config.auth.accessTokenTtl))
       return AccessTokens.of({

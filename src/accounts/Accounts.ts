@@ -3,6 +3,7 @@ import { Schema, SchemaTransformation } from "effect"
 import { contractBody } from "../contract/Contract.ts"
 import { DateTime, emailPattern, QueryInt } from "../contract/Formats.ts"
 import { Uuid } from "../contract/Uuid.ts"
+import { isMaxCharacters, Text, TrimmedText } from "../contract/Text.ts"
 
 export const Role = contractBody("Role", Schema.Literals(["admin", "curator", "basic"]))
 export type Role = typeof Role.Type
@@ -17,7 +18,7 @@ const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
 export const Email = contractBody(
   "Email",
   Schema.String.check(
-    Schema.isMaxLength(254),
+    isMaxCharacters(254),
     Schema.isPattern(emailPattern, { message: "Expected an email address, such as ada@example.com" })
   ).pipe(Schema.decodeTo(Schema.String, SchemaTransformation.toLowerCase()))
 )
@@ -35,8 +36,8 @@ export const User = contractBody(
 )
 export type User = typeof User.Type
 
-const Password = Schema.String.check(Schema.isMinLength(8), Schema.isMaxLength(128))
-const DisplayName = Schema.Trim.check(Schema.isMinLength(1), Schema.isMaxLength(100))
+const Password = Text({ minLength: 8, maxLength: 128 })
+const DisplayName = TrimmedText({ minLength: 1, maxLength: 100 })
 
 export const RegisterRequest = contractBody(
   "RegisterRequest",
@@ -54,19 +55,19 @@ export const CreateUserRequest = contractBody(
 
 export const ChangePasswordRequest = contractBody(
   "ChangePasswordRequest",
-  Schema.Struct({ current_password: Schema.String.check(Schema.isMaxLength(128)), new_password: Password })
+  Schema.Struct({ current_password: Text({ maxLength: 128 }), new_password: Password })
 )
 
 export const LoginRequest = contractBody(
   "LoginRequest",
   Schema.Struct({
-    email: Schema.String.check(Schema.isMaxLength(254)),
-    password: Schema.String.check(Schema.isMaxLength(128)),
+    email: Text({ maxLength: 254 }),
+    password: Text({ maxLength: 128 }),
     session_cookie: Schema.optionalKey(Schema.Boolean)
   })
 )
 
-export const RefreshRequest = contractBody("RefreshRequest", Schema.Struct({ refresh_token: Schema.String.check(Schema.isMaxLength(256)) }))
+export const RefreshRequest = contractBody("RefreshRequest", Schema.Struct({ refresh_token: Text({ maxLength: 256 }) }))
 
 export const TokenPair = contractBody(
   "TokenPair",
@@ -108,9 +109,9 @@ export const UpdateUserRequest = contractBody(
 )
 
 export const UserListQuery = Schema.Struct({
-  email: Schema.optional(Schema.String.check(Schema.isMaxLength(254))),
+  email: Schema.optional(Text({ maxLength: 254 })),
   limit: Schema.optional(QueryInt.check(Schema.isBetween({ minimum: 1, maximum: 100 }))),
-  cursor: Schema.optional(Schema.String.check(Schema.isMaxLength(200)))
+  cursor: Schema.optional(Text({ maxLength: 200 }))
 })
 
 /** Roles from least to most: a key may not be given more than its creator has. */
@@ -137,7 +138,7 @@ export const ApiKeyList = contractBody("ApiKeyList", Schema.Struct({ items: Sche
 export const CreateApiKeyRequest = contractBody(
   "CreateApiKeyRequest",
   Schema.Struct({
-    name: Schema.Trim.check(Schema.isMinLength(1), Schema.isMaxLength(100)),
+    name: TrimmedText({ minLength: 1, maxLength: 100 }),
     role: Schema.optionalKey(Role),
     expires_at: Schema.optionalKey(DateTime)
   })
@@ -154,8 +155,8 @@ export const PasswordGrantRequest = contractBody(
   "PasswordGrantRequest",
   Schema.Struct({
     grant_type: Schema.Literal("password"),
-    username: Schema.String.check(Schema.isMaxLength(254)),
-    password: Schema.String.check(Schema.isMaxLength(128)),
+    username: Text({ maxLength: 254 }),
+    password: Text({ maxLength: 128 }),
     ...ignoredGrantFields
   })
 )
@@ -164,7 +165,7 @@ export const RefreshTokenGrantRequest = contractBody(
   "RefreshTokenGrantRequest",
   Schema.Struct({
     grant_type: Schema.Literal("refresh_token"),
-    refresh_token: Schema.String.check(Schema.isMaxLength(256)),
+    refresh_token: Text({ maxLength: 256 }),
     ...ignoredGrantFields
   })
 )

@@ -2,17 +2,18 @@
 import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
 import { endpoint } from "../contract/Contract.ts"
+import { isMaxCharacters, Text } from "../contract/Text.ts"
 import { BadGateway, Forbidden, NotFound, Unauthorized, ValidationFailed } from "../http/ApiError.ts"
 import { withQuery } from "../http/RequestParams.ts"
 import { AuthRateLimit } from "../ratelimit/RateLimitApi.ts"
 
 /** A path on this site: never `//host` or `/\host`, which browsers read as another site. */
 export const ReturnTo = Schema.String.check(
-  Schema.isMaxLength(2048),
+  isMaxCharacters(2048),
   Schema.isPattern(/^\/(?![/\\])/, { message: "Expected a path on this site, such as /search" })
 )
 
-const text = (maxLength: number) => Schema.optional(Schema.String.check(Schema.isMaxLength(maxLength)))
+const text = (maxLength: number) => Schema.optional(Text({ maxLength }))
 
 export class SingleSignOnApi extends HttpApiGroup.make("oidc")
   .add(

@@ -1,6 +1,7 @@
 /** The audit log as the contract names it. */
 import { Schema } from "effect"
 import { contractBody } from "../contract/Contract.ts"
+import { Text } from "../contract/Text.ts"
 import { DateTime, QueryInt } from "../contract/Formats.ts"
 import { Uuid } from "../contract/Uuid.ts"
 
@@ -46,5 +47,5 @@ export const AuditQuery = Schema.Struct({
   since: Schema.optional(DateTime),
   until: Schema.optional(DateTime),
   limit: Schema.optional(QueryInt.check(Schema.isBetween({ minimum: 1, maximum: 100 }))),
-  cursor: Schema.optional(Schema.String.check(Schema.isMaxLength(200)))
+  cursor: Schema.optional(Text({ maxLength: 200 }))
 })

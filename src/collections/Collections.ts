@@ -3,6 +3,7 @@ import { Schema } from "effect"
 import { Email } from "../accounts/Accounts.ts"
 import { contractBody } from "../contract/Contract.ts"
 import { Uuid } from "../contract/Uuid.ts"
+import { TrimmedText } from "../contract/Text.ts"
 
 export const CollectionRole = contractBody("CollectionRole", Schema.Literals(["owner", "editor", "viewer"]))
 export type CollectionRole = typeof CollectionRole.Type
@@ -28,8 +29,8 @@ export const CollectionPage = contractBody(
   Schema.Struct({ items: Schema.Array(Collection), next_cursor: Schema.NullOr(Schema.String), total: Schema.Int })
 )
 
-const Name = Schema.Trim.check(Schema.isMinLength(1), Schema.isMaxLength(200))
-const Description = Schema.Trim.check(Schema.isMaxLength(2000))
+const Name = TrimmedText({ minLength: 1, maxLength: 200 })
+const Description = TrimmedText({ maxLength: 2000 })
 
 export const CreateCollectionRequest = contractBody(
   "CreateCollectionRequest",

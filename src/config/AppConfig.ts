@@ -53,6 +53,7 @@ export interface AppConfigShape {
     readonly oidc: Option.Option<OidcConfig>
   }
   readonly embeddings: EmbeddingsConfig
+  readonly chat: ChatConfig
   readonly indexing: {
     /** Batches of documents indexed at once. */
     readonly concurrency: number
@@ -60,6 +61,13 @@ export interface AppConfigShape {
     readonly batchSize: number
     readonly chunkTokens: number
     readonly chunkOverlapTokens: number
+  }
+  /** This process as a cluster runner: where the other Basalt processes reach it. */
+  readonly cluster: {
+    /** None: HOST when it names one address, else this machine's first non-loopback IPv4 address. */
+    readonly runnerHost: Option.Option<string>
+    /** None: the port the server listens on (the runner transport is on the same server). */
+    readonly runnerPort: Option.Option<number>
   }
   readonly telemetry: {
     readonly otlpEndpoint: Option.Option<string>
@@ -78,6 +86,23 @@ export interface OidcConfig {
   /** Lower-cased email domains allowed to sign in; empty: any domain. */
   readonly allowedDomains: ReadonlyArray<string>
   readonly scopes: string
+}
+
+/** None for `provider`: the extractive answerer (basalt-extractive-v1), which needs no model. */
+export interface ChatConfig {
+  readonly provider: Option.Option<{
+    /** An OpenAI-compatible API root, e.g. https://api.openai.com/v1 or http://localhost:11434/v1. */
+    readonly url: string
+    /** The allowlist of models a chat may ask for; the first is the default. */
+    readonly models: readonly [string, ...Array<string>]
+    readonly apiKey: Option.Option<Redacted.Redacted>
+  }>
+  /** The longest wait for the first token, connecting included. */
+  readonly timeout: Duration.Duration
+  /** The longest silence between two chunks of an answer. */
+  readonly idleTimeout: Duration.Duration
+  /** The longest a whole answer may take. */
+  readonly totalTimeout: Duration.Duration
 }
 
 /** None for `provider`: the built-in offline model (basalt-hash-ngram-v1). */
@@ -350,6 +375,42 @@ const embeddingsConfig: Config.Config<EmbeddingsConfig> = all({
   })
 )
 
+/** The provider's settings are read only when a URL is set; without one they must be empty. */
+const chatConfig: Config.Config<ChatConfig> = all({
+  url: optionalText("BASALT_CHAT_URL"),
+  models: list("BASALT_CHAT_MODELS").pipe(Config.withDefault([])),
+  // Validated as text, then wrapped: the message names no value.
+  apiKey: optional(Config.String("BASALT_CHAT_API_KEY").pipe(Config.map(Redacted.make)), (key) => Redacted.value(key).trim() === ""),
+  timeout: positiveDuration("BASALT_CHAT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
+  idleTimeout: positiveDuration("BASALT_CHAT_IDLE_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
+  totalTimeout: positiveDuration("BASALT_CHAT_TOTAL_TIMEOUT").pipe(Config.withDefault(Duration.minutes(5)))
+}).pipe(
+  Config.mapEffect(({ apiKey, idleTimeout, models, timeout, totalTimeout, url }) => {
+    if (Option.isNone(url)) {
+      return models.length === 0
+        ? Effect.succeed<ChatConfig>({ provider: Option.none(), timeout, idleTimeout, totalTimeout })
+        : Effect.fail(
+            refuse([
+              invalid("BASALT_CHAT_MODELS", "applies to a provider: set BASALT_CHAT_URL too, or leave it empty for the extractive answerer")
+            ])
+          )
+    }
+    if (!isHttpUrl(url.value)) {
+      return Effect.fail(refuse([invalid("BASALT_CHAT_URL", "must be an http(s) URL such as https://api.openai.com/v1")]))
+    }
+    const [first, ...rest] = [...new Set(models)]
+    if (first === undefined) {
+      return Effect.fail(refuse([invalid("BASALT_CHAT_MODELS", "is required when BASALT_CHAT_URL is set")]))
+    }
+    return Effect.succeed<ChatConfig>({
+      provider: Option.some({ url: url.value.trim(), models: [first, ...rest], apiKey }),
+      timeout,
+      idleTimeout,
+      totalTimeout
+    })
+  })
+)
+
 const indexingConfig = all({
   concurrency: positiveInt("BASALT_INDEXING_CONCURRENCY").pipe(Config.withDefault(4)),
   batchSize: positiveInt("BASALT_INDEXING_BATCH_SIZE").pipe(Config.withDefault(64)),
@@ -411,7 +472,20 @@ const variables: Config.Config<AppConfigShape> = all({
     oidc: oidcConfig
   }),
   embeddings: embeddingsConfig,
+  chat: chatConfig,
   indexing: indexingConfig,
+  cluster: all({
+    runnerHost: optional(
+      text("BASALT_RUNNER_HOST", "must be a host name or an IP address, without a scheme or port", (host) =>
+        /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:.]+)$/.test(host.trim())
+      ).pipe(Config.map((host) => host.trim())),
+      (host) => host.trim() === ""
+    ),
+    runnerPort: optional(
+      integer("BASALT_RUNNER_PORT", "must be a port number from 1 to 65535", (n) => n >= 1 && n <= 65535),
+      () => false
+    )
+  }),
   telemetry: all({
     otlpEndpoint: optional(
       text(

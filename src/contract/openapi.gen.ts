@@ -34,8 +34,10 @@ export interface paths {
         /**
          * Readiness
          * @description Checks the database, and reports the schema migration version and whether the pgvector
-         *     extension is available (without it, search runs in lexical-only mode). Answers 503 while
-         *     the database is unreachable or the server is shutting down.
+         *     extension is available (without it, search runs in lexical-only mode), and this process's
+         *     place in the cluster (its runner address, the shards it holds, the processes alive).
+         *     Answers 503 while the database or the cluster's storage in it is unreachable, or the
+         *     server is shutting down.
          */
         readonly get: operations["getReadiness"];
         readonly put?: never;
@@ -873,6 +875,22 @@ export interface components {
              * @enum {string}
              */
             readonly search_mode: "hybrid" | "lexical_only";
+            readonly cluster: components["schemas"]["ClusterStatus"];
+        };
+        /**
+         * @description This process as a runner of the cluster that spreads background work (indexing) over the
+         *     Basalt processes on one database.
+         */
+        readonly ClusterStatus: {
+            /**
+             * @description Where the other processes reach this one (`host:port`).
+             * @example 10.0.3.7:8080
+             */
+            readonly runner: string;
+            /** @description How many of the 300 shards this process holds now (0 while it starts or leaves). */
+            readonly shards: number;
+            /** @description Processes alive in the cluster, this one included, as its storage records them. */
+            readonly runners: number;
         };
         readonly DatabaseStatus: {
             /**
@@ -1848,7 +1866,12 @@ export interface operations {
                      *         "pgvector": true,
                      *         "latency_ms": 0.8
                      *       },
-                     *       "search_mode": "hybrid"
+                     *       "search_mode": "hybrid",
+                     *       "cluster": {
+                     *         "runner": "10.0.3.7:8080",
+                     *         "shards": 100,
+                     *         "runners": 3
+                     *       }
                      *     }
                      */
                     readonly "application/json": components["schemas"]["Readiness"];

@@ -5,6 +5,7 @@ import { DateTime, QueryInt } from "../contract/Formats.ts"
 import { ErrorBody } from "../http/ApiError.ts"
 import { DecodedSeparately } from "../http/StorableText.ts"
 import { Uuid } from "../contract/Uuid.ts"
+import { isMaxCharacters, Text, TrimmedText } from "../contract/Text.ts"
 
 export const DocumentSource = contractBody(
   "DocumentSource",
@@ -29,9 +30,7 @@ export const maxTags = 10
 /** ISO 8601 text on the wire, a `Date` in the program. */
 const Timestamp = Schema.DateFromString
 
-const Tag = Schema.Trim.pipe(
-  Schema.decodeTo(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(64)), SchemaTransformation.toLowerCase())
-)
+const Tag = TrimmedText({ minLength: 1, maxLength: 64 }).pipe(Schema.decodeTo(Schema.String, SchemaTransformation.toLowerCase()))
 
 /** Trimmed, lower-cased, repeats dropped: `[" HR", "hr"]` is `["hr"]`. */
 export const DocumentTags = contractBody(
@@ -112,8 +111,8 @@ export const Document = contractBody(
 )
 export type Document = typeof Document.Type
 
-const Title = Schema.Trim.check(Schema.isMinLength(1), Schema.isMaxLength(500))
-const Url = Schema.Trim.check(Schema.isMinLength(1), Schema.isMaxLength(2048))
+const Title = TrimmedText({ minLength: 1, maxLength: 500 })
+const Url = TrimmedText({ minLength: 1, maxLength: 2048 })
 export const maxContentCharacters = 10_000_000
 const CollectionIds = Schema.Array(Uuid).check(Schema.isMaxLength(50))
 
@@ -122,11 +121,11 @@ export const CreateDocumentRequest = contractBody(
   Schema.Struct({
     title: Title,
     content: Schema.String.check(
-      Schema.isMaxLength(maxContentCharacters),
+      isMaxCharacters(maxContentCharacters),
       Schema.makeFilter((content) => content.trim() !== "" || "The content is empty")
     ),
     source: DocumentSource,
-    external_id: Schema.optionalKey(Schema.Trim.check(Schema.isMinLength(1), Schema.isMaxLength(512))),
+    external_id: Schema.optionalKey(TrimmedText({ minLength: 1, maxLength: 512 })),
     url: Schema.optionalKey(Url),
     metadata: Schema.optionalKey(DocumentMetadata),
     tags: Schema.optionalKey(DocumentTags),
@@ -211,7 +210,7 @@ export const ChunkPage = contractBody(
 )
 
 const PageLimit = QueryInt.check(Schema.isBetween({ minimum: 1, maximum: 100 }))
-const Cursor = Schema.String.check(Schema.isMaxLength(300))
+const Cursor = Text({ maxLength: 300 })
 
 /** A list filter: in the query, the parameter repeated (`?tags=a&tags=b`); any of its values matches. */
 const AnyOf = <S extends Schema.Top>(value: S) => Schema.Array(value).check(Schema.isMinLength(1), Schema.isMaxLength(50))

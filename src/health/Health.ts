@@ -17,12 +17,22 @@ export const DatabaseStatus = contractBody(
   })
 )
 
+export const ClusterStatus = contractBody(
+  "ClusterStatus",
+  Schema.Struct({
+    runner: Schema.String,
+    shards: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 300 })),
+    runners: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+  })
+)
+
 export const Readiness = contractBody(
   "Readiness",
   Schema.Struct({
     status: Schema.Literal("ready"),
     database: DatabaseStatus,
-    search_mode: Schema.Literals(["hybrid", "lexical_only"])
+    search_mode: Schema.Literals(["hybrid", "lexical_only"]),
+    cluster: ClusterStatus
   })
 )
 export type Readiness = typeof Readiness.Type

@@ -31,15 +31,29 @@ const isCanonical = (path: string): boolean => path === "/" || (!/\/\/|[;#]/.tes
 
 const methodOrder = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
+/** A route served beside the contract's, to other Basalt processes only (it is not in openapi.yaml). */
+export interface InternalRoute {
+  readonly method: string
+  readonly path: string
+}
+
 export interface RouteTable {
   /** The route template that serves the request target `url` with `method`, if any. */
   readonly match: (method: string, url: string) => string | undefined
   /** The methods the path of `url` answers; empty when no route has that path. */
   readonly allowedMethods: (url: string) => ReadonlyArray<string>
+  /**
+   * Whether `method` and `url` name an internal route. To anyone else it does not exist: its
+   * handler answers 404 unless the caller proves to be a Basalt process, and no Allow reveals it.
+   */
+  readonly isInternal: (method: string, url: string) => boolean
 }
 
 export const RouteTable = {
-  fromApi: <Id extends string, Groups extends HttpApiGroup.Constraint>(api: HttpApi.HttpApi<Id, Groups>): RouteTable => {
+  fromApi: <Id extends string, Groups extends HttpApiGroup.Constraint>(
+    api: HttpApi.HttpApi<Id, Groups>,
+    internal: ReadonlyArray<InternalRoute> = []
+  ): RouteTable => {
     // Every template once, under one method, so that the router's precedence alone picks it.
     const templates = FindMyWay.make<string>(exactRouting)
     const methodsOf = new Map<string, Array<string>>()
@@ -62,11 +76,14 @@ export const RouteTable = {
       allowedOf.set(template, allowed.includes("GET") ? [...allowed, "HEAD"] : allowed)
     }
     const templateOf = (url: string) => (isCanonical(pathOf(url)) ? templates.find("GET", url)?.handler : undefined)
+    const isInternal = (method: string, url: string) => internal.some((route) => route.method === method && route.path === pathOf(url))
     return {
       match: (method, url) => {
+        if (isInternal(method, url)) return pathOf(url)
         const template = templateOf(url)
         return template !== undefined && allowedOf.get(template)?.includes(method) ? template : undefined
       },
+      isInternal,
       allowedMethods: (url) => {
         const template = templateOf(url)
         return (template !== undefined && allowedOf.get(template)) || []

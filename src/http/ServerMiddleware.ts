@@ -64,7 +64,7 @@ const declaredRoutesOnly =
   (app: App): App =>
     Effect.withFiber((fiber) => {
       const request = Context.getUnsafe(fiber.context, HttpServerRequest.HttpServerRequest)
-      return routes.allowedMethods(request.url).includes(request.method)
+      return routes.allowedMethods(request.url).includes(request.method) || routes.isInternal(request.method, request.url)
         ? app
         : // The router's own failure for an unknown route, rendered by renderCause like one.
           Effect.die(new HttpServerError.HttpServerError({ reason: new HttpServerError.RouteNotFound({ request }) }))
@@ -138,8 +138,10 @@ export const serverMiddleware = (
       // A draining server asks clients to reconnect elsewhere, so keep-alive connections end.
       ...(lifecycle.isDraining() ? { connection: "close" } : {})
     })
+    // The runners' own traffic (health pings every few seconds) would bury the clients' requests.
+    const log = routes.isInternal(request.method, request.url) ? Effect.logDebug : Effect.logInfo
     return Effect.as(
-      Effect.annotateLogs(Effect.logInfo(`${request.method} ${pathOf(request.url)} ${response.status}`), {
+      Effect.annotateLogs(log(`${request.method} ${pathOf(request.url)} ${response.status}`), {
         duration_ms: Math.round(elapsed * 100) / 100,
         route
       }),

@@ -3,21 +3,19 @@ import { Schema, SchemaTransformation } from "effect"
 import { contractBody } from "../contract/Contract.ts"
 import { DateTime } from "../contract/Formats.ts"
 import { Uuid } from "../contract/Uuid.ts"
+import { isNotBlank, Text, TrimmedText } from "../contract/Text.ts"
 
 export const SearchMode = contractBody("SearchMode", Schema.Literals(["hybrid", "keyword", "semantic"]))
 export type SearchMode = typeof SearchMode.Type
 
-const Tag = Schema.Trim.pipe(
-  Schema.decodeTo(Schema.String.check(Schema.isLowercased()), SchemaTransformation.toLowerCase()),
-  Schema.check(Schema.isMinLength(1), Schema.isMaxLength(100))
+const Tag = TrimmedText({ minLength: 1, maxLength: 100 }).pipe(
+  Schema.decodeTo(Schema.String.check(Schema.isLowercased()), SchemaTransformation.toLowerCase())
 )
 
 export const SearchFilters = contractBody(
   "SearchFilters",
   Schema.Struct({
-    sources: Schema.optionalKey(
-      Schema.Array(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(100))).check(Schema.isMinLength(1), Schema.isMaxLength(50))
-    ),
+    sources: Schema.optionalKey(Schema.Array(Text({ minLength: 1, maxLength: 100 })).check(Schema.isMinLength(1), Schema.isMaxLength(50))),
     tags: Schema.optionalKey(Schema.Array(Tag).check(Schema.isMinLength(1), Schema.isMaxLength(50))),
     collection_ids: Schema.optionalKey(Schema.Array(Uuid).check(Schema.isMinLength(1), Schema.isMaxLength(50))),
     document_ids: Schema.optionalKey(Schema.Array(Uuid).check(Schema.isMinLength(1), Schema.isMaxLength(100))),
@@ -37,15 +35,11 @@ export const SearchWeights = contractBody(
 export const SearchRequest = contractBody(
   "SearchRequest",
   Schema.Struct({
-    query: Schema.String.check(
-      Schema.isMinLength(1),
-      Schema.isMaxLength(1000),
-      Schema.isPattern(/\S/, { message: "Expected at least one character that is not a space" })
-    ),
+    query: Text({ minLength: 1, maxLength: 1000 }).check(isNotBlank),
     mode: Schema.optionalKey(SearchMode),
     filters: Schema.optionalKey(SearchFilters),
     limit: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100 }))),
-    cursor: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(200))),
+    cursor: Schema.optionalKey(Text({ maxLength: 200 })),
     weights: Schema.optionalKey(SearchWeights)
   })
 )

@@ -1,6 +1,9 @@
 /** Accounts for tests that need several people: the first to sign up is the admin. */
 import type { TestServer } from "./server.ts"
 
+/** Whatever answers requests: an in-process server, or a server process of a cluster. */
+type Requester = Pick<TestServer, "request">
+
 export interface Person {
   readonly id: string
   readonly token: string
@@ -9,7 +12,7 @@ export interface Person {
   readonly get: (path: string) => ReturnType<TestServer["request"]>
 }
 
-export const person = (server: TestServer, id: string, token: string): Person => ({
+export const person = (server: Requester, id: string, token: string): Person => ({
   id,
   token,
   json: (method, body) => ({
@@ -21,7 +24,7 @@ export const person = (server: TestServer, id: string, token: string): Person =>
 })
 
 /** Registers (self sign-up must be on) and logs in. */
-export const signUp = async (server: TestServer, name: string): Promise<Person> => {
+export const signUp = async (server: Requester, name: string): Promise<Person> => {
   const credentials = { email: `${name}@example.com`, password: `${name} password long` }
   const registered = await server.request("/api/v1/auth/register", {
     method: "POST",
@@ -39,7 +42,7 @@ export const signUp = async (server: TestServer, name: string): Promise<Person> 
 }
 
 /** Signs up `name` and has `admin` give them `role`. */
-export const signUpAs = async (server: TestServer, admin: Person, name: string, role: "curator" | "admin") => {
+export const signUpAs = async (server: Requester, admin: Person, name: string, role: "curator" | "admin") => {
   const someone = await signUp(server, name)
   const changed = await server.request(`/api/v1/admin/users/${someone.id}`, admin.json("PATCH", { role }))
   if (changed.status !== 200) throw new Error(`role of ${name}: ${changed.status} ${changed.text}`)
