@@ -14,6 +14,7 @@ import { CallerCache } from "./accounts/CallerCache.ts"
 import { PasswordHasher } from "./accounts/PasswordHasher.ts"
 import { SingleSignOnHttpLive } from "./accounts/SingleSignOnHttp.ts"
 import { BasaltApi } from "./Api.ts"
+import { ChatHttpLive } from "./chat/ChatHttp.ts"
 import { ClusterTransportRouteLive, clusterTransportRoute } from "./cluster/ClusterTransport.ts"
 import { CollectionsHttpLive } from "./collections/CollectionsHttp.ts"
 import { DocsHttpLive } from "./docs/DocsHttp.ts"
@@ -38,7 +39,8 @@ const HandlersLive = Layer.mergeAll(
   ApiKeysHttpLive,
   DocumentsHttpLive,
   CollectionsHttpLive,
-  SearchHttpLive
+  SearchHttpLive,
+  ChatHttpLive
 ).pipe(
   Layer.provide([Authentication.layer, AdminAuthentication.layer, AuthRateLimitLive]),
   // The middleware and the event streams (which re-check their request) identify callers alike.

@@ -7,6 +7,15 @@ import { AppConfig } from "./config/AppConfig.ts"
 import { describeStartupFailure } from "./StartupFailure.ts"
 import { jsonLogger } from "./telemetry/JsonLogger.ts"
 
+/** Whether SIGTERM or SIGINT asked for the stop: an interruption without one is a fault, not a stop. */
+let stopRequested = false
+process.once("SIGTERM", () => {
+  stopRequested = true
+})
+process.once("SIGINT", () => {
+  stopRequested = true
+})
+
 /** What the layers may take to close after the drain (the database's checkpoint, the exporters' flush). */
 const teardownBound = Duration.seconds(30)
 
@@ -35,13 +44,19 @@ const main = Layer.launch(AppLive.pipe(Layer.provide(BoundedStopLive))).pipe(
     const line = describeStartupFailure(cause)
     if (line !== undefined) return Effect.sync(() => process.stderr.write(`basalt: ${line}\n`))
     // SIGTERM and SIGINT interrupt the server, which then drains: a stop, not an error.
-    return Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logFatal("Basalt stopped on an error", cause)
+    if (Cause.hasInterruptsOnly(cause) && stopRequested) return Effect.void
+    return Cause.hasInterruptsOnly(cause)
+      ? Effect.logFatal("Basalt stopped: interrupted without a stop signal")
+      : Effect.logFatal("Basalt stopped on an error", cause)
   }),
   Effect.provide(Logger.layer([jsonLogger]))
 )
 
-/** A stop asked for by a signal ends with exit code 0 once Basalt has drained; a failure with 1. */
+/**
+ * A stop asked for by a signal ends with exit code 0 once Basalt has drained; a failure, or an
+ * interruption no signal asked for, with 1 (so that an orchestrator restarts it).
+ */
 const teardown: Runtime.Teardown = (exit, onExit) =>
-  Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
+  Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(stopRequested ? 0 : 1) : Runtime.defaultTeardown(exit, onExit)
 
 NodeRuntime.runMain(main, { disableErrorReporting: true, teardown })

@@ -258,7 +258,18 @@ const invalid: Record<string, Record<string, Provocation>> = {
   removeCollectionDocument: {
     malformed_id: { who: "admin", method: "DELETE", path: `/api/v1/collections/${ids.collection}/documents/42` }
   },
-  search: { blank_query: { who: "ada", method: "POST", path: "/api/v1/search", body: { query: " " } } }
+  search: { blank_query: { who: "ada", method: "POST", path: "/api/v1/search", body: { query: " " } } },
+  createChatSession: { blank_title: { who: "ada", method: "POST", path: "/api/v1/chat/sessions", body: { title: " " } } },
+  listChatSessions: { limit_too_low: { who: "ada", method: "GET", path: "/api/v1/chat/sessions?limit=0" } },
+  getChatSession: { malformed_id: { who: "ada", method: "GET", path: "/api/v1/chat/sessions/42" } },
+  updateChatSession: {
+    nothing_to_change: { who: "ada", method: "PATCH", path: "/api/v1/chat/sessions/00000000-0000-4000-8000-000000000000", body: {} }
+  },
+  deleteChatSession: { malformed_id: { who: "ada", method: "DELETE", path: "/api/v1/chat/sessions/42" } },
+  setMessageFeedback: {
+    malformed_id: { who: "ada", method: "POST", path: "/api/v1/chat/messages/42/feedback", body: { rating: "positive" } }
+  },
+  deleteMessageFeedback: { malformed_id: { who: "ada", method: "DELETE", path: "/api/v1/chat/messages/42/feedback" } }
 }
 
 const csrfExample = "csrf_token_missing"
@@ -266,7 +277,9 @@ const pathIds: Record<string, string> = {
   collection_id: ids.collection,
   document_id: ids.document,
   user_id: ids.ada,
-  key_id: "00000000-0000-4000-8000-000000000000"
+  key_id: "00000000-0000-4000-8000-000000000000",
+  session_id: "00000000-0000-4000-8000-000000000000",
+  message_id: "00000000-0000-4000-8000-000000000000"
 }
 const unsafe = new Set(["post", "put", "patch", "delete"])
 const secured = (method: string, path: string) => (contract.paths[path][method].security ?? contract.security ?? []).length > 0

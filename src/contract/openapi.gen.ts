@@ -833,6 +833,89 @@ export interface paths {
         readonly patch?: never;
         readonly trace?: never;
     };
+    readonly "/api/v1/chat/sessions": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        /**
+         * The caller's chat sessions
+         * @description Newest first (by creation), a page at a time. Only the caller's own sessions.
+         */
+        readonly get: operations["listChatSessions"];
+        readonly put?: never;
+        /**
+         * Start a chat session
+         * @description A conversation of the caller's own, titled "New chat" unless given a title. The scope, when
+         *     given, narrows what its answers are drawn from (collections, sources, tags); a collection the
+         *     caller cannot see is 404 naming it.
+         */
+        readonly post: operations["createChatSession"];
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
+    readonly "/api/v1/chat/sessions/{session_id}": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        /**
+         * One chat session with its messages
+         * @description Every message of the session, oldest first; `parent_message_id` gives the tree (a branch or a
+         *     regenerated answer shares its parent). Each message carries its citations and the owner's
+         *     feedback. A citation to a document the caller can no longer read is left out. Another
+         *     caller's session is 404.
+         */
+        readonly get: operations["getChatSession"];
+        readonly put?: never;
+        readonly post?: never;
+        /**
+         * Delete a chat session
+         * @description With its messages, their citations and feedback. Another caller's session is 404.
+         */
+        readonly delete: operations["deleteChatSession"];
+        readonly options?: never;
+        readonly head?: never;
+        /**
+         * Rename a chat session or change its scope
+         * @description A scope given replaces the one before (`{}`: no scope). A collection the caller cannot see
+         *     is 404 naming it. Another caller's session is 404.
+         */
+        readonly patch: operations["updateChatSession"];
+        readonly trace?: never;
+    };
+    readonly "/api/v1/chat/messages/{message_id}/feedback": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly get?: never;
+        readonly put?: never;
+        /**
+         * Rate an answer
+         * @description The session owner's rating of an assistant message, with optional text; a second one
+         *     replaces the first. A user message is 422; another caller's message is 404.
+         */
+        readonly post: operations["setMessageFeedback"];
+        /**
+         * Take back a rating
+         * @description 404 when the message has no feedback, or is another caller's.
+         */
+        readonly delete: operations["deleteMessageFeedback"];
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1477,6 +1560,121 @@ export interface components {
             readonly next_cursor: string | null;
             /** @description Set when the requested mode could not run and another ran instead. */
             readonly fallback: components["schemas"]["SearchFallback"] | null;
+        };
+        /**
+         * @description What a session's answers are drawn from, narrowing what the caller may read: every field
+         *     given must hold (AND); inside one list, any value (OR). `{}`: everything the caller may read.
+         */
+        readonly ChatScope: {
+            readonly collection_ids?: readonly string[];
+            readonly sources?: readonly string[];
+            /** @description Each is trimmed and lower-cased. */
+            readonly tags?: readonly string[];
+        };
+        readonly ChatSession: {
+            /** Format: uuid */
+            readonly id: string;
+            readonly title: string;
+            readonly scope: components["schemas"]["ChatScope"];
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly updated_at: string;
+            /**
+             * Format: uuid
+             * @description The last message of the branch being continued; null before the first message.
+             */
+            readonly current_message_id: string | null;
+        };
+        readonly ChatSessionPage: {
+            readonly items: readonly components["schemas"]["ChatSession"][];
+            readonly next_cursor: string | null;
+        };
+        readonly ChatSessionDetail: {
+            /** Format: uuid */
+            readonly id: string;
+            readonly title: string;
+            readonly scope: components["schemas"]["ChatScope"];
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly updated_at: string;
+            /** Format: uuid */
+            readonly current_message_id: string | null;
+            /** @description Every message of the session, oldest first. */
+            readonly messages: readonly components["schemas"]["ChatMessage"][];
+        };
+        readonly ChatMessage: {
+            /** Format: uuid */
+            readonly id: string;
+            /**
+             * Format: uuid
+             * @description The message this one answers or follows; null for the first.
+             */
+            readonly parent_message_id: string | null;
+            /** @enum {string} */
+            readonly role: "user" | "assistant";
+            readonly content: string;
+            /** @enum {string} */
+            readonly status: "generating" | "complete" | "stopped" | "failed";
+            /** @description The model that wrote an assistant message. */
+            readonly model: string | null;
+            /** @description Why generation ended; null for a user message and while generating. */
+            readonly finish_reason: ("stop" | "length" | "stopped" | "error") | null;
+            readonly usage: components["schemas"]["ChatUsage"] | null;
+            readonly citations: readonly components["schemas"]["Citation"][];
+            readonly feedback: components["schemas"]["Feedback"] | null;
+            /** Format: date-time */
+            readonly created_at: string;
+        };
+        readonly ChatUsage: {
+            readonly prompt_tokens: number;
+            readonly completion_tokens: number;
+        };
+        /**
+         * @description A checked citation: `[number]` in the answer points at a chunk the model was shown. Offsets
+         *     count characters (UTF-16 code units), the end exclusive: `answer_start`..`answer_end` in
+         *     the message's content, `chunk_start`..`chunk_end` in the chunk's text, where `quote` is.
+         */
+        readonly Citation: {
+            readonly number: number;
+            /** Format: uuid */
+            readonly document_id: string;
+            /** Format: uuid */
+            readonly chunk_id: string;
+            /** @description The document's revision the chunk belongs to. */
+            readonly revision: number;
+            readonly answer_start: number;
+            readonly answer_end: number;
+            readonly chunk_start: number;
+            readonly chunk_end: number;
+            readonly quote: string;
+            /** @description The page of the source the quote is on, when it has pages. */
+            readonly page: number | null;
+        };
+        readonly Feedback: {
+            /** @enum {string} */
+            readonly rating: "positive" | "negative";
+            readonly text: string | null;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly updated_at: string;
+        };
+        readonly CreateChatSessionRequest: {
+            /** @description Default "New chat". */
+            readonly title?: string;
+            readonly scope?: components["schemas"]["ChatScope"];
+        };
+        readonly UpdateChatSessionRequest: {
+            readonly title?: string;
+            readonly scope?: components["schemas"]["ChatScope"];
+        };
+        readonly SetFeedbackRequest: {
+            /** @enum {string} */
+            readonly rating: "positive" | "negative";
+            /** @description Trimmed; empty is no text. */
+            readonly text?: string;
         };
     };
     responses: {
@@ -4148,6 +4346,339 @@ export interface operations {
             readonly 404: components["responses"]["NotFound"];
             readonly 413: components["responses"]["PayloadTooLarge"];
             readonly 415: components["responses"]["UnsupportedMediaType"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    readonly listChatSessions: {
+        readonly parameters: {
+            readonly query?: {
+                readonly limit?: number;
+                /** @description The `next_cursor` of the previous page. */
+                readonly cursor?: string;
+            };
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description A page of sessions. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ChatSessionPage"];
+                };
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    readonly createChatSession: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody: {
+            readonly content: {
+                /**
+                 * @example {
+                 *       "title": "Key rotation",
+                 *       "scope": {
+                 *         "tags": [
+                 *           "security"
+                 *         ]
+                 *       }
+                 *     }
+                 */
+                readonly "application/json": components["schemas"]["CreateChatSessionRequest"];
+            };
+        };
+        readonly responses: {
+            /** @description The session. */
+            readonly 201: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ChatSession"];
+                };
+            };
+            readonly 400: components["responses"]["BadRequest"];
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["ForbiddenWithoutCsrfToken"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 413: components["responses"]["PayloadTooLarge"];
+            readonly 415: components["responses"]["UnsupportedMediaType"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    readonly getChatSession: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly session_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description The session and its messages. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ChatSessionDetail"];
+                };
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 404: components["responses"]["NotFound"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    readonly deleteChatSession: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly session_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description Deleted. */
+            readonly 204: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content?: never;
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["ForbiddenWithoutCsrfToken"];
+            readonly 404: components["responses"]["NotFound"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    readonly updateChatSession: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly session_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody: {
+            readonly content: {
+                readonly "application/json": components["schemas"]["UpdateChatSessionRequest"];
+            };
+        };
+        readonly responses: {
+            /** @description The session, changed. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ChatSession"];
+                };
+            };
+            readonly 400: components["responses"]["BadRequest"];
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["ForbiddenWithoutCsrfToken"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 413: components["responses"]["PayloadTooLarge"];
+            readonly 415: components["responses"]["UnsupportedMediaType"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    readonly setMessageFeedback: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly message_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody: {
+            readonly content: {
+                /**
+                 * @example {
+                 *       "rating": "negative",
+                 *       "text": "The second source is out of date"
+                 *     }
+                 */
+                readonly "application/json": components["schemas"]["SetFeedbackRequest"];
+            };
+        };
+        readonly responses: {
+            /** @description The feedback as stored. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["Feedback"];
+                };
+            };
+            readonly 400: components["responses"]["BadRequest"];
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["ForbiddenWithoutCsrfToken"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 413: components["responses"]["PayloadTooLarge"];
+            readonly 415: components["responses"]["UnsupportedMediaType"];
+            /** @description The request breaks the operation's schema (`details` names each field), or the message is the user's own. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    readonly deleteMessageFeedback: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly message_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description Deleted. */
+            readonly 204: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content?: never;
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["ForbiddenWithoutCsrfToken"];
+            readonly 404: components["responses"]["NotFound"];
             /** @description The request breaks the operation's schema; `details` names each field. */
             readonly 422: {
                 headers: {

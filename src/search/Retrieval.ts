@@ -85,6 +85,7 @@ export class Retrieval extends Context.Service<Retrieval>()("basalt/Retrieval", 
     const admitMode = (mode: SearchMode) =>
       mode === "semantic" && !database.pgvector ? Effect.fail(rejected("mode", noPgvector)) : Effect.void
 
+    /** NotFound naming each of `filters.collection_ids` the caller cannot see (a chat scope's too). */
     const admitCollections = (caller: Caller, filters: SearchFilters) =>
       Effect.flatMap(Effect.orDie(repo.unknownCollections(caller, filters.collection_ids ?? [])), (unknown) =>
         unknown.length > 0 ? Effect.fail(new NotFound({ message: `No such collection: ${unknown.join(", ")}` })) : Effect.void
@@ -209,7 +210,7 @@ export class Retrieval extends Context.Service<Retrieval>()("basalt/Retrieval", 
         }
       })
 
-    return { search, retrieve, rank } as const
+    return { search, retrieve, rank, admitCollections } as const
   })
 }) {
   static readonly layer = Layer.effect(this, this.make).pipe(Layer.provide(SearchRepo.layer))

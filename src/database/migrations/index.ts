@@ -21,6 +21,7 @@ import searchPostingRewritesByChunk from "./0015_search_posting_rewrites_by_chun
 import searchVectorOnce from "./0016_search_vector_once.ts"
 import keywordSearchFunction from "./0017_keyword_search_function.ts"
 import keywordRankingIndependentOfPage from "./0018_keyword_ranking_independent_of_page.ts"
+import chat from "./0019_chat.ts"
 
 const all = {
   "0001_instance": instance,
@@ -40,7 +41,8 @@ const all = {
   "0015_search_posting_rewrites_by_chunk": searchPostingRewritesByChunk,
   "0016_search_vector_once": searchVectorOnce,
   "0017_keyword_search_function": keywordSearchFunction,
-  "0018_keyword_ranking_independent_of_page": keywordRankingIndependentOfPage
+  "0018_keyword_ranking_independent_of_page": keywordRankingIndependentOfPage,
+  "0019_chat": chat
 }
 
 export const migrations = Migrator.fromRecord(all)
