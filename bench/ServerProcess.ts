@@ -176,3 +176,18 @@ export const stopServerProcess = async (server: ServerProcess, graceMs: number):
   server.kill("SIGKILL")
   return { ...(await server.exited), forced: true }
 }
+
+/** A JSON request to Basalt at `baseUrl`, as a benchmark makes it: anything but 2xx throws, with what Basalt said. */
+export const request = async (baseUrl: string, path: string, init: { method?: string; body?: unknown; token?: string } = {}) => {
+  const response = await fetch(baseUrl + path, {
+    method: init.method ?? "GET",
+    headers: {
+      ...(init.body !== undefined ? { "content-type": "application/json" } : {}),
+      ...(init.token ? { authorization: `Bearer ${init.token}` } : {})
+    },
+    ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {})
+  })
+  const text = await response.text()
+  if (!response.ok) throw new Error(`${init.method ?? "GET"} ${path} answered ${response.status}: ${text.slice(0, 500)}`)
+  return { status: response.status, headers: response.headers, body: JSON.parse(text) as Record<string, any> }
+}

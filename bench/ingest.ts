@@ -58,7 +58,16 @@ import { setTimeout as sleep } from "node:timers/promises"
 import { startFakeEmbeddingsServer } from "../tests/support/fakeEmbeddingsServer.ts"
 import { serverCpu } from "./DatabaseCpu.ts"
 import { postgresStatements } from "./Postgres.ts"
-import { freePort, logTail, type ServerProcess, startServerProcess, stopServerProcess, waitUntilAnswering } from "./ServerProcess.ts"
+import { makeTeardown } from "./Teardown.ts"
+import {
+  freePort,
+  logTail,
+  request,
+  type ServerProcess,
+  startServerProcess,
+  stopServerProcess,
+  waitUntilAnswering
+} from "./ServerProcess.ts"
 
 const positiveInt = (name: string, fallback: number): number => {
   const text = process.env[name]
@@ -205,20 +214,6 @@ const makeDocument = (n: number) => {
 
 // --- Basalt ----------------------------------------------------------------------------------
 
-const request = async (baseUrl: string, path: string, init: { method?: string; body?: unknown; token?: string } = {}) => {
-  const response = await fetch(baseUrl + path, {
-    method: init.method ?? "GET",
-    headers: {
-      ...(init.body !== undefined ? { "content-type": "application/json" } : {}),
-      ...(init.token ? { authorization: `Bearer ${init.token}` } : {})
-    },
-    ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {})
-  })
-  const text = await response.text()
-  if (!response.ok) throw new Error(`${init.method ?? "GET"} ${path} answered ${response.status}: ${text.slice(0, 500)}`)
-  return { status: response.status, body: JSON.parse(text) as Record<string, any> }
-}
-
 const freshDatabase = async (suffix: string): Promise<{ name: string; url: string; drop: () => Promise<void> } | undefined> => {
   if (databaseUrl === undefined) return undefined
   const name = `basalt_bench_ingest_${process.pid}${suffix}`
@@ -277,57 +272,8 @@ const startPgliteProcess = (dataDir: string) =>
 
 // --- Cleaning up ---------------------------------------------------------------------------
 
-/**
- * What a run has started (Basalt processes, the fake provider, the database, the temporary
- * directory), undone last first: at the end of a run, and on a signal, so that an interrupted
- * bench leaves no process and no database behind.
- */
-const undoStack: Array<() => Promise<void> | void> = []
-let undoing: Promise<void> | undefined
-const undoAll = (): Promise<void> =>
-  (undoing ??= (async () => {
-    for (let undo = undoStack.pop(); undo !== undefined; undo = undoStack.pop()) {
-      try {
-        await undo()
-      } catch (error) {
-        process.stderr.write(`bench:ingest: cleaning up: ${describe(error)}\n`)
-      }
-    }
-  })().finally(() => {
-    undoing = undefined
-  }))
-const liveServers = new Set<ServerProcess>()
-let interrupted = false
-const interrupt = (reason: string, code: number) => {
-  // A second signal while cleaning up: no more waiting for the processes.
-  if (interrupted) process.exit(code)
-  interrupted = true
-  process.stderr.write(`bench:ingest: ${reason}: stopping Basalt and dropping the database\n`)
-  void undoAll().finally(() => process.exit(code))
-}
-for (const [signal, code] of [
-  ["SIGINT", 130],
-  ["SIGTERM", 143],
-  ["SIGHUP", 129]
-] as const) {
-  process.on(signal, () => interrupt(signal, code))
-}
-// `npm run` passes a signal to its shell, not to this process: when npm goes, so does the run.
-const parentPid = process.ppid
-const parentWatch = setInterval(() => {
-  if (process.ppid === parentPid) return
-  clearInterval(parentWatch)
-  if (!interrupted) interrupt("the parent process has gone", 129)
-}, 1_000).unref()
-// The last resort (an exit before the cleanup ran): nothing asynchronous is possible here.
-const liveDirectories = new Set<string>()
-process.on("exit", () => {
-  for (const server of liveServers) server.kill("SIGKILL")
-  for (const directory of liveDirectories) rmSync(directory, { recursive: true, force: true })
-})
-// Output piped into a reader that has gone (`| head`): a write failing must not end the cleanup.
-process.stdout.on("error", () => {})
-process.stderr.on("error", () => {})
+const teardown = makeTeardown("bench:ingest")
+const { liveServers, liveDirectories, undoAll } = teardown
 
 /**
  * Waits until the shards are spread over the processes: each counts all of them as runners, the
@@ -416,16 +362,16 @@ const run = async (
   const count = processes ?? 1
   const dataDir = mkdtempSync(join(tmpdir(), "basalt-bench-ingest-"))
   liveDirectories.add(dataDir)
-  undoStack.push(() => {
+  teardown.undo(() => {
     rmSync(dataDir, { recursive: true, force: true })
     liveDirectories.delete(dataDir)
   })
   const database = await freshDatabase(processes === undefined ? "" : `_${count}p`)
-  if (database !== undefined) undoStack.push(database.drop)
+  if (database !== undefined) teardown.undo(database.drop)
   const pglite = pgliteProcess ? await startPgliteProcess(join(dataDir, "pglite-process")) : undefined
-  if (pglite !== undefined) undoStack.push(pglite.stop)
+  if (pglite !== undefined) teardown.undo(pglite.stop)
   const fake = embedderMode === "fake" ? await startFakeEmbeddingsServer() : undefined
-  if (fake !== undefined) undoStack.push(() => fake.close())
+  if (fake !== undefined) teardown.undo(() => fake.close())
   fake?.setDelay(settings.fakeDelayMs)
   const env: Record<string, string> = {
     PATH: process.env["PATH"] ?? "",
@@ -472,7 +418,7 @@ const run = async (
     })
     servers.push(server)
     liveServers.add(server)
-    undoStack.push(async () => {
+    teardown.undo(async () => {
       await stopServerProcess(server, 20_000)
       liveServers.delete(server)
     })
@@ -686,7 +632,7 @@ const run = async (
       idleCpu: idle === undefined ? undefined : idle.basalt + idle.database
     }
   } catch (error) {
-    if (interrupted) throw new RunFailed("interrupted", 2)
+    if (teardown.isInterrupted()) throw new RunFailed("interrupted", 2)
     const message = describe(error)
     throw new RunFailed(
       `${message}\n${logTails()}`,
@@ -731,12 +677,12 @@ const main = async () => {
   const results: Array<RunResult> = []
   try {
     for (const processes of processCounts ?? [undefined]) {
-      if (interrupted) break
+      if (teardown.isInterrupted()) break
       if (results.length > 0) console.log("")
       results.push(await run(documents, bytes, processes))
     }
   } catch (error) {
-    if (interrupted) return
+    if (teardown.isInterrupted()) return
     // A run that failed while setting up (the database, the provider) has not cleaned up yet.
     await undoAll()
     // The counts measured before the one that failed.
@@ -744,7 +690,7 @@ const main = async () => {
     process.stderr.write(`bench:ingest: ${describe(error)}\n`)
     process.exit(error instanceof RunFailed ? error.exitCode : 2)
   }
-  if (interrupted) return
+  if (teardown.isInterrupted()) return
   if (results.length > 1) printComparison(results)
   process.exit(0)
 }

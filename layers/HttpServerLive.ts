@@ -15,6 +15,7 @@ import { HttpApi, HttpApiBuilder, type HttpApiGroup } from "effect/http-api"
 import * as NetAddress from "effect/net/NetAddress"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import { Server as NetServer, type Socket } from "node:net"
+import { maxChatFrameBytes } from "../src/chat/ChatSocket.ts"
 import { clusterTransportPath } from "../src/cluster/ClusterTransport.ts"
 import { AppConfig } from "../src/config/AppConfig.ts"
 import { NotReady, ServiceUnavailable } from "../src/http/ApiError.ts"
@@ -134,7 +135,13 @@ export const listen = <Id extends string, Groups extends HttpApiGroup.Constraint
       )
       return Layer.merge(
         // Draining is Basalt's own (below): the platform's shutdown finds the listener closed.
-        NodeHttpServer.layer(() => server, { port: config.port, host: config.host }),
+        NodeHttpServer.layer(() => server, {
+          port: config.port,
+          host: config.host,
+          // The chat socket's frames are small (ChatSocket): a larger one closes the socket (1009)
+          // before it is held in memory.
+          websocket: { maxPayload: maxChatFrameBytes }
+        }),
         Layer.succeed(NodeServer, { server, connections })
       )
     })

@@ -5,6 +5,7 @@ import { DatabaseLive } from "../layers/DatabaseLive.ts"
 import { EmbedderLive } from "../layers/EmbedderLive.ts"
 import { listen, serveApi } from "../layers/HttpServerLive.ts"
 import { IndexingLive } from "../layers/IndexingLive.ts"
+import { LanguageModelLive } from "../layers/LanguageModelLive.ts"
 import { OidcProviderLive } from "../layers/OidcProviderLive.ts"
 import { LoggerLive, TelemetryLive } from "../layers/TelemetryLive.ts"
 import { AccessTokens } from "./accounts/AccessTokens.ts"
@@ -14,7 +15,10 @@ import { CallerCache } from "./accounts/CallerCache.ts"
 import { PasswordHasher } from "./accounts/PasswordHasher.ts"
 import { SingleSignOnHttpLive } from "./accounts/SingleSignOnHttp.ts"
 import { BasaltApi } from "./Api.ts"
+import { ChatConversationLive } from "./chat/ChatConversation.ts"
 import { ChatHttpLive } from "./chat/ChatHttp.ts"
+import { ChatRunner } from "./chat/ChatRunner.ts"
+import { RunEvents } from "./chat/RunEvents.ts"
 import { ClusterTransportRouteLive, clusterTransportRoute } from "./cluster/ClusterTransport.ts"
 import { CollectionsHttpLive } from "./collections/CollectionsHttp.ts"
 import { DocsHttpLive } from "./docs/DocsHttp.ts"
@@ -51,10 +55,23 @@ const HandlersLive = Layer.mergeAll(
 // Indexing (and the DocumentIndexer the handlers submit to, and the cluster under it) runs as long as the server; merged
 // so that the database and the indexer are reachable from the runtime (tests, scripts). One
 // embedder serves indexing and search alike.
-const ServedLive = Layer.mergeAll(HandlersLive, ClusterTransportRouteLive, SearchStatisticsLive, DocumentDeletionsPruningLive)
+// The conversation entity: each session's answers, generated in order by whichever process holds its shard.
+const ChatConversationsLive = ChatConversationLive.pipe(Layer.provide(ChatRunner.layer))
+
+const ServedLive = Layer.mergeAll(
+  HandlersLive,
+  ChatConversationsLive,
+  ClusterTransportRouteLive,
+  SearchStatisticsLive,
+  DocumentDeletionsPruningLive
+)
 
 export const AppLive = serveApi(BasaltApi, ServedLive, [clusterTransportRoute]).pipe(
   Layer.provideMerge(IndexingLive),
+  // Chat runs' events: one per process (its wakes are in-process), reachable from the runtime.
+  Layer.provideMerge(RunEvents.layer),
+  // One answerer for every chat, from configuration.
+  Layer.provideMerge(LanguageModelLive),
   Layer.provideMerge(EmbedderLive),
   Layer.provideMerge(DatabaseLive),
   // First: the port is bound, and /health and /ready answer, while the database is awaited.

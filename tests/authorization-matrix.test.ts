@@ -28,6 +28,8 @@ const protectedOperations = Object.entries<Json>(contract.paths).flatMap(([path,
       streams: item[method].responses?.["200"]?.content?.["text/event-stream"] !== undefined,
       // Its path names a resource; here one that does not exist.
       namesResource: /\{[^}]+\}/.test(path),
+      // A WebSocket route: let in, a plain request is told to upgrade (426).
+      upgrades: item[method].responses?.["101"] !== undefined,
       adminOnly: (item[method].tags ?? []).includes("admin")
     }))
 )
@@ -224,7 +226,7 @@ describe("authorization matrix", () => {
       }
       if (credentials === "admin's session cookie without the CSRF header") {
         // Reading needs no CSRF token; anything that changes state does.
-        if (op.method === "GET") return expect(response.status).toBe(op.namesResource ? 404 : 200)
+        if (op.method === "GET") return expect(response.status).toBe(op.upgrades ? 426 : op.namesResource ? 404 : 200)
         expect(response.status).toBe(403)
         expect(response.json().message).toMatch(/x-csrf-token/)
         return

@@ -136,6 +136,24 @@ describe("chat sessions", () => {
     expect(await server.query("SELECT 1 FROM chat_feedback WHERE message_id = $1", [answer])).toEqual([])
   })
 
+  it("marks which branch is current: an answer of the session, nothing else", async () => {
+    const session = await newSession(owner)
+    const first = await exchange(session.id)
+    const branch = await exchange(session.id, first.answer)
+    const sibling = await exchange(session.id, first.answer)
+    const moved = await call(owner, "PATCH", `/api/v1/chat/sessions/${session.id}`, { current_message_id: branch.answer })
+    expect(moved.status, moved.text).toBe(200)
+    expect(moved.json().current_message_id).toBe(branch.answer)
+    const other = await newSession(owner)
+    const elsewhere = await exchange(other.id)
+    for (const wrong of [sibling.question, elsewhere.answer, randomUUID()]) {
+      const refused = await call(owner, "PATCH", `/api/v1/chat/sessions/${session.id}`, { current_message_id: wrong })
+      expect(refused.status, refused.text).toBe(422)
+      expect(paths(refused)).toEqual(["current_message_id"])
+    }
+    expect((await call(owner, "GET", `/api/v1/chat/sessions/${session.id}`)).json().current_message_id).toBe(branch.answer)
+  })
+
   it("shows the message tree with usage, citations of readable documents and feedback", async () => {
     const session = await newSession(owner, { title: "Keys" })
     const first = await exchange(session.id)
@@ -229,7 +247,8 @@ describe("chat sessions", () => {
 
     expect((await call(owner, "DELETE", feedback)).status).toBe(204)
     expect((await call(owner, "DELETE", feedback)).status).toBe(404)
-    expect((await owner.get(`/api/v1/chat/sessions/${session.id}`)).json().messages[1].feedback).toBeNull()
+    const messages = (await owner.get(`/api/v1/chat/sessions/${session.id}`)).json().messages
+    expect(messages.find((message: { id: string }) => message.id === answer).feedback).toBeNull()
   })
 
   it("answers 404 to anyone but the owner, an admin too, on every route", async () => {
@@ -254,6 +273,6 @@ describe("chat sessions", () => {
     }
     const mine = (await owner.get(path)).json()
     expect(mine).toMatchObject({ title: "Mine" })
-    expect(mine.messages[1].feedback).toMatchObject({ rating: "positive" })
+    expect(mine.messages.find((message: { id: string }) => message.id === answer).feedback).toMatchObject({ rating: "positive" })
   })
 })

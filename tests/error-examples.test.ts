@@ -269,7 +269,22 @@ const invalid: Record<string, Record<string, Provocation>> = {
   setMessageFeedback: {
     malformed_id: { who: "ada", method: "POST", path: "/api/v1/chat/messages/42/feedback", body: { rating: "positive" } }
   },
-  deleteMessageFeedback: { malformed_id: { who: "ada", method: "DELETE", path: "/api/v1/chat/messages/42/feedback" } }
+  deleteMessageFeedback: { malformed_id: { who: "ada", method: "DELETE", path: "/api/v1/chat/messages/42/feedback" } },
+  sendChatMessage: {
+    empty_message: {
+      who: "ada",
+      method: "POST",
+      path: "/api/v1/chat/sessions/00000000-0000-4000-8000-000000000000/messages",
+      body: { message: "" }
+    }
+  },
+  streamChatMessage: {
+    malformed_id: { who: "ada", method: "GET", path: "/api/v1/chat/sessions/00000000-0000-4000-8000-000000000000/messages/42/stream" }
+  },
+  chatWebSocket: unknownParameter("GET", "/api/v1/chat/ws"),
+  stopChatMessage: {
+    malformed_id: { who: "ada", method: "POST", path: "/api/v1/chat/sessions/00000000-0000-4000-8000-000000000000/messages/42/stop" }
+  }
 }
 
 const csrfExample = "csrf_token_missing"

@@ -217,14 +217,15 @@ describe("OpenAI-compatible chat", () => {
     expect(fake.requests).toHaveLength(2)
   })
 
-  it("surfaces a failure mid-stream as ProviderProtocol after the tokens received, without retrying", async () => {
+  it("surfaces a failure mid-stream as ProviderUnavailable (retryable) after the tokens received, without retrying", async () => {
     fake.queue({ kind: "stream", breakAfter: 3, intervalMs: 5 })
     const answerer = await answererWith()
     const { error, finish, parts, text } = await collect(answerer.answer(request()))
     expect(parts).toHaveLength(3)
     expect(text).toBe(defaultAnswerTokens.slice(0, 3).join(""))
     expect(finish).toBeUndefined()
-    expect(error).toBeInstanceOf(ProviderProtocol)
+    expect(error).toBeInstanceOf(ProviderUnavailable)
+    expect(error?.retryable).toBe(true)
     expect(error?.message).toMatch(/broke in the middle of the answer/)
     expect(fake.requests).toHaveLength(1)
   })

@@ -108,8 +108,18 @@ export const CreateChatSessionRequest = contractBody(
 
 export const UpdateChatSessionRequest = contractBody(
   "UpdateChatSessionRequest",
-  Schema.Struct({ title: Schema.optionalKey(Title), scope: Schema.optionalKey(ChatScope) }).check(
-    Schema.makeFilter((change) => change.title !== undefined || change.scope !== undefined || "Give a title, a scope, or both")
+  Schema.Struct({
+    title: Schema.optionalKey(Title),
+    scope: Schema.optionalKey(ChatScope),
+    current_message_id: Schema.optionalKey(Uuid)
+  }).check(
+    Schema.makeFilter(
+      (change) =>
+        change.title !== undefined ||
+        change.scope !== undefined ||
+        change.current_message_id !== undefined ||
+        "Give a title, a scope or a current message"
+    )
   )
 )
 export type UpdateChatSessionRequest = typeof UpdateChatSessionRequest.Type

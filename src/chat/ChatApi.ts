@@ -4,7 +4,16 @@ import { Authentication } from "../accounts/Authentication.ts"
 import { endpoint } from "../contract/Contract.ts"
 import { Uuid } from "../contract/Uuid.ts"
 import { PageQuery } from "../documents/Documents.ts"
-import { NotFound, ValidationFailed } from "../http/ApiError.ts"
+import {
+  BadGateway,
+  Conflict,
+  Forbidden,
+  NotFound,
+  RateLimited,
+  ServiceUnavailable,
+  UpgradeRequired,
+  ValidationFailed
+} from "../http/ApiError.ts"
 import { withBody } from "../http/RequestBody.ts"
 import { withPath, withQuery } from "../http/RequestParams.ts"
 import {
@@ -16,9 +25,11 @@ import {
   SetFeedbackRequest,
   UpdateChatSessionRequest
 } from "./Chat.ts"
+import { ChatAnswer, SendChatMessageRequest } from "./ChatAnswers.ts"
 
 const SessionPath = Schema.Struct({ session_id: Uuid })
 const MessagePath = Schema.Struct({ message_id: Uuid })
+const AnswerPath = Schema.Struct({ session_id: Uuid, message_id: Uuid })
 
 export class ChatApi extends HttpApiGroup.make("chat")
   .add(
@@ -84,6 +95,42 @@ export class ChatApi extends HttpApiGroup.make("chat")
         success: op.empty(204),
         error: [NotFound, ValidationFailed]
       }).pipe(withPath)
+    )
+  )
+  .add(
+    endpoint("sendChatMessage", (op) =>
+      HttpApiEndpoint.post(op.name, "/api/v1/chat/sessions/:session_id/messages", {
+        params: op.path(SessionPath),
+        payload: op.payload("application/json", SendChatMessageRequest),
+        success: [op.text(200, "text/event-stream", Schema.String), op.response(200, "application/json", ChatAnswer)],
+        error: [NotFound, Conflict, ValidationFailed, RateLimited, BadGateway, ServiceUnavailable]
+      }).pipe(withPath, withBody())
+    )
+  )
+  .add(
+    endpoint("streamChatMessage", (op) =>
+      HttpApiEndpoint.get(op.name, "/api/v1/chat/sessions/:session_id/messages/:message_id/stream", {
+        params: op.path(AnswerPath),
+        success: op.text(200, "text/event-stream", Schema.String),
+        error: [NotFound, ValidationFailed]
+      }).pipe(withPath)
+    )
+  )
+  .add(
+    endpoint("stopChatMessage", (op) =>
+      HttpApiEndpoint.post(op.name, "/api/v1/chat/sessions/:session_id/messages/:message_id/stop", {
+        params: op.path(AnswerPath),
+        success: op.empty(202),
+        error: [NotFound, Conflict, ValidationFailed]
+      }).pipe(withPath)
+    )
+  )
+  .add(
+    endpoint("chatWebSocket", (op) =>
+      HttpApiEndpoint.get(op.name, "/api/v1/chat/ws", {
+        success: op.empty(101),
+        error: [Forbidden, UpgradeRequired]
+      })
     )
   )
   .middleware(Authentication)

@@ -20,3 +20,8 @@ export const feedbackNotFound = () => new NotFound({ message: "This message has 
 const onlyAnswers = "message_id names a user message; feedback is for the assistant's answers"
 
 export const notAnAnswer = () => new ValidationFailed({ message: onlyAnswers, details: [{ path: "message_id", message: onlyAnswers }] })
+
+const currentIsAnAnswer = "current_message_id must name an answer (an assistant message) of this session"
+
+export const notCurrentable = () =>
+  new ValidationFailed({ message: currentIsAnAnswer, details: [{ path: "current_message_id", message: currentIsAnAnswer }] })

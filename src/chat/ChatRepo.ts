@@ -76,6 +76,8 @@ const firstOf =
 export interface SessionChange {
   readonly title?: string | undefined
   readonly scope?: ChatScope | undefined
+  /** An answer of the session (checked with `isAnswerOf` first). */
+  readonly current_message_id?: string | undefined
 }
 
 export class ChatRepo extends Context.Service<ChatRepo>()("basalt/ChatRepo", {
@@ -110,6 +112,7 @@ export class ChatRepo extends Context.Service<ChatRepo>()("basalt/ChatRepo", {
         UPDATE chat_sessions s SET
           title = COALESCE(${change.title ?? null}, s.title),
           scope = COALESCE(${change.scope === undefined ? null : JSON.stringify(change.scope)}::jsonb, s.scope),
+          current_message_id = COALESCE(${change.current_message_id ?? null}::uuid, s.current_message_id),
           updated_at = now()
         WHERE s.id = ${sessionId} AND ${ownedBy(sql, caller)}
         RETURNING ${sessionColumns}`)
@@ -134,7 +137,8 @@ export class ChatRepo extends Context.Service<ChatRepo>()("basalt/ChatRepo", {
         JOIN chat_sessions s ON s.id = m.session_id
         LEFT JOIN chat_feedback f ON f.message_id = m.id
         WHERE m.session_id = ${sessionId} AND ${ownedBy(sql, caller)}
-        ORDER BY m.created_at, m.id`)
+        -- A question and its answer may share a timestamp (a coarse clock): the question first.
+        ORDER BY m.created_at, m.role = 'assistant', m.id`)
 
     /** The citations of the session's messages, of documents the caller may read now. */
     const citations = (caller: Caller, sessionId: string) =>
@@ -155,6 +159,15 @@ export class ChatRepo extends Context.Service<ChatRepo>()("basalt/ChatRepo", {
           SELECT m.role FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id
           WHERE m.id = ${messageId} AND ${ownedBy(sql, caller)}`),
         (row) => row?.role
+      )
+
+    /** Whether `messageId` is an answer (an assistant message) of the caller's session `sessionId`. */
+    const isAnswerOf = (caller: Caller, sessionId: string, messageId: string) =>
+      Effect.map(
+        rowsOf(Schema.Struct({ id: Schema.String }))(sql`
+          SELECT m.id FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id
+          WHERE m.id = ${messageId} AND m.session_id = ${sessionId} AND m.role = 'assistant' AND ${ownedBy(sql, caller)}`),
+        (rows) => rows.length > 0
       )
 
     /** Sets (or replaces) the caller's feedback on an assistant message of theirs; undefined when there is none. */
@@ -178,7 +191,7 @@ export class ChatRepo extends Context.Service<ChatRepo>()("basalt/ChatRepo", {
         (rows) => rows.length > 0
       )
 
-    return { create, list, find, update, remove, messages, citations, messageRole, setFeedback, removeFeedback } as const
+    return { create, list, find, update, remove, messages, citations, messageRole, isAnswerOf, setFeedback, removeFeedback } as const
   })
 }) {
   static readonly layer = Layer.effect(this, this.make)

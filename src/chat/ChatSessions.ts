@@ -18,7 +18,7 @@ import {
   type SetFeedbackRequest,
   type UpdateChatSessionRequest
 } from "./Chat.ts"
-import { feedbackNotFound, messageNotFound, notAnAnswer, sessionNotFound } from "./ChatPolicy.ts"
+import { feedbackNotFound, messageNotFound, notAnAnswer, notCurrentable, sessionNotFound } from "./ChatPolicy.ts"
 import { type CitationRow, ChatRepo, type SessionRow } from "./ChatRepo.ts"
 
 const defaultPageSize = 20
@@ -64,11 +64,18 @@ export class ChatSessions extends Context.Service<ChatSessions>()("basalt/ChatSe
         }
       })
 
-    const update = (caller: Caller, sessionId: string, change: UpdateChatSessionRequest): Effect.Effect<ChatSession, NotFound> =>
+    const update = (
+      caller: Caller,
+      sessionId: string,
+      change: UpdateChatSessionRequest
+    ): Effect.Effect<ChatSession, NotFound | ValidationFailed> =>
       Effect.gen(function* () {
         // The session first: a caller without it learns nothing from the scope's check.
         yield* found(yield* repo.find(caller, sessionId), sessionNotFound)
         yield* admitScope(caller, change.scope)
+        if (change.current_message_id !== undefined && !(yield* repo.isAnswerOf(caller, sessionId, change.current_message_id))) {
+          return yield* notCurrentable()
+        }
         return toSession(yield* found(yield* repo.update(caller, sessionId, change), sessionNotFound))
       })
 

@@ -6,8 +6,8 @@
  * Before the first token, a 429, a 408, a 5xx, no connection or a connection that breaks is
  * tried again, with exponential backoff and jitter or after the Retry-After the provider asks
  * for, up to `maxRetries` times: the client has seen nothing yet. After the first token nothing
- * is tried again (the tokens sent cannot be taken back): a broken stream is ProviderProtocol, a
- * stall ProviderUnavailable. Three bounds: the first token (connecting included), the silence
+ * is tried again (the tokens sent cannot be taken back): a broken stream or a stall is
+ * ProviderUnavailable (asking again may succeed), a malformed chunk ProviderProtocol. Three bounds: the first token (connecting included), the silence
  * between two chunks, and the whole answer.
  *
  * Each request lives in the answer stream's scope: interrupting the stream's fiber aborts it,
@@ -373,7 +373,8 @@ export const make = (options: OpenAiChatOptions): Effect.Effect<AnswererShape, P
           const rest = pull.pipe(
             Effect.mapError((error) =>
               error._tag === "StreamBroken"
-                ? new ProviderProtocol({ reason: `the chat provider's stream broke in the middle of the answer (${error.reason})` })
+                ? // A connection lost mid-answer is passing: asking again may well succeed.
+                  new ProviderUnavailable({ reason: `the chat provider's stream broke in the middle of the answer (${error.reason})` })
                 : error
             )
           )

@@ -54,6 +54,11 @@ export interface AppConfigShape {
   }
   readonly embeddings: EmbeddingsConfig
   readonly chat: ChatConfig
+  /** Tokens (prompt and answer) chat may use a day (UTC); None: no budget. */
+  readonly chatBudgets: {
+    readonly perUser: Option.Option<number>
+    readonly perApiKey: Option.Option<number>
+  }
   readonly indexing: {
     /** Batches of documents indexed at once. */
     readonly concurrency: number
@@ -103,6 +108,8 @@ export interface ChatConfig {
   readonly idleTimeout: Duration.Duration
   /** The longest a whole answer may take. */
   readonly totalTimeout: Duration.Duration
+  /** How long a finished answer's events stay to be replayed (a stream resumed later is told it expired). */
+  readonly runRetention: Duration.Duration
 }
 
 /** None for `provider`: the built-in offline model (basalt-hash-ngram-v1). */
@@ -383,12 +390,13 @@ const chatConfig: Config.Config<ChatConfig> = all({
   apiKey: optional(Config.String("BASALT_CHAT_API_KEY").pipe(Config.map(Redacted.make)), (key) => Redacted.value(key).trim() === ""),
   timeout: positiveDuration("BASALT_CHAT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
   idleTimeout: positiveDuration("BASALT_CHAT_IDLE_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
-  totalTimeout: positiveDuration("BASALT_CHAT_TOTAL_TIMEOUT").pipe(Config.withDefault(Duration.minutes(5)))
+  totalTimeout: positiveDuration("BASALT_CHAT_TOTAL_TIMEOUT").pipe(Config.withDefault(Duration.minutes(5))),
+  runRetention: duration("BASALT_CHAT_RUN_RETENTION").pipe(Config.withDefault(Duration.hours(1)))
 }).pipe(
-  Config.mapEffect(({ apiKey, idleTimeout, models, timeout, totalTimeout, url }) => {
+  Config.mapEffect(({ apiKey, idleTimeout, models, runRetention, timeout, totalTimeout, url }) => {
     if (Option.isNone(url)) {
       return models.length === 0
-        ? Effect.succeed<ChatConfig>({ provider: Option.none(), timeout, idleTimeout, totalTimeout })
+        ? Effect.succeed<ChatConfig>({ provider: Option.none(), timeout, idleTimeout, totalTimeout, runRetention })
         : Effect.fail(
             refuse([
               invalid("BASALT_CHAT_MODELS", "applies to a provider: set BASALT_CHAT_URL too, or leave it empty for the extractive answerer")
@@ -406,7 +414,8 @@ const chatConfig: Config.Config<ChatConfig> = all({
       provider: Option.some({ url: url.value.trim(), models: [first, ...rest], apiKey }),
       timeout,
       idleTimeout,
-      totalTimeout
+      totalTimeout,
+      runRetention
     })
   })
 )
@@ -473,6 +482,10 @@ const variables: Config.Config<AppConfigShape> = all({
   }),
   embeddings: embeddingsConfig,
   chat: chatConfig,
+  chatBudgets: all({
+    perUser: Config.option(positiveInt("BASALT_CHAT_USER_DAILY_TOKENS")),
+    perApiKey: Config.option(positiveInt("BASALT_CHAT_API_KEY_DAILY_TOKENS"))
+  }),
   indexing: indexingConfig,
   cluster: all({
     runnerHost: optional(

@@ -886,9 +886,144 @@ export interface paths {
         /**
          * Rename a chat session or change its scope
          * @description A scope given replaces the one before (`{}`: no scope). A collection the caller cannot see
-         *     is 404 naming it. Another caller's session is 404.
+         *     is 404 naming it. `current_message_id` marks which branch is current. Another caller's session is 404.
          */
         readonly patch: operations["updateChatSession"];
+        readonly trace?: never;
+    };
+    readonly "/api/v1/chat/sessions/{session_id}/messages": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly get?: never;
+        readonly put?: never;
+        /**
+         * Ask a question in a chat session
+         * @description Adds the question as a user message and answers it from the documents the caller may read,
+         *     within the session's scope: the question is rewritten with the conversation so far (when a
+         *     language model is configured), passages are retrieved as POST /api/v1/search finds them,
+         *     numbered, and given to the model, which cites them as `[n]`. Each `[n]` is checked: a
+         *     citation names the passage it points at and where in the answer and in the passage it
+         *     applies; a number the model invents is not a citation (`invalid_citations` counts them).
+         *
+         *     `parent_message_id` places the question in the conversation: absent, after the session's
+         *     current message; an assistant message of the session, after it (a branch when it already
+         *     has a follow-up); null, as a new first question. Asking again with the same parent
+         *     regenerates an answer beside the other. The new answer becomes the session's current
+         *     message.
+         *
+         *     With `stream` true (the default) the answer is a `text/event-stream`: `message_start` (the
+         *     message ids and the retrieved passages), `token` (text as it is written), `citation`,
+         *     then exactly one of `message_end` (the final text, why it ended, token usage) or `error`
+         *     (`code`, `message`, `retryable`); a comment line comes every 15 seconds. Each event's
+         *     `id` is its position: the answer is kept while it is generated and for a while after, and
+         *     GET …/messages/{message_id}/stream replays it from any server from a `Last-Event-ID`,
+         *     so a dropped connection loses nothing. With `stream` false the answer comes as one JSON
+         *     body once it is complete; a provider that fails answers 502 (or 503 when it is
+         *     unavailable, with `Retry-After`).
+         *
+         *     One answer at a time per session: while one is generated, another question is 409
+         *     naming it.
+         */
+        readonly post: operations["sendChatMessage"];
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
+    readonly "/api/v1/chat/sessions/{session_id}/messages/{message_id}/stream": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        /**
+         * Follow an answer, from where a dropped stream left off
+         * @description The events of an assistant message's answer, as POST …/messages streams them, from after
+         *     the `Last-Event-ID` header (the `id` of the last event received, which browsers send when
+         *     they reconnect; from the start without it, or with one this stream did not issue), then
+         *     live until `message_end` or `error`.
+         *     Any server of the deployment serves it: the events are kept in the database while the
+         *     answer is generated and for `BASALT_CHAT_RUN_RETENTION` (1 hour) after it ends; later, or
+         *     for a message that was never streamed, 404 (the message itself stays in GET
+         *     /api/v1/chat/sessions/{session_id}).
+         */
+        readonly get: operations["streamChatMessage"];
+        readonly put?: never;
+        readonly post?: never;
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
+    readonly "/api/v1/chat/sessions/{session_id}/messages/{message_id}/stop": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly get?: never;
+        readonly put?: never;
+        /**
+         * Stop an answer being generated
+         * @description From any connection and any server: the generation stops (the provider's request is cut),
+         *     the answer is kept with the text so far and status `stopped`, and its stream ends with
+         *     `message_end` whose `finish_reason` is `stopped`. 202 once the stop is recorded; 409 when
+         *     the answer has already ended.
+         */
+        readonly post: operations["stopChatMessage"];
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
+        readonly trace?: never;
+    };
+    readonly "/api/v1/chat/ws": {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        /**
+         * Chat over a WebSocket
+         * @description The conversation protocol of the message routes over one WebSocket: ask, follow, resume
+         *     and stop answers of any of the caller's sessions, several at once. Frames are JSON text,
+         *     at most 64 KB each; every frame the client sends may carry a `ref` of its own, which the
+         *     answers to it repeat.
+         *
+         *     The client sends a ChatSocketRequest: `ask` (a session and what POST …/messages takes,
+         *     `stream` aside), `resume` (a session, an answer and the last event `id` received) or
+         *     `stop` (a session and an answer). The server sends ChatSocketMessage frames: `event`
+         *     (an answer's event, exactly as the event stream carries it, with the answer's id),
+         *     `stopped` (a stop was recorded) and `error` (the one error shape with the HTTP status the
+         *     same request would have had, e.g. 409 while the session is answering, 422 naming a field,
+         *     429 over a limit or a budget). The same limits hold: the size of a question, the models,
+         *     the budgets, the rate limit of the caller.
+         *
+         *     Authentication is as for the other routes, on the handshake: a program sends
+         *     `Authorization: Bearer …` (a token or an API key); a browser, which cannot set headers on
+         *     a WebSocket, is authenticated by its session cookie (POST /api/v1/auth/login with
+         *     `session_cookie: true`), and its handshake must come from a page of this site or of an origin
+         *     in BASALT_CORS_ORIGINS (`Origin`), else 403: another site's page cannot use a visitor's
+         *     cookie. The credential is checked again on every frame: once it is no longer valid the
+         *     server answers 401 and closes the socket (1008). A request that is not a WebSocket
+         *     handshake answers 426.
+         */
+        readonly get: operations["chatWebSocket"];
+        readonly put?: never;
+        readonly post?: never;
+        readonly delete?: never;
+        readonly options?: never;
+        readonly head?: never;
+        readonly patch?: never;
         readonly trace?: never;
     };
     readonly "/api/v1/chat/messages/{message_id}/feedback": {
@@ -1652,6 +1787,176 @@ export interface components {
             /** @description The page of the source the quote is on, when it has pages. */
             readonly page: number | null;
         };
+        readonly SendChatMessageRequest: {
+            /** @description The question. */
+            readonly message: string;
+            /**
+             * Format: uuid
+             * @description An assistant message of the session to follow; null for a new first question; absent, the session's current message.
+             */
+            readonly parent_message_id?: string | null;
+            /** @description One of the configured models (BASALT_CHAT_MODELS); absent: the first. Anything else is 422. */
+            readonly model?: string;
+            readonly temperature?: number;
+            readonly max_tokens?: number;
+            /** @description true (the default when absent): an event stream; false: one JSON body once the answer is complete. */
+            readonly stream?: boolean;
+        };
+        /** @description A passage given to the model, under the number it may cite it by. */
+        readonly ChatSource: {
+            readonly number: number;
+            /** Format: uuid */
+            readonly document_id: string;
+            /** Format: uuid */
+            readonly chunk_id: string;
+            readonly revision: number;
+            readonly title: string;
+            readonly url: string | null;
+            readonly page: number | null;
+        };
+        /** @description The answer of POST …/messages with `stream` false. */
+        readonly ChatAnswer: {
+            /** Format: uuid */
+            readonly session_id: string;
+            readonly user_message: components["schemas"]["ChatMessage"];
+            readonly answer: components["schemas"]["ChatMessage"];
+            readonly sources: readonly components["schemas"]["ChatSource"][];
+        };
+        /**
+         * @description One event of an answer's stream, as OpenAPI 3.2 describes a server-sent event (its
+         *     `itemSchema`): `id` is its position (`Last-Event-ID`), `event` names it and `data` is JSON.
+         *     Comment lines (`: heartbeat`) are not events.
+         */
+        readonly ChatEvent: {
+            readonly id: string;
+            /** @enum {string} */
+            readonly event: "message_start" | "token" | "citation" | "message_end" | "error";
+            readonly data: string;
+        } & ({
+            /** @constant */
+            readonly event: "message_start";
+            readonly data?: unknown;
+        } | {
+            /** @constant */
+            readonly event: "token";
+            readonly data?: unknown;
+        } | {
+            /** @constant */
+            readonly event: "citation";
+            readonly data?: unknown;
+        } | {
+            /** @constant */
+            readonly event: "message_end";
+            readonly data?: unknown;
+        } | {
+            /** @constant */
+            readonly event: "error";
+            readonly data?: unknown;
+        });
+        readonly ChatMessageStartEvent: {
+            /** Format: uuid */
+            readonly session_id: string;
+            /** Format: uuid */
+            readonly user_message_id: string;
+            /**
+             * Format: uuid
+             * @description The answer's id (the assistant message).
+             */
+            readonly message_id: string;
+            readonly retrieved: readonly components["schemas"]["ChatSource"][];
+        };
+        readonly ChatTokenEvent: {
+            /** @description The next piece of the answer's text. */
+            readonly text: string;
+        };
+        readonly ChatMessageEndEvent: {
+            /** Format: uuid */
+            readonly message_id: string;
+            /** @description The whole answer. */
+            readonly content: string;
+            /** @enum {string} */
+            readonly finish_reason: "stop" | "length" | "stopped";
+            readonly usage: components["schemas"]["ChatUsage"];
+            readonly model: string;
+            /** @description Numbers in the answer that point at no passage shown: not citations. */
+            readonly invalid_citations: number;
+        };
+        readonly ChatErrorEvent: {
+            /**
+             * @description `provider_*`: the language model's provider was unavailable, refused the request, or
+             *     answered what cannot be read; `not_found` / `validation_failed`: retrieval refused the
+             *     session's scope (a collection the asker can no longer see); `internal`: the server.
+             * @enum {string}
+             */
+            readonly code: "provider_unavailable" | "provider_rejected" | "provider_protocol" | "not_found" | "validation_failed" | "internal";
+            readonly message: string;
+            /** @description Whether asking again may succeed. */
+            readonly retryable: boolean;
+        };
+        /** @description A frame a client sends on GET /api/v1/chat/ws. */
+        readonly ChatSocketRequest: {
+            /** @constant */
+            readonly type: "ask";
+            readonly ref?: string;
+            /** Format: uuid */
+            readonly session_id: string;
+            readonly message: string;
+            /** Format: uuid */
+            readonly parent_message_id?: string | null;
+            readonly model?: string;
+            readonly temperature?: number;
+            readonly max_tokens?: number;
+        } | {
+            /** @constant */
+            readonly type: "resume";
+            readonly ref?: string;
+            /** Format: uuid */
+            readonly session_id: string;
+            /** Format: uuid */
+            readonly message_id: string;
+            /** @description The `id` of the last event received (0 or absent: from the start). */
+            readonly last_event_id?: number;
+        } | {
+            /** @constant */
+            readonly type: "stop";
+            readonly ref?: string;
+            /** Format: uuid */
+            readonly session_id: string;
+            /** Format: uuid */
+            readonly message_id: string;
+        };
+        /** @description A frame the server sends on GET /api/v1/chat/ws. */
+        readonly ChatSocketMessage: {
+            /** @constant */
+            readonly type: "event";
+            readonly ref?: string;
+            /**
+             * Format: uuid
+             * @description The answer the event belongs to.
+             */
+            readonly message_id: string;
+            /** @description The event's position, as the event stream's `id`. */
+            readonly id: string;
+            /** @enum {string} */
+            readonly event: "message_start" | "token" | "citation" | "message_end" | "error";
+            /** @description As the event stream's `data` for this event (ChatMessageStartEvent, ChatTokenEvent, Citation, ChatMessageEndEvent or ChatErrorEvent). */
+            readonly data: Record<string, never>;
+        } | {
+            /** @constant */
+            readonly type: "stopped";
+            readonly ref?: string;
+            /** Format: uuid */
+            readonly message_id: string;
+        } | {
+            /** @constant */
+            readonly type: "error";
+            readonly ref?: string;
+            /** @description The HTTP status the same request would have had. */
+            readonly status: number;
+            readonly error: string;
+            readonly message: string;
+            readonly details?: readonly components["schemas"]["ErrorDetail"][];
+        };
         readonly Feedback: {
             /** @enum {string} */
             readonly rating: "positive" | "negative";
@@ -1669,6 +1974,12 @@ export interface components {
         readonly UpdateChatSessionRequest: {
             readonly title?: string;
             readonly scope?: components["schemas"]["ChatScope"];
+            /**
+             * Format: uuid
+             * @description An answer of the session: the branch the conversation goes on from (where a question
+             *     without `parent_message_id` is placed). Anything but an answer of this session is 422.
+             */
+            readonly current_message_id?: string;
         };
         readonly SetFeedbackRequest: {
             /** @enum {string} */
@@ -1876,6 +2187,26 @@ export interface components {
                  * @example {
                  *       "error": "conflict",
                  *       "message": "An account with this email already exists",
+                 *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
+                 *     }
+                 */
+                readonly "application/json": components["schemas"]["ApiError"];
+            };
+        };
+        /** @description The route speaks WebSocket; the request was not a WebSocket handshake (`Upgrade` says which protocol). */
+        readonly UpgradeRequired: {
+            headers: {
+                readonly "X-Request-ID": components["headers"]["RequestId"];
+                readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                /** @description The protocol to switch to. */
+                readonly Upgrade: "websocket";
+                readonly [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": "upgrade_required",
+                 *       "message": "This route speaks WebSocket: open it with a WebSocket client",
                  *       "request_id": "3f2c9a4e-1f5b-4c53-9d2e-5a1b7c8d9e0f"
                  *     }
                  */
@@ -4593,6 +4924,176 @@ export interface operations {
                     readonly "application/json": components["schemas"]["ApiError"];
                 };
             };
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    readonly sendChatMessage: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly session_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody: {
+            readonly content: {
+                /**
+                 * @example {
+                 *       "message": "How many vacation days do new employees get?"
+                 *     }
+                 */
+                readonly "application/json": components["schemas"]["SendChatMessageRequest"];
+            };
+        };
+        readonly responses: {
+            /** @description The answer: an event stream (`stream` true) or one JSON body (`stream` false). */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "text/event-stream": string;
+                    readonly "application/json": components["schemas"]["ChatAnswer"];
+                };
+            };
+            readonly 400: components["responses"]["BadRequest"];
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["ForbiddenWithoutCsrfToken"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 409: components["responses"]["Conflict"];
+            readonly 413: components["responses"]["PayloadTooLarge"];
+            readonly 415: components["responses"]["UnsupportedMediaType"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+            readonly 502: components["responses"]["BadGateway"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    readonly streamChatMessage: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly session_id: string;
+                readonly message_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description The event stream, until the answer ends. */
+            readonly 200: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "text/event-stream": string;
+                };
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 404: components["responses"]["NotFound"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    readonly stopChatMessage: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path: {
+                readonly session_id: string;
+                readonly message_id: string;
+            };
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description The stop is recorded; the answer ends shortly. */
+            readonly 202: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly RateLimit: components["headers"]["RateLimit"];
+                    readonly "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    readonly [name: string]: unknown;
+                };
+                content?: never;
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["ForbiddenWithoutCsrfToken"];
+            readonly 404: components["responses"]["NotFound"];
+            readonly 409: components["responses"]["Conflict"];
+            /** @description The request breaks the operation's schema; `details` names each field. */
+            readonly 422: {
+                headers: {
+                    readonly "X-Request-ID": components["headers"]["RequestId"];
+                    readonly "X-Process-Time": components["headers"]["ProcessTime"];
+                    readonly [name: string]: unknown;
+                };
+                content: {
+                    readonly "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            readonly 429: components["responses"]["TooManyRequests"];
+            readonly 500: components["responses"]["InternalError"];
+            readonly 503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    readonly chatWebSocket: {
+        readonly parameters: {
+            readonly query?: never;
+            readonly header?: never;
+            readonly path?: never;
+            readonly cookie?: never;
+        };
+        readonly requestBody?: never;
+        readonly responses: {
+            /** @description Switching Protocols: the WebSocket is open. */
+            readonly 101: {
+                headers: {
+                    readonly [name: string]: unknown;
+                };
+                content?: never;
+            };
+            readonly 401: components["responses"]["Unauthorized"];
+            readonly 403: components["responses"]["Forbidden"];
+            readonly 422: components["responses"]["ValidationFailed"];
+            readonly 426: components["responses"]["UpgradeRequired"];
             readonly 429: components["responses"]["TooManyRequests"];
             readonly 500: components["responses"]["InternalError"];
             readonly 503: components["responses"]["ServiceUnavailable"];

@@ -19,10 +19,11 @@
  */
 import { Duration, Effect, Layer, Option, Schema, Stream } from "effect"
 import { Sse } from "effect/encoding"
-import { type HttpServerRequest, HttpServerResponse } from "effect/http"
+import type { HttpServerRequest } from "effect/http"
 import { cleanUpEvery, olderThan } from "../database/Cleanup.ts"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import { ServerLifecycle } from "../http/ServerLifecycle.ts"
+import { sseResponse } from "../http/ServerSentEvents.ts"
 import { DocumentDeletedEvent, DocumentStatusEvent } from "./Documents.ts"
 import { type DocumentChangeRow, DocumentsRepo } from "./DocumentsRepo.ts"
 import { decodeCursor, encodeCursor, type PagePosition } from "../http/PageCursor.ts"
@@ -137,10 +138,7 @@ export const makeDocumentEvents = Effect.gen(function* () {
         })
       )
 
-      return HttpServerResponse.stream(Stream.encodeText(events), {
-        contentType: "text/event-stream",
-        headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
-      })
+      return sseResponse(events)
     })
 })
 

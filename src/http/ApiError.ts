@@ -63,6 +63,9 @@ export class RequestTimeout extends Schema.TaggedError<RequestTimeout>()("Reques
 
 export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", fields, { httpApiStatus: 409 }) {}
 
+/** A route that speaks another protocol (a WebSocket) asked for over plain HTTP. */
+export class UpgradeRequired extends Schema.TaggedError<UpgradeRequired>()("UpgradeRequired", fields, { httpApiStatus: 426 }) {}
+
 export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", fields, { httpApiStatus: 413 }) {}
 
 export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()("UnsupportedMediaType", fields, {
@@ -118,6 +121,7 @@ export const apiErrorClasses = [
   Conflict,
   PayloadTooLarge,
   UnsupportedMediaType,
+  UpgradeRequired,
   ValidationFailed,
   RateLimited,
   InternalError,

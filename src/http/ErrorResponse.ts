@@ -28,6 +28,7 @@ import {
   RateLimited,
   RequestTimeout,
   ServiceUnavailable,
+  UpgradeRequired,
   Unauthorized
 } from "./ApiError.ts"
 import { validationFailed } from "./IssueDetails.ts"
@@ -51,7 +52,9 @@ const headersOf = (error: ApiError): Record<string, string> | undefined =>
             }
           : error instanceof ServiceUnavailable
             ? { "retry-after": String(error.retryAfterSeconds) }
-            : undefined
+            : error instanceof UpgradeRequired
+              ? { upgrade: "websocket" }
+              : undefined
 
 export const errorResponse = (error: ApiError): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
   Effect.withFiber((fiber) =>

@@ -205,3 +205,10 @@ export const validateStreamEvent = (method: string, url: string, event: StreamEv
 /** Validates a response against one of components.responses (for responses of test-only APIs). */
 export const validateComponentResponse = (name: string, response: ReceivedResponse): void =>
   validateAgainst(`components.responses.${name}`, response, contract.components.responses[name], ["components", "responses", name])
+
+/** Throws a ContractViolation unless `value` is valid against components.schemas[`name`] of openapi.yaml. */
+export const validateComponent = (name: string, value: unknown): void => {
+  if (contract.components.schemas[name] === undefined) fail(`components.schemas.${name}`, "no such schema")
+  const validate = compiled(["components", "schemas", name])
+  if (!validate(value)) fail(`components.schemas.${name}`, `${JSON.stringify(value).slice(0, 200)}: ${ajv.errorsText(validate.errors)}`)
+}

@@ -195,6 +195,16 @@ const scanJson = (judgement: Judgement, root: unknown, at = "body") => {
   if (deepest >= 1000) judgement.invalid(`${at}: nested ${deepest} deep (rule 2)`)
 }
 
+/** A top-level field of a JSON body as sent; undefined when the body is no JSON object. */
+const sentField = (body: Uint8Array | undefined, name: string): unknown => {
+  if (body === undefined) return undefined
+  try {
+    return JSON.parse(new TextDecoder().decode(body))?.[name]
+  } catch {
+    return undefined
+  }
+}
+
 const mediaType = (header: string) => {
   const [type = "", ...params] = header.split(";")
   return {
@@ -378,14 +388,10 @@ export const judge = (
     judgement.invalid(`body: ${sent.body.length} bytes, over BASALT_BODY_LIMIT`)
   } else items = body(judgement, op, sent.headers, sent.body, planned)
   if (op.id === "search" && !circumstances.pgvector && judgement.verdict === "valid") {
-    const mode = (() => {
-      try {
-        return JSON.parse(new TextDecoder().decode(sent.body)).mode
-      } catch {
-        return undefined
-      }
-    })()
-    if (mode === "semantic") judgement.any("semantic search without pgvector: 422 (documented)")
+    if (sentField(sent.body, "mode") === "semantic") judgement.any("semantic search without pgvector: 422 (documented)")
+  }
+  if (op.id === "sendChatMessage" && judgement.verdict === "valid") {
+    if (sentField(sent.body, "model") !== undefined) judgement.any("a model outside the configured allowlist: 422 (documented)")
   }
   if (items === undefined) return { ...judgmentOf(judgement), operationId: op.id }
   const whole = judgmentOf(judgement)

@@ -22,6 +22,8 @@ import searchVectorOnce from "./0016_search_vector_once.ts"
 import keywordSearchFunction from "./0017_keyword_search_function.ts"
 import keywordRankingIndependentOfPage from "./0018_keyword_ranking_independent_of_page.ts"
 import chat from "./0019_chat.ts"
+import chatRuns from "./0020_chat_runs.ts"
+import chatBudgets from "./0021_chat_budgets.ts"
 
 const all = {
   "0001_instance": instance,
@@ -42,7 +44,9 @@ const all = {
   "0016_search_vector_once": searchVectorOnce,
   "0017_keyword_search_function": keywordSearchFunction,
   "0018_keyword_ranking_independent_of_page": keywordRankingIndependentOfPage,
-  "0019_chat": chat
+  "0019_chat": chat,
+  "0020_chat_runs": chatRuns,
+  "0021_chat_budgets": chatBudgets
 }
 
 export const migrations = Migrator.fromRecord(all)

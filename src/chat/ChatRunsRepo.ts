@@ -1,0 +1,190 @@
+/**
+ * The SQL of asking: a question and its answer-to-be written together, the answers a session is
+ * generating, and what a run needs to know (its session, question, history and asker). Rows are
+ * decoded by Schema; a failing statement is a defect here, at the boundary.
+ */
+import { Context, Effect, Layer, Schema } from "effect"
+import { SqlClient } from "effect/sql"
+import type { Caller } from "../accounts/SessionsRepo.ts"
+import { Role } from "../accounts/Accounts.ts"
+import { timeOrderedUuid } from "../database/TimeOrderedUuid.ts"
+import { ChatScope, MessageRole, MessageStatus } from "./Chat.ts"
+import { ownedBy } from "./ChatPolicy.ts"
+
+const decodeRows =
+  <S extends Schema.Top & { readonly DecodingServices: never }>(schema: S) =>
+  <E, R>(statement: Effect.Effect<ReadonlyArray<unknown>, E, R>) =>
+    statement.pipe(Effect.flatMap(Schema.decodeUnknownEffect(Schema.Array(schema))), Effect.orDie)
+
+const SessionState = Schema.Struct({
+  current_message_id: Schema.NullOr(Schema.String),
+  generating: Schema.NullOr(Schema.String)
+})
+
+const ParentRow = Schema.Struct({ role: MessageRole })
+
+const AnswerState = Schema.Struct({ role: MessageRole, status: MessageStatus })
+
+const RunRow = Schema.Struct({
+  session_id: Schema.String,
+  scope: ChatScope,
+  status: MessageStatus,
+  model: Schema.NullOr(Schema.String),
+  user_message_id: Schema.String,
+  question: Schema.String,
+  owner_id: Schema.String,
+  email: Schema.String,
+  display_name: Schema.String,
+  role: Role,
+  active: Schema.Boolean,
+  owner_created_at: Schema.Date
+})
+export type RunRow = typeof RunRow.Type
+
+const TurnRow = Schema.Struct({ role: MessageRole, content: Schema.String })
+
+const EarlierRun = Schema.Struct({ events: Schema.Int, content: Schema.String })
+
+/** How a question is placed: after the session's current message, after a given answer, or first. */
+export type Placement = { readonly _tag: "Current" } | { readonly _tag: "After"; readonly messageId: string } | { readonly _tag: "First" }
+
+export type Begun =
+  | { readonly _tag: "Begun"; readonly userMessageId: string; readonly answerId: string }
+  | { readonly _tag: "NoSession" }
+  | { readonly _tag: "Generating"; readonly messageId: string }
+  | { readonly _tag: "BadParent" }
+
+/** How many earlier messages of the branch a run is given. */
+const historyLength = 12
+
+export class ChatRunsRepo extends Context.Service<ChatRunsRepo>()("basalt/ChatRunsRepo", {
+  make: Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+
+    /**
+     * The question and its answer (generating) written together, the answer made the session's
+     * current message, and `enqueue` run in the same transaction (the run's message to the
+     * session's entity): all of it or nothing. The session's row is locked, so that of two
+     * questions at once one finds the other generating.
+     */
+    const begin = <E>(
+      caller: Caller,
+      sessionId: string,
+      placement: Placement,
+      question: string,
+      model: string,
+      enqueue: (answerId: string) => Effect.Effect<void, E>
+    ): Effect.Effect<Begun, E> =>
+      sql
+        .withTransaction(
+          Effect.gen(function* () {
+            const [session] = yield* decodeRows(SessionState)(sql`
+            SELECT s.current_message_id,
+              (SELECT m.id FROM chat_messages m WHERE m.session_id = s.id AND m.status = 'generating' LIMIT 1) AS generating
+            FROM chat_sessions s WHERE s.id = ${sessionId} AND ${ownedBy(sql, caller)}
+            FOR UPDATE`)
+            if (session === undefined) return { _tag: "NoSession" } as const
+            if (session.generating !== null) return { _tag: "Generating", messageId: session.generating } as const
+            const parent = placement._tag === "First" ? null : placement._tag === "After" ? placement.messageId : session.current_message_id
+            if (parent !== null) {
+              const [row] = yield* decodeRows(ParentRow)(
+                sql`SELECT role FROM chat_messages WHERE id = ${parent} AND session_id = ${sessionId}`
+              )
+              if (row === undefined || row.role !== "assistant") return { _tag: "BadParent" } as const
+            }
+            // clock_timestamp(), not the transaction's now(): the answer is listed after its question.
+            const userMessageId = timeOrderedUuid()
+            const answerId = timeOrderedUuid()
+            yield* sql`
+            INSERT INTO chat_messages (id, session_id, parent_message_id, role, content, status, created_at)
+            VALUES (${userMessageId}, ${sessionId}, ${parent}, 'user', ${question}, 'complete', clock_timestamp())`
+            yield* sql`
+            INSERT INTO chat_messages (id, session_id, parent_message_id, role, content, status, model, api_key_id, created_at)
+            VALUES (${answerId}, ${sessionId}, ${userMessageId}, 'assistant', '', 'generating', ${model}, ${caller.api_key_id ?? null}, clock_timestamp())`
+            yield* sql`UPDATE chat_sessions SET current_message_id = ${answerId}, updated_at = now() WHERE id = ${sessionId}`
+            yield* enqueue(answerId)
+            return { _tag: "Begun", userMessageId, answerId } as const
+          })
+        )
+        .pipe(Effect.catchTag("SqlError", Effect.die))
+
+    /** An answer of the caller's session; undefined when there is none. */
+    const answerState = (caller: Caller, sessionId: string, messageId: string) =>
+      Effect.map(
+        decodeRows(AnswerState)(sql`
+          SELECT m.role, m.status FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id
+          WHERE m.id = ${messageId} AND m.session_id = ${sessionId} AND ${ownedBy(sql, caller)}`),
+        ([row]) => row
+      )
+
+    /** What the run of answer `answerId` needs; undefined when the answer is gone (its session deleted). */
+    const runOf = (answerId: string) =>
+      Effect.map(
+        decodeRows(RunRow)(sql`
+          SELECT s.id AS session_id, s.scope, a.status, a.model, q.id AS user_message_id, q.content AS question,
+            u.id AS owner_id, u.email, u.display_name, u.role, u.active, u.created_at AS owner_created_at
+          FROM chat_messages a
+          JOIN chat_messages q ON q.id = a.parent_message_id
+          JOIN chat_sessions s ON s.id = a.session_id
+          JOIN users u ON u.id = s.owner_id
+          WHERE a.id = ${answerId} AND a.role = 'assistant'`),
+        ([row]) => row
+      )
+
+    /** The branch before the question `userMessageId`, oldest first: its last `historyLength` messages. */
+    const historyBefore = (userMessageId: string) =>
+      Effect.map(
+        decodeRows(Schema.Struct({ ...TurnRow.fields, depth: Schema.Int }))(sql`
+          WITH RECURSIVE branch AS (
+            SELECT m.parent_message_id AS id, 1 AS depth FROM chat_messages m WHERE m.id = ${userMessageId}
+            UNION ALL
+            SELECT m.parent_message_id, b.depth + 1 FROM branch b JOIN chat_messages m ON m.id = b.id
+            WHERE b.depth < ${historyLength}
+          )
+          SELECT m.role, m.content, b.depth FROM branch b JOIN chat_messages m ON m.id = b.id
+          WHERE m.content <> ''
+          ORDER BY b.depth DESC`),
+        (rows) => rows.map(({ role, content }) => ({ role, text: content }))
+      )
+
+    /** What an earlier run of the answer left: how many events, and the text its tokens wrote. */
+    const earlierRun = (answerId: string) =>
+      Effect.map(
+        decodeRows(EarlierRun)(sql`
+          SELECT count(*)::int AS events,
+            COALESCE(string_agg(data->>'text', '' ORDER BY seq) FILTER (WHERE type = 'token'), '') AS content
+          FROM chat_run_events WHERE message_id = ${answerId}`),
+        ([row]) => row!
+      )
+
+    /** Whether the answer's run ended so long ago that its events are no longer kept. */
+    const eventsExpired = (answerId: string) =>
+      Effect.map(
+        decodeRows(Schema.Struct({ expired: Schema.Boolean }))(sql`
+          SELECT m.finished_at IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM chat_run_events e WHERE e.message_id = m.id) AS expired
+          FROM chat_messages m WHERE m.id = ${answerId}`),
+        ([row]) => row?.expired ?? true
+      )
+
+    /**
+     * Tokens (prompt and answer) the answers asked by `who` used today (UTC), and the seconds
+     * until the day ends. An answer still generating has no usage yet.
+     */
+    const usedToday = (who: { readonly userId: string } | { readonly apiKeyId: string }) =>
+      Effect.map(
+        decodeRows(Schema.Struct({ used: Schema.Int, resets_in: Schema.Int }))(sql`
+          SELECT COALESCE(sum((m.usage->>'prompt_tokens')::int + (m.usage->>'completion_tokens')::int), 0)::int AS used,
+            ceil(extract(epoch FROM (date_trunc('day', now() AT TIME ZONE 'UTC') + interval '1 day') - now() AT TIME ZONE 'UTC'))::int AS resets_in
+          FROM chat_messages m ${"userId" in who ? sql`JOIN chat_sessions s ON s.id = m.session_id AND s.owner_id = ${who.userId}` : sql``}
+          WHERE m.role = 'assistant' AND m.usage IS NOT NULL
+            AND m.created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+            ${"apiKeyId" in who ? sql`AND m.api_key_id = ${who.apiKeyId}` : sql``}`),
+        ([row]) => row!
+      )
+
+    return { begin, answerState, runOf, historyBefore, earlierRun, eventsExpired, usedToday } as const
+  })
+}) {
+  static readonly layer = Layer.effect(this, this.make)
+}

@@ -1,0 +1,107 @@
+/**
+ * The SQL of one chat turn: which revision of each retrieved chunk's document the model is shown,
+ * and the answer recorded at its end (the message, the chunks shown, the citations) in one
+ * transaction. Rows are decoded by Schema; a failing statement or an undecodable row is a defect
+ * here, at the boundary.
+ */
+import { Context, Effect, Layer, Schema } from "effect"
+import { SqlClient } from "effect/sql"
+import type { Citation } from "./Chat.ts"
+
+const ChunkRevisionRow = Schema.Struct({ chunk_id: Schema.String, revision: Schema.Int })
+
+const UpdatedRow = Schema.Struct({ id: Schema.String })
+
+const rowsOf =
+  <S extends Schema.Top & { readonly DecodingServices: never }>(schema: S) =>
+  <E, R>(statement: Effect.Effect<ReadonlyArray<unknown>, E, R>) =>
+    statement.pipe(Effect.flatMap(Schema.decodeUnknownEffect(Schema.Array(schema))), Effect.orDie)
+
+/** A chunk as the prompt numbered it: `position` is its [n]. */
+export interface ShownChunk {
+  readonly position: number
+  readonly document_id: string
+  readonly chunk_id: string
+  readonly revision: number
+}
+
+export interface FinishedTurn {
+  readonly assistantMessageId: string
+  readonly content: string
+  readonly status: "complete" | "stopped" | "failed"
+  readonly finishReason: "stop" | "length" | "stopped" | "error" | null
+  readonly usage: { readonly prompt_tokens: number; readonly completion_tokens: number } | null
+  readonly model: string | null
+  /** Not the client's business: `invalid_citations` (numbers invented or not shown), and whatever else the run keeps. */
+  readonly metadata: { readonly invalid_citations: number } & Record<string, unknown>
+  readonly shown: ReadonlyArray<ShownChunk>
+  readonly citations: ReadonlyArray<Citation>
+}
+
+export class ChatTurnRepo extends Context.Service<ChatTurnRepo>()("basalt/ChatTurnRepo", {
+  make: Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+
+    /** The revision of each chunk's document now; a chunk deleted since is missing from the map. */
+    const revisions = (chunkIds: ReadonlyArray<string>) =>
+      chunkIds.length === 0
+        ? Effect.succeed(new Map<string, number>())
+        : Effect.map(
+            rowsOf(ChunkRevisionRow)(sql`
+              SELECT c.id::text AS chunk_id, d.revision
+              FROM chunks c JOIN documents d ON d.id = c.document_id
+              WHERE c.id IN ${sql.in(chunkIds)}`),
+            (rows) => new Map(rows.map((row) => [row.chunk_id, row.revision]))
+          )
+
+    /**
+     * Records the end of a turn: the assistant message's text, status, finish reason, usage,
+     * model and metadata, exactly the chunks it was shown and the citations it made (any
+     * recorded before are replaced, so that finishing twice leaves the same rows). False, and
+     * nothing written, when there is no such message.
+     */
+    const finish = (turn: FinishedTurn): Effect.Effect<boolean> =>
+      sql
+        .withTransaction(
+          Effect.gen(function* () {
+            const updated = yield* rowsOf(UpdatedRow)(sql`
+              UPDATE chat_messages SET
+                content = ${turn.content},
+                status = ${turn.status},
+                finish_reason = ${turn.finishReason},
+                usage = ${turn.usage === null ? null : JSON.stringify(turn.usage)}::jsonb,
+                model = ${turn.model},
+                metadata = ${JSON.stringify(turn.metadata)}::jsonb
+              WHERE id = ${turn.assistantMessageId} AND role = 'assistant'
+              RETURNING id::text AS id`)
+            if (updated.length === 0) return false
+            const messageId = turn.assistantMessageId
+            yield* sql`DELETE FROM chat_message_chunks WHERE message_id = ${messageId}`
+            yield* sql`DELETE FROM chat_citations WHERE message_id = ${messageId}`
+            if (turn.shown.length > 0) {
+              yield* sql`
+                INSERT INTO chat_message_chunks (message_id, position, document_id, chunk_id, revision)
+                SELECT ${messageId}::uuid, s.position, s.document_id, s.chunk_id, s.revision
+                FROM jsonb_to_recordset(${JSON.stringify(turn.shown)}::jsonb)
+                  AS s (position integer, document_id uuid, chunk_id uuid, revision integer)`
+            }
+            if (turn.citations.length > 0) {
+              yield* sql`
+                INSERT INTO chat_citations (message_id, number, document_id, chunk_id, revision,
+                  answer_start, answer_end, chunk_start, chunk_end, quote, page)
+                SELECT ${messageId}::uuid, c.number, c.document_id, c.chunk_id, c.revision,
+                  c.answer_start, c.answer_end, c.chunk_start, c.chunk_end, c.quote, c.page
+                FROM jsonb_to_recordset(${JSON.stringify(turn.citations)}::jsonb)
+                  AS c (number integer, document_id uuid, chunk_id uuid, revision integer, answer_start integer,
+                        answer_end integer, chunk_start integer, chunk_end integer, quote text, page integer)`
+            }
+            return true
+          })
+        )
+        .pipe(Effect.orDie)
+
+    return { revisions, finish } as const
+  })
+}) {
+  static readonly layer = Layer.effect(this, this.make)
+}
