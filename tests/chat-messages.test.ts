@@ -45,10 +45,17 @@ const ask = async (server: TestServer, who: Person, sessionId: string, body: Rec
 }
 
 /** GET …/stream, from after `lastEventId` when given. */
-const resume = async (server: TestServer, who: Person, sessionId: string, messageId: string, lastEventId?: number) => {
+const resume = async (
+  server: TestServer,
+  who: Person,
+  sessionId: string,
+  messageId: string,
+  lastEventId?: number,
+  skipping?: ReadonlySet<number>
+) => {
   const headers: Record<string, string> = { authorization: `Bearer ${who.token}` }
   if (lastEventId !== undefined) headers["last-event-id"] = String(lastEventId)
-  return openChatStream(server.url, `${messagesPath(sessionId)}/${messageId}/stream`, { headers }, lastEventId ?? 0)
+  return openChatStream(server.url, `${messagesPath(sessionId)}/${messageId}/stream`, { headers }, lastEventId ?? 0, skipping)
 }
 
 const stop = (server: TestServer, who: Person, sessionId: string, messageId: string) =>
@@ -216,6 +223,41 @@ describe("chat messages with the extractive answerer", () => {
     expect(await after.stream!.untilEnd()).toEqual(all.slice(2))
     const refused = await stop(server, owner, sessionId, messageId)
     expect(refused.status).toBe(409)
+  })
+
+  it("never shows a citation or a source of a document the asker can no longer read, replays included", async () => {
+    // The admin publishes a document; a basic user asks about it; then the admin makes it private.
+    const posted = await server.request(
+      "/api/v1/documents",
+      owner.json("POST", {
+        title: "Parking",
+        source: "facilities",
+        visibility: "public",
+        content: "The parking garage opens at six in the morning. Visitors park on level two."
+      })
+    )
+    expect(posted.status, posted.text).toBe(202)
+    const parking = posted.json().id as string
+    expect((await settled(owner, parking)).status).toBe("indexed")
+
+    const sessionId = await newSession(server, stranger)
+    const live = await (await ask(server, stranger, sessionId, { message: "When does the parking garage open?" })).untilEnd()
+    const { citations, start } = completed(live)
+    expect(citations.map((citation) => citation.document_id)).toContain(parking)
+    expect(start.retrieved.map((source: { document_id: string }) => source.document_id)).toContain(parking)
+
+    const made = await server.request(`/api/v1/documents/${parking}`, owner.json("PATCH", { visibility: "private" }))
+    expect(made.status, made.text).toBe(200)
+    const skipped = new Set(
+      live.filter((event) => event.event === "citation" && event.data.document_id === parking).map((event) => event.id)
+    )
+    const replayed = await resume(server, stranger, sessionId, start.message_id, 0, skipped)
+    const replay = await replayed.stream!.untilEnd()
+    expect(replay.filter((event) => event.event === "citation" && event.data.document_id === parking)).toEqual([])
+    expect(replay[0]!.data.retrieved.map((source: { document_id: string }) => source.document_id)).not.toContain(parking)
+    expect(replay.at(-1)!.event).toBe("message_end")
+    const answer = await messageOf(stranger, sessionId, start.message_id)
+    expect(answer.citations.map((citation: { document_id: string }) => citation.document_id)).not.toContain(parking)
   })
 
   it("answers 404 to anyone else: asking, following and stopping in someone else's session", async () => {

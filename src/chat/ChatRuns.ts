@@ -17,7 +17,7 @@ import { ChatConversation } from "./ChatConversation.ts"
 import { messageNotFound, sessionNotFound } from "./ChatPolicy.ts"
 import { type Placement, ChatRunsRepo } from "./ChatRunsRepo.ts"
 import { ChatSessions } from "./ChatSessions.ts"
-import { type RunEvent, RunEvents } from "./RunEvents.ts"
+import { type RunEvent, RunEvents, type RunEventsExpired } from "./RunEvents.ts"
 
 const rejected = (path: string, message: string) => new ValidationFailed({ message, details: [{ path, message }] })
 
@@ -39,24 +39,45 @@ export class ChatRuns extends Context.Service<ChatRuns>()("basalt/ChatRuns", {
     // How long a request with `stream` false waits for its answer: the provider's own bound, and a margin.
     const answerBound = Duration.sum(config.chat.totalTimeout, Duration.seconds(30))
 
-    const eventStream = (answerId: string, afterSeq: number) =>
-      sseResponse(
-        withHeartbeat(
-          events.follow(answerId, afterSeq).pipe(
-            Stream.map(framed),
-            Stream.catchTag("RunEventsExpired", () => Stream.empty)
-          )
-        )
+    /**
+     * An answer's events as `caller` may see them now: a source or a citation of a document they
+     * can no longer read (its access changed since, or it was deleted) is left out, the citation's
+     * event with it (its id is skipped).
+     */
+    const readableBy = (caller: Caller) => (stream: Stream.Stream<RunEvent, RunEventsExpired>) =>
+      stream.pipe(
+        Stream.mapEffect((event): Effect.Effect<Option.Option<RunEvent>> => {
+          if (event.type === "citation") {
+            const { document_id } = event.data as { readonly document_id: string }
+            return Effect.map(repo.readableDocuments(caller, [document_id]), (readable) =>
+              readable.has(document_id) ? Option.some(event) : Option.none()
+            )
+          }
+          if (event.type === "message_start") {
+            const data = event.data as { readonly retrieved: ReadonlyArray<{ readonly document_id: string }> }
+            return Effect.map(
+              repo.readableDocuments(
+                caller,
+                data.retrieved.map((source) => source.document_id)
+              ),
+              (readable) =>
+                Option.some({ ...event, data: { ...data, retrieved: data.retrieved.filter((source) => readable.has(source.document_id)) } })
+            )
+          }
+          return Effect.succeed(Option.some(event))
+        }),
+        Stream.filter(Option.isSome),
+        Stream.map((event) => event.value),
+        Stream.catchTag("RunEventsExpired", () => Stream.empty)
       )
+
+    const eventStream = (caller: Caller, answerId: string, afterSeq: number) =>
+      sseResponse(withHeartbeat(events.follow(answerId, afterSeq).pipe(readableBy(caller), Stream.map(framed))))
 
     /** The whole answer as one body, once its run has ended. */
     const completeAnswer = (caller: Caller, sessionId: string, userMessageId: string, answerId: string) =>
       Effect.gen(function* () {
-        const all = yield* events.follow(answerId, 0).pipe(
-          Stream.runCollect,
-          Effect.catchTag("RunEventsExpired", () => Effect.succeed([] as ReadonlyArray<RunEvent>)),
-          Effect.timeoutOption(answerBound)
-        )
+        const all = yield* events.follow(answerId, 0).pipe(readableBy(caller), Stream.runCollect, Effect.timeoutOption(answerBound))
         const list = Option.getOrElse(all, () => [] as ReadonlyArray<RunEvent>)
         const last = list.at(-1)
         if (last?.type === "error") {
@@ -159,7 +180,9 @@ export class ChatRuns extends Context.Service<ChatRuns>()("basalt/ChatRuns", {
           answerId,
           userMessageId
         }): Effect.Effect<HttpServerResponse.HttpServerResponse | ChatAnswer, NotFound | BadGateway | ServiceUnavailable> =>
-          request.stream === false ? completeAnswer(caller, sessionId, userMessageId, answerId) : Effect.succeed(eventStream(answerId, 0))
+          request.stream === false
+            ? completeAnswer(caller, sessionId, userMessageId, answerId)
+            : Effect.succeed(eventStream(caller, answerId, 0))
       )
 
     /** The events of an answer of the caller's after `afterSeq`, then live ones; NotFound when they are not kept (any more). */
@@ -170,7 +193,7 @@ export class ChatRuns extends Context.Service<ChatRuns>()("basalt/ChatRuns", {
         if (yield* repo.eventsExpired(messageId)) {
           return yield* Effect.fail(new NotFound({ message: "This answer's events are no longer kept: read it from its session" }))
         }
-        return events.follow(messageId, afterSeq).pipe(Stream.catchTag("RunEventsExpired", () => Stream.empty))
+        return events.follow(messageId, afterSeq).pipe(readableBy(caller))
       })
 
     /** The answer's events after `lastEventId`, then live ones, as a stream response. */

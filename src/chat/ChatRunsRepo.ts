@@ -8,6 +8,7 @@ import { SqlClient } from "effect/sql"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import { Role } from "../accounts/Accounts.ts"
 import { timeOrderedUuid } from "../database/TimeOrderedUuid.ts"
+import { visibleTo } from "../documents/Visibility.ts"
 import { ChatScope, MessageRole, MessageStatus } from "./Chat.ts"
 import { ownedBy } from "./ChatPolicy.ts"
 
@@ -183,7 +184,18 @@ export class ChatRunsRepo extends Context.Service<ChatRunsRepo>()("basalt/ChatRu
         ([row]) => row!
       )
 
-    return { begin, answerState, runOf, historyBefore, earlierRun, eventsExpired, usedToday } as const
+    /** Which of `documentIds` the caller may read now. */
+    const readableDocuments = (caller: Caller, documentIds: ReadonlyArray<string>) =>
+      documentIds.length === 0
+        ? Effect.succeed(new Set<string>())
+        : Effect.map(
+            decodeRows(Schema.Struct({ id: Schema.String }))(
+              sql`SELECT d.id::text AS id FROM documents d WHERE d.id IN ${sql.in(documentIds)} AND ${visibleTo(sql, caller, "d")}`
+            ),
+            (rows) => new Set(rows.map((row) => row.id))
+          )
+
+    return { begin, answerState, runOf, historyBefore, earlierRun, eventsExpired, usedToday, readableDocuments } as const
   })
 }) {
   static readonly layer = Layer.effect(this, this.make)

@@ -47,7 +47,17 @@ export type Opened =
  * headers validated now, each event as it is read; `afterId` is the Last-Event-ID sent, if any);
  * anything else is read whole and validated by `receive`.
  */
-export const openChatStream = async (baseUrl: string, path: string, init: RequestInit = {}, afterId = 0): Promise<Opened> => {
+/**
+ * `skipping`: ids an event may be missing at (a citation of a document the caller can no longer
+ * read is left out of a replay); any other id must follow the one before by exactly 1.
+ */
+export const openChatStream = async (
+  baseUrl: string,
+  path: string,
+  init: RequestInit = {},
+  afterId = 0,
+  skipping: ReadonlySet<number> = new Set()
+): Promise<Opened> => {
   const method = init.method ?? "GET"
   const abort = new AbortController()
   const response = await fetch(`${baseUrl}${path}`, { ...init, signal: abort.signal })
@@ -70,7 +80,8 @@ export const openChatStream = async (baseUrl: string, path: string, init: Reques
       if (schema === undefined) throw new Error(`${method} ${path}: event ${fields.event} has no schema in x-sse-events`)
       const data = JSON.parse(message.data)
       validateComponent(schema, data)
-      const expectedId = (received.at(-1)?.id ?? afterId) + 1
+      let expectedId = (received.at(-1)?.id ?? afterId) + 1
+      while (skipping.has(expectedId) && fields.id !== String(expectedId)) expectedId++
       if (fields.id !== String(expectedId)) throw new Error(`${method} ${path}: event id ${fields.id}, expected ${expectedId}`)
       if (terminal !== undefined) throw new Error(`${method} ${path}: event ${fields.event} after the terminal ${terminal.event}`)
       const event = { id: expectedId, event: fields.event, data }
