@@ -61,6 +61,7 @@ import { createParser } from "eventsource-parser"
 import { defaultAnswerTokens, fakeChatModel, startFakeChatServer } from "../tests/support/fakeChatServer.ts"
 import { credentialsOn } from "./Credentials.ts"
 import { postgresStatements } from "./Postgres.ts"
+import { positiveInt } from "./Settings.ts"
 import { makeTeardown } from "./Teardown.ts"
 import {
   freePort,
@@ -71,17 +72,6 @@ import {
   stopServerProcess,
   waitUntilAnswering
 } from "./ServerProcess.ts"
-
-const positiveInt = (name: string, fallback: number): number => {
-  const text = process.env[name]
-  if (text === undefined || text.trim() === "") return fallback
-  const value = Number(text)
-  if (!(value > 0) || !Number.isInteger(value)) {
-    process.stderr.write(`bench: ${name} must be a whole number greater than 0, got "${text}"\n`)
-    process.exit(2)
-  }
-  return value
-}
 
 const databaseUrl = process.env["DATABASE_URL"]?.trim() || undefined
 const streamCounts = (process.env["BENCH_STREAMS"]?.trim() || "100,1000").split(",").map((text) => Number(text.trim()))

@@ -58,6 +58,7 @@ import { setTimeout as sleep } from "node:timers/promises"
 import { startFakeEmbeddingsServer } from "../tests/support/fakeEmbeddingsServer.ts"
 import { serverCpu } from "./DatabaseCpu.ts"
 import { postgresStatements } from "./Postgres.ts"
+import { positiveInt } from "./Settings.ts"
 import { makeTeardown } from "./Teardown.ts"
 import {
   freePort,
@@ -68,17 +69,6 @@ import {
   stopServerProcess,
   waitUntilAnswering
 } from "./ServerProcess.ts"
-
-const positiveInt = (name: string, fallback: number): number => {
-  const text = process.env[name]
-  if (text === undefined || text.trim() === "") return fallback
-  const value = Number(text)
-  if (!(value > 0) || !Number.isInteger(value)) {
-    process.stderr.write(`bench: ${name} must be a whole number greater than 0, got "${text}"\n`)
-    process.exit(2)
-  }
-  return value
-}
 
 const embedderMode = process.env["BENCH_EMBEDDER"]?.trim() || "local"
 if (embedderMode !== "local" && embedderMode !== "fake") {

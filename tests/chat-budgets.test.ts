@@ -52,6 +52,9 @@ describe("chat token budgets", () => {
     )
     const retryAfter = Number(refused.headers.get("retry-after"))
     expect(Math.abs(retryAfter - untilMidnight())).toBeLessThan(60)
+    // The headers name the budget that refused, not the request rate limit the request was within.
+    expect(refused.headers.get("ratelimit-policy")).toBe('"tokens";q=1;w=86400')
+    expect(refused.headers.get("ratelimit")).toMatch(/^"tokens";r=0;t=\d+$/)
 
     // Alice herself is within her own budget (the key's answer counts toward it, 1,000 is far off).
     expect((await ask(alice)).status).toBe(200)

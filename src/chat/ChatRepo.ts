@@ -11,6 +11,7 @@ import { visibleTo } from "../documents/Visibility.ts"
 import { exactTime, type PagePosition } from "../http/PageCursor.ts"
 import { ChatScope, ChatUsage, FeedbackRating, FinishReason, MessageRole, MessageStatus } from "./Chat.ts"
 import { ownedBy } from "./ChatPolicy.ts"
+import { firstOf, rowsOf } from "../database/Rows.ts"
 
 const SessionRow = Schema.Struct({
   id: Schema.String,
@@ -62,16 +63,6 @@ const CitationRow = Schema.Struct({
 export type CitationRow = typeof CitationRow.Type
 
 const MessageRoleRow = Schema.Struct({ role: MessageRole })
-
-const rowsOf =
-  <S extends Schema.Top & { readonly DecodingServices: never }>(schema: S) =>
-  <E, R>(statement: Effect.Effect<ReadonlyArray<unknown>, E, R>) =>
-    statement.pipe(Effect.flatMap(Schema.decodeUnknownEffect(Schema.Array(schema))), Effect.orDie)
-
-const firstOf =
-  <S extends Schema.Top & { readonly DecodingServices: never }>(schema: S) =>
-  <E, R>(statement: Effect.Effect<ReadonlyArray<unknown>, E, R>) =>
-    Effect.map(rowsOf(schema)(statement), (rows) => rows[0])
 
 export interface SessionChange {
   readonly title?: string | undefined

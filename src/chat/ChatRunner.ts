@@ -13,6 +13,7 @@ import type { Caller } from "../accounts/SessionsRepo.ts"
 import { AppConfig } from "../config/AppConfig.ts"
 import { countTokens } from "../indexing/Chunker.ts"
 import type { Citation } from "./Chat.ts"
+import type { ChatMessageEndEvent, ChatMessageStartEvent } from "./ChatAnswers.ts"
 import { ChatRunsRepo } from "./ChatRunsRepo.ts"
 import { ChatTurn, type MessageEnd, type RetrievedSource, type TurnError, type TurnEvent } from "./ChatTurn.ts"
 import { ChatTurnRepo } from "./ChatTurnRepo.ts"
@@ -132,7 +133,7 @@ export class ChatRunner extends Context.Service<ChatRunner>()("basalt/ChatRunner
                     user_message_id: row.user_message_id,
                     message_id: answerId,
                     retrieved: event.data.retrieved
-                  }
+                  } satisfies typeof ChatMessageStartEvent.Encoded
                 }
               ]
             case "message_end":
@@ -182,7 +183,14 @@ export class ChatRunner extends Context.Service<ChatRunner>()("basalt/ChatRunner
             "stopped",
             {
               type: "message_end",
-              data: { message_id: answerId, content, finish_reason: "stopped", usage, model: row.model ?? "", invalid_citations: 0 }
+              data: {
+                message_id: answerId,
+                content,
+                finish_reason: "stopped",
+                usage,
+                model: row.model ?? "",
+                invalid_citations: 0
+              } satisfies typeof ChatMessageEndEvent.Encoded
             },
             "stopped",
             usage,

@@ -11,11 +11,7 @@ import { timeOrderedUuid } from "../database/TimeOrderedUuid.ts"
 import { visibleTo } from "../documents/Visibility.ts"
 import { ChatScope, MessageRole, MessageStatus } from "./Chat.ts"
 import { ownedBy } from "./ChatPolicy.ts"
-
-const decodeRows =
-  <S extends Schema.Top & { readonly DecodingServices: never }>(schema: S) =>
-  <E, R>(statement: Effect.Effect<ReadonlyArray<unknown>, E, R>) =>
-    statement.pipe(Effect.flatMap(Schema.decodeUnknownEffect(Schema.Array(schema))), Effect.orDie)
+import { rowsOf } from "../database/Rows.ts"
 
 const SessionState = Schema.Struct({
   current_message_id: Schema.NullOr(Schema.String),
@@ -79,7 +75,7 @@ export class ChatRunsRepo extends Context.Service<ChatRunsRepo>()("basalt/ChatRu
       sql
         .withTransaction(
           Effect.gen(function* () {
-            const [session] = yield* decodeRows(SessionState)(sql`
+            const [session] = yield* rowsOf(SessionState)(sql`
             SELECT s.current_message_id,
               (SELECT m.id FROM chat_messages m WHERE m.session_id = s.id AND m.status = 'generating' LIMIT 1) AS generating
             FROM chat_sessions s WHERE s.id = ${sessionId} AND ${ownedBy(sql, caller)}
@@ -88,9 +84,7 @@ export class ChatRunsRepo extends Context.Service<ChatRunsRepo>()("basalt/ChatRu
             if (session.generating !== null) return { _tag: "Generating", messageId: session.generating } as const
             const parent = placement._tag === "First" ? null : placement._tag === "After" ? placement.messageId : session.current_message_id
             if (parent !== null) {
-              const [row] = yield* decodeRows(ParentRow)(
-                sql`SELECT role FROM chat_messages WHERE id = ${parent} AND session_id = ${sessionId}`
-              )
+              const [row] = yield* rowsOf(ParentRow)(sql`SELECT role FROM chat_messages WHERE id = ${parent} AND session_id = ${sessionId}`)
               if (row === undefined || row.role !== "assistant") return { _tag: "BadParent" } as const
             }
             // clock_timestamp(), not the transaction's now(): the answer is listed after its question.
@@ -112,7 +106,7 @@ export class ChatRunsRepo extends Context.Service<ChatRunsRepo>()("basalt/ChatRu
     /** An answer of the caller's session; undefined when there is none. */
     const answerState = (caller: Caller, sessionId: string, messageId: string) =>
       Effect.map(
-        decodeRows(AnswerState)(sql`
+        rowsOf(AnswerState)(sql`
           SELECT m.role, m.status FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id
           WHERE m.id = ${messageId} AND m.session_id = ${sessionId} AND ${ownedBy(sql, caller)}`),
         ([row]) => row
@@ -121,7 +115,7 @@ export class ChatRunsRepo extends Context.Service<ChatRunsRepo>()("basalt/ChatRu
     /** What the run of answer `answerId` needs; undefined when the answer is gone (its session deleted). */
     const runOf = (answerId: string) =>
       Effect.map(
-        decodeRows(RunRow)(sql`
+        rowsOf(RunRow)(sql`
           SELECT s.id AS session_id, s.scope, a.status, a.model, q.id AS user_message_id, q.content AS question,
             u.id AS owner_id, u.email, u.display_name, u.role, u.active, u.created_at AS owner_created_at
           FROM chat_messages a
@@ -135,7 +129,7 @@ export class ChatRunsRepo extends Context.Service<ChatRunsRepo>()("basalt/ChatRu
     /** The branch before the question `userMessageId`, oldest first: its last `historyLength` messages. */
     const historyBefore = (userMessageId: string) =>
       Effect.map(
-        decodeRows(Schema.Struct({ ...TurnRow.fields, depth: Schema.Int }))(sql`
+        rowsOf(Schema.Struct({ ...TurnRow.fields, depth: Schema.Int }))(sql`
           WITH RECURSIVE branch AS (
             SELECT m.parent_message_id AS id, 1 AS depth FROM chat_messages m WHERE m.id = ${userMessageId}
             UNION ALL
@@ -151,7 +145,7 @@ export class ChatRunsRepo extends Context.Service<ChatRunsRepo>()("basalt/ChatRu
     /** What an earlier run of the answer left: how many events, and the text its tokens wrote. */
     const earlierRun = (answerId: string) =>
       Effect.map(
-        decodeRows(EarlierRun)(sql`
+        rowsOf(EarlierRun)(sql`
           SELECT count(*)::int AS events,
             COALESCE(string_agg(data->>'text', '' ORDER BY seq) FILTER (WHERE type = 'token'), '') AS content
           FROM chat_run_events WHERE message_id = ${answerId}`),
@@ -161,7 +155,7 @@ export class ChatRunsRepo extends Context.Service<ChatRunsRepo>()("basalt/ChatRu
     /** Whether the answer's run ended so long ago that its events are no longer kept. */
     const eventsExpired = (answerId: string) =>
       Effect.map(
-        decodeRows(Schema.Struct({ expired: Schema.Boolean }))(sql`
+        rowsOf(Schema.Struct({ expired: Schema.Boolean }))(sql`
           SELECT m.finished_at IS NOT NULL
             AND NOT EXISTS (SELECT 1 FROM chat_run_events e WHERE e.message_id = m.id) AS expired
           FROM chat_messages m WHERE m.id = ${answerId}`),
@@ -174,7 +168,7 @@ export class ChatRunsRepo extends Context.Service<ChatRunsRepo>()("basalt/ChatRu
      */
     const usedToday = (who: { readonly userId: string } | { readonly apiKeyId: string }) =>
       Effect.map(
-        decodeRows(Schema.Struct({ used: Schema.Int, resets_in: Schema.Int }))(sql`
+        rowsOf(Schema.Struct({ used: Schema.Int, resets_in: Schema.Int }))(sql`
           SELECT COALESCE(sum((m.usage->>'prompt_tokens')::int + (m.usage->>'completion_tokens')::int), 0)::int AS used,
             ceil(extract(epoch FROM (date_trunc('day', now() AT TIME ZONE 'UTC') + interval '1 day') - now() AT TIME ZONE 'UTC'))::int AS resets_in
           FROM chat_messages m ${"userId" in who ? sql`JOIN chat_sessions s ON s.id = m.session_id AND s.owner_id = ${who.userId}` : sql``}
@@ -189,7 +183,7 @@ export class ChatRunsRepo extends Context.Service<ChatRunsRepo>()("basalt/ChatRu
       documentIds.length === 0
         ? Effect.succeed(new Set<string>())
         : Effect.map(
-            decodeRows(Schema.Struct({ id: Schema.String }))(
+            rowsOf(Schema.Struct({ id: Schema.String }))(
               sql`SELECT d.id::text AS id FROM documents d WHERE d.id IN ${sql.in(documentIds)} AND ${visibleTo(sql, caller, "d")}`
             ),
             (rows) => new Set(rows.map((row) => row.id))

@@ -7,15 +7,11 @@
 import { Context, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { Citation } from "./Chat.ts"
+import { rowsOf } from "../database/Rows.ts"
 
 const ChunkRevisionRow = Schema.Struct({ chunk_id: Schema.String, revision: Schema.Int })
 
 const UpdatedRow = Schema.Struct({ id: Schema.String })
-
-const rowsOf =
-  <S extends Schema.Top & { readonly DecodingServices: never }>(schema: S) =>
-  <E, R>(statement: Effect.Effect<ReadonlyArray<unknown>, E, R>) =>
-    statement.pipe(Effect.flatMap(Schema.decodeUnknownEffect(Schema.Array(schema))), Effect.orDie)
 
 /** A chunk as the prompt numbered it: `position` is its [n]. */
 export interface ShownChunk {

@@ -115,7 +115,8 @@ export class RateLimiter extends Context.Service<
             })
           }
           yield* HttpEffect.appendPreResponseHandler((_request, response) =>
-            Effect.succeed(HttpServerResponse.setHeaders(response, headers))
+            // A response refused by another limit (a chat budget) names that limit, not this one.
+            Effect.succeed(response.headers.ratelimit === undefined ? HttpServerResponse.setHeaders(response, headers) : response)
           )
         })
 
