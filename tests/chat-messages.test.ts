@@ -13,6 +13,7 @@ import { type ChatStream, type ChatStreamEvent, openChatStream, tokenText } from
 import { type FakeChatServer, fakeChatModel, startFakeChatServer } from "./support/fakeChatServer.ts"
 import { type Person, settled, signUp } from "./support/people.ts"
 import { handbook } from "./support/chatFixtures.ts"
+import { buildPdf } from "./support/pdfFiles.ts"
 import { freshPostgresDatabase, startServer, type TestServer } from "./support/server.ts"
 
 const slowly = (intervalMs: number, tokens?: ReadonlyArray<string>) => ({
@@ -178,6 +179,65 @@ describe("chat messages with the extractive answerer", () => {
     }
   })
 
+  it("names the page of a PDF that each citation quotes, as the document's pages place it", async () => {
+    const form = new FormData()
+    const pdf = await buildPdf([
+      { heading: "Travel policy", body: "Employees book travel through the company portal." },
+      { heading: "", body: "" },
+      { heading: "Hotels", body: "Hotel rooms are booked at least fourteen days before the trip." }
+    ])
+    form.append("files", new Blob([Buffer.from(pdf)], { type: "application/pdf" }), "travel.pdf")
+    const uploaded = await server.request("/api/v1/documents/upload", {
+      method: "POST",
+      headers: { authorization: `Bearer ${owner.token}` },
+      body: form
+    })
+    expect(uploaded.status, uploaded.text).toBe(202)
+    const documentId = uploaded.json().items[0].id as string
+    expect((await settled(owner, documentId)).status).toBe("indexed")
+
+    const sessionId = await newSession(server, owner)
+    const { citations, end, start } = completed(
+      await (await ask(server, owner, sessionId, { message: "How many days before the trip are hotel rooms booked?" })).untilEnd()
+    )
+    await expectResolvable(server, owner, end.content, citations)
+    const fromPdf = citations.filter((citation) => citation.document_id === documentId)
+    expect(fromPdf.length, end.content).toBeGreaterThan(0)
+    const [document] = await server.query<{ content: string; page_starts: ReadonlyArray<number> }>(
+      "SELECT content, page_starts FROM documents WHERE id = $1",
+      [documentId]
+    )
+    expect(document!.page_starts).toEqual([0, document!.content.indexOf("Hotels"), document!.content.indexOf("Hotels")])
+    // One chunk holds the three pages.
+    const chunks = (await owner.get(`/api/v1/documents/${documentId}/chunks`)).json().items
+    expect(chunks.map((chunk: { first_page: number; last_page: number }) => [chunk.first_page, chunk.last_page])).toEqual([[1, 3]])
+    // A document posted as text has no pages.
+    const posted = (await owner.get("/api/v1/documents")).json().items.find((item: { id: string }) => item.id !== documentId)
+    const postedChunks = (await owner.get(`/api/v1/documents/${posted.id}/chunks`)).json().items
+    expect(postedChunks.length).toBeGreaterThan(0)
+    for (const chunk of postedChunks) expect([chunk.first_page, chunk.last_page]).toEqual([null, null])
+    // Search results name the page their chunk begins on.
+    const searched = await server.request("/api/v1/search", owner.json("POST", { query: "hotel rooms booked travel", mode: "keyword" }))
+    const pages = new Map(
+      searched.json().results.map((result: { document_id: string; page: number | null }) => [result.document_id, result.page])
+    )
+    expect(pages.get(documentId)).toBe(1)
+    for (const citation of fromPdf) {
+      const [chunk] = await server.query<{ start_offset: number }>("SELECT start_offset FROM chunks WHERE id = $1", [citation.chunk_id])
+      const at = chunk!.start_offset + citation.chunk_start
+      // The page is the one whose text holds the quote: the last page beginning at or before it.
+      expect(citation.page).toBe(document!.page_starts.findLastIndex((pageStart) => pageStart <= at) + 1)
+      expect(document!.content.slice(at, at + citation.quote.length)).toBe(citation.quote)
+    }
+    expect(fromPdf.map((citation) => [citation.quote, citation.page])).toContainEqual([
+      "Hotel rooms are booked at least fourteen days before the trip.",
+      3
+    ])
+    const shown = start.retrieved.find((source: { document_id: string }) => source.document_id === documentId)
+    expect(shown.page).toBe(1)
+    expect((await messageOf(owner, sessionId, start.message_id)).citations).toEqual(citations)
+  })
+
   it("says plainly, citing nothing, when the documents do not answer", async () => {
     const sessionId = await newSession(server, owner)
     const { citations, end } = completed(
@@ -209,6 +269,28 @@ describe("chat messages with the extractive answerer", () => {
     expect(detail.messages).toHaveLength(2)
     expect(detail.messages).toContainEqual(body.user_message)
     expect(detail.messages).toContainEqual(body.answer)
+  })
+
+  it("answers without [n] markers or citations when asked with include_citations false, streamed or not", async () => {
+    const sessionId = await newSession(server, owner)
+    const streamed = completed(
+      await (await ask(server, owner, sessionId, { message: "How often are API keys rotated?", include_citations: false })).untilEnd()
+    )
+    expect(streamed.citations).toEqual([])
+    expect(streamed.start.retrieved.length).toBeGreaterThan(0)
+    expect(streamed.end.content).toContain("90 days")
+    expect(streamed.end.content).not.toMatch(/\[\d/)
+    expect(await messageOf(owner, sessionId, streamed.start.message_id)).toMatchObject({ content: streamed.end.content, citations: [] })
+
+    const response = await server.request(
+      messagesPath(sessionId),
+      owner.json("POST", { message: "When does the canteen serve lunch?", include_citations: false, stream: false })
+    )
+    expect(response.status, response.text).toBe(200)
+    const { answer } = response.json()
+    expect(answer.content).toContain("noon")
+    expect(answer.content).not.toMatch(/\[\d/)
+    expect(answer.citations).toEqual([])
   })
 
   it("replays a finished answer after Last-Event-ID, and refuses to stop it (409)", async () => {
@@ -355,6 +437,21 @@ describe("chat messages with an OpenAI-compatible provider", () => {
     await expectResolvable(server, owner, end.content, citations)
     expect(fake.requests).toHaveLength(1)
     expect(fake.requests[0]!.body).toMatchObject({ model: "fake-chat-2", temperature: 0.4, max_tokens: 77, stream: true })
+  })
+
+  it("says so when the provider withholds the rest of an answer (content_filter), keeping what it wrote", async () => {
+    const sessionId = await newSession(server, owner)
+    fake.queue({ kind: "stream", tokens: ["Keys are rotated every 90 days [1]."], finishReason: "content_filter" })
+    const { citations, end, start } = completed(
+      await (await ask(server, owner, sessionId, { message: "How often are API keys rotated?" })).untilEnd()
+    )
+    expect(end).toMatchObject({ finish_reason: "content_filter", content: "Keys are rotated every 90 days [1]." })
+    expect(citations.map((citation) => citation.number)).toEqual([1])
+    expect(await messageOf(owner, sessionId, start.message_id)).toMatchObject({
+      status: "complete",
+      finish_reason: "content_filter",
+      content: end.content
+    })
   })
 
   it("refuses a model outside the allowlist with 422 naming model, asking nothing", async () => {

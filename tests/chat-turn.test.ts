@@ -13,7 +13,15 @@ import { AppConfigLive } from "../layers/AppConfigLive.ts"
 import { LanguageModelLive } from "../layers/LanguageModelLive.ts"
 import type { Caller } from "../src/accounts/SessionsRepo.ts"
 import type { ChatScope, Citation } from "../src/chat/Chat.ts"
-import { type CitableSource, ChatTurn, citationsOf, citationTracker, type TurnEvent, type TurnInput } from "../src/chat/ChatTurn.ts"
+import {
+  type CitableSource,
+  ChatTurn,
+  citationsOf,
+  citationTracker,
+  markerStripper,
+  type TurnEvent,
+  type TurnInput
+} from "../src/chat/ChatTurn.ts"
 import { ChatTurnRepo, type FinishedTurn } from "../src/chat/ChatTurnRepo.ts"
 import { extractiveModel, noAnswerText } from "../src/chat/ExtractiveAnswerer.ts"
 import { type FakeChatServer, fakeChatModel, startFakeChatServer } from "./support/fakeChatServer.ts"
@@ -28,7 +36,7 @@ const source = (number: number, content: string): CitableSource => ({
   chunk_id: `00000000-0000-4000-8000-10000000000${number}`,
   revision: 1,
   content,
-  page: null
+  pages: null
 })
 
 const keys = source(
@@ -57,6 +65,23 @@ describe("citationsOf", () => {
     ])
     expectSound(answer, [keys, backups], citations)
     expect(citations[0]).toMatchObject({ document_id: keys.document_id, revision: 1, page: null })
+  })
+
+  it("names the page of the quoted sentence when the cited chunk spans pages", () => {
+    // The chunk begins on page 4; page 5 begins at "Backups", page 6 is blank, page 7 begins at "Old".
+    const content = "Keys are rotated every 90 days. Backups run nightly at two. Old keys stop working after one day."
+    const paged: CitableSource = {
+      ...source(1, content),
+      pages: { firstPage: 4, pageBreaks: [content.indexOf("Backups"), content.indexOf("Old"), content.indexOf("Old")] }
+    }
+    const answer = "Keys rotate every 90 days [1]. Backups run at two [1]. Old keys stop after a day [1]."
+    const { citations } = citationsOf(answer, [paged])
+    expect(citations.map((c) => [c.quote, c.page])).toEqual([
+      ["Keys are rotated every 90 days.", 4],
+      ["Backups run nightly at two.", 5],
+      ["Old keys stop working after one day.", 7]
+    ])
+    expectSound(answer, [paged], citations)
   })
 
   it("takes markers written after the full stop with their sentence, a list item without its marker, and a number once per sentence", () => {
@@ -104,6 +129,29 @@ describe("citationsOf", () => {
   })
 })
 
+describe("markerStripper", () => {
+  it("takes every marker and the spaces before it out, however the answer arrives, and keeps brackets that are no markers", () => {
+    const answer = "Keys rotate every 90 days [1]. Backups [2, 3] run at two.[4]\nSee [the appendix] and [12 and [5"
+    const expected = "Keys rotate every 90 days. Backups run at two.\nSee [the appendix] and [12 and [5"
+    for (const size of [1, 2, 3, 5, answer.length]) {
+      const stripper = markerStripper()
+      let text = ""
+      for (let at = 0; at < answer.length; at += size) text += stripper.push(answer.slice(at, at + size))
+      expect(text + stripper.end(), `deltas of ${size}`).toBe(expected)
+    }
+  })
+
+  it("holds back only what may still become a marker", () => {
+    const stripper = markerStripper()
+    expect(stripper.push("Keys rotate")).toBe("Keys rotate")
+    expect(stripper.push(" [")).toBe("")
+    expect(stripper.push("1")).toBe("")
+    expect(stripper.push("].")).toBe(".")
+    expect(stripper.push(" [x")).toBe(" [x")
+    expect(stripper.end()).toBe("")
+  })
+})
+
 // --- ChatTurn in the server -------------------------------------------------------------------
 
 interface Account {
@@ -137,7 +185,9 @@ describe("ChatTurn", () => {
   const turn = (layer: ReturnType<typeof turnLayer>, input: Partial<TurnInput> & { question: string }) =>
     run(
       Effect.flatMap(ChatTurn, (chatTurn) =>
-        Stream.runCollect(chatTurn.generate({ caller: people.alice!.caller, scope: {}, history: [], options: {}, ...input }))
+        Stream.runCollect(
+          chatTurn.generate({ caller: people.alice!.caller, scope: {}, history: [], options: {}, includeCitations: true, ...input })
+        )
       ).pipe(Effect.provide(layer))
     )
 
@@ -303,6 +353,22 @@ describe("ChatTurn", () => {
     for (const shown of start!.retrieved) expect(system).toContain(`[${shown.number}] ${shown.title}`)
   })
 
+  it("without citations: the text loses its markers, no citation is made, the sources are still listed", async () => {
+    fake.reset()
+    fake.queue({ kind: "stream", tokens: ["API keys are rotated", " every 90 days [1", "].", " Coffee is free [9", "]."] })
+    const events = await turn(provider, { question: "How often are API keys rotated?", includeCitations: false })
+    expectWellFormed(events)
+    expect(ofTag(events, "citation")).toEqual([])
+    expect(ofTag(events, "message_start")[0]!.retrieved.length).toBeGreaterThan(0)
+    const [end] = ofTag(events, "message_end")
+    expect(end).toMatchObject({ content: "API keys are rotated every 90 days. Coffee is free.", invalid_citations: 0 })
+    expect(
+      ofTag(events, "token")
+        .map((token) => token.text)
+        .join("")
+    ).toBe(end!.content)
+  })
+
   it("retrieves within the session's scope and the caller's access only", async () => {
     const seen = (events: ReadonlyArray<TurnEvent>) => ofTag(events, "message_start")[0]!.retrieved.map((source) => source.document_id)
     const question = "How often are API keys rotated?"
@@ -357,7 +423,14 @@ describe("ChatTurn", () => {
       Effect.flatMap(ChatTurn, (chatTurn) =>
         Stream.runCollect(
           chatTurn
-            .generate({ caller: people.alice!.caller, scope: {}, question: "How often are API keys rotated?", history: [], options: {} })
+            .generate({
+              caller: people.alice!.caller,
+              scope: {},
+              question: "How often are API keys rotated?",
+              history: [],
+              options: {},
+              includeCitations: true
+            })
             .pipe(Stream.take(3))
         )
       ).pipe(Effect.provide(provider))

@@ -12,22 +12,14 @@ import { connect, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Document, HeadingLevel, Packer, Paragraph } from "docx"
-import PDFDocument from "pdfkit"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { parse as parseYaml } from "yaml"
 import { type Person, settled, signUp } from "./support/people.ts"
+import { buildPdf as buildPdfPages } from "./support/pdfFiles.ts"
 import { receive, startServer, type TestResponse, type TestServer } from "./support/server.ts"
 
-const buildPdf = (title: string, text: string) =>
-  new Promise<Uint8Array>((resolve, reject) => {
-    const pdf = new PDFDocument({ info: { Title: title } })
-    const chunks: Array<Buffer> = []
-    pdf.on("data", (chunk: Buffer) => chunks.push(chunk))
-    pdf.on("end", () => resolve(new Uint8Array(Buffer.concat(chunks))))
-    pdf.on("error", reject)
-    pdf.fontSize(12).text(text)
-    pdf.end()
-  })
+/** A one-page PDF: `text` under no heading, `title` in its metadata. */
+const buildPdf = (title: string, text: string) => buildPdfPages([{ heading: "", body: text }], { title })
 
 const buildDocx = async (heading: string, text: string) =>
   new Uint8Array(

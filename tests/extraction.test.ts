@@ -10,7 +10,7 @@ import { gzipSync } from "node:zlib"
 import { Document, HeadingLevel, Packer, Paragraph, Table, TableCell, TableRow, TextRun } from "docx"
 import { Effect, Result } from "effect"
 import JSZip from "jszip"
-import PDFDocument from "pdfkit"
+import { buildPdf } from "./support/pdfFiles.ts"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type ExtractedDocument, extractBytes, extractFile, type ExtractionLimits } from "../src/documents/extraction/Extraction.ts"
 import type { ExtractionError } from "../src/documents/extraction/ExtractionErrors.ts"
@@ -18,32 +18,6 @@ import { maxElementDepth } from "../src/documents/extraction/HtmlText.ts"
 import { sniffBytes } from "../src/documents/extraction/Sniff.ts"
 
 // -- Builders ----------------------------------------------------------------------------------
-
-interface PdfPage {
-  readonly heading: string
-  readonly body: string
-}
-
-const buildPdf = (
-  pages: ReadonlyArray<PdfPage>,
-  options: { readonly title?: string; readonly userPassword?: string; readonly drawingOnly?: boolean } = {}
-) =>
-  new Promise<Uint8Array>((resolve, reject) => {
-    const pdf = new PDFDocument({
-      ...(options.title === undefined ? {} : { info: { Title: options.title } }),
-      ...(options.userPassword === undefined ? {} : { userPassword: options.userPassword, pdfVersion: "1.7" as const })
-    })
-    const chunks: Array<Buffer> = []
-    pdf.on("data", (chunk: Buffer) => chunks.push(chunk))
-    pdf.on("end", () => resolve(new Uint8Array(Buffer.concat(chunks))))
-    pdf.on("error", reject)
-    if (options.drawingOnly) pdf.rect(100, 100, 200, 100).fill("#336699")
-    pages.forEach((page, i) => {
-      if (i > 0) pdf.addPage()
-      pdf.fontSize(20).text(page.heading).moveDown().fontSize(12).text(page.body)
-    })
-    pdf.end()
-  })
 
 const designNotes = (title?: string) =>
   new Document({
@@ -340,7 +314,8 @@ describe("each format's text and title", () => {
       mediaType: "text/plain",
       title: null,
       text: "First line\nSecond line\nThird line",
-      pageCount: null
+      pageCount: null,
+      pageStarts: null
     })
   })
 
@@ -393,6 +368,22 @@ describe("each format's text and title", () => {
     expect(doc.pageCount).toBe(2)
     expect(doc.text).toBe("Quarterly Report\nRevenue grew in every region.\n\nOutlook\nHiring continues next quarter.")
     expect((await extracted("untitled.pdf", await buildPdf([{ heading: "H", body: "B" }]))).title).toBeNull()
+  })
+
+  it("PDF: where each page begins in the text, a blank page where the next one's text does", async () => {
+    const pdf = await buildPdf([
+      { heading: "Scope", body: "This policy covers laptops." },
+      { heading: "", body: "" },
+      { heading: "Rotation", body: "Keys rotate every 90 days." },
+      { heading: "", body: "" }
+    ])
+    const doc = await extracted("policy.pdf", pdf)
+    expect(doc.pageCount).toBe(4)
+    expect(doc.text).toBe("Scope\nThis policy covers laptops.\n\nRotation\nKeys rotate every 90 days.")
+    const rotation = doc.text.indexOf("Rotation")
+    expect(doc.pageStarts).toEqual([0, rotation, rotation, doc.text.length])
+    // Formats without pages have none.
+    expect((await extracted("notes.md", "# Notes\n\nText.")).pageStarts).toBeNull()
   })
 
   it("DOCX: headings as Markdown, lists, tables, the core properties title", async () => {

@@ -45,11 +45,11 @@ export interface AnswerRequest {
 }
 
 /**
- * `stop`: the answer is complete; `length`: cut at `maxTokens`; `stopped`: a user stopped it (the
- * caller's to record, as an answerer's stream simply ends when its fiber is interrupted);
- * `error`: the provider ended it for a reason of its own (a content filter).
+ * How an answer ended: `stop`, complete; `length`, cut at `maxTokens`; `content_filter`, the
+ * provider withheld the rest. (A user's stop is the caller's to record: an answerer's stream
+ * simply ends when its fiber is interrupted.)
  */
-export type FinishReason = "stop" | "length" | "stopped" | "error"
+export type FinishReason = "stop" | "length" | "content_filter"
 
 /** As the provider reports them; estimated with the chunker's token count when it reports none. */
 export interface TokenUsage {

@@ -74,7 +74,7 @@ export const ChatUsage = contractBody("ChatUsage", Schema.Struct({ prompt_tokens
 
 export const MessageRole = Schema.Literals(["user", "assistant"])
 export const MessageStatus = Schema.Literals(["generating", "complete", "stopped", "failed"])
-export const FinishReason = Schema.Literals(["stop", "length", "stopped", "error"])
+export const FinishReason = Schema.Literals(["stop", "length", "content_filter", "stopped", "error"])
 
 export const ChatMessage = contractBody(
   "ChatMessage",

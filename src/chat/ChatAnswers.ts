@@ -15,6 +15,7 @@ export const SendChatMessageRequest = contractBody(
     model: Schema.optionalKey(Text({ minLength: 1, maxLength: 200 })),
     temperature: Schema.optionalKey(Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 2 }))),
     max_tokens: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 4000 }))),
+    include_citations: Schema.optionalKey(Schema.Boolean),
     stream: Schema.optionalKey(Schema.Boolean)
   })
 )
@@ -51,7 +52,7 @@ export const ChatMessageEndEvent = contractBody(
   Schema.Struct({
     message_id: Uuid,
     content: Schema.String,
-    finish_reason: Schema.Literals(["stop", "length", "stopped"]),
+    finish_reason: Schema.Literals(["stop", "length", "content_filter", "stopped"]),
     usage: ChatUsage,
     model: Schema.String,
     invalid_citations: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
@@ -66,6 +67,7 @@ export const ChatErrorCode = Schema.Literals([
   "validation_failed",
   "internal"
 ])
+export type ChatErrorCode = typeof ChatErrorCode.Type
 
 export const ChatErrorEvent = contractBody(
   "ChatErrorEvent",

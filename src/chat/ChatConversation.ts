@@ -21,7 +21,9 @@ export const RunTurn = Rpc.make("RunTurn", {
     /** The asker's role when asking (an API key's may be below its owner's): the run reads no more than it. */
     role: Role,
     temperature: Schema.optionalKey(Schema.Number),
-    max_tokens: Schema.optionalKey(Schema.Int)
+    max_tokens: Schema.optionalKey(Schema.Int),
+    /** Absent: true. */
+    include_citations: Schema.optionalKey(Schema.Boolean)
   },
   primaryKey: ({ message_id }) => message_id
 })

@@ -12,6 +12,7 @@ import { roleRank } from "../accounts/Accounts.ts"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import { AppConfig } from "../config/AppConfig.ts"
 import { countTokens } from "../indexing/Chunker.ts"
+import type { FinishReason } from "./Answerer.ts"
 import type { Citation } from "./Chat.ts"
 import type { ChatMessageEndEvent, ChatMessageStartEvent } from "./ChatAnswers.ts"
 import { ChatRunsRepo } from "./ChatRunsRepo.ts"
@@ -24,6 +25,8 @@ export interface RunRequest {
   readonly role: "admin" | "curator" | "basic"
   readonly temperature?: number | undefined
   readonly max_tokens?: number | undefined
+  /** Absent: true. */
+  readonly include_citations?: boolean | undefined
 }
 
 /**
@@ -64,6 +67,8 @@ export class ChatRunner extends Context.Service<ChatRunner>()("basalt/ChatRunner
         const row = yield* repo.runOf(answerId)
         // Gone with its session, or finished by an earlier delivery of this message.
         if (row === undefined || row.status !== "generating") return
+        // Its followers in this process take its events from memory until it ends.
+        yield* events.generating(answerId)
 
         // Every event written, and what the answer has said so far.
         let content = ""
@@ -75,7 +80,7 @@ export class ChatRunner extends Context.Service<ChatRunner>()("basalt/ChatRunner
         const finish = (
           status: "complete" | "stopped" | "failed",
           terminal: NewRunEvent,
-          finishReason: "stop" | "length" | "stopped" | "error",
+          finishReason: FinishReason | "stopped" | "error",
           usage: MessageEnd["usage"] | null,
           invalid: number
         ) =>
@@ -163,6 +168,7 @@ export class ChatRunner extends Context.Service<ChatRunner>()("basalt/ChatRunner
             scope: row.scope,
             question: row.question,
             history,
+            includeCitations: request.include_citations ?? true,
             options: { model: row.model ?? undefined, temperature: request.temperature, maxTokens: request.max_tokens }
           })
           .pipe(
@@ -209,6 +215,7 @@ export class ChatRunner extends Context.Service<ChatRunner>()("basalt/ChatRunner
         }
         return yield* fail(failure ?? internalError("The answer ended without a result"))
       }).pipe(
+        Effect.scoped,
         Effect.catchCause((cause) =>
           Effect.andThen(
             Effect.logError("chat: a run failed", cause),

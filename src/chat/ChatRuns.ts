@@ -146,7 +146,8 @@ export class ChatRuns extends Context.Service<ChatRuns>()("basalt/ChatRuns", {
                 message_id: answerId,
                 role: caller.role,
                 ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
-                ...(request.max_tokens === undefined ? {} : { max_tokens: request.max_tokens })
+                ...(request.max_tokens === undefined ? {} : { max_tokens: request.max_tokens }),
+                ...(request.include_citations === undefined ? {} : { include_citations: request.include_citations })
               },
               { discard: true }
             )

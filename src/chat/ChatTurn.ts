@@ -15,7 +15,7 @@
  */
 import { Context, Effect, Layer, Stream } from "effect"
 import type { Caller } from "../accounts/SessionsRepo.ts"
-import { errorCode } from "../http/ApiError.ts"
+import { type ChunkPages, pageInChunk } from "../documents/Pages.ts"
 import type { SearchFilters } from "../search/Search.ts"
 import { Retrieval } from "../search/Retrieval.ts"
 import {
@@ -28,6 +28,7 @@ import {
   ProviderProtocol
 } from "./Answerer.ts"
 import type { ChatScope, Citation } from "./Chat.ts"
+import type { ChatErrorCode } from "./ChatAnswers.ts"
 import { ChatTurnRepo } from "./ChatTurnRepo.ts"
 import { terms } from "./ExtractiveAnswerer.ts"
 
@@ -41,7 +42,8 @@ export interface CitableSource {
   readonly chunk_id: string
   readonly revision: number
   readonly content: string
-  readonly page: number | null
+  /** Null when the document has no pages. */
+  readonly pages: ChunkPages | null
 }
 
 export interface RetrievedSource {
@@ -51,6 +53,7 @@ export interface RetrievedSource {
   readonly revision: number
   readonly title: string
   readonly url: string | null
+  /** The page the chunk begins on, when its document has pages. */
   readonly page: number | null
 }
 
@@ -63,7 +66,7 @@ export interface MessageEnd {
 }
 
 export interface TurnError {
-  readonly code: string
+  readonly code: ChatErrorCode
   readonly message: string
   readonly retryable: boolean
 }
@@ -81,6 +84,8 @@ export interface TurnInput {
   readonly question: string
   readonly history: ReadonlyArray<ConversationTurn>
   readonly options: AnswerOptions
+  /** False: the answer's text loses its `[n]` markers and no citations are made. */
+  readonly includeCitations: boolean
 }
 
 // --- Citations -------------------------------------------------------------------------------
@@ -223,7 +228,7 @@ const sentenceCitations = (
         chunk_start: passage.start,
         chunk_end: passage.end,
         quote: source.content.slice(passage.start, passage.end),
-        page: source.page
+        page: source.pages === null ? null : pageInChunk(source.pages, passage.start)
       })
     }
   }
@@ -266,6 +271,31 @@ export const citationTracker = (sources: ReadonlyArray<CitableSource>) => {
   }
 }
 
+/** The end of a text that may still become a marker, with the spaces before it (or nothing): held back until it is one or is not. */
+const partialMarker = /[ \t]*(?:\[\d*(?:\s*,\s*\d*)*)?$/
+
+/**
+ * Takes the `[n]` markers (and the spaces before them) out of an answer as it is written, for
+ * an answer asked for without citations: `push` a delta, get the text that is surely no part of
+ * a marker; `end`, get what was held back.
+ */
+export const markerStripper = () => {
+  let held = ""
+  return {
+    push: (delta: string): string => {
+      const text = (held + delta).replace(markerWithSpace, "")
+      const cut = partialMarker.exec(text)!.index
+      held = text.slice(cut)
+      return text.slice(0, cut)
+    },
+    end: (): string => {
+      const rest = held
+      held = ""
+      return rest
+    }
+  }
+}
+
 /** The citations of a whole answer, in the order of the answer, and how many markers named no source shown. */
 export const citationsOf = (answer: string, sources: ReadonlyArray<CitableSource>): { citations: Array<Citation>; invalid: number } => {
   const tracker = citationTracker(sources)
@@ -281,9 +311,22 @@ const scopeFilters = (scope: ChatScope): SearchFilters => ({
   ...(scope.tags === undefined ? {} : { tags: scope.tags })
 })
 
-const failed = (error: { readonly _tag: string; readonly message: string; readonly retryable?: boolean }): TurnEvent => ({
+/** The error event's code of each failure a turn can end with. */
+const turnErrorCodes = {
+  ProviderUnavailable: "provider_unavailable",
+  ProviderRejected: "provider_rejected",
+  ProviderProtocol: "provider_protocol",
+  NotFound: "not_found",
+  ValidationFailed: "validation_failed"
+} as const satisfies Record<string, ChatErrorCode>
+
+const failed = (error: {
+  readonly _tag: keyof typeof turnErrorCodes
+  readonly message: string
+  readonly retryable?: boolean
+}): TurnEvent => ({
   _tag: "error",
-  data: { code: errorCode(error._tag), message: error.message, retryable: error.retryable ?? false }
+  data: { code: turnErrorCodes[error._tag], message: error.message, retryable: error.retryable ?? false }
 })
 
 export class ChatTurn extends Context.Service<ChatTurn>()("basalt/ChatTurn", {
@@ -301,18 +344,22 @@ export class ChatTurn extends Context.Service<ChatTurn>()("basalt/ChatTurn", {
           filters: scopeFilters(input.scope),
           limit: maxSources
         })
-        const revisions = yield* repo.revisions(hits.map((hit) => hit.chunk_id))
+        const facts = yield* repo.chunkFacts(hits.map((hit) => hit.chunk_id))
         // A chunk re-indexed away since the ranking is left out rather than shown without its revision.
         return hits
-          .filter((hit) => revisions.has(hit.chunk_id))
-          .map((hit, index) => ({
+          .flatMap((hit) => {
+            const known = facts.get(hit.chunk_id)
+            return known === undefined ? [] : [{ hit, ...known }]
+          })
+          .map(({ hit, revision, pages }, index) => ({
             number: index + 1,
             document_id: hit.document_id,
             chunk_id: hit.chunk_id,
-            revision: revisions.get(hit.chunk_id)!,
+            revision,
             title: hit.title,
             url: hit.url,
-            page: null,
+            page: pages?.firstPage ?? null,
+            pages,
             content: hit.content
           }))
       })
@@ -327,28 +374,35 @@ export class ChatTurn extends Context.Service<ChatTurn>()("basalt/ChatTurn", {
             .pipe(Effect.catchTag("ProviderProtocol", () => Effect.succeed(input.question)))
           const sources = yield* sourcesFor(input, query)
           const tracker = citationTracker(sources)
+          const stripper = markerStripper()
+          let uncited = ""
           let finished = false
+          const token = (text: string): Array<TurnEvent> => (text === "" ? [] : [{ _tag: "token", data: { text } }])
+          const cited = (citations: ReadonlyArray<Citation>) =>
+            citations.map((citation): TurnEvent => ({ _tag: "citation", data: citation }))
+          // The model cites either way (it keeps an answer to its sources); without citations the markers are taken out.
+          const written = (text: string) => {
+            uncited += text
+            return token(text)
+          }
 
           const eventsOf = (part: AnswerPart): Array<TurnEvent> => {
             if (part._tag === "TextDelta") {
-              const citations = tracker.push(part.text)
-              return [
-                { _tag: "token", data: { text: part.text } },
-                ...citations.map((citation): TurnEvent => ({ _tag: "citation", data: citation }))
-              ]
+              if (!input.includeCitations) return written(stripper.push(part.text))
+              return [...token(part.text), ...cited(tracker.push(part.text))]
             }
             finished = true
-            const citations = tracker.end()
+            const last = input.includeCitations ? cited(tracker.end()) : written(stripper.end())
             return [
-              ...citations.map((citation): TurnEvent => ({ _tag: "citation", data: citation })),
+              ...last,
               {
                 _tag: "message_end",
                 data: {
-                  content: tracker.text,
+                  content: input.includeCitations ? tracker.text : uncited,
                   finish_reason: part.reason,
                   usage: { prompt_tokens: part.usage.promptTokens, completion_tokens: part.usage.completionTokens },
                   model: part.model,
-                  invalid_citations: tracker.invalid
+                  invalid_citations: input.includeCitations ? tracker.invalid : 0
                 }
               }
             ]
@@ -359,11 +413,12 @@ export class ChatTurn extends Context.Service<ChatTurn>()("basalt/ChatTurn", {
             documentId: source.document_id,
             chunkId: source.chunk_id,
             title: source.title,
-            text: source.content
+            text: source.content,
+            ...(source.page === null ? {} : { page: source.page })
           }))
           const start: TurnEvent = {
             _tag: "message_start",
-            data: { retrieved: sources.map(({ content: _content, ...retrieved }) => retrieved) }
+            data: { retrieved: sources.map(({ content: _content, pages: _pages, ...retrieved }) => retrieved) }
           }
           return Stream.make(start).pipe(
             Stream.concat(

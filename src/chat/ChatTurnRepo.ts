@@ -1,15 +1,28 @@
 /**
- * The SQL of one chat turn: which revision of each retrieved chunk's document the model is shown,
- * and the answer recorded at its end (the message, the chunks shown, the citations) in one
+ * The SQL of one chat turn: which revision of each retrieved chunk's document the model is shown
+ * (and the chunk's pages, for citations to name), and the answer recorded at its end (the message, the chunks shown, the citations) in one
  * transaction. Rows are decoded by Schema; a failing statement or an undecodable row is a defect
  * here, at the boundary.
  */
 import { Context, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
+import type { FinishReason } from "./Answerer.ts"
 import type { Citation } from "./Chat.ts"
 import { rowsOf } from "../database/Rows.ts"
+import type { ChunkPages } from "../documents/Pages.ts"
 
-const ChunkRevisionRow = Schema.Struct({ chunk_id: Schema.String, revision: Schema.Int })
+const ShownChunkRow = Schema.Struct({
+  chunk_id: Schema.String,
+  revision: Schema.Int,
+  first_page: Schema.NullOr(Schema.Int),
+  page_breaks: Schema.NullOr(Schema.Array(Schema.Int))
+})
+
+/** What a retrieved chunk is shown with: its document's revision now, and its pages when the document has pages. */
+export interface ChunkFacts {
+  readonly revision: number
+  readonly pages: ChunkPages | null
+}
 
 const UpdatedRow = Schema.Struct({ id: Schema.String })
 
@@ -25,7 +38,8 @@ export interface FinishedTurn {
   readonly assistantMessageId: string
   readonly content: string
   readonly status: "complete" | "stopped" | "failed"
-  readonly finishReason: "stop" | "length" | "stopped" | "error" | null
+  /** The answerer's reason, or `stopped` by a user, or `error` for a failed answer. */
+  readonly finishReason: FinishReason | "stopped" | "error" | null
   readonly usage: { readonly prompt_tokens: number; readonly completion_tokens: number } | null
   readonly model: string | null
   /** Not the client's business: `invalid_citations` (numbers invented or not shown), and whatever else the run keeps. */
@@ -38,16 +52,25 @@ export class ChatTurnRepo extends Context.Service<ChatTurnRepo>()("basalt/ChatTu
   make: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
 
-    /** The revision of each chunk's document now; a chunk deleted since is missing from the map. */
-    const revisions = (chunkIds: ReadonlyArray<string>) =>
+    /** The facts of each chunk; a chunk deleted since is missing from the map. */
+    const chunkFacts = (chunkIds: ReadonlyArray<string>) =>
       chunkIds.length === 0
-        ? Effect.succeed(new Map<string, number>())
+        ? Effect.succeed(new Map<string, ChunkFacts>())
         : Effect.map(
-            rowsOf(ChunkRevisionRow)(sql`
-              SELECT c.id::text AS chunk_id, d.revision
+            rowsOf(ShownChunkRow)(sql`
+              SELECT c.id::text AS chunk_id, d.revision, c.first_page, c.page_breaks
               FROM chunks c JOIN documents d ON d.id = c.document_id
               WHERE c.id IN ${sql.in(chunkIds)}`),
-            (rows) => new Map(rows.map((row) => [row.chunk_id, row.revision]))
+            (rows) =>
+              new Map(
+                rows.map((row): [string, ChunkFacts] => [
+                  row.chunk_id,
+                  {
+                    revision: row.revision,
+                    pages: row.first_page === null ? null : { firstPage: row.first_page, pageBreaks: row.page_breaks ?? [] }
+                  }
+                ])
+              )
           )
 
     /**
@@ -96,7 +119,7 @@ export class ChatTurnRepo extends Context.Service<ChatTurnRepo>()("basalt/ChatTu
         )
         .pipe(Effect.orDie)
 
-    return { revisions, finish } as const
+    return { chunkFacts, finish } as const
   })
 }) {
   static readonly layer = Layer.effect(this, this.make)

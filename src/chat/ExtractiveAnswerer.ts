@@ -20,6 +20,7 @@
  */
 import { Effect, Stream } from "effect"
 import { countTokens } from "../indexing/Chunker.ts"
+import { englishStopWords, foldInflections } from "../search/EnglishWords.ts"
 import { type AnswererShape, type AnswerPart, type AnswerRequest, type NumberedSource, ProviderRejected, textDelta } from "./Answerer.ts"
 
 export const extractiveModel = "basalt-extractive-v1"
@@ -31,47 +32,19 @@ const maxSentences = 3
 const minimumCoverage = 0.5
 const bm25 = { k1: 1.2, b: 0.75 }
 
-const stopWords = new Set(
-  (
-    "a about above after again against all am an and any are as at be because been before being below " +
-    "between both but by can could did do does doing down during each few for from further had has have " +
-    "having he her here hers herself him himself his how i if in into is it its itself just me more most " +
-    "my myself no nor not now of off on once only or other our ours ourselves out over own same she " +
-    "should so some such than that the their theirs them themselves then there these they this those " +
-    "through to too under until up very was we were what when where which while who whom why will with " +
-    "would you your yours yourself yourselves " +
-    // Words that ask rather than say what is asked about.
-    "please tell explain describe know anyone someone something way ways"
-  ).split(" ")
-)
+// Besides the usual stop words, words that ask rather than say what is asked about.
+const stopWords = new Set([...englishStopWords, ..."please tell explain describe know anyone someone something way ways".split(" ")])
 
 const combiningDiacritics = /[\u0300-\u036f]/g
 
-/** Folds English inflections together (installing, installed, installs → install); not a real stemmer. */
-const fold = (word: string): string => {
-  if (word.length <= 3 || !/^[a-z]+$/.test(word)) return word
-  let stem = word
-  if (stem.endsWith("ies") && stem.length > 4) stem = `${stem.slice(0, -3)}y`
-  else if (stem.endsWith("sses")) stem = stem.slice(0, -2)
-  else if (stem.endsWith("s") && !/(?:ss|us|is)$/.test(stem)) stem = stem.slice(0, -1)
-  // rotate, rotated, rotating, rotation → rot: the verb and its noun meet.
-  for (const suffix of ["ations", "ation", "ating", "ated", "ates", "ate", "ments", "ment", "ings", "ing", "ed", "ly", "er"]) {
-    if (stem.endsWith(suffix) && stem.length - suffix.length >= 3) {
-      stem = stem.slice(0, -suffix.length)
-      break
-    }
-  }
-  if (stem.length > 3 && stem.endsWith("e")) stem = stem.slice(0, -1)
-  const last = stem.length - 1
-  if (stem.length > 3 && stem[last] === stem[last - 1] && !"aeioulsz".includes(stem[last]!)) stem = stem.slice(0, -1)
-  return stem
-}
+// rotate, rotated, rotating, rotation → rot: the verb and its noun meet.
+const foldedSuffixes = ["ations", "ation", "ating", "ated", "ates", "ate", "ments", "ment", "ings", "ing", "ed", "ly", "er"]
 
 /** The terms of a text, in order, repeats kept. */
 export const terms = (text: string): Array<string> => {
   const normalised = text.normalize("NFKD").replace(combiningDiacritics, "").toLowerCase()
   const words = normalised.match(/[\p{L}\p{N}]+/gu) ?? []
-  return words.filter((word) => !stopWords.has(word)).map(fold)
+  return words.filter((word) => !stopWords.has(word)).map((word) => foldInflections(word, foldedSuffixes))
 }
 
 interface Sentence {

@@ -63,7 +63,7 @@ class Retryable extends Data.TaggedError("Retryable")<{ readonly reason: string;
 class StreamBroken extends Data.TaggedError("StreamBroken")<{ readonly reason: string }> {}
 
 const finishReasonOf = (providerReason: string | undefined): FinishReason =>
-  providerReason === "length" ? "length" : providerReason === "content_filter" ? "error" : "stop"
+  providerReason === "length" ? "length" : providerReason === "content_filter" ? "content_filter" : "stop"
 
 const isRecord = (value: unknown): value is Record<string, any> => typeof value === "object" && value !== null && !Array.isArray(value)
 

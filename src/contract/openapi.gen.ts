@@ -1524,6 +1524,10 @@ export interface components {
             readonly start_offset: number;
             readonly end_offset: number;
             readonly token_count: number;
+            /** @description The page of the source file the chunk begins on, when the file has pages (PDF); else null. */
+            readonly first_page: number | null;
+            /** @description The page it ends on; null as first_page. */
+            readonly last_page: number | null;
         };
         readonly ChunkPage: {
             readonly items: readonly components["schemas"]["Chunk"][];
@@ -1650,6 +1654,8 @@ export interface components {
             readonly url: string | null;
             /** @description The chunk's text. */
             readonly content: string;
+            /** @description The page of the source file the chunk begins on, when the file has pages (PDF); else null. */
+            readonly page: number | null;
             /**
              * @description Up to three passages of the chunk with the query's words marked as «word» (U+00AB
              *     and U+00BB around each match, stemmed forms included: a query for "index" marks
@@ -1754,8 +1760,11 @@ export interface components {
             readonly status: "generating" | "complete" | "stopped" | "failed";
             /** @description The model that wrote an assistant message. */
             readonly model: string | null;
-            /** @description Why generation ended; null for a user message and while generating. */
-            readonly finish_reason: ("stop" | "length" | "stopped" | "error") | null;
+            /**
+             * @description Why generation ended, as in `message_end` (`error`: the answer failed); null for a user
+             *     message and while generating.
+             */
+            readonly finish_reason: ("stop" | "length" | "content_filter" | "stopped" | "error") | null;
             readonly usage: components["schemas"]["ChatUsage"] | null;
             readonly citations: readonly components["schemas"]["Citation"][];
             readonly feedback: components["schemas"]["Feedback"] | null;
@@ -1799,6 +1808,12 @@ export interface components {
             readonly model?: string;
             readonly temperature?: number;
             readonly max_tokens?: number;
+            /**
+             * @description true (the default when absent): the answer cites its sources as `[n]`, each checked into a
+             *     `citation`. false: the answer's text carries no `[n]` markers and no citations are sent or
+             *     kept; the sources it was given are still listed in `message_start`.
+             */
+            readonly include_citations?: boolean;
             /** @description true (the default when absent): an event stream; false: one JSON body once the answer is complete. */
             readonly stream?: boolean;
         };
@@ -1874,8 +1889,12 @@ export interface components {
             readonly message_id: string;
             /** @description The whole answer. */
             readonly content: string;
-            /** @enum {string} */
-            readonly finish_reason: "stop" | "length" | "stopped";
+            /**
+             * @description `stop`: the answer is complete; `length`: cut at `max_tokens`; `content_filter`: the
+             *     provider withheld the rest; `stopped`: stopped by POST …/stop.
+             * @enum {string}
+             */
+            readonly finish_reason: "stop" | "length" | "content_filter" | "stopped";
             readonly usage: components["schemas"]["ChatUsage"];
             readonly model: string;
             /** @description Numbers in the answer that point at no passage shown: not citations. */
@@ -1906,6 +1925,8 @@ export interface components {
             readonly model?: string;
             readonly temperature?: number;
             readonly max_tokens?: number;
+            /** @description As in POST …/messages. */
+            readonly include_citations?: boolean;
         } | {
             /** @constant */
             readonly type: "resume";

@@ -47,6 +47,8 @@ export const toDocument = (row: DocumentRow): Document => ({
 export interface NewDocument {
   readonly title: string
   readonly content: string
+  /** Where each page begins in `content`, when the file it came from has pages (see PdfText). */
+  readonly page_starts?: ReadonlyArray<number> | undefined
   readonly source: string
   readonly external_id?: string | undefined
   readonly url?: string | undefined
@@ -162,6 +164,7 @@ export class DocumentIngestion extends Context.Service<DocumentIngestion>()("bas
                 return {
                   title: request.title,
                   content: request.content,
+                  pageStarts: request.page_starts,
                   contentHash: contentHash(request.title, request.content),
                   source: request.source,
                   externalId: request.external_id,

@@ -234,6 +234,7 @@ export const uploadDocuments = (
         documents.push({
           title: truncated(extracted.title?.trim() || baseName(file.name), 500),
           content: extracted.text,
+          page_starts: extracted.pageStarts ?? undefined,
           source: options.source ?? "local",
           metadata: {
             file_name: file.name,

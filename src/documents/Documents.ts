@@ -200,7 +200,9 @@ export const Chunk = contractBody(
     heading_path: Schema.Array(Schema.String),
     start_offset: Schema.Int,
     end_offset: Schema.Int,
-    token_count: Schema.Int
+    token_count: Schema.Int,
+    first_page: Schema.NullOr(Schema.Int),
+    last_page: Schema.NullOr(Schema.Int)
   })
 )
 

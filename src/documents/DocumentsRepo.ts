@@ -28,6 +28,8 @@ export interface ChunkRow {
   readonly start_offset: number
   readonly end_offset: number
   readonly token_count: number
+  readonly first_page: number | null
+  readonly last_page: number | null
 }
 
 /** A change the event stream reports: a status change, or the document's deletion. */
@@ -52,6 +54,8 @@ export interface ProgressRow extends Record<DocumentStatus, number> {
 export interface DocumentFields {
   readonly title: string
   readonly content: string
+  /** Where each page begins in `content`; undefined when the source has no pages. */
+  readonly pageStarts: ReadonlyArray<number> | undefined
   readonly contentHash: string
   readonly source: string
   readonly externalId: string | undefined
@@ -102,7 +106,7 @@ export class DocumentsRepo extends Context.Service<DocumentsRepo>()("basalt/Docu
 
     /** The columns of `itemRecord` in `jsonb_to_recordset`. */
     const recordColumns = sql.literal(
-      "source text, external_id text, url text, title text, content text, content_hash text, metadata jsonb, tags text[], visibility text"
+      "source text, external_id text, url text, title text, content text, page_starts integer[], content_hash text, metadata jsonb, tags text[], visibility text"
     )
 
     const find = (caller: Caller, documentId: string) =>
@@ -193,8 +197,8 @@ export class DocumentsRepo extends Context.Service<DocumentsRepo>()("basalt/Docu
             if (attempt === 3) return yield* Effect.die(new Error("A document could be neither inserted nor updated"))
             const candidates = pending.map((index) => ({ index, id: timeOrderedUuid() }))
             const inserted = yield* sql<{ id: string; revision: number }>`
-              INSERT INTO documents (id, owner_id, source, external_id, url, title, content, content_hash, metadata, tags, visibility)
-              SELECT i.id, ${ownerId}, i.source, i.external_id, i.url, i.title, i.content, i.content_hash,
+              INSERT INTO documents (id, owner_id, source, external_id, url, title, content, page_starts, content_hash, metadata, tags, visibility)
+              SELECT i.id, ${ownerId}, i.source, i.external_id, i.url, i.title, i.content, i.page_starts, i.content_hash,
                 COALESCE(i.metadata, '{}'), COALESCE(i.tags, '{}'), COALESCE(i.visibility, 'private')
               FROM jsonb_to_recordset(${JSON.stringify(candidates.map(({ index, id }) => ({ id, ...itemRecord(items[index]!) })))}::jsonb)
                 AS i(id uuid, ${recordColumns})
@@ -209,7 +213,8 @@ export class DocumentsRepo extends Context.Service<DocumentsRepo>()("basalt/Docu
             }
             const existing = pending.filter((index) => results[index] === undefined)
             if (existing.length === 0) break
-            // Pushing a document whose indexing failed is how a client retries it, content changed or not.
+            // Pushing a document whose indexing failed is how a client retries it, content changed or not;
+            // the same text paged otherwise (a PDF of it) is re-indexed too, for its chunks' pages.
             const updated = yield* sql<{ id: string; revision: number; ord: number; reindex: boolean }>`
               UPDATE documents d SET
                 url = COALESCE(s.url, d.url),
@@ -219,13 +224,15 @@ export class DocumentsRepo extends Context.Service<DocumentsRepo>()("basalt/Docu
                 updated_at = now(),
                 title = CASE WHEN s.reindex THEN s.title ELSE d.title END,
                 content = CASE WHEN s.reindex THEN s.content ELSE d.content END,
+                page_starts = CASE WHEN s.reindex THEN s.page_starts ELSE d.page_starts END,
                 content_hash = CASE WHEN s.reindex THEN s.content_hash ELSE d.content_hash END,
                 revision = CASE WHEN s.reindex THEN d.revision + 1 ELSE d.revision END,
                 status = CASE WHEN s.reindex THEN 'queued' ELSE d.status END,
                 error = CASE WHEN s.reindex THEN NULL ELSE d.error END,
                 status_changed_at = CASE WHEN s.reindex THEN clock_timestamp() ELSE d.status_changed_at END
               FROM (
-                SELECT i.*, e.id, (e.content_hash <> i.content_hash OR e.status = 'failed') AS reindex
+                SELECT i.*, e.id,
+                  (e.content_hash <> i.content_hash OR e.status = 'failed' OR e.page_starts IS DISTINCT FROM i.page_starts) AS reindex
                 FROM jsonb_to_recordset(${JSON.stringify(existing.map((index) => ({ ord: index, ...itemRecord(items[index]!) })))}::jsonb)
                   AS i(ord int, ${recordColumns})
                 JOIN documents e ON e.owner_id = ${ownerId} AND e.source = i.source AND e.external_id = i.external_id
@@ -356,7 +363,8 @@ export class DocumentsRepo extends Context.Service<DocumentsRepo>()("basalt/Docu
     const chunks = (documentId: string, limit: number, afterOrdinal: number | undefined) =>
       Effect.all({
         rows: sql<ChunkRow>`
-          SELECT id, ordinal, content, heading_path, start_offset, end_offset, token_count
+          SELECT id, ordinal, content, heading_path, start_offset, end_offset, token_count,
+            first_page, first_page + cardinality(page_breaks) AS last_page
           FROM chunks WHERE document_id = ${documentId} AND ordinal > ${afterOrdinal ?? -1}
           ORDER BY ordinal LIMIT ${limit + 1}`,
         total: Effect.map(
@@ -442,6 +450,7 @@ const itemRecord = (fields: DocumentFields) => ({
   url: fields.url ?? null,
   title: fields.title,
   content: fields.content,
+  page_starts: fields.pageStarts ?? null,
   content_hash: fields.contentHash,
   metadata: fields.metadata ?? null,
   tags: fields.tags ?? null,

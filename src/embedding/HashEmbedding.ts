@@ -19,6 +19,7 @@
  * and no knowledge of what words mean. It is the offline default; a real model goes through the
  * OpenAI-compatible provider.
  */
+import { englishStopWords, foldInflections } from "../search/EnglishWords.ts"
 
 export const hashEmbeddingModel = "basalt-hash-ngram-v1"
 export const hashEmbeddingDimensions = 512
@@ -67,43 +68,7 @@ const hashString = (seed: number, text: string) => {
   return finalise(hash)
 }
 
-const stopWords = new Set(
-  (
-    "a about above after again against all am an and any are as at be because been before being below " +
-    "between both but by can could did do does doing down during each few for from further had has have " +
-    "having he her here hers herself him himself his how i if in into is it its itself just me more most " +
-    "my myself no nor not now of off on once only or other our ours ourselves out over own same she " +
-    "should so some such than that the their theirs them themselves then there these they this those " +
-    "through to too under until up very was we were what when where which while who whom why will with " +
-    "would you your yours yourself yourselves"
-  ).split(" ")
-)
-
-const asciiLetters = /^[a-z]+$/
 const foldedSuffixes = ["ations", "ation", "ments", "ment", "ings", "ing", "ed", "ly", "er"]
-
-/**
- * Folds English inflections together: not a real stemmer (Porter's is ten times the size), only
- * enough that the forms of a word meet. The character pieces catch what it misses.
- */
-const foldSuffixes = (word: string): string => {
-  if (word.length <= 3 || !asciiLetters.test(word)) return word
-  let stem = word
-  if (stem.endsWith("ies") && stem.length > 4) stem = stem.slice(0, -3) + "y"
-  else if (stem.endsWith("sses")) stem = stem.slice(0, -2)
-  else if (stem.endsWith("s") && !/(?:ss|us|is)$/.test(stem)) stem = stem.slice(0, -1)
-  for (const suffix of foldedSuffixes) {
-    if (stem.endsWith(suffix) && stem.length - suffix.length >= 3) {
-      stem = stem.slice(0, -suffix.length)
-      break
-    }
-  }
-  if (stem.length > 3 && stem.endsWith("e")) stem = stem.slice(0, -1)
-  // running → runn → run; but install stays install.
-  const last = stem.length - 1
-  if (stem.length > 3 && stem[last] === stem[last - 1] && !"aeioulsz".includes(stem[last]!)) stem = stem.slice(0, -1)
-  return stem
-}
 
 const ascii = /^[^\u0080-\uffff]*$/
 const combiningDiacritics = /[\u0300-\u036f]/g
@@ -150,8 +115,8 @@ export const makeHashEmbedding = (): HashEmbedding => {
       }
     }
     const features = {
-      stemHash: hashString(wordSeed, foldSuffixes(word)),
-      isStopWord: stopWords.has(word),
+      stemHash: hashString(wordSeed, foldInflections(word, foldedSuffixes)),
+      isStopWord: englishStopWords.has(word),
       pieces: Int32Array.from(pieces)
     }
     if (memo.size >= memoCapacity) memo.clear()

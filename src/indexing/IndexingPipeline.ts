@@ -106,7 +106,12 @@ export class IndexingPipeline extends Context.Service<IndexingPipeline>()("basal
         const indexed = live.map((job): IndexedDocument => {
           const own = chunks.get(job.documentId)!
           offset += own.length
-          return { ...job, chunks: own, vectors: vectors?.slice(offset - own.length, offset) }
+          return {
+            ...job,
+            chunks: own,
+            pageStarts: found.get(job.documentId)!.page_starts,
+            vectors: vectors?.slice(offset - own.length, offset)
+          }
         })
         const stored = indexed.length === 0 ? new Set<string>() : yield* repo.replaceChunks(indexed, embedder.model)
         for (const job of live) outcomes.set(job.documentId, stored.has(job.documentId) ? "indexed" : "superseded")

@@ -9,6 +9,7 @@
 import { Context, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { timeOrderedUuid } from "../database/TimeOrderedUuid.ts"
+import { chunkPages } from "../documents/Pages.ts"
 import type { Chunk } from "./Chunker.ts"
 
 export type IndexingStep = "parsing" | "chunking" | "embedding"
@@ -16,6 +17,8 @@ export type IndexingStep = "parsing" | "chunking" | "embedding"
 export interface IndexingSource {
   readonly title: string
   readonly content: string
+  /** Where each page begins in `content` (see documents/Pages.ts); null without pages. */
+  readonly page_starts: ReadonlyArray<number> | null
   readonly revision: number
   readonly status: string
 }
@@ -37,6 +40,8 @@ export interface IndexedDocument {
   readonly documentId: string
   readonly revision: number
   readonly chunks: ReadonlyArray<Chunk>
+  /** The pages of the content the chunks were cut from; null without pages. */
+  readonly pageStarts: ReadonlyArray<number> | null
   /** One per chunk, in chunk order; undefined where vectors are not kept. */
   readonly vectors: ReadonlyArray<Float32Array> | undefined
 }
@@ -57,7 +62,7 @@ export class IndexingRepo extends Context.Service<IndexingRepo>()("basalt/Indexi
     /** The documents that still exist, by id. */
     const load = (documentIds: ReadonlyArray<string>) =>
       sql<IndexingSource & { id: string }>`
-        SELECT id, title, content, revision, status FROM documents
+        SELECT id, title, content, page_starts, revision, status FROM documents
         WHERE id IN (SELECT jsonb_array_elements_text(${JSON.stringify(documentIds)}::jsonb)::uuid)`.pipe(
         Effect.map((rows) => new Map(rows.map((row) => [row.id, row])))
       )
@@ -103,28 +108,35 @@ export class IndexingRepo extends Context.Service<IndexingRepo>()("basalt/Indexi
         const ids = JSON.stringify(swapped.map((document) => document.documentId))
         yield* sql`DELETE FROM chunks WHERE document_id IN (SELECT jsonb_array_elements_text(${ids}::jsonb)::uuid)`
         const rows = swapped.flatMap((document) =>
-          document.chunks.map((chunk, i) => ({
-            id: timeOrderedUuid(),
-            document_id: document.documentId,
-            ordinal: chunk.ordinal,
-            content: wellFormed(chunk.text),
-            contextual_content: wellFormed(chunk.contextualText),
-            heading_path: chunk.headingPath,
-            start_offset: chunk.start,
-            end_offset: chunk.end,
-            token_count: chunk.tokenCount,
-            vector: document.vectors?.[i]
-          }))
+          document.chunks.map((chunk, i) => {
+            const pages = chunkPages(document.pageStarts, chunk.start, chunk.end)
+            return {
+              id: timeOrderedUuid(),
+              document_id: document.documentId,
+              ordinal: chunk.ordinal,
+              content: wellFormed(chunk.text),
+              contextual_content: wellFormed(chunk.contextualText),
+              heading_path: chunk.headingPath,
+              start_offset: chunk.start,
+              end_offset: chunk.end,
+              token_count: chunk.tokenCount,
+              first_page: pages?.firstPage ?? null,
+              page_breaks: pages?.pageBreaks ?? null,
+              vector: document.vectors?.[i]
+            }
+          })
         )
         for (let start = 0; start < rows.length; start += rowsPerInsert) {
           const slice = rows.slice(start, start + rowsPerInsert)
           // One parameter per statement: no parameter-count limit, one round trip.
           yield* sql`
-            INSERT INTO chunks (id, document_id, ordinal, content, contextual_content, heading_path, start_offset, end_offset, token_count)
-            SELECT r.id, r.document_id, r.ordinal, r.content, r.contextual_content, r.heading_path, r.start_offset, r.end_offset, r.token_count
+            INSERT INTO chunks (id, document_id, ordinal, content, contextual_content, heading_path, start_offset, end_offset, token_count,
+              first_page, page_breaks)
+            SELECT r.id, r.document_id, r.ordinal, r.content, r.contextual_content, r.heading_path, r.start_offset, r.end_offset, r.token_count,
+              r.first_page, r.page_breaks
             FROM jsonb_to_recordset(${JSON.stringify(slice.map(({ vector: _, ...row }) => row))}::jsonb) AS r (
               id uuid, document_id uuid, ordinal integer, content text, contextual_content text, heading_path text[],
-              start_offset integer, end_offset integer, token_count integer)`
+              start_offset integer, end_offset integer, token_count integer, first_page integer, page_breaks integer[])`
           const vectors = slice.flatMap((row) => (row.vector === undefined ? [] : [{ id: row.id, embedding: vectorText(row.vector) }]))
           if (vectors.length > 0) yield* insertVectors(vectors, model)
         }

@@ -54,6 +54,7 @@ export const SearchResult = contractBody(
     source: Schema.String,
     url: Schema.NullOr(Schema.String),
     content: Schema.String,
+    page: Schema.NullOr(Schema.Int),
     highlights: Schema.Array(Schema.String),
     score: Schema.Number,
     rank: Schema.Int

@@ -60,6 +60,8 @@ export interface HitDetails {
   readonly source: string
   readonly url: string | null
   readonly content: string
+  /** The page the chunk begins on, when its document has pages. */
+  readonly page: number | null
   readonly highlights: ReadonlyArray<string>
 }
 
@@ -225,7 +227,7 @@ export class SearchRepo extends Context.Service<SearchRepo>()("basalt/SearchRepo
       chunkIds.length === 0
         ? Effect.succeed([] as ReadonlyArray<HitDetails>)
         : sql<HitDetails>`
-          SELECT c.document_id, c.id AS chunk_id, d.title, d.source, d.url, c.content,
+          SELECT c.document_id, c.id AS chunk_id, d.title, d.source, d.url, c.content, c.first_page AS page,
                  coalesce(string_to_array(ts_headline('english'::regconfig, c.content, q.tsq,
                    'StartSel=«, StopSel=», MaxFragments=3, MaxWords=30, MinWords=10, FragmentDelimiter=' || chr(31)), chr(31)),
                    '{}') AS highlights

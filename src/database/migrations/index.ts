@@ -24,6 +24,8 @@ import keywordRankingIndependentOfPage from "./0018_keyword_ranking_independent_
 import chat from "./0019_chat.ts"
 import chatRuns from "./0020_chat_runs.ts"
 import chatBudgets from "./0021_chat_budgets.ts"
+import pages from "./0022_pages.ts"
+import chatContentFilter from "./0023_chat_content_filter.ts"
 
 const all = {
   "0001_instance": instance,
@@ -46,7 +48,9 @@ const all = {
   "0018_keyword_ranking_independent_of_page": keywordRankingIndependentOfPage,
   "0019_chat": chat,
   "0020_chat_runs": chatRuns,
-  "0021_chat_budgets": chatBudgets
+  "0021_chat_budgets": chatBudgets,
+  "0022_pages": pages,
+  "0023_chat_content_filter": chatContentFilter
 }
 
 export const migrations = Migrator.fromRecord(all)

@@ -23,7 +23,7 @@ import {
 import { htmlToText } from "./HtmlText.ts"
 import { pdfToText } from "./PdfText.ts"
 import { bestDelimiter, classifyText, sniff, stripBom, type TextualFormat } from "./Sniff.ts"
-import { csvToText, jsonToText, markdownTitle, normalizeNewlines, tooMuchText } from "./TextFormats.ts"
+import { csvToText, jsonToText, markdownTitle, normalizeNewlines, storableText, tooMuchText } from "./TextFormats.ts"
 
 export interface ExtractionLimits {
   /** Extracted text longer than this is refused. */
@@ -51,6 +51,8 @@ export interface ExtractedDocument {
   readonly text: string
   /** PDF only. */
   readonly pageCount: number | null
+  /** PDF only: where page n's text begins in `text` (index n - 1); see PdfText. */
+  readonly pageStarts: ReadonlyArray<number> | null
 }
 
 export const mediaTypes: Record<DocumentFormat, string> = {
@@ -107,14 +109,6 @@ const extract = (source: ByteSource, declaredName: string, overrides: Partial<Ex
   )
 }
 
-/**
- * `text` as Postgres can store it: without U+0000, and with each lone surrogate (half of a UTF-16
- * pair) replaced by U+FFFD. Files carry both (JSON escapes, PDF text layers, Word XML character
- * references); the uploader can neither see nor easily remove them, so they are cleaned here
- * rather than refused, unlike the same characters in the API's own input.
- */
-const storableText = (text: string) => text.replaceAll("\u0000", "").toWellFormed()
-
 /** At most `max` UTF-16 code units of `text`, never half of a surrogate pair. */
 export const truncated = (text: string, max: number) => {
   const cut = text.slice(0, max)
@@ -124,14 +118,22 @@ export const truncated = (text: string, max: number) => {
 /** A title is a label, not a paragraph: some files put a whole abstract in it. */
 const shortened = (title: string) => (title.length <= 300 ? title : truncated(title, 299).trimEnd() + "…")
 
-const document = (format: DocumentFormat, text: string, title: string | null, pageCount: number | null = null): ExtractedDocument => {
+const document = (
+  format: DocumentFormat,
+  text: string,
+  title: string | null,
+  pages: { readonly pageCount: number; readonly pageStarts: ReadonlyArray<number> } | null = null
+): ExtractedDocument => {
   const label = title === null ? "" : storableText(title).trim()
+  const stored = storableText(text).trim()
   return {
     format,
     mediaType: mediaTypes[format],
     title: label === "" ? null : shortened(label),
-    text: storableText(text).trim(),
-    pageCount
+    text: stored,
+    pageCount: pages?.pageCount ?? null,
+    // Page starts are offsets into the text as extracted: they hold only if storing changed nothing.
+    pageStarts: pages !== null && stored === text ? pages.pageStarts : null
   }
 }
 
@@ -144,7 +146,7 @@ const extractAs = (
   switch (format) {
     case "pdf":
       return Effect.flatMap(source.readAll, (bytes) => pdfToText(bytes, limits.maxCharacters)).pipe(
-        Effect.map((pdf) => document("pdf", pdf.text, pdf.title, pdf.pageCount))
+        Effect.map((pdf) => document("pdf", pdf.text, pdf.title, pdf))
       )
     case "docx":
       return docxToText(source, limits).pipe(Effect.map((docx) => document("docx", docx.text, docx.title)))

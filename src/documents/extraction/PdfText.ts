@@ -6,13 +6,18 @@
 import { Effect } from "effect"
 import { getResolvedPDFJS } from "unpdf"
 import { CorruptFile, type ExtractionLimitExceeded, readableReason } from "./ExtractionErrors.ts"
-import { tooMuchText } from "./TextFormats.ts"
+import { storableText, tooMuchText } from "./TextFormats.ts"
 
 export interface PdfText {
   /** Pages apart by blank lines. */
   readonly text: string
   readonly title: string | null
   readonly pageCount: number
+  /**
+   * Where page n's text begins in `text` (index n - 1), one per page: a page without text begins
+   * where the next text does, so the page of offset o is the last page whose start is at most o.
+   */
+  readonly pageStarts: ReadonlyArray<number>
 }
 
 const endMarker = [..."%%EOF"].map((c) => c.charCodeAt(0))
@@ -41,11 +46,14 @@ interface TextRun {
   readonly hasEOL: boolean
 }
 
+/** A page's text as it is stored (cleaned before trimming, so the page starts stay exact). */
 const pageText = (items: ReadonlyArray<object>) =>
-  items
-    .filter((item): item is TextRun => "str" in item)
-    .map((item) => item.str + (item.hasEOL ? "\n" : ""))
-    .join("")
+  storableText(
+    items
+      .filter((item): item is TextRun => "str" in item)
+      .map((item) => item.str + (item.hasEOL ? "\n" : ""))
+      .join("")
+  )
     .split("\n")
     .map((line) => line.replace(/[ \t]+/g, " ").trim())
     .join("\n")
@@ -92,10 +100,15 @@ export const pdfToText = (bytes: Uint8Array, maxCharacters: number): Effect.Effe
         Effect.map(titleFrom),
         Effect.orElseSucceed(() => null)
       )
-      return {
-        text: pages.filter((page) => page !== "").join("\n\n"),
-        title,
-        pageCount: pdf.numPages
+      const pageStarts: Array<number> = []
+      let text = ""
+      for (const page of pages) {
+        if (page !== "" && text !== "") text += "\n\n"
+        pageStarts.push(text.length)
+        text += page
       }
+      // A page without text begins where the next page's text does.
+      for (let i = pageStarts.length - 2; i >= 0; i--) if (pages[i] === "") pageStarts[i] = pageStarts[i + 1]!
+      return { text, title, pageCount: pdf.numPages, pageStarts }
     })
   )

@@ -8,6 +8,14 @@ import { Effect } from "effect"
 import { CorruptFile, ExtractionLimitExceeded, readableReason } from "./ExtractionErrors.ts"
 import type { CsvDelimiter } from "./Sniff.ts"
 
+/**
+ * `text` as Postgres can store it: without U+0000, and with each lone surrogate (half of a UTF-16
+ * pair) replaced by U+FFFD. Files carry both (JSON escapes, PDF text layers, Word XML character
+ * references); the uploader can neither see nor easily remove them, so they are cleaned here
+ * rather than refused, unlike the same characters in the API's own input.
+ */
+export const storableText = (text: string) => text.replaceAll("\u0000", "").toWellFormed()
+
 export const normalizeNewlines = (text: string) => text.replace(/\r\n?/g, "\n")
 
 export const tooMuchText = (maxCharacters: number) =>
