@@ -24,6 +24,7 @@ import { CollectionsHttpLive } from "./collections/CollectionsHttp.ts"
 import { DocsHttpLive } from "./docs/DocsHttp.ts"
 import { DocumentDeletionsPruningLive } from "./documents/DocumentEvents.ts"
 import { DocumentsHttpLive } from "./documents/DocumentsHttp.ts"
+import { UploadSpoolSweepLive } from "./documents/UploadSpool.ts"
 import { HealthHttpLive } from "./health/HealthHttp.ts"
 import { ServerLifecycle } from "./http/ServerLifecycle.ts"
 import { AuthRateLimitLive } from "./ratelimit/RateLimitHttp.ts"
@@ -63,7 +64,8 @@ const ServedLive = Layer.mergeAll(
   ChatConversationsLive,
   ClusterTransportRouteLive,
   SearchStatisticsLive,
-  DocumentDeletionsPruningLive
+  DocumentDeletionsPruningLive,
+  UploadSpoolSweepLive
 )
 
 export const AppLive = serveApi(BasaltApi, ServedLive, [clusterTransportRoute]).pipe(

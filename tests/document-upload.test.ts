@@ -7,7 +7,7 @@
  * a shutdown that cuts an upload.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs"
 import { connect, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -403,6 +403,36 @@ describe("document upload", () => {
  * The server as a process (as `npm start` runs it), for what only a process shows: what it
  * leaves on disk when a signal stops it.
  */
+describe("upload spool directories left by a process that was killed", () => {
+  it("are removed when old, at start, and nothing else is", async () => {
+    const previousTmp = process.env.TMPDIR
+    const shared = mkdtempSync(join(tmpdir(), "basalt-spool-sweep-"))
+    const make = (name: string, ageHours: number) => {
+      const path = join(shared, name)
+      mkdirSync(path)
+      writeFileSync(join(path, "0"), "bytes of an upload")
+      const at = new Date(Date.now() - ageHours * 3_600_000)
+      utimesSync(path, at, at)
+      return path
+    }
+    const stale = make("basalt-upload-stale", 7)
+    const live = make("basalt-upload-live", 0)
+    const foreign = make("someone-elses-old-directory", 30)
+    process.env.TMPDIR = shared
+    const server = await startServer({}, { emptyDatabase: true })
+    try {
+      for (let waited = 0; existsSync(stale) && waited < 10_000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50))
+      expect(existsSync(stale)).toBe(false)
+      expect([existsSync(live), existsSync(foreign)]).toEqual([true, true])
+    } finally {
+      await server.stop()
+      if (previousTmp === undefined) delete process.env.TMPDIR
+      else process.env.TMPDIR = previousTmp
+      rmSync(shared, { recursive: true, force: true })
+    }
+  })
+})
+
 describe("document upload cut by shutdown", () => {
   const repoRoot = new URL("..", import.meta.url).pathname
   const directories: Array<string> = []

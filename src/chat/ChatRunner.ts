@@ -106,7 +106,7 @@ export class ChatRunner extends Context.Service<ChatRunner>()("basalt/ChatRunner
 
         const fail = (error: TurnError) => finish("failed", { type: "error", data: error }, "error", null, 0)
 
-        const earlier = yield* repo.earlierRun(answerId)
+        const { earlier, history } = row
         if (earlier.events > 0) {
           // A run cut short by a process that stopped: its tokens were sent already, so it is not run again.
           content = earlier.content
@@ -124,7 +124,6 @@ export class ChatRunner extends Context.Service<ChatRunner>()("basalt/ChatRunner
           created_at: row.owner_created_at,
           session_id: null
         }
-        const history = yield* repo.historyBefore(row.user_message_id)
 
         const toStored = (event: TurnEvent): ReadonlyArray<NewRunEvent> => {
           switch (event._tag) {

@@ -34,13 +34,12 @@ const RunRow = Schema.Struct({
   display_name: Schema.String,
   role: Role,
   active: Schema.Boolean,
-  owner_created_at: Schema.Date
+  owner_created_at: Schema.Date,
+  earlier_events: Schema.Int,
+  earlier_content: Schema.String,
+  history: Schema.Array(Schema.Struct({ role: MessageRole, content: Schema.String }))
 })
 export type RunRow = typeof RunRow.Type
-
-const TurnRow = Schema.Struct({ role: MessageRole, content: Schema.String })
-
-const EarlierRun = Schema.Struct({ events: Schema.Int, content: Schema.String })
 
 /** How a question is placed: after the session's current message, after a given answer, or first. */
 export type Placement = { readonly _tag: "Current" } | { readonly _tag: "After"; readonly messageId: string } | { readonly _tag: "First" }
@@ -87,16 +86,22 @@ export class ChatRunsRepo extends Context.Service<ChatRunsRepo>()("basalt/ChatRu
               const [row] = yield* rowsOf(ParentRow)(sql`SELECT role FROM chat_messages WHERE id = ${parent} AND session_id = ${sessionId}`)
               if (row === undefined || row.role !== "assistant") return { _tag: "BadParent" } as const
             }
-            // clock_timestamp(), not the transaction's now(): the answer is listed after its question.
+            // clock_timestamp(), not the transaction's now(), and the answer's later than the question's:
+            // the answer is listed after its question. One statement for the two rows and the session.
             const userMessageId = timeOrderedUuid()
             const answerId = timeOrderedUuid()
             yield* sql`
-            INSERT INTO chat_messages (id, session_id, parent_message_id, role, content, status, created_at)
-            VALUES (${userMessageId}, ${sessionId}, ${parent}, 'user', ${question}, 'complete', clock_timestamp())`
-            yield* sql`
-            INSERT INTO chat_messages (id, session_id, parent_message_id, role, content, status, model, api_key_id, created_at)
-            VALUES (${answerId}, ${sessionId}, ${userMessageId}, 'assistant', '', 'generating', ${model}, ${caller.api_key_id ?? null}, clock_timestamp())`
-            yield* sql`UPDATE chat_sessions SET current_message_id = ${answerId}, updated_at = now() WHERE id = ${sessionId}`
+            WITH question AS (
+              INSERT INTO chat_messages (id, session_id, parent_message_id, role, content, status, created_at)
+              VALUES (${userMessageId}, ${sessionId}, ${parent}, 'user', ${question}, 'complete', clock_timestamp())
+              RETURNING created_at
+            ),
+            answer AS (
+              INSERT INTO chat_messages (id, session_id, parent_message_id, role, content, status, model, api_key_id, created_at)
+              VALUES (${answerId}, ${sessionId}, ${userMessageId}, 'assistant', '', 'generating', ${model}, ${caller.api_key_id ?? null},
+                GREATEST(clock_timestamp(), (SELECT created_at FROM question) + interval '1 microsecond'))
+            )
+            UPDATE chat_sessions SET current_message_id = ${answerId}, updated_at = now() WHERE id = ${sessionId}`
             yield* enqueue(answerId)
             return { _tag: "Begun", userMessageId, answerId } as const
           })
@@ -112,44 +117,47 @@ export class ChatRunsRepo extends Context.Service<ChatRunsRepo>()("basalt/ChatRu
         ([row]) => row
       )
 
-    /** What the run of answer `answerId` needs; undefined when the answer is gone (its session deleted). */
+    /**
+     * What the run of answer `answerId` needs, in one statement: the session, question and asker;
+     * what an earlier run of the answer left (how many events, and the text its tokens wrote); and
+     * the branch before the question, oldest first, its last `historyLength` messages. Undefined
+     * when the answer is gone (its session deleted).
+     */
     const runOf = (answerId: string) =>
       Effect.map(
         rowsOf(RunRow)(sql`
           SELECT s.id AS session_id, s.scope, a.status, a.model, q.id AS user_message_id, q.content AS question,
-            u.id AS owner_id, u.email, u.display_name, u.role, u.active, u.created_at AS owner_created_at
+            u.id AS owner_id, u.email, u.display_name, u.role, u.active, u.created_at AS owner_created_at,
+            earlier.events AS earlier_events, earlier.content AS earlier_content, branch.turns AS history
           FROM chat_messages a
           JOIN chat_messages q ON q.id = a.parent_message_id
           JOIN chat_sessions s ON s.id = a.session_id
           JOIN users u ON u.id = s.owner_id
+          CROSS JOIN LATERAL (
+            SELECT count(*)::int AS events,
+              COALESCE(string_agg(e.data->>'text', '' ORDER BY e.seq) FILTER (WHERE e.type = 'token'), '') AS content
+            FROM chat_run_events e WHERE e.message_id = a.id
+          ) AS earlier
+          CROSS JOIN LATERAL (
+            WITH RECURSIVE branch AS (
+              SELECT q.parent_message_id AS id, 1 AS depth
+              UNION ALL
+              SELECT m.parent_message_id, b.depth + 1 FROM branch b JOIN chat_messages m ON m.id = b.id
+              WHERE b.depth < ${historyLength}
+            )
+            SELECT COALESCE(jsonb_agg(jsonb_build_object('role', m.role, 'content', m.content) ORDER BY b.depth DESC)
+              FILTER (WHERE m.content <> ''), '[]'::jsonb) AS turns
+            FROM branch b JOIN chat_messages m ON m.id = b.id
+          ) AS branch
           WHERE a.id = ${answerId} AND a.role = 'assistant'`),
-        ([row]) => row
-      )
-
-    /** The branch before the question `userMessageId`, oldest first: its last `historyLength` messages. */
-    const historyBefore = (userMessageId: string) =>
-      Effect.map(
-        rowsOf(Schema.Struct({ ...TurnRow.fields, depth: Schema.Int }))(sql`
-          WITH RECURSIVE branch AS (
-            SELECT m.parent_message_id AS id, 1 AS depth FROM chat_messages m WHERE m.id = ${userMessageId}
-            UNION ALL
-            SELECT m.parent_message_id, b.depth + 1 FROM branch b JOIN chat_messages m ON m.id = b.id
-            WHERE b.depth < ${historyLength}
-          )
-          SELECT m.role, m.content, b.depth FROM branch b JOIN chat_messages m ON m.id = b.id
-          WHERE m.content <> ''
-          ORDER BY b.depth DESC`),
-        (rows) => rows.map(({ role, content }) => ({ role, text: content }))
-      )
-
-    /** What an earlier run of the answer left: how many events, and the text its tokens wrote. */
-    const earlierRun = (answerId: string) =>
-      Effect.map(
-        rowsOf(EarlierRun)(sql`
-          SELECT count(*)::int AS events,
-            COALESCE(string_agg(data->>'text', '' ORDER BY seq) FILTER (WHERE type = 'token'), '') AS content
-          FROM chat_run_events WHERE message_id = ${answerId}`),
-        ([row]) => row!
+        ([row]) =>
+          row === undefined
+            ? undefined
+            : {
+                ...row,
+                earlier: { events: row.earlier_events, content: row.earlier_content },
+                history: row.history.map(({ content, role }) => ({ role, text: content }))
+              }
       )
 
     /** Whether the answer's run ended so long ago that its events are no longer kept. */
@@ -189,7 +197,7 @@ export class ChatRunsRepo extends Context.Service<ChatRunsRepo>()("basalt/ChatRu
             (rows) => new Set(rows.map((row) => row.id))
           )
 
-    return { begin, answerState, runOf, historyBefore, earlierRun, eventsExpired, usedToday, readableDocuments } as const
+    return { begin, answerState, runOf, eventsExpired, usedToday, readableDocuments } as const
   })
 }) {
   static readonly layer = Layer.effect(this, this.make)

@@ -29,7 +29,6 @@ import {
 } from "./Answerer.ts"
 import type { ChatScope, Citation } from "./Chat.ts"
 import type { ChatErrorCode } from "./ChatAnswers.ts"
-import { ChatTurnRepo } from "./ChatTurnRepo.ts"
 import { terms } from "./ExtractiveAnswerer.ts"
 
 /** How many chunks the model is shown at most. */
@@ -333,7 +332,6 @@ export class ChatTurn extends Context.Service<ChatTurn>()("basalt/ChatTurn", {
   make: Effect.gen(function* () {
     const retrieval = yield* Retrieval
     const answerer = yield* Answerer
-    const repo = yield* ChatTurnRepo
 
     /** The sources the model will be shown, numbered, each with the revision of its document now. */
     const sourcesFor = (input: TurnInput, query: string) =>
@@ -344,24 +342,21 @@ export class ChatTurn extends Context.Service<ChatTurn>()("basalt/ChatTurn", {
           filters: scopeFilters(input.scope),
           limit: maxSources
         })
-        const facts = yield* repo.chunkFacts(hits.map((hit) => hit.chunk_id))
-        // A chunk re-indexed away since the ranking is left out rather than shown without its revision.
-        return hits
-          .flatMap((hit) => {
-            const known = facts.get(hit.chunk_id)
-            return known === undefined ? [] : [{ hit, ...known }]
-          })
-          .map(({ hit, revision, pages }, index) => ({
+        // Each hit comes with its document's revision and its pages (a chunk re-indexed away since the ranking is left out).
+        return hits.map((hit, index) => {
+          const pages: ChunkPages | null = hit.page === null ? null : { firstPage: hit.page, pageBreaks: hit.pageBreaks ?? [] }
+          return {
             number: index + 1,
             document_id: hit.document_id,
             chunk_id: hit.chunk_id,
-            revision,
+            revision: hit.revision,
             title: hit.title,
             url: hit.url,
             page: pages?.firstPage ?? null,
             pages,
             content: hit.content
-          }))
+          }
+        })
       })
 
     /** The turn's events: message_start, token… and citation…, then message_end or error. */
@@ -440,5 +435,5 @@ export class ChatTurn extends Context.Service<ChatTurn>()("basalt/ChatTurn", {
     return { generate } as const
   })
 }) {
-  static readonly layer = Layer.effect(this, this.make).pipe(Layer.provide([Retrieval.layer, ChatTurnRepo.layer]))
+  static readonly layer = Layer.effect(this, this.make).pipe(Layer.provide(Retrieval.layer))
 }

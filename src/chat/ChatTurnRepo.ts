@@ -1,28 +1,14 @@
 /**
- * The SQL of one chat turn: which revision of each retrieved chunk's document the model is shown
- * (and the chunk's pages, for citations to name), and the answer recorded at its end (the message, the chunks shown, the citations) in one
- * transaction. Rows are decoded by Schema; a failing statement or an undecodable row is a defect
- * here, at the boundary.
+ * The SQL of one chat turn's end: the answer recorded (the message, the chunks shown, the
+ * citations) in one transaction. Which revision of each retrieved chunk's document the model is
+ * shown, and the chunk's pages, come with the retrieval (SearchRepo.details). Rows are decoded by
+ * Schema; a failing statement or an undecodable row is a defect here, at the boundary.
  */
 import { Context, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { FinishReason } from "./Answerer.ts"
 import type { Citation } from "./Chat.ts"
 import { rowsOf } from "../database/Rows.ts"
-import type { ChunkPages } from "../documents/Pages.ts"
-
-const ShownChunkRow = Schema.Struct({
-  chunk_id: Schema.String,
-  revision: Schema.Int,
-  first_page: Schema.NullOr(Schema.Int),
-  page_breaks: Schema.NullOr(Schema.Array(Schema.Int))
-})
-
-/** What a retrieved chunk is shown with: its document's revision now, and its pages when the document has pages. */
-export interface ChunkFacts {
-  readonly revision: number
-  readonly pages: ChunkPages | null
-}
 
 const UpdatedRow = Schema.Struct({ id: Schema.String })
 
@@ -52,27 +38,6 @@ export class ChatTurnRepo extends Context.Service<ChatTurnRepo>()("basalt/ChatTu
   make: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
 
-    /** The facts of each chunk; a chunk deleted since is missing from the map. */
-    const chunkFacts = (chunkIds: ReadonlyArray<string>) =>
-      chunkIds.length === 0
-        ? Effect.succeed(new Map<string, ChunkFacts>())
-        : Effect.map(
-            rowsOf(ShownChunkRow)(sql`
-              SELECT c.id::text AS chunk_id, d.revision, c.first_page, c.page_breaks
-              FROM chunks c JOIN documents d ON d.id = c.document_id
-              WHERE c.id IN ${sql.in(chunkIds)}`),
-            (rows) =>
-              new Map(
-                rows.map((row): [string, ChunkFacts] => [
-                  row.chunk_id,
-                  {
-                    revision: row.revision,
-                    pages: row.first_page === null ? null : { firstPage: row.first_page, pageBreaks: row.page_breaks ?? [] }
-                  }
-                ])
-              )
-          )
-
     /**
      * Records the end of a turn: the assistant message's text, status, finish reason, usage,
      * model and metadata, exactly the chunks it was shown and the citations it made (any
@@ -83,43 +48,52 @@ export class ChatTurnRepo extends Context.Service<ChatTurnRepo>()("basalt/ChatTu
       sql
         .withTransaction(
           Effect.gen(function* () {
+            // The message, and whatever an earlier finish recorded for it removed, in one statement.
             const updated = yield* rowsOf(UpdatedRow)(sql`
-              UPDATE chat_messages SET
-                content = ${turn.content},
-                status = ${turn.status},
-                finish_reason = ${turn.finishReason},
-                usage = ${turn.usage === null ? null : JSON.stringify(turn.usage)}::jsonb,
-                model = ${turn.model},
-                metadata = ${JSON.stringify(turn.metadata)}::jsonb
-              WHERE id = ${turn.assistantMessageId} AND role = 'assistant'
-              RETURNING id::text AS id`)
+              WITH updated AS (
+                UPDATE chat_messages SET
+                  content = ${turn.content},
+                  status = ${turn.status},
+                  finish_reason = ${turn.finishReason},
+                  usage = ${turn.usage === null ? null : JSON.stringify(turn.usage)}::jsonb,
+                  model = ${turn.model},
+                  metadata = ${JSON.stringify(turn.metadata)}::jsonb
+                WHERE id = ${turn.assistantMessageId} AND role = 'assistant'
+                RETURNING id
+              ),
+              shown_removed AS (DELETE FROM chat_message_chunks WHERE message_id IN (SELECT id FROM updated)),
+              citations_removed AS (DELETE FROM chat_citations WHERE message_id IN (SELECT id FROM updated))
+              SELECT id::text AS id FROM updated`)
             if (updated.length === 0) return false
             const messageId = turn.assistantMessageId
-            yield* sql`DELETE FROM chat_message_chunks WHERE message_id = ${messageId}`
-            yield* sql`DELETE FROM chat_citations WHERE message_id = ${messageId}`
-            if (turn.shown.length > 0) {
-              yield* sql`
-                INSERT INTO chat_message_chunks (message_id, position, document_id, chunk_id, revision)
-                SELECT ${messageId}::uuid, s.position, s.document_id, s.chunk_id, s.revision
-                FROM jsonb_to_recordset(${JSON.stringify(turn.shown)}::jsonb)
-                  AS s (position integer, document_id uuid, chunk_id uuid, revision integer)`
-            }
-            if (turn.citations.length > 0) {
-              yield* sql`
-                INSERT INTO chat_citations (message_id, number, document_id, chunk_id, revision,
-                  answer_start, answer_end, chunk_start, chunk_end, quote, page)
-                SELECT ${messageId}::uuid, c.number, c.document_id, c.chunk_id, c.revision,
-                  c.answer_start, c.answer_end, c.chunk_start, c.chunk_end, c.quote, c.page
-                FROM jsonb_to_recordset(${JSON.stringify(turn.citations)}::jsonb)
-                  AS c (number integer, document_id uuid, chunk_id uuid, revision integer, answer_start integer,
-                        answer_end integer, chunk_start integer, chunk_end integer, quote text, page integer)`
+            const shownRows = sql`
+              SELECT ${messageId}::uuid, s.position, s.document_id, s.chunk_id, s.revision
+              FROM jsonb_to_recordset(${JSON.stringify(turn.shown)}::jsonb)
+                AS s (position integer, document_id uuid, chunk_id uuid, revision integer)`
+            const citationRows = sql`
+              SELECT ${messageId}::uuid, c.number, c.document_id, c.chunk_id, c.revision,
+                c.answer_start, c.answer_end, c.chunk_start, c.chunk_end, c.quote, c.page
+              FROM jsonb_to_recordset(${JSON.stringify(turn.citations)}::jsonb)
+                AS c (number integer, document_id uuid, chunk_id uuid, revision integer, answer_start integer,
+                      answer_end integer, chunk_start integer, chunk_end integer, quote text, page integer)`
+            const insertShown = sql`INSERT INTO chat_message_chunks (message_id, position, document_id, chunk_id, revision) ${shownRows}`
+            const insertCitations = sql`
+              INSERT INTO chat_citations (message_id, number, document_id, chunk_id, revision,
+                answer_start, answer_end, chunk_start, chunk_end, quote, page) ${citationRows}`
+            // Both tables in one statement when both have rows.
+            if (turn.shown.length > 0 && turn.citations.length > 0) {
+              yield* sql`WITH shown AS (${insertShown}) ${insertCitations}`
+            } else if (turn.shown.length > 0) {
+              yield* insertShown
+            } else if (turn.citations.length > 0) {
+              yield* insertCitations
             }
             return true
           })
         )
         .pipe(Effect.orDie)
 
-    return { chunkFacts, finish } as const
+    return { finish } as const
   })
 }) {
   static readonly layer = Layer.effect(this, this.make)

@@ -142,9 +142,14 @@ class LiveRunLog {
     }
   }
 
-  /** The seq after the last one held, if any is held: the next one when no one else wrote since. */
+  /**
+   * The seq after the last one held: the next one when no one else wrote since. 1 before anything
+   * was published, as for a run starting now: should the run have earlier events, that seq is
+   * taken and the write takes the locked way.
+   */
   nextSeq(): number | undefined {
-    return this.events.length > this.start && this.terminalSeq === undefined ? this.events[this.events.length - 1]!.seq + 1 : undefined
+    if (this.terminalSeq !== undefined) return undefined
+    return this.events.length > this.start ? this.events[this.events.length - 1]!.seq + 1 : 1
   }
 
   /**

@@ -18,6 +18,7 @@ import { extractFile, truncated } from "./extraction/Extraction.ts"
 import type { ExtractionError } from "./extraction/ExtractionErrors.ts"
 import type { DocumentIngestion, NewDocument } from "./DocumentIngestion.ts"
 import { DocumentSource, DocumentTags, DocumentVisibility, maxContentCharacters } from "./Documents.ts"
+import { spoolPrefix } from "./UploadSpool.ts"
 import { Uuid } from "../contract/Uuid.ts"
 
 export const maxUploadFiles = 100
@@ -152,7 +153,7 @@ const receive = (
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
-    const directory = yield* fs.makeTempDirectoryScoped({ prefix: "basalt-upload-" }).pipe(Effect.orDie)
+    const directory = yield* fs.makeTempDirectoryScoped({ prefix: spoolPrefix }).pipe(Effect.orDie)
     const files: Array<SpooledFile> = []
     const fields = new Map<string, Array<string>>()
     yield* Stream.runForEach(

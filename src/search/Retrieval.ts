@@ -47,9 +47,15 @@ export interface Ranked extends RankingMode, HitList {
   readonly offset: number
 }
 
+/** A result, with its document's revision now and where its chunk's later pages begin (when it has pages). */
+export interface RetrievedHit extends SearchResult {
+  readonly revision: number
+  readonly pageBreaks: ReadonlyArray<number> | null
+}
+
 /** The first positions of a ranking, each with what a result shows (title, source, the chunk's text, highlights). */
 export interface Retrieved extends RankingMode {
-  readonly hits: ReadonlyArray<SearchResult>
+  readonly hits: ReadonlyArray<RetrievedHit>
 }
 
 export class Retrieval extends Context.Service<Retrieval>()("basalt/Retrieval", {
@@ -152,13 +158,15 @@ export class Retrieval extends Context.Service<Retrieval>()("basalt/Retrieval", 
             query
           )
         ),
-        (details): ReadonlyArray<SearchResult> => {
+        (details): ReadonlyArray<RetrievedHit> => {
           const byChunk = new Map(details.map((detail) => [detail.chunk_id, detail]))
           return page.hits.flatMap((hit, index) =>
             Option.match(Option.fromNullishOr(byChunk.get(hit.chunk_id)), {
               // Deleted between the two statements: left out rather than shown half.
               onNone: () => [],
-              onSome: (detail) => [{ ...detail, score: hit.score, rank: page.offset + index + 1 }]
+              onSome: ({ page_breaks, ...detail }) => [
+                { ...detail, pageBreaks: page_breaks, score: hit.score, rank: page.offset + index + 1 }
+              ]
             })
           )
         }
@@ -195,7 +203,10 @@ export class Retrieval extends Context.Service<Retrieval>()("basalt/Retrieval", 
         const offset = request.cursor === undefined ? 0 : yield* decodeCursor(request.cursor, fingerprint)
         yield* admitCollections(caller, filters)
         const page = yield* rankPage(caller, { ...request, limit }, offset)
-        const results = yield* resultsOf(page, request.query)
+        // A search result shows neither the revision nor the page breaks.
+        const results = (yield* resultsOf(page, request.query)).map(
+          ({ pageBreaks: _pageBreaks, revision: _revision, ...result }): SearchResult => result
+        )
         const nextOffset = page.offset + page.hits.length
         return {
           query: request.query,

@@ -63,6 +63,10 @@ export interface HitDetails {
   /** The page the chunk begins on, when its document has pages. */
   readonly page: number | null
   readonly highlights: ReadonlyArray<string>
+  /** The document's revision now (what chat records a source with). */
+  readonly revision: number
+  /** Where the chunk's later pages begin, when its document has pages. */
+  readonly page_breaks: ReadonlyArray<number> | null
 }
 
 /** How far semantic search looks: this many nearest chunks at most (then one per document). */
@@ -179,8 +183,8 @@ export class SearchRepo extends Context.Service<SearchRepo>()("basalt/SearchRepo
     }) =>
       sql.withTransaction(
         Effect.gen(function* () {
-          yield* sql`SET LOCAL hnsw.iterative_scan = relaxed_order`
-          yield* sql`SET LOCAL hnsw.ef_search = 100`
+          // SET LOCAL of both, in one statement.
+          yield* sql`SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', '100', true)`
           const vectorText = `[${Array.from(request.vector).join(",")}]`
           const dims = sql.literal(String(Math.trunc(request.dimensions)))
           const rows = yield* sql<{ document_id: string | null; chunk_id: string | null; score: number | null; ranked: string }>`
@@ -221,13 +225,15 @@ export class SearchRepo extends Context.Service<SearchRepo>()("basalt/SearchRepo
 
     /**
      * What a result shows: title, source, url, the chunk's text, and its passages with the
-     * query's terms marked (ts_headline with «…» marks, see the contract).
+     * query's terms marked (ts_headline with «…» marks, see the contract); and, for chat, the
+     * document's revision and the chunk's page breaks.
      */
     const details = (chunkIds: ReadonlyArray<string>, query: string) =>
       chunkIds.length === 0
         ? Effect.succeed([] as ReadonlyArray<HitDetails>)
         : sql<HitDetails>`
           SELECT c.document_id, c.id AS chunk_id, d.title, d.source, d.url, c.content, c.first_page AS page,
+                 d.revision, c.page_breaks,
                  coalesce(string_to_array(ts_headline('english'::regconfig, c.content, q.tsq,
                    'StartSel=«, StopSel=», MaxFragments=3, MaxWords=30, MinWords=10, FragmentDelimiter=' || chr(31)), chr(31)),
                    '{}') AS highlights
