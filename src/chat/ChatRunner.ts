@@ -7,7 +7,7 @@
  * so far. The run never fails: whatever goes wrong ends the answer as `failed` with an `error`
  * event, so that the entity's message completes and is not run again.
  */
-import { Context, Duration, Effect, Layer, Option, Stream } from "effect"
+import { Context, Duration, Effect, Layer, Option, Sink, Stream } from "effect"
 import { roleRank } from "../accounts/Accounts.ts"
 import type { Caller } from "../accounts/SessionsRepo.ts"
 import { AppConfig } from "../config/AppConfig.ts"
@@ -31,7 +31,7 @@ export interface RunRequest {
 
 /**
  * Tokens are kept a few at a time: at most this many events, or this long, per write. The window
- * is what a token may wait before anyone sees it, the first one included.
+ * is what a token after the first may wait before anyone sees it.
  */
 const batchSize = 64
 const batchWindow = "10 millis"
@@ -161,20 +161,27 @@ export class ChatRunner extends Context.Service<ChatRunner>()("basalt/ChatRunner
             })
           )
 
-        const generation = turns
-          .generate({
-            caller,
-            scope: row.scope,
-            question: row.question,
-            history,
-            includeCitations: request.include_citations ?? true,
-            options: { model: row.model ?? undefined, temperature: request.temperature, maxTokens: request.max_tokens }
+        const generation = Effect.scoped(
+          Effect.gen(function* () {
+            let rest = turns
+              .generate({
+                caller,
+                scope: row.scope,
+                question: row.question,
+                history,
+                includeCitations: request.include_citations ?? true,
+                options: { model: row.model ?? undefined, temperature: request.temperature, maxTokens: request.max_tokens }
+              })
+              .pipe(Stream.flatMap((event) => Stream.fromIterable(toStored(event))))
+            // message_start and the first token are written as they come; only later tokens wait for company.
+            for (let urgent = 0; urgent < 2; urgent++) {
+              const [head, tail] = yield* Stream.peel(rest, Sink.take<NewRunEvent>(1))
+              if (head.length > 0) yield* stored(head)
+              rest = tail
+            }
+            yield* rest.pipe(Stream.groupedWithin(batchSize, batchWindow), Stream.runForEach(stored))
           })
-          .pipe(
-            Stream.flatMap((event) => Stream.fromIterable(toStored(event))),
-            Stream.groupedWithin(batchSize, batchWindow),
-            Stream.runForEach(stored)
-          )
+        )
 
         const outcome = yield* Effect.raceFirst(
           Effect.as(generation, "generated" as const),
