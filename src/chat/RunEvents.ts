@@ -52,8 +52,6 @@ export class RunEventsExpired extends Data.TaggedError("RunEventsExpired")<{ rea
  * itself: NOTIFY wakes it, and a LISTEN connection that comes back wakes every reader.
  */
 const safetyPoll = Duration.seconds(10)
-/** How often the draining flag is looked at: a draining server ends its followers' streams. */
-const drainingCheck = Duration.seconds(1)
 const replayPage = 1_000
 /** The events a live run holds in memory at most; a follower further behind reads the table. */
 export const liveRunCapacity = 512
@@ -181,10 +179,11 @@ export class RunEvents extends Context.Service<RunEvents>()("basalt/RunEvents", 
     const liveRuns = new Map<string, LiveRunLog>()
     /** Tells this process's notifications apart from the others'. */
     const origin = randomUUID()
-    const draining = Deferred.makeUnsafe<void>()
 
     // A NOTIFY inside a transaction is delivered on commit, and not at all on rollback.
-    const notifying = (key: string) => (embedded ? sql`` : sql`, pg_notify(${channel}, ${`${key}:${origin}`})`)
+    /** A notification's payload: its key and this process. */
+    const payloadOf = (key: string) => `${key}:${origin}`
+    const notifying = (key: string) => (embedded ? sql`` : sql`, pg_notify(${channel}, ${payloadOf(key)})`)
 
     const decodeEvents = Schema.decodeUnknownEffect(Schema.Array(RunEvent))
     const decodeState = Schema.decodeUnknownEffect(Schema.Array(RunState))
@@ -228,7 +227,7 @@ export class RunEvents extends Context.Service<RunEvents>()("basalt/RunEvents", 
     const appendAt = (messageId: string, batch: string, terminal: boolean, first: number) =>
       sql<{ seq: number }>`
         WITH ${batchRows(messageId, batch, first)}${finishing(messageId, terminal)}${
-          embedded ? sql`` : sql`, notified AS (SELECT pg_notify(${channel}, ${`${eventsKey(messageId)}:${origin}`}))`
+          embedded ? sql`` : sql`, notified AS (SELECT pg_notify(${channel}, ${payloadOf(eventsKey(messageId))}))`
         }
         INSERT INTO chat_run_events (message_id, seq, type, data)
         SELECT ${messageId}, seq, type, data FROM batch${embedded ? sql`` : sql` CROSS JOIN notified`}
@@ -307,7 +306,7 @@ export class RunEvents extends Context.Service<RunEvents>()("basalt/RunEvents", 
 
     /** Waits for `signal`, the server's draining or `bound`, the first to come. */
     const awaitWake = (signal: Deferred.Deferred<void>, bound: Duration.Input) =>
-      Effect.asVoid(Effect.timeoutOption(Effect.raceFirst(Deferred.await(signal), Deferred.await(draining)), bound))
+      Effect.asVoid(Effect.timeoutOption(Effect.raceFirst(Deferred.await(signal), lifecycle.whenDraining), bound))
 
     type Step = readonly [ReadonlyArray<RunEvent>, Option.Option<FollowState>]
     const ended: Step = [[], Option.none()]
@@ -414,11 +413,6 @@ export class RunEvents extends Context.Service<RunEvents>()("basalt/RunEvents", 
     const pruneExpired = olderThan(config.chat.runRetention, pruneFinishedBefore)
 
     yield* cleanUpEvery(cleanupInterval, "expired chat run events", pruneExpired)
-
-    yield* Effect.suspend(() => (lifecycle.isDraining() ? Deferred.succeed(draining, undefined) : Effect.succeed(false))).pipe(
-      Effect.repeat({ until: (done) => done, schedule: Schedule.spaced(drainingCheck) }),
-      Effect.forkScoped
-    )
 
     /** `<key>:<origin>`; this process's own are ignored (its writer wakes its readers itself). */
     const notified = (payload: string) => {

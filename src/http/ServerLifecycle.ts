@@ -2,13 +2,15 @@
  * In-flight requests and the draining flag: what graceful shutdown waits on, and what /ready
  * reports while the server is going away.
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Deferred, Effect, Layer } from "effect"
 
 export class ServerLifecycle extends Context.Service<
   ServerLifecycle,
   {
     readonly isDraining: () => boolean
     readonly startDraining: Effect.Effect<void>
+    /** Completes once draining starts: what a long wait races against, instead of polling the flag. */
+    readonly whenDraining: Effect.Effect<void>
     readonly inFlight: () => number
     /** Runs `effect` as one in-flight request. */
     readonly track: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
@@ -17,6 +19,7 @@ export class ServerLifecycle extends Context.Service<
   // Plain counters, not Refs: this sits on every request's path and only one fiber writes at a time.
   static readonly layer = Layer.sync(ServerLifecycle, () => {
     let draining = false
+    const drained = Deferred.makeUnsafe<void>()
     let inFlight = 0
     const done = Effect.sync(() => {
       inFlight--
@@ -25,7 +28,9 @@ export class ServerLifecycle extends Context.Service<
       isDraining: () => draining,
       startDraining: Effect.sync(() => {
         draining = true
+        Deferred.doneUnsafe(drained, Effect.void)
       }),
+      whenDraining: Deferred.await(drained),
       inFlight: () => inFlight,
       // The request fiber is uninterruptible until its handler runs, so nothing can slip
       // between the increment and the finalizer that undoes it.
